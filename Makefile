@@ -1,0 +1,51 @@
+# dwfs: `make run` to try it, `make test` to check it, `make bench` to measure it.
+# Every target that needs the environment runs `make setup` first, which installs
+# what is missing (Debian packages, the virtual environment, the native extension)
+# and does nothing when nothing changed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc
+STAMP := $(VENV)/.setup-stamp
+NATIVE := $(wildcard native/src/*.c native/include/*.h native/binding/*.c)
+DEMO := .dwfs-demo
+
+.PHONY: setup run test bench lint native-test clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg setup.py pyproject.toml $(NATIVE)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	@$(PY) scripts/demo.py $(DEMO)
+
+native-test:
+	@mkdir -p native/build
+	@gcc -O2 -Wall -Wextra -Werror -Inative/include native/src/*.c native/tests/test_native.c -o native/build/test_native
+	@native/build/test_native
+
+lint: setup
+	$(VENV)/bin/ruff check dwfs tests scripts
+	$(VENV)/bin/ruff format --check dwfs tests scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: setup native-test lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) scripts/bench_blockstore.py
+
+clean:
+	rm -rf $(VENV) build native/build *.egg-info dwfs/*.so

@@ -1,0 +1,46 @@
+"""Native kernels or their pure-Python twins, chosen once at import.
+
+This package is the only importer of the dwfs._native extension. Callers use the
+functions below and never learn which implementation ran, except through
+implementation(), which `dwfsctl status` reports.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+from dwfs._accel import _gf as gf
+from dwfs._accel import _pure
+from dwfs.types import Buffer
+
+_LEVELS = {0: "portable C", 1: "SSSE3", 2: "AVX2"}
+
+
+_native: ModuleType | None
+try:
+    from dwfs._native import cdc_cuts as cdc_cuts
+    from dwfs._native import gf_matmul as gf_matmul
+
+    _native = sys.modules["dwfs._native"]
+except ImportError:  # the extension was not built: stay correct, only slower
+    _native = None
+    gf_matmul = _pure.gf_matmul
+    cdc_cuts = _pure.cdc_cuts
+
+
+def implementation() -> str:
+    """Which kernels run: 'native (AVX2)', 'native (portable C)', or 'pure Python'."""
+    if _native is None:
+        return "pure Python"
+    return f"native ({_LEVELS[_native.simd_level()]})"
+
+
+def force_simd_level(level: int) -> str:
+    """Cap the native vector path (0 portable, 1 SSSE3, 2 AVX2); for tests and benchmarks."""
+    if _native is not None:
+        _native.force_level(level)
+    return implementation()
+
+
+__all__ = ["Buffer", "cdc_cuts", "force_simd_level", "gf", "gf_matmul", "implementation"]

@@ -1,0 +1,75 @@
+"""Pure-Python twins of the native kernels: same results, byte for byte.
+
+Used where the extension is not built, and by the differential tests as the
+reference. Multiplying a buffer by a constant is bytes.translate through a
+256-entry table, and XOR is done on whole buffers as integers, so coding stays
+usable (tens of MB/s); the chunker loop is slow and exists for correctness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dwfs._accel import _gf
+from dwfs.types import Buffer
+
+_MUL_TABLES = [bytes(_gf.mul(c, x) for x in range(256)) for c in range(256)]
+_MASK64 = (1 << 64) - 1
+
+
+def gf_matmul(matrix: bytes, rows: int, cols: int, inputs: Sequence[Buffer]) -> list[bytes]:
+    if len(matrix) != rows * cols or len(inputs) != cols:
+        raise ValueError("matrix shape does not match the inputs")
+    length = len(inputs[0])
+    if any(len(b) != length for b in inputs):
+        raise ValueError("inputs differ in length")
+    out = []
+    for r in range(rows):
+        acc = 0
+        for c in range(cols):
+            coef = matrix[r * cols + c]
+            if coef:
+                src = bytes(inputs[c])
+                if coef != 1:
+                    src = src.translate(_MUL_TABLES[coef])
+                acc ^= int.from_bytes(src, "little")
+        out.append(acc.to_bytes(length, "little"))
+    return out
+
+
+def _cut(data: Buffer, start: int, params: tuple[int, int, int, int, int], gear: list[int]) -> int:
+    min_size, avg_size, max_size, mask_s, mask_l = params
+    n = len(data) - start
+    if n <= min_size:
+        return n
+    limit = min(n, max_size)
+    normal = min(avg_size, limit)
+    h = 0
+    for i in range(min_size, limit):
+        h = ((h << 1) + gear[data[start + i]]) & _MASK64
+        if not h & (mask_s if i < normal else mask_l):
+            return i + 1
+    return limit
+
+
+def cdc_cuts(
+    data: Buffer,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    mask_s: int,
+    mask_l: int,
+    gear: bytes,
+    final: bool,
+) -> list[int]:
+    table = [int.from_bytes(gear[i * 8 : i * 8 + 8], "little") for i in range(256)]
+    params = (min_size, avg_size, max_size, mask_s, mask_l)
+    cuts: list[int] = []
+    pos = 0
+    while pos < len(data):
+        cut = _cut(data, pos, params, table)
+        if not final and pos + cut == len(data) and cut < max_size:
+            break
+        cuts.append(cut)
+        pos += cut
+    return cuts

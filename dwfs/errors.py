@@ -1,0 +1,102 @@
+"""One error taxonomy for every layer of dwfs.
+
+Each class carries the errno the filesystem adapters report and the exit status the
+command line returns, so the translation happens at exactly one edge per adapter.
+Messages name the problem and what to do about it; they never contain a key, a
+passphrase or file content.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno as _errno
+
+
+class ExitCode(enum.IntEnum):
+    """Exit statuses of dwfsctl, one per kind of failure."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    BAD_KEY = 3
+    INTEGRITY = 4
+    DEVICE = 5
+    NO_SPACE = 6
+    BUSY = 7
+    INTERRUPTED = 130
+
+
+class DwfsError(Exception):
+    """Base of every error dwfs raises on purpose."""
+
+    errno: int = _errno.EIO
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class UsageError(DwfsError):
+    """The request itself is malformed: a bad option, name or argument."""
+
+    errno = _errno.EINVAL
+    exit_code = ExitCode.USAGE
+
+
+class NotFound(DwfsError):
+    errno = _errno.ENOENT
+    exit_code = ExitCode.USAGE
+
+
+class Exists(DwfsError):
+    errno = _errno.EEXIST
+    exit_code = ExitCode.USAGE
+
+
+class NotEmpty(DwfsError):
+    errno = _errno.ENOTEMPTY
+    exit_code = ExitCode.USAGE
+
+
+class ReadOnly(DwfsError):
+    errno = _errno.EROFS
+
+
+class NoSpace(DwfsError):
+    errno = _errno.ENOSPC
+    exit_code = ExitCode.NO_SPACE
+
+
+class Busy(DwfsError):
+    errno = _errno.EBUSY
+    exit_code = ExitCode.BUSY
+
+
+class BadKey(DwfsError):
+    """No keyslot opens with the passphrase, key file or recovery key given."""
+
+    errno = _errno.EACCES
+    exit_code = ExitCode.BAD_KEY
+
+
+class IntegrityError(DwfsError):
+    """Data or metadata failed authentication and could not be repaired."""
+
+    errno = _errno.EIO
+    exit_code = ExitCode.INTEGRITY
+
+
+class Unrecoverable(IntegrityError):
+    """More shards of a stripe are lost or corrupt than its parity can rebuild."""
+
+
+class DeviceError(DwfsError):
+    """A device is missing, foreign, unreadable or of an unknown format."""
+
+    errno = _errno.EIO
+    exit_code = ExitCode.DEVICE
+
+
+class FormatError(DeviceError):
+    """An on-disk structure has a format version this dwfs does not know."""
+
+
+class TierUnavailable(DwfsError):
+    errno = _errno.EIO

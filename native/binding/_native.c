@@ -1,0 +1,132 @@
+/* CPython binding for dwfs's native kernels: takes buffers, releases the GIL
+ * around the arithmetic, and returns new bytes objects. The only importer is
+ * dwfs._accel. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "dwfs_native.h"
+
+static PyObject *py_simd_level(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    return PyLong_FromLong(dwfs_gf_simd_level());
+}
+
+static PyObject *py_force_level(PyObject *self, PyObject *arg) {
+    (void)self;
+    long level = PyLong_AsLong(arg);
+    if (level == -1 && PyErr_Occurred()) return NULL;
+    dwfs_gf_force_level((int)level);
+    return PyLong_FromLong(dwfs_gf_simd_level());
+}
+
+static void release_all(Py_buffer *bufs, int n) {
+    for (int i = 0; i < n; i++) PyBuffer_Release(&bufs[i]);
+}
+
+static PyObject *py_gf_matmul(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer matrix;
+    int rows, cols;
+    PyObject *seq_obj;
+    if (!PyArg_ParseTuple(args, "y*iiO", &matrix, &rows, &cols, &seq_obj)) return NULL;
+    PyObject *seq = PySequence_Fast(seq_obj, "inputs must be a sequence of buffers");
+    if (seq == NULL) { PyBuffer_Release(&matrix); return NULL; }
+    Py_buffer bufs[DWFS_MAX_SHARDS];
+    int got = 0;
+    PyObject *result = NULL;
+    if (rows < 0 || cols < 1 || rows > DWFS_MAX_SHARDS || cols > DWFS_MAX_SHARDS ||
+        PySequence_Fast_GET_SIZE(seq) != cols || matrix.len != (Py_ssize_t)rows * cols) {
+        PyErr_SetString(PyExc_ValueError, "matrix shape does not match the inputs");
+        goto done;
+    }
+    for (; got < cols; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &bufs[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        if (bufs[got].len != bufs[0].len) {
+            got++;
+            PyErr_SetString(PyExc_ValueError, "inputs differ in length");
+            goto done;
+        }
+    }
+    size_t len = (size_t)bufs[0].len;
+    const uint8_t *in[DWFS_MAX_SHARDS];
+    uint8_t *out[DWFS_MAX_SHARDS];
+    for (int c = 0; c < cols; c++) in[c] = (const uint8_t *)bufs[c].buf;
+    result = PyList_New(rows);
+    if (result == NULL) goto done;
+    for (int r = 0; r < rows; r++) {
+        PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+        if (b == NULL) { Py_CLEAR(result); goto done; }
+        PyList_SET_ITEM(result, r, b);
+        out[r] = (uint8_t *)PyBytes_AS_STRING(b);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    dwfs_gf_matmul((const uint8_t *)matrix.buf, rows, cols, in, out, len);
+    Py_END_ALLOW_THREADS
+done:
+    release_all(bufs, got);
+    Py_DECREF(seq);
+    PyBuffer_Release(&matrix);
+    return result;
+}
+
+#define MAX_CUTS 65536
+
+static PyObject *py_cdc_cuts(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data, gear;
+    Py_ssize_t min_size, avg_size, max_size;
+    unsigned long long mask_s, mask_l;
+    int final;
+    if (!PyArg_ParseTuple(args, "y*nnnKKy*p", &data, &min_size, &avg_size, &max_size,
+                          &mask_s, &mask_l, &gear, &final))
+        return NULL;
+    PyObject *result = NULL;
+    if (gear.len != 256 * 8 || min_size < 0 || avg_size < min_size || max_size < avg_size ||
+        max_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "bad chunker parameters");
+        goto done;
+    }
+    size_t cuts[MAX_CUTS];
+    size_t ncuts = 0, pos = 0, n = (size_t)data.len;
+    const uint8_t *p = (const uint8_t *)data.buf;
+    const uint64_t *g = (const uint64_t *)gear.buf;
+    Py_BEGIN_ALLOW_THREADS
+    while (pos < n && ncuts < MAX_CUTS) {
+        size_t cut = dwfs_cdc_cut(p + pos, n - pos, (size_t)min_size, (size_t)avg_size,
+                                  (size_t)max_size, mask_s, mask_l, g);
+        if (!final && pos + cut == n && cut < (size_t)max_size) break;
+        cuts[ncuts++] = cut;
+        pos += cut;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyList_New((Py_ssize_t)ncuts);
+    if (result == NULL) goto done;
+    for (size_t i = 0; i < ncuts; i++) {
+        PyObject *v = PyLong_FromSize_t(cuts[i]);
+        if (v == NULL) { Py_CLEAR(result); goto done; }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, v);
+    }
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&gear);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"simd_level", py_simd_level, METH_NOARGS, "The GF(2^8) vector path in use: 0, 1 or 2."},
+    {"force_level", py_force_level, METH_O, "Cap the vector path (for tests and benchmarks)."},
+    {"gf_matmul", py_gf_matmul, METH_VARARGS, "Multiply a GF(2^8) matrix by equal-length buffers."},
+    {"cdc_cuts", py_cdc_cuts, METH_VARARGS, "FastCDC chunk lengths of a buffer."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dwfs._native", "dwfs native kernels", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    dwfs_gf_init();
+    return PyModule_Create(&module);
+}

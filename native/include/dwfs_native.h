@@ -1,0 +1,37 @@
+/* dwfs native kernels: GF(2^8) matrix coding and the FastCDC cut loop.
+ *
+ * Pure C with no Python.h, so the C tests and any other binding can reuse it
+ * (the zfec pattern). Every function is reentrant after dwfs_gf_init().
+ */
+#ifndef DWFS_NATIVE_H
+#define DWFS_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DWFS_MAX_SHARDS 64
+
+enum dwfs_simd { DWFS_SIMD_PORTABLE = 0, DWFS_SIMD_SSSE3 = 1, DWFS_SIMD_AVX2 = 2 };
+
+/* Builds the multiplication tables and picks the vector path from CPU flags. */
+void dwfs_gf_init(void);
+
+/* The vector path in use (after dwfs_gf_init), and a way to force a lower one. */
+int dwfs_gf_simd_level(void);
+void dwfs_gf_force_level(int level);
+
+uint8_t dwfs_gf_mul(uint8_t a, uint8_t b);
+
+/* out[r][i] = XOR over c of M[r*cols + c] * in[c][i], for i in [0, len).
+ * rows, cols <= DWFS_MAX_SHARDS. Outputs must not alias inputs. */
+void dwfs_gf_matmul(const uint8_t *matrix, int rows, int cols,
+                    const uint8_t *const *in, uint8_t *const *out, size_t len);
+
+/* FastCDC (normalized chunking): the length of the first chunk of p[0..n).
+ * If the buffer ends before a cut point is found and max is not reached,
+ * returns n. gear is a table of 256 64-bit values. */
+size_t dwfs_cdc_cut(const uint8_t *p, size_t n, size_t min_size, size_t avg_size,
+                    size_t max_size, uint64_t mask_small, uint64_t mask_large,
+                    const uint64_t *gear);
+
+#endif

@@ -1,0 +1,37 @@
+"""Shared fixtures: every test gets its own state directory and real temp dirs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import hypothesis
+import pytest
+
+hypothesis.settings.register_profile(
+    "dwfs",
+    deadline=None,
+    max_examples=int(os.environ.get("DWFS_HYPOTHESIS_EXAMPLES", "60")),
+    suppress_health_check=[
+        hypothesis.HealthCheck.too_slow,
+        hypothesis.HealthCheck.function_scoped_fixture,
+    ],
+)
+hypothesis.settings.load_profile("dwfs")
+
+# Argon2id parameters cheap enough for tests that open many pools; the CLI tests
+# use the real defaults.
+FAST_KDF = {"name": "argon2id", "memory_kib": 256, "iterations": 1, "lanes": 1}
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("state")
+    old = os.environ.get("DWFS_STATE_DIR")
+    os.environ["DWFS_STATE_DIR"] = str(path)
+    yield path
+    if old is None:
+        del os.environ["DWFS_STATE_DIR"]
+    else:
+        os.environ["DWFS_STATE_DIR"] = old
