@@ -1,0 +1,389 @@
+"""A pool's devices as one array of stripes: placement, degraded reads, healing.
+
+The array writes each stripe's shards at the same (segment, offset) on the devices
+its layout picks, reads back the data shards and falls back to redundancy when a
+shard is missing or fails its MAC, and rewrites bad shards it finds (self-healing
+reads, as ZFS does). Methods block on disk I/O and are safe to call from several
+worker threads at once; stripes are immutable once written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from dwfs.devices import _parity, _shard
+from dwfs.devices._device import DirDevice
+from dwfs.devices._layout import Layout, shards_on
+from dwfs.devices._superblock import RING, Member, Superblock, encode
+from dwfs.errors import DeviceError, DwfsError
+from dwfs.types import ChunkId, StripeAddr
+
+ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
+_MARK = struct.Struct("<QQQ")
+
+
+@dataclasses.dataclass
+class MemberState:
+    """One member device as this process sees it."""
+
+    index: int
+    uuid: str
+    path: Path
+    device: DirDevice | None
+    state: str
+    reason: str = ""
+    generation: int = 0
+    errors: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"read": 0, "checksum": 0, "write": 0}
+    )
+
+    @property
+    def online(self) -> bool:
+        return self.state == ONLINE and self.device is not None
+
+
+class DeviceArray:
+    """The members of one pool, addressed by stripe."""
+
+    def __init__(
+        self, sb: Superblock, members: list[MemberState], shard_key: bytes, sb_key: bytes
+    ) -> None:
+        self.pool = sb.pool
+        self.layout = Layout.from_json(sb.layout)
+        self.segment_size = sb.segment_size
+        self.members = members
+        self.generation = sb.generation
+        self.config = sb.config
+        self._shard_key = shard_key
+        self._sb_key = sb_key
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._segment = 0
+        self._offset = 0
+        # Some member's superblock lags the newest or records an old path.
+        self.stale = False
+
+    # -- geometry -------------------------------------------------------------
+
+    def _online(self) -> list[MemberState]:
+        return [m for m in self.members if m.online]
+
+    def allocate(self, sealed_len: int) -> StripeAddr:
+        """Reserve the next stripe position for a sealed chunk of this length."""
+        shard_len = _parity.shard_length(self.layout, sealed_len)
+        size = _shard.HEADER_SIZE + shard_len
+        with self._lock:
+            if self._offset and self._offset + size > self.segment_size:
+                self._segment, self._offset = self._segment + 1, 0
+            addr = StripeAddr(self._seq, self._segment, self._offset, shard_len, sealed_len)
+            self._seq += 1
+            self._offset += size
+        return addr
+
+    def frontier(self) -> StripeAddr:
+        """The position the next stripe would take (seq, segment, offset)."""
+        with self._lock:
+            return StripeAddr(self._seq, self._segment, self._offset, 0, 0)
+
+    def _count(self, member: MemberState, kind: str, fault: str = "") -> None:
+        with self._lock:
+            member.errors[kind] += 1
+            if fault:
+                member.state, member.reason = FAULTED, fault
+
+    # -- writing --------------------------------------------------------------
+
+    def write_stripe(self, addr: StripeAddr, chunk_id: ChunkId, shards: list[bytes]) -> None:
+        """Write every shard of one stripe to its device.
+
+        Raises:
+            DeviceError: fewer than k shards could be written.
+        """
+        written = 0
+        first_error: DwfsError | None = None
+        for device_index, shard_index in shards_on(self.layout, addr.seq).items():
+            member = self.members[device_index]
+            if not member.online:
+                continue
+            try:
+                self._write_shard(member, addr, chunk_id, shard_index, shards[shard_index])
+                written += 1
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+                first_error = first_error or exc
+        if written < self.layout.k:
+            if first_error is not None:
+                raise first_error
+            raise DeviceError(
+                f"only {written} of {self.layout.width} devices of pool {self.pool} can be "
+                "written: bring the missing devices back or replace them"
+            )
+
+    def pack_header(self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: bytes) -> bytes:
+        """The authenticated header of shard `index` of the stripe at addr."""
+        return _shard.pack_header(
+            self._shard_key, self.layout.width, self.layout.k, index, addr, chunk_id, payload
+        )
+
+    def _write_shard(
+        self, member: MemberState, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: bytes
+    ) -> None:
+        header = self.pack_header(addr, chunk_id, index, payload)
+        assert member.device is not None
+        member.device.write(addr.segment, addr.offset, [header, payload])
+
+    def sync(self) -> None:
+        """Make every stripe written so far durable, then record that in the sync mark."""
+        mark = self.frontier()
+        for member in self._online():
+            assert member.device is not None
+            try:
+                member.device.sync()
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+        body = _MARK.pack(mark.segment, mark.offset, mark.seq)
+        for member in self._online():
+            assert member.device is not None
+            member.device.write_sync_mark(body + _shard.mac(self._shard_key, body))
+
+    # -- reading --------------------------------------------------------------
+
+    def read_shard(
+        self, member: MemberState, addr: StripeAddr, index: int, chunk_id: ChunkId | None
+    ) -> bytes | None:
+        """The shard's payload if it is present and authentic; counts errors if not."""
+        assert member.device is not None
+        try:
+            raw = member.device.read(addr.segment, addr.offset, _shard.HEADER_SIZE + addr.shard_len)
+        except DwfsError:
+            self._count(member, "read")
+            return None
+        header = _shard.parse_header(self._shard_key, raw[: _shard.HEADER_SIZE])
+        payload = raw[_shard.HEADER_SIZE :]
+        if (
+            header is None
+            or header.addr != addr
+            or header.index != index
+            or (chunk_id is not None and header.chunk_id != chunk_id)
+            or not _shard.payload_ok(self._shard_key, header, payload)
+        ):
+            self._count(member, "checksum")
+            return None
+        return payload
+
+    def read_good_shards(
+        self, addr: StripeAddr, chunk_id: ChunkId | None, want_all: bool
+    ) -> tuple[dict[int, bytes], list[int]]:
+        """Authentic shards of a stripe, and the shard indices found bad on online devices.
+
+        Reads data shards first and redundancy only as needed, unless want_all.
+        """
+        placement = sorted(shards_on(self.layout, addr.seq).items(), key=lambda item: item[1])
+        good: dict[int, bytes] = {}
+        bad: list[int] = []
+        for device_index, shard_index in placement:
+            if (
+                not want_all
+                and shard_index >= self.layout.k
+                and _parity.decodable(self.layout, good)
+            ):
+                break
+            member = self.members[device_index]
+            if not member.online:
+                continue
+            payload = self.read_shard(member, addr, shard_index, chunk_id)
+            if payload is None:
+                bad.append(shard_index)
+            else:
+                good[shard_index] = payload
+        return good, bad
+
+    def read_stripe(self, addr: StripeAddr, chunk_id: ChunkId) -> bytes:
+        """The sealed chunk stored at addr, rebuilt from redundancy where needed.
+
+        Raises:
+            Unrecoverable: too few authentic shards are left.
+        """
+        good, bad = self.read_good_shards(addr, chunk_id, want_all=False)
+        sealed = _parity.decode(self.layout, good, addr.sealed_len)
+        if bad:
+            self.heal(addr, chunk_id, good, bad)
+        return sealed
+
+    def heal(
+        self, addr: StripeAddr, chunk_id: ChunkId, good: dict[int, bytes], bad: list[int]
+    ) -> int:
+        """Rewrite the bad shards from the good ones; how many were rewritten."""
+        rebuilt = _parity.reconstruct(self.layout, good, bad)
+        devices = {shard: device for device, shard in shards_on(self.layout, addr.seq).items()}
+        repaired = 0
+        for index, payload in rebuilt.items():
+            member = self.members[devices[index]]
+            if not member.online:
+                continue
+            try:
+                self._write_shard(member, addr, chunk_id, index, payload)
+                repaired += 1
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+        return repaired
+
+    # -- scanning -------------------------------------------------------------
+
+    def _locate(self, segment: int, offset: int) -> _shard.ShardHeader | None:
+        """The first authentic shard header at (segment, offset) on any online device."""
+        for member in self._online():
+            assert member.device is not None
+            try:
+                raw = member.device.read(segment, offset, _shard.HEADER_SIZE)
+            except DwfsError:
+                continue
+            header = _shard.parse_header(self._shard_key, raw)
+            if header and (header.addr.segment, header.addr.offset) == (segment, offset):
+                return header
+        return None
+
+    def stripes(self) -> Iterator[_shard.ShardHeader]:
+        """Every stripe whose header survives on some device, in write order per segment."""
+        segments = sorted({s for m in self._online() if m.device for s in m.device.segments()})
+        for segment in segments:
+            end = max(m.device.segment_size(segment) for m in self._online() if m.device)
+            offset = 0
+            while offset < end:
+                header = self._locate(segment, offset)
+                if header is None:
+                    break
+                yield header
+                offset += _shard.HEADER_SIZE + header.addr.shard_len
+
+    def _sync_mark(self) -> tuple[int, int]:
+        best = (0, 0)
+        for member in self._online():
+            assert member.device is not None
+            raw = member.device.read_sync_mark()
+            body, tag = raw[: _MARK.size], raw[_MARK.size : _MARK.size + _shard.MAC_SIZE]
+            if len(body) == _MARK.size and hmac.compare_digest(
+                _shard.mac(self._shard_key, body), tag
+            ):
+                segment, offset, _ = _MARK.unpack(body)
+                best = max(best, (segment, offset))
+        return best
+
+    def _complete(self, header: _shard.ShardHeader, verify_payload: bool) -> bool:
+        """Whether at least k shards of the stripe made it to disk."""
+        count = 0
+        for device_index, shard_index in shards_on(self.layout, header.addr.seq).items():
+            member = self.members[device_index]
+            if not member.online:
+                continue
+            assert member.device is not None
+            addr = header.addr
+            size = _shard.HEADER_SIZE + (addr.shard_len if verify_payload else 0)
+            try:
+                raw = member.device.read(addr.segment, addr.offset, size)
+            except DwfsError:
+                continue
+            got = _shard.parse_header(self._shard_key, raw[: _shard.HEADER_SIZE])
+            if got is None or got.addr != addr or got.index != shard_index:
+                continue
+            if verify_payload and not _shard.payload_ok(
+                self._shard_key, got, raw[_shard.HEADER_SIZE :]
+            ):
+                continue
+            count += 1
+        return count >= self.layout.k
+
+    def recover(self) -> list[tuple[StripeAddr, ChunkId]]:
+        """Scan the devices at open: the stripes that are whole, and set the append point.
+
+        Stripes before the sync mark were fsync'd, so their headers suffice;
+        stripes after it may be torn by a crash, so their payloads are checked too.
+        """
+        mark = self._sync_mark()
+        found: list[tuple[StripeAddr, ChunkId]] = []
+        seq, segment, offset = 0, 0, 0
+        for header in self.stripes():
+            addr = header.addr
+            seq = max(seq, addr.seq + 1)
+            segment = max(segment, addr.segment)
+            if self._complete(header, verify_payload=(addr.segment, addr.offset) >= mark):
+                found.append((addr, header.chunk_id))
+        segments = [s for m in self._online() if m.device for s in m.device.segments()]
+        if segments:
+            segment = max(segments)
+            offset = max(m.device.segment_size(segment) for m in self._online() if m.device)
+        with self._lock:
+            self._seq, self._segment, self._offset = seq, segment, offset
+        return found
+
+    # -- superblocks and status -----------------------------------------------
+
+    def member_list(self) -> tuple[Member, ...]:
+        return tuple(Member(m.uuid, str(m.path)) for m in self.members)
+
+    def write_superblocks(
+        self, config: dict[str, object] | None = None, everywhere: bool = False
+    ) -> None:
+        """Write a new generation of the superblock to every online device.
+
+        everywhere overwrites every ring slot, so no older slot keeps what this
+        generation removed (a keyslot, say).
+        """
+        if config is not None:
+            self.config = config
+        generation = self.generation + 1
+        written = 0
+        for member in self._online():
+            assert member.device is not None
+            sb = Superblock(
+                pool=self.pool,
+                device=member.uuid,
+                generation=generation,
+                layout=self.layout.to_json(),
+                members=self.member_list(),
+                segment_size=self.segment_size,
+                errors=dict(member.errors),
+                config=self.config,
+            )
+            data = encode(sb, self._sb_key)
+            slots = range(RING) if everywhere else [generation % RING]
+            try:
+                for slot in slots:
+                    member.device.write_superblock_slot(slot, data)
+                member.generation = generation
+                written += 1
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+        if not written:
+            raise DeviceError(f"no device of pool {self.pool} took the new superblock")
+        self.generation = generation
+
+    def state(self) -> str:
+        lost = sum(1 for m in self.members if not m.online)
+        if lost == 0:
+            return ONLINE
+        return "degraded" if lost <= self.layout.m else "faulted"
+
+    def capacity(self) -> dict[str, int]:
+        """Usable bytes (after redundancy) and bytes used, from the devices' filesystems."""
+        shares: dict[int, list[int]] = {}
+        used = 0
+        for member in self._online():
+            assert member.device is not None
+            fsid, total, _ = member.device.filesystem()
+            shares.setdefault(fsid, []).append(total)
+            used += member.device.allocated_bytes()
+        per_device = [t // len(group) for group in shares.values() for t in group]
+        ratio = self.layout.k / self.layout.width
+        size = int(min(per_device, default=0) * self.layout.n * ratio)
+        return {"size": size, "used": int(used * ratio)}
+
+    def close(self) -> None:
+        for member in self.members:
+            if member.device is not None:
+                member.device.close()
