@@ -1,0 +1,39 @@
+"""Chunks: chunking, chunk ids, compression, encryption, the dedup index and the
+block store, and the pool that ties them to the devices.
+
+Knows nothing of files: content in, chunk ids out.
+"""
+
+from dwfs.chunks._chunker import Chunker as Chunker
+from dwfs.chunks._chunker import ChunkerParams as ChunkerParams
+from dwfs.chunks._compress import ALGORITHMS as COMPRESSIONS
+from dwfs.chunks._pool import Pool as Pool
+from dwfs.chunks._pool import PoolOptions as PoolOptions
+from dwfs.chunks._pool import create_pool as create_pool
+from dwfs.chunks._pool import open_pool as open_pool
+from dwfs.chunks._store import BlockStore as BlockStore
+from dwfs.chunks._store import ChunkRef as ChunkRef
+from dwfs.chunks.crypto import CIPHERS as CIPHERS
+from dwfs.chunks.keys import KEYFILE as KEYFILE
+from dwfs.chunks.keys import PASSPHRASE as PASSPHRASE
+from dwfs.chunks.keys import RECOVERY as RECOVERY
+from dwfs.chunks.keys import Credential as Credential
+from dwfs.chunks.keys import new_recovery_key as new_recovery_key
+
+__all__ = [
+    "CIPHERS",
+    "COMPRESSIONS",
+    "KEYFILE",
+    "PASSPHRASE",
+    "RECOVERY",
+    "BlockStore",
+    "ChunkRef",
+    "Chunker",
+    "ChunkerParams",
+    "Credential",
+    "Pool",
+    "PoolOptions",
+    "create_pool",
+    "new_recovery_key",
+    "open_pool",
+]

@@ -1,0 +1,47 @@
+"""A bounded LRU cache of plaintext chunks, counted in bytes."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+from dwfs.types import ChunkId
+
+
+class ChunkCache:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: collections.OrderedDict[ChunkId, bytes] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: ChunkId) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return data
+
+    def put(self, key: ChunkId, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size -= len(old)
+            self._items[key] = data
+            self.size += len(data)
+            while self.size > self.capacity:
+                _, evicted = self._items.popitem(last=False)
+                self.size -= len(evicted)
+
+    def discard(self, key: ChunkId) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size -= len(old)

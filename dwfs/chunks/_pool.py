@@ -1,0 +1,247 @@
+"""A pool: its devices, its keys and its block store, opened as one.
+
+create_pool() makes a new pool; open_pool() unlocks one with a credential,
+brings its devices together, rebuilds the dedup index and yields a Pool whose
+block store is ready. Keyslot changes, scrub and replace are Pool methods, so
+the command line and the filesystem reach the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.chunks import _compress, crypto, keys
+from dwfs.chunks._chunker import Chunker, ChunkerParams
+from dwfs.chunks._index import ChunkIndex
+from dwfs.chunks._localstate import LocalState
+from dwfs.chunks._store import BlockStore
+from dwfs.devices import (
+    DEFAULT_SEGMENT_SIZE,
+    DeviceArray,
+    ScrubReport,
+    check_new_devices,
+    create_devices,
+    default_layout_name,
+    new_pool_id,
+    open_array,
+    parse_layout,
+    read_slots,
+)
+from dwfs.devices import replace as replace_device
+from dwfs.devices import scrub as scrub_devices
+from dwfs.errors import IntegrityError, NotFound, UsageError
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolOptions:
+    """Choices made once, when a pool is created."""
+
+    layout: str | None = None
+    cipher: str = "aes-256-gcm"
+    compression: str = "zstd"
+    chunker: ChunkerParams = dataclasses.field(default_factory=ChunkerParams)
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+    kdf: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(keys.DEFAULT_KDF))
+
+
+def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOptions) -> str:
+    """Make a new pool on the given device directories; its uuid.
+
+    Everything is checked before anything is written.
+    """
+    layout = parse_layout(options.layout or default_layout_name(len(paths)), len(paths))
+    crypto.cipher_id(options.cipher)
+    _compress.algorithm_id(options.compression)
+    check_new_devices(paths)
+    pool = new_pool_id()
+    master = keys.new_master_key()
+    try:
+        slot = keys.make_keyslot(pool, 0, credential.kind, credential.secret, master, options.kdf)
+        config = {
+            "cipher": options.cipher,
+            "compression": options.compression,
+            "chunker": options.chunker.to_json(),
+            "kdf": options.kdf,
+            "keyslots": [slot],
+        }
+        derived = keys.derive_keys(master)
+        create_devices(paths, layout, config, derived.superblock, pool, options.segment_size)
+    finally:
+        keys.wipe(master)
+    LocalState(pool).record_generation(1)
+    return pool
+
+
+class Pool:
+    """An unlocked, open pool."""
+
+    def __init__(self, array: DeviceArray, master: bytearray, slot: int) -> None:
+        self.array = array
+        self.id = array.pool
+        self.unlocked_with = slot
+        self._master = master
+        self._local = LocalState(self.id)
+        self.keys = keys.derive_keys(master)
+        config = array.config
+        self.store = BlockStore(
+            array,
+            self.keys,
+            crypto.cipher_id(config["cipher"]),
+            _compress.algorithm_id(config["compression"]),
+            Chunker(ChunkerParams(**config["chunker"]), self.keys.chunker),
+            ChunkIndex(),
+        )
+
+    # -- keyslots -------------------------------------------------------------
+
+    def keyslots(self) -> list[dict[str, Any]]:
+        """The keyslots' public facts: id, kind, creation time."""
+        return [
+            {"id": s["id"], "kind": s["kind"], "created": s.get("created", "")}
+            for s in self.array.config["keyslots"]
+        ]
+
+    def _write_keyslots(self, slots: list[dict[str, Any]], everywhere: bool) -> None:
+        config = dict(self.array.config, keyslots=slots)
+        self.array.write_superblocks(config, everywhere=everywhere)
+        self._local.record_generation(self.array.generation)
+
+    def add_keyslot(self, kind: str, secret: bytes | bytearray) -> int:
+        slots = list(self.array.config["keyslots"])
+        slot_id = max((int(s["id"]) for s in slots), default=-1) + 1
+        slots.append(
+            keys.make_keyslot(
+                self.id, slot_id, kind, secret, self._master, self.array.config["kdf"]
+            )
+        )
+        self._write_keyslots(slots, everywhere=False)
+        return slot_id
+
+    def remove_keyslot(self, slot_id: int) -> None:
+        """Remove a keyslot and overwrite every superblock slot that held it."""
+        slots = list(self.array.config["keyslots"])
+        remaining = [s for s in slots if int(s["id"]) != slot_id]
+        if len(remaining) == len(slots):
+            raise NotFound(f"pool {self.id} has no keyslot {slot_id}: see `dwfsctl key list`")
+        if not remaining:
+            raise UsageError(
+                f"keyslot {slot_id} is the pool's last: add another key before removing it"
+            )
+        self._write_keyslots(remaining, everywhere=True)
+
+    def change_keyslot(self, slot_id: int, kind: str, secret: bytes | bytearray) -> None:
+        """Give keyslot slot_id a new secret, keeping its number; the old secret stops working."""
+        slots = list(self.array.config["keyslots"])
+        current = next((s for s in slots if int(s["id"]) == slot_id), None)
+        if current is None:
+            raise NotFound(f"pool {self.id} has no keyslot {slot_id}: see `dwfsctl key list`")
+        if current["kind"] != kind:
+            raise UsageError(
+                f"keyslot {slot_id} holds a {current['kind']}, not a {kind}: "
+                "add a new keyslot and remove this one instead"
+            )
+        new = keys.make_keyslot(
+            self.id, slot_id, kind, secret, self._master, self.array.config["kdf"]
+        )
+        self._write_keyslots(
+            [new if int(s["id"]) == slot_id else s for s in slots], everywhere=True
+        )
+
+    # -- maintenance ----------------------------------------------------------
+
+    async def scrub(self, progress: Progress | None = None) -> ScrubReport:
+        await self.store.sync()
+        args = (self.array,) if progress is None else (self.array, progress)
+        report = await trio.to_thread.run_sync(scrub_devices, *args)
+        self._local.record_generation(self.array.generation)
+        return report
+
+    async def replace(self, old: str, new: Path, progress: Progress | None = None) -> None:
+        await self.store.sync()
+        args: tuple[Any, ...] = (self.array, old, new) + (() if progress is None else (progress,))
+        await trio.to_thread.run_sync(replace_device, *args)
+        self._local.record_generation(self.array.generation)
+
+    def status(self) -> dict[str, Any]:
+        layout = self.array.layout
+        return {
+            "pool": self.id,
+            "state": self.array.state(),
+            "layout": {"name": layout.name, "k": layout.k, "m": layout.m, "width": layout.width},
+            "devices": [
+                {
+                    "path": str(m.path),
+                    "uuid": m.uuid,
+                    "state": m.state,
+                    "reason": m.reason,
+                    "read_errors": m.errors["read"],
+                    "checksum_errors": m.errors["checksum"],
+                    "write_errors": m.errors["write"],
+                }
+                for m in self.array.members
+            ],
+            "capacity": self.array.capacity(),
+            "generation": self.array.generation,
+            "chunks": len(self.store.index),
+            "cipher": self.array.config["cipher"],
+            "compression": self.array.config["compression"],
+        }
+
+    def close(self) -> None:
+        self.array.close()
+        keys.wipe(self._master)
+
+
+def _unlock(path: Path, credential: keys.Credential) -> Pool:
+    slots = read_slots(path)
+    newest = slots[0].superblock
+    master, slot_id = keys.unlock(newest.pool, newest.config.get("keyslots", []), credential)
+    try:
+        derived = keys.derive_keys(master)
+        array = open_array(path, derived.superblock, derived.shard)
+        last = LocalState(array.pool).last_generation()
+        if array.generation < last:
+            array.close()
+            raise IntegrityError(
+                f"pool {array.pool} is at generation {array.generation} but this machine saw "
+                f"generation {last}: its devices were rolled back; if you restored them on "
+                f"purpose, delete {LocalState(array.pool).dir} and retry"
+            )
+    except BaseException:
+        keys.wipe(master)
+        raise
+    return Pool(array, master, slot_id)
+
+
+def _recover(pool: Pool) -> None:
+    for addr, cid in pool.array.recover():
+        pool.store.index.add(cid, addr)
+    if pool.array.stale:
+        pool.array.write_superblocks()
+    pool._local.record_generation(pool.array.generation)
+
+
+@contextlib.asynccontextmanager
+async def open_pool(path: Path, credential: keys.Credential) -> AsyncIterator[Pool]:
+    """Unlock and open the pool that the device at path belongs to.
+
+    Raises:
+        DeviceError: path is not a device of a pool.
+        BadKey: the credential opens no keyslot.
+        IntegrityError: the superblock is tampered with, or the pool rolled back.
+    """
+    pool = await trio.to_thread.run_sync(_unlock, path, credential)
+    try:
+        await trio.to_thread.run_sync(_recover, pool)
+        yield pool
+        await pool.store.sync()
+    finally:
+        pool.close()

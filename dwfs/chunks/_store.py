@@ -1,0 +1,165 @@
+"""The block store: content in, chunk ids out, and back again.
+
+put() cuts content into chunks and, for each chunk in a worker thread, computes
+its id, skips it if the pool already holds it, compresses, seals, erasure-codes
+and writes the shards. get() reads a chunk through the plaintext cache, the
+stripe (rebuilding from redundancy if needed), authentication and decompression.
+All CPU and disk work runs in trio worker threads under one CapacityLimiter, so
+both cores work while the trio thread stays free. Nothing is durable until
+sync() returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+
+import trio
+
+from dwfs.chunks import _compress, crypto
+from dwfs.chunks._cache import ChunkCache
+from dwfs.chunks._chunker import Chunker
+from dwfs.chunks._id import chunk_id
+from dwfs.chunks._index import ChunkIndex
+from dwfs.chunks.keys import Keys
+from dwfs.devices import DeviceArray
+from dwfs.devices._parity import encode
+from dwfs.errors import NotFound
+from dwfs.types import Buffer, ChunkId
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """One chunk of some content: its id and plaintext length."""
+
+    chunk_id: ChunkId
+    length: int
+
+
+@dataclasses.dataclass
+class StoreStats:
+    chunks_written: int = 0
+    chunks_deduplicated: int = 0
+    bytes_in: int = 0
+    bytes_sealed: int = 0
+
+
+class BlockStore:
+    def __init__(
+        self,
+        array: DeviceArray,
+        keys: Keys,
+        cipher: int,
+        compression: int,
+        chunker: Chunker,
+        index: ChunkIndex,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> None:
+        self.array = array
+        self.chunker = chunker
+        self.index = index
+        self.cache = ChunkCache(cache_bytes)
+        self.stats = StoreStats()
+        self._keys = keys
+        self._cipher = cipher
+        self._compression = compression
+        self._limiter = limiter or trio.CapacityLimiter(os.cpu_count() or 2)
+        self._inflight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+        self._stats_lock = threading.Lock()
+
+    # -- writing --------------------------------------------------------------
+
+    def _store_chunk(self, chunk: Buffer) -> ChunkId:
+        """Worker-thread body of put: id, dedup, compress, seal, code, write."""
+        cid = chunk_id(self._keys.chunk_id, chunk)
+        if cid in self.index:
+            with self._stats_lock:
+                self.stats.chunks_deduplicated += 1
+            return cid
+        algorithm, payload = _compress.compress(self._compression, chunk)
+        sealed = crypto.seal(self._cipher, self._keys.chunk_data, cid, payload, algorithm)
+        shards = encode(self.array.layout, sealed)
+        addr = self.array.allocate(len(sealed))
+        self.array.write_stripe(addr, cid, shards)
+        self.index.add(cid, addr)
+        with self._stats_lock:
+            self.stats.chunks_written += 1
+            self.stats.bytes_sealed += len(sealed)
+        return cid
+
+    async def put_chunk(self, chunk: Buffer) -> ChunkRef:
+        """Store one chunk as it is (no further cutting)."""
+        self._inflight += 1
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        try:
+            cid = await trio.to_thread.run_sync(self._store_chunk, chunk, limiter=self._limiter)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+        self.stats.bytes_in += len(chunk)
+        return ChunkRef(cid, len(chunk))
+
+    async def put(self, data: Buffer) -> list[ChunkRef]:
+        """Cut data into content-defined chunks and store each; their refs in order."""
+        view = memoryview(data)
+        cuts = await trio.to_thread.run_sync(self.chunker.cut, view, True, limiter=self._limiter)
+        refs: list[ChunkRef | None] = [None] * len(cuts)
+
+        async def one(i: int, start: int, length: int) -> None:
+            refs[i] = await self.put_chunk(view[start : start + length])
+
+        async with trio.open_nursery() as nursery:
+            start = 0
+            for i, length in enumerate(cuts):
+                nursery.start_soon(one, i, start, length)
+                start += length
+        return [r for r in refs if r is not None]
+
+    async def sync(self) -> None:
+        """Wait for puts under way, then make everything stored so far durable."""
+        await self._idle.wait()
+        await trio.to_thread.run_sync(self.array.sync, limiter=self._limiter)
+
+    # -- reading --------------------------------------------------------------
+
+    def _load_chunk(self, cid: ChunkId) -> bytes:
+        addr = self.index.get(cid)
+        if addr is None:
+            raise NotFound(f"chunk {cid.hex()[:16]} is not in the pool")
+        sealed = self.array.read_stripe(addr, cid)
+        algorithm, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
+        return _compress.decompress(algorithm, payload)
+
+    async def get(self, cid: ChunkId) -> bytes:
+        """The plaintext of one chunk.
+
+        Raises:
+            NotFound: the pool holds no such chunk.
+            Unrecoverable: too many of its shards are lost or corrupt.
+            IntegrityError: it fails authentication.
+        """
+        cached = self.cache.get(cid)
+        if cached is not None:
+            return cached
+        data = await trio.to_thread.run_sync(self._load_chunk, cid, limiter=self._limiter)
+        self.cache.put(cid, data)
+        return data
+
+    async def read(self, refs: list[ChunkRef]) -> bytes:
+        """The concatenated plaintext of refs, fetched concurrently."""
+        parts: list[bytes] = [b""] * len(refs)
+
+        async def one(i: int, ref: ChunkRef) -> None:
+            parts[i] = await self.get(ref.chunk_id)
+
+        async with trio.open_nursery() as nursery:
+            for i, ref in enumerate(refs):
+                nursery.start_soon(one, i, ref)
+        return b"".join(parts)

@@ -1,0 +1,1 @@
+"""The command line: dwfsctl. A client of the public dwfs API."""

@@ -1,0 +1,76 @@
+"""Where secrets come from: a file, the file DWFS_PASSPHRASE_FILE names, or a prompt.
+
+Never from argv, where any user of the machine could read them in ps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from dwfs.chunks import KEYFILE, PASSPHRASE, Credential
+from dwfs.errors import UsageError
+
+ENV = "DWFS_PASSPHRASE_FILE"
+
+
+def _read(path: str, what: str) -> bytearray:
+    try:
+        data = bytearray(sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    return data
+
+
+def _strip_newline(data: bytearray) -> bytearray:
+    for ending in (b"\r\n", b"\n"):
+        if data.endswith(ending):
+            del data[-len(ending) :]
+            break
+    return data
+
+
+def _prompt(prompt: str, confirm: bool) -> bytearray:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no passphrase given: use --passphrase-file FILE or set {ENV}, "
+            "or run on a terminal to be asked"
+        )
+    first = bytearray(getpass.getpass(prompt).encode())
+    if confirm and bytearray(getpass.getpass("Repeat: ").encode()) != first:
+        raise UsageError("the passphrases do not match: nothing was changed")
+    return first
+
+
+def credential(args: argparse.Namespace, confirm: bool = False) -> Credential:
+    """The credential that unlocks (or, with confirm, creates) a pool."""
+    if getattr(args, "key_file", None):
+        return Credential(KEYFILE, _read(args.key_file, "key"))
+    source = args.passphrase_file or os.environ.get(ENV)
+    if source:
+        return Credential(PASSPHRASE, _strip_newline(_read(source, "passphrase")))
+    return Credential(PASSPHRASE, _prompt("Passphrase: ", confirm))
+
+
+def new_passphrase(path: str | None) -> bytearray:
+    if path:
+        return _strip_newline(_read(path, "new passphrase"))
+    return _prompt("New passphrase: ", confirm=True)
+
+
+def new_key_file(path: str) -> bytearray:
+    return _read(path, "new key")
+
+
+def add_unlock_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--passphrase-file",
+        metavar="F",
+        help=f"read the passphrase (or recovery key) from F ('-' for stdin); default: ${ENV}, "
+        "else a prompt",
+    )
+    group.add_argument("--key-file", metavar="F", help="unlock with a key file instead")

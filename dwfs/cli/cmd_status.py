@@ -1,0 +1,84 @@
+"""dwfsctl status: a pool's health, layout, devices and capacity."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dwfs import _accel
+from dwfs.chunks import open_pool
+from dwfs.cli import _secrets
+from dwfs.cli._output import human_bytes, print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        help="show a pool's health, devices and capacity",
+        description="Show a pool's state (online, degraded, faulted), its layout, each "
+        "device's state and error counters, and its capacity.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _secrets.add_unlock_options(p)
+    p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
+    p.set_defaults(run=run)
+
+
+_ADVICE = {
+    "degraded": "One or more devices are missing or faulted; the pool works without "
+    "redundancy to spare.\naction: bring the devices back, or `dwfsctl replace`.",
+    "faulted": "More devices are missing or faulted than the layout can rebuild from; "
+    "data may be unreadable.\naction: bring the missing devices back.",
+}
+
+
+def render(status: dict[str, Any]) -> str:
+    """Text in the shape of `zpool status`."""
+    layout = status["layout"]
+    lines = [
+        f"  pool: {status['pool']}",
+        f" state: {status['state'].upper()}",
+    ]
+    if status["state"] in _ADVICE:
+        first, action = _ADVICE[status["state"]].split("\naction: ")
+        lines += [f"status: {first}", f"action: {action}"]
+    lines += [
+        f"layout: {layout['name']} (k={layout['k']}, m={layout['m']}), "
+        f"{status['cipher']}, compression {status['compression']}",
+        "config:",
+        "",
+        f"\t{'NAME':<44} {'STATE':<8} {'READ':>5} {'CKSUM':>6} {'WRITE':>6}",
+    ]
+    for d in status["devices"]:
+        note = f"  ({d['reason']})" if d["reason"] else ""
+        lines.append(
+            f"\t  {d['path']:<42} {d['state'].upper():<8} {d['read_errors']:>5} "
+            f"{d['checksum_errors']:>6} {d['write_errors']:>6}{note}"
+        )
+    cap = status["capacity"]
+    pct = 100 * cap["used"] / cap["size"] if cap["size"] else 0
+    errors = sum(d["checksum_errors"] + d["read_errors"] for d in status["devices"])
+    lines += [
+        "",
+        f"capacity: {human_bytes(cap['used'])} used of {human_bytes(cap['size'])} ({pct:.0f}%), "
+        f"{status['chunks']} chunks",
+        f"  errors: {'No known data errors' if not errors else f'{errors} shard errors seen'}",
+        f" kernels: {status['kernels']}",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> int:
+    credential = _secrets.credential(args)
+    try:
+        async with open_pool(args.device, credential) as pool:
+            status = pool.status()
+    finally:
+        credential.wipe()
+    status["kernels"] = _accel.implementation()
+    if args.json:
+        print_json(status)
+    else:
+        print(render(status))
+    return 0

@@ -1,0 +1,78 @@
+"""dwfsctl: create, inspect, repair and manage dwfs pools.
+
+Each verb lives in cmd_<verb>.py with register() and async run(); this module
+parses, runs the verb under trio, and turns every error into one line on stderr
+and an exit status (errors.ExitCode). A traceback reaches the user only when
+DWFS_DEBUG=1 asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import NoReturn
+
+import trio
+
+from dwfs import __version__
+from dwfs.cli import cmd_create, cmd_key, cmd_replace, cmd_scrub, cmd_status
+from dwfs.errors import DwfsError, ExitCode
+
+COMMANDS = (cmd_create, cmd_status, cmd_scrub, cmd_replace, cmd_key)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(ExitCode.USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dwfsctl",
+        description="Create, inspect, repair and manage dwfs pools: encrypted, deduplicated, "
+        "RAID-protected storage.",
+        epilog="Secrets are never taken from the command line: use --passphrase-file, "
+        "DWFS_PASSPHRASE_FILE, or answer the prompt.",
+    )
+    parser.add_argument("--version", action="version", version=f"dwfs {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"dwfsctl: error: {message}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = trio.run(args.run, args)
+        return result
+    except DwfsError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", ExitCode.INTERRUPTED)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", ExitCode.FAILURE)
+    except Exception as exc:  # the last line of defence: report, never a traceback
+        if os.environ.get("DWFS_DEBUG") == "1":
+            traceback.print_exc()
+        return _fail(
+            f"internal error {type(exc).__name__}: {exc} (rerun with DWFS_DEBUG=1 and report it)",
+            ExitCode.FAILURE,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
