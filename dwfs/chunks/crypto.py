@@ -27,7 +27,7 @@ from dwfs.types import Buffer, ChunkId
 VERSION = 1
 CIPHERS = {"aes-256-gcm": 1, "chacha20-poly1305": 2}
 _AEADS: dict[int, type[AESGCM] | type[ChaCha20Poly1305]] = {1: AESGCM, 2: ChaCha20Poly1305}
-_HEADER = struct.Struct("<BBBx12s")
+_HEADER = struct.Struct("<BBBx12s")  # the pad byte is reserved, zero, and authenticated
 OVERHEAD = _HEADER.size + 16
 
 
@@ -43,7 +43,7 @@ def _chunk_key(data_key: bytes, chunk_id: ChunkId) -> bytes:
 
 
 def _ad(header: bytes, chunk_id: ChunkId) -> bytes:
-    return b"dwfs chunk|" + header[:3] + chunk_id
+    return b"dwfs chunk|" + header[:4] + chunk_id
 
 
 def seal(

@@ -65,6 +65,7 @@ class DeviceArray:
         self._seq = 0
         self._segment = 0
         self._offset = 0
+        self._synced = StripeAddr(0, 0, 0, 0, 0)
         # Some member's superblock lags the newest or records an old path.
         self.stale = False
 
@@ -138,7 +139,8 @@ class DeviceArray:
         member.device.write(addr.segment, addr.offset, [header, payload])
 
     def sync(self) -> None:
-        """Make every stripe written so far durable, then record that in the sync mark."""
+        """Make every shard written so far durable, then record the new stripes in the
+        sync mark (which stays untouched when there are none, so reading writes nothing)."""
         mark = self.frontier()
         for member in self._online():
             assert member.device is not None
@@ -146,10 +148,13 @@ class DeviceArray:
                 member.device.sync()
             except DwfsError as exc:
                 self._count(member, "write", fault=str(exc))
+        if mark == self._synced:
+            return
         body = _MARK.pack(mark.segment, mark.offset, mark.seq)
         for member in self._online():
             assert member.device is not None
             member.device.write_sync_mark(body + _shard.mac(self._shard_key, body))
+        self._synced = mark
 
     # -- reading --------------------------------------------------------------
 
@@ -319,6 +324,7 @@ class DeviceArray:
             offset = max(m.device.segment_size(segment) for m in self._online() if m.device)
         with self._lock:
             self._seq, self._segment, self._offset = seq, segment, offset
+        self._synced = self.frontier()
         return found
 
     # -- superblocks and status -----------------------------------------------

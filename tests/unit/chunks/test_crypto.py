@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dwfs.chunks import crypto
+from dwfs.errors import IntegrityError, UsageError
+from dwfs.types import ChunkId
+
+KEY = bytes(range(32))
+CID = ChunkId(bytes(32))
+
+
+@pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
+@given(payload=st.binary(max_size=5000), compression=st.integers(0, 2))
+def test_round_trip(cipher: int, payload: bytes, compression: int) -> None:
+    sealed = crypto.seal(cipher, KEY, CID, payload, compression)
+    assert len(sealed) == len(payload) + crypto.OVERHEAD
+    assert crypto.open_(KEY, CID, sealed) == (compression, payload)
+
+
+@pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
+def test_any_flipped_bit_is_detected(cipher: int) -> None:
+    sealed = crypto.seal(cipher, KEY, CID, b"attack at dawn" * 10, 0)
+    for i in range(len(sealed)):
+        tampered = bytearray(sealed)
+        tampered[i] ^= 0x04
+        with pytest.raises(IntegrityError):
+            crypto.open_(KEY, CID, bytes(tampered))
+
+
+def test_bound_to_chunk_id_and_key() -> None:
+    sealed = crypto.seal(1, KEY, CID, b"payload", 0)
+    with pytest.raises(IntegrityError, match="fails authentication"):
+        crypto.open_(KEY, ChunkId(b"\x01" * 32), sealed)
+    with pytest.raises(IntegrityError):
+        crypto.open_(bytes(32), CID, sealed)
+    with pytest.raises(IntegrityError, match="truncated"):
+        crypto.open_(KEY, CID, sealed[:10])
+
+
+def test_no_nonce_repeats_for_one_chunk_key() -> None:
+    """The same chunk sealed many times never reuses a (key, nonce) pair."""
+    nonces = {crypto.seal(1, KEY, CID, b"same", 0)[4:16] for _ in range(20_000)}
+    assert len(nonces) == 20_000
+
+
+def test_same_plaintext_different_ciphertext() -> None:
+    payload = os.urandom(100)
+    assert crypto.seal(2, KEY, CID, payload, 0) != crypto.seal(2, KEY, CID, payload, 0)
+
+
+def test_unknown_cipher_name() -> None:
+    with pytest.raises(UsageError, match="unknown cipher"):
+        crypto.cipher_id("rot13")

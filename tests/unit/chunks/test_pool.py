@@ -1,0 +1,147 @@
+"""The block store and pool on real directories, through the public API."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dwfs import Credential, PoolOptions, create_pool, open_pool
+from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, new_recovery_key
+from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
+from tests.conftest import FAST_KDF
+
+SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536)
+
+
+def pw(secret: bytes = b"pass") -> Credential:
+    return Credential(PASSPHRASE, bytearray(secret))
+
+
+def make(tmp_path: Path, layout: str = "raidz1", n: int = 3, **kw: object) -> list[Path]:
+    paths = [tmp_path / f"d{i}" for i in range(n)]
+    options = PoolOptions(layout=layout, kdf=FAST_KDF, chunker=SMALL, **kw)  # type: ignore[arg-type]
+    create_pool(paths, pw(), options)
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("cipher", "compression"),
+    [("aes-256-gcm", "zstd"), ("chacha20-poly1305", "lz4"), ("aes-256-gcm", "none")],
+)
+async def test_put_get_dedup_and_reopen(tmp_path: Path, cipher: str, compression: str) -> None:
+    paths = make(tmp_path, cipher=cipher, compression=compression)
+    text = b"".join(b"line %d of a log file\n" % i for i in range(20_000))
+    noise = random.Random(0).randbytes(300_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(text + noise)
+        assert await pool.store.read(refs) == text + noise
+        written = pool.store.stats.chunks_written
+        again = await pool.store.put(text + noise)
+        assert again == refs
+        assert pool.store.stats.chunks_written == written, "the second copy is deduplicated"
+        used = pool.status()["capacity"]["used"]
+        assert used < len(text) + len(noise) * 1.6, "text compresses"
+    async with open_pool(paths[2], pw()) as pool:
+        pool.store.cache.capacity = 0
+        assert len(pool.store.index) == written, "the index is rebuilt from the devices"
+        assert await pool.store.read(refs) == text + noise
+        assert await pool.store.put(text + noise) == refs
+        assert pool.store.stats.chunks_written == 0, "dedup survives a reopen"
+
+
+async def test_nothing_on_disk_is_plaintext(tmp_path: Path) -> None:
+    paths = make(tmp_path, compression="none")
+    marker = b"PLAINTEXT-MARKER-" * 4000
+    async with open_pool(paths[0], pw()) as pool:
+        await pool.store.put(marker)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"PLAINTEXT-MARKER" not in path.read_bytes(), path
+
+
+async def test_degraded_pool_reads_and_scrub_repairs(tmp_path: Path) -> None:
+    paths = make(tmp_path, layout="raidz2", n=5)
+    data = os.urandom(400_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+    shutil.rmtree(paths[3])
+    seg = next((paths[1] / "segments").iterdir())
+    raw = bytearray(seg.read_bytes())
+    for i in range(0, len(raw), 997):
+        raw[i] ^= 0xFF
+    seg.write_bytes(bytes(raw))
+    async with open_pool(paths[0], pw()) as pool:
+        pool.store.cache.capacity = 0
+        assert pool.status()["state"] == "degraded"
+        assert await pool.store.read(refs) == data
+        report = await pool.scrub()
+        assert report.unrepairable == 0
+        assert report.errors_repaired > 0
+        await pool.replace(str(paths[3]), tmp_path / "new")
+        assert pool.status()["state"] == "online"
+    async with open_pool(tmp_path / "new", pw()) as pool:
+        report = await pool.scrub()
+        assert (report.errors_found, report.unrepairable) == (0, 0)
+
+
+async def test_keyslot_lifecycle(tmp_path: Path) -> None:
+    paths = make(tmp_path)
+    recovery = new_recovery_key()
+    async with open_pool(paths[0], pw()) as pool:
+        assert pool.add_keyslot(PASSPHRASE, b"second") == 1
+        assert pool.add_keyslot(KEYFILE, b"key-file-bytes") == 2
+        assert pool.add_keyslot(RECOVERY, recovery.encode()) == 3
+        assert [s["kind"] for s in pool.keyslots()] == [PASSPHRASE, PASSPHRASE, KEYFILE, RECOVERY]
+    async with open_pool(paths[1], Credential(KEYFILE, bytearray(b"key-file-bytes"))) as pool:
+        assert pool.unlocked_with == 2
+    async with open_pool(paths[1], pw(recovery.encode())) as pool:
+        assert pool.unlocked_with == 3
+        pool.change_keyslot(0, PASSPHRASE, b"changed")
+        with pytest.raises(UsageError, match="holds a recovery"):
+            pool.change_keyslot(3, PASSPHRASE, b"x")
+    with pytest.raises(BadKey):
+        async with open_pool(paths[0], pw()):
+            pass
+    async with open_pool(paths[0], pw(b"changed")) as pool:
+        pool.remove_keyslot(1)
+        with pytest.raises(NotFound):
+            pool.remove_keyslot(1)
+        for slot in (2, 3):
+            pool.remove_keyslot(slot)
+        with pytest.raises(UsageError, match="last"):
+            pool.remove_keyslot(0)
+    with pytest.raises(BadKey):
+        async with open_pool(paths[0], pw(b"second")):
+            pass
+    for path in paths:
+        assert b'"kind":"keyfile"' not in (path / "superblock").read_bytes(), "wiped everywhere"
+
+
+async def test_wrong_passphrase_changes_nothing(tmp_path: Path) -> None:
+    paths = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(BadKey, match="wrong passphrase"):
+        async with open_pool(paths[0], pw(b"nope")):
+            pass
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert before == after
+
+
+async def test_whole_pool_rollback_is_refused(tmp_path: Path) -> None:
+    paths = make(tmp_path)
+    snapshot = tmp_path / "old"
+    snapshot.mkdir()
+    for p in paths:
+        shutil.copytree(p, snapshot / p.name)
+    async with open_pool(paths[0], pw()) as pool:
+        pool.add_keyslot(PASSPHRASE, b"later")
+    for p in paths:
+        shutil.rmtree(p)
+        shutil.copytree(snapshot / p.name, p)
+    with pytest.raises(IntegrityError, match="rolled back"):
+        async with open_pool(paths[0], pw()):
+            pass
