@@ -45,6 +45,7 @@ test: setup native-test lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
+	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) scripts/bench_blockstore.py
 
 clean:

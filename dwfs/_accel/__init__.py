@@ -36,6 +36,16 @@ def implementation() -> str:
     return f"native ({_LEVELS[_native.simd_level()]})"
 
 
+def tune_allocator() -> bool:
+    """Have glibc keep large freed buffers for reuse; whether it took effect.
+
+    A process that moves stripes (dwfsctl, the mount daemon, benchmarks) calls
+    this once at start: without it every stripe-sized buffer is a fresh mmap
+    whose pages fault on first touch, which costs more than the coding.
+    """
+    return _native.tune_allocator() if _native is not None else False
+
+
 def force_simd_level(level: int) -> str:
     """Cap the native vector path (0 portable, 1 SSSE3, 2 AVX2); for tests and benchmarks."""
     if _native is not None:
@@ -43,4 +53,12 @@ def force_simd_level(level: int) -> str:
     return implementation()
 
 
-__all__ = ["Buffer", "cdc_cuts", "force_simd_level", "gf", "gf_matmul", "implementation"]
+__all__ = [
+    "Buffer",
+    "cdc_cuts",
+    "force_simd_level",
+    "gf",
+    "gf_matmul",
+    "implementation",
+    "tune_allocator",
+]

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import trio
 
-from dwfs import __version__
+from dwfs import __version__, _accel
 from dwfs.cli import cmd_create, cmd_key, cmd_replace, cmd_scrub, cmd_status
 from dwfs.errors import DwfsError, ExitCode
 
@@ -55,6 +55,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _accel.tune_allocator()
     try:
         result: int = trio.run(args.run, args)
         return result

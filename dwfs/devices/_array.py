@@ -21,7 +21,7 @@ from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
 from dwfs.devices._superblock import RING, Member, Superblock, encode
 from dwfs.errors import DeviceError, DwfsError
-from dwfs.types import ChunkId, StripeAddr
+from dwfs.types import Buffer, ChunkId, StripeAddr
 
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
 _MARK = struct.Struct("<QQQ")
@@ -99,7 +99,7 @@ class DeviceArray:
 
     # -- writing --------------------------------------------------------------
 
-    def write_stripe(self, addr: StripeAddr, chunk_id: ChunkId, shards: list[bytes]) -> None:
+    def write_stripe(self, addr: StripeAddr, chunk_id: ChunkId, shards: list[Buffer]) -> None:
         """Write every shard of one stripe to its device.
 
         Raises:
@@ -125,14 +125,14 @@ class DeviceArray:
                 "written: bring the missing devices back or replace them"
             )
 
-    def pack_header(self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: bytes) -> bytes:
+    def pack_header(self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: Buffer) -> bytes:
         """The authenticated header of shard `index` of the stripe at addr."""
         return _shard.pack_header(
             self._shard_key, self.layout.width, self.layout.k, index, addr, chunk_id, payload
         )
 
     def _write_shard(
-        self, member: MemberState, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: bytes
+        self, member: MemberState, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: Buffer
     ) -> None:
         header = self.pack_header(addr, chunk_id, index, payload)
         assert member.device is not None

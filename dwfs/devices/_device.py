@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dwfs.devices import _superblock
 from dwfs.errors import DeviceError, DwfsError, NoSpace
+from dwfs.types import Buffer
 
 SUPERBLOCK = "superblock"
 SYNC_MARK = "synced"
@@ -75,7 +76,7 @@ class DirDevice:
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
-    def write(self, segment: int, offset: int, parts: Sequence[bytes]) -> None:
+    def write(self, segment: int, offset: int, parts: Sequence[Buffer]) -> None:
         try:
             fd = self._fd(segment, create=True)
             assert fd is not None

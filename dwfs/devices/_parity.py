@@ -9,18 +9,22 @@ from dwfs import _accel
 from dwfs._accel import gf
 from dwfs.devices._layout import Layout, generator
 from dwfs.errors import Unrecoverable
+from dwfs.types import Buffer
 
 
 def shard_length(layout: Layout, sealed_len: int) -> int:
     return max(1, -(-sealed_len // layout.k))
 
 
-def encode(layout: Layout, sealed: bytes) -> list[bytes]:
-    """All width shards of one stripe: k data shards (zero-padded) then redundancy."""
+def encode(layout: Layout, sealed: Buffer) -> list[Buffer]:
+    """All width shards of one stripe: k data shards (zero-padded) then redundancy.
+
+    Data shards are views into one padded copy of sealed; nothing else is copied.
+    """
     size = shard_length(layout, len(sealed))
-    padded = sealed.ljust(size * layout.k, b"\0")
-    view = memoryview(padded)
-    data = [bytes(view[i * size : (i + 1) * size]) for i in range(layout.k)]
+    pad = size * layout.k - len(sealed)
+    padded = memoryview(bytes(sealed) + bytes(pad) if pad else sealed)
+    data: list[Buffer] = [padded[i * size : (i + 1) * size] for i in range(layout.k)]
     extra = generator(layout)[layout.k :]
     if not extra:
         return data

@@ -15,7 +15,7 @@ import struct
 
 import blake3
 
-from dwfs.types import CHUNK_ID_SIZE, ChunkId, StripeAddr
+from dwfs.types import CHUNK_ID_SIZE, Buffer, ChunkId, StripeAddr
 
 MAGIC = b"DWSH"
 VERSION = 1
@@ -35,7 +35,7 @@ class ShardHeader:
     payload_mac: bytes
 
 
-def mac(key: bytes, *parts: bytes | memoryview) -> bytes:
+def mac(key: bytes, *parts: Buffer) -> bytes:
     hasher = blake3.blake3(key=key)
     for part in parts:
         hasher.update(part)
@@ -43,7 +43,7 @@ def mac(key: bytes, *parts: bytes | memoryview) -> bytes:
 
 
 def pack_header(
-    key: bytes, width: int, k: int, index: int, addr: StripeAddr, chunk_id: ChunkId, payload: bytes
+    key: bytes, width: int, k: int, index: int, addr: StripeAddr, chunk_id: ChunkId, payload: Buffer
 ) -> bytes:
     fields = _FIELDS.pack(
         MAGIC,

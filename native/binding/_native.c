@@ -6,6 +6,10 @@
 
 #include "dwfs_native.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 static PyObject *py_simd_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(dwfs_gf_simd_level());
@@ -113,7 +117,21 @@ done:
     return result;
 }
 
+/* Keep freed stripe-sized buffers in the heap instead of returning them to the
+ * kernel: glibc otherwise mmaps each buffer over 128 KiB afresh and every page
+ * of it faults on first touch, which costs more than the coding itself. */
+static PyObject *py_tune_allocator(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+#ifdef __GLIBC__
+    int ok = mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024) && mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+    return PyBool_FromLong(ok);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"tune_allocator", py_tune_allocator, METH_NOARGS, "Keep large freed buffers for reuse (glibc)."},
     {"simd_level", py_simd_level, METH_NOARGS, "The GF(2^8) vector path in use: 0, 1 or 2."},
     {"force_level", py_force_level, METH_O, "Cap the vector path (for tests and benchmarks)."},
     {"gf_matmul", py_gf_matmul, METH_VARARGS, "Multiply a GF(2^8) matrix by equal-length buffers."},

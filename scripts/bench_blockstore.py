@@ -1,0 +1,155 @@
+"""`make bench`: erasure coding and the block store's put pipeline, with peers.
+
+Prints a markdown report (docs/performance.md holds a copy). Everything runs in
+one process on this machine in one go, so ratios between rows are meaningful
+even when absolute numbers move with the machine's load.
+
+    python scripts/bench_blockstore.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+from dwfs import Credential, PoolOptions, _accel, create_pool, open_pool
+from dwfs._accel import _pure, gf
+from dwfs.chunks import PASSPHRASE
+from dwfs.devices import parse_layout
+from dwfs.devices._parity import encode, reconstruct
+
+MB = 1e6
+
+
+def best_rate(nbytes: int, fn: Callable[[], object], seconds: float = 1.0) -> float:
+    """Bytes per second of the fastest of repeated runs within `seconds`."""
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            return nbytes / best
+
+
+def coding_rows(quick: bool) -> list[str]:
+    rows = ["| code | kernel | encode MB/s/core | decode, m lost, MB/s/core |", "|---|---|---|---|"]
+    size = 1 << 20
+    for k, m in ((4, 2), (8, 3)):
+        layout = parse_layout(f"{k}+{m}", k + m)
+        data = os.urandom(size)
+        shards = encode(layout, data)
+        lost = {i: s for i, s in enumerate(shards) if i >= m}  # lose m data shards
+        kernels = [(2, "dwfs AVX2"), (1, "dwfs SSSE3"), (0, "dwfs portable C")]
+        for level, name in kernels:
+            _accel.force_simd_level(level)
+            enc = best_rate(size, lambda layout=layout, data=data: encode(layout, data))
+            dec = best_rate(
+                size, lambda layout=layout, lost=lost: reconstruct(layout, lost, list(range(m)))
+            )
+            rows.append(f"| {k}+{m} | {name} | {enc / MB:,.0f} | {dec / MB:,.0f} |")
+        _accel.force_simd_level(2)
+        extra = gf.flatten(gf.cauchy(m, k))
+        part = [data[i * size // k : (i + 1) * size // k] for i in range(k)]
+        small = [p[: 1 << 16] for p in part]
+        pure = best_rate(len(small) * len(small[0]), lambda: _pure.gf_matmul(extra, m, k, small))
+        rows.append(f"| {k}+{m} | dwfs pure Python | {pure / MB:,.0f} | - |")
+        rows += peer_rows(k, m, part, size)
+    return rows
+
+
+def peer_rows(k: int, m: int, part: list[bytes], size: int) -> list[str]:
+    rows = []
+    try:
+        import zfec
+
+        encoder = zfec.Encoder(k, k + m)
+        decoder = zfec.Decoder(k, k + m)
+        blocks = encoder.encode(part)
+        nums = list(range(m, k + m))
+        rate = best_rate(size, lambda: encoder.encode(part))
+        dec = best_rate(size, lambda: decoder.decode([blocks[i] for i in nums], nums))
+        rows.append(f"| {k}+{m} | zfec {zfec.__version__} (peer) | {rate / MB:,.0f} | {dec / MB:,.0f} |")
+    except ImportError:
+        rows.append(f"| {k}+{m} | zfec (not installed) | - | - |")
+    try:
+        from pyeclib.ec_iface import ECDriver
+
+        driver = ECDriver(k=k, m=m, ec_type="isa_l_rs_vand")
+        data = b"".join(part)
+        frags = driver.encode(data)
+        rate = best_rate(size, lambda: driver.encode(data))
+        dec = best_rate(size, lambda: driver.decode(frags[m:]))
+        rows.append(f"| {k}+{m} | ISA-L via pyeclib (peer) | {rate / MB:,.0f} | {dec / MB:,.0f} |")
+    except (ImportError, Exception) as exc:  # pyeclib raises its own errors when ISA-L is absent
+        rows.append(f"| {k}+{m} | ISA-L via pyeclib (unavailable: {type(exc).__name__}) | - | - |")
+    return rows
+
+
+def text_data(size: int) -> bytes:
+    rng = random.Random(1)
+    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 10))) for _ in range(5000)]
+    out = bytearray()
+    while len(out) < size:
+        out += b" ".join(rng.choices(words, k=12)) + b".\n"
+    return bytes(out[:size])
+
+
+async def put_rate(root: Path, layout: str, n: int, data: bytes, cores: int) -> float:
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    paths = [root / f"d{i}" for i in range(n)]
+    credential = Credential(PASSPHRASE, bytearray(b"bench"))
+    kdf = {"name": "argon2id", "memory_kib": 1024, "iterations": 1, "lanes": 1}
+    create_pool(paths, credential, PoolOptions(layout=layout, kdf=kdf))
+    async with open_pool(paths[0], Credential(PASSPHRASE, bytearray(b"bench"))) as pool:
+        pool.store._limiter.total_tokens = cores
+        start = time.perf_counter()
+        await pool.store.put(data)
+        await pool.store.sync()
+        elapsed = time.perf_counter() - start
+    shutil.rmtree(root)
+    return len(data) / elapsed
+
+
+def pipeline_rows(quick: bool) -> list[str]:
+    size = (64 if quick else 512) << 20
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    root = base / f"dwfs-bench-{os.getpid()}"
+    datasets = {"incompressible": os.urandom(size), "text": text_data(size)}
+    rows = [
+        "| data | layout | worker threads | put MB/s (chunk, id, compress, seal, code, write, fsync) |",
+        "|---|---|---|---|",
+    ]
+    for name, data in datasets.items():
+        for layout, n in (("raidz1", 3), ("4+2", 6)):
+            for cores in (1, 2):
+                rate = trio.run(put_rate, root, layout, n, data, cores)
+                rows.append(f"| {name} | {layout} over {n} tmpfs dirs | {cores} | {rate / MB:,.0f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    args = parser.parse_args()
+    _accel.tune_allocator()
+    print(f"# dwfs block store benchmark\n\nkernels: {_accel.implementation()}, "
+          f"{os.cpu_count()} cores\n")
+    print("## Erasure coding (1 MiB stripes, one thread)\n")
+    print("\n".join(coding_rows(args.quick)))
+    print("\n## Put pipeline through the Python API\n")
+    print("\n".join(pipeline_rows(args.quick)))
+
+
+if __name__ == "__main__":
+    main()
