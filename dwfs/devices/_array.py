@@ -253,18 +253,27 @@ class DeviceArray:
                 return header
         return None
 
+    def _segments(self) -> list[int]:
+        return sorted({s for m in self._online() if m.device for s in m.device.segments()})
+
+    def _segment_end(self, segment: int) -> int:
+        return max((m.device.segment_size(segment) for m in self._online() if m.device), default=0)
+
+    def _walk(self, segment: int) -> Iterator[_shard.ShardHeader]:
+        """The chain of stripes in one segment, up to the first position with no header."""
+        end = self._segment_end(segment)
+        offset = 0
+        while offset < end:
+            header = self._locate(segment, offset)
+            if header is None:
+                return
+            yield header
+            offset += _shard.HEADER_SIZE + header.addr.shard_len
+
     def stripes(self) -> Iterator[_shard.ShardHeader]:
         """Every stripe whose header survives on some device, in write order per segment."""
-        segments = sorted({s for m in self._online() if m.device for s in m.device.segments()})
-        for segment in segments:
-            end = max(m.device.segment_size(segment) for m in self._online() if m.device)
-            offset = 0
-            while offset < end:
-                header = self._locate(segment, offset)
-                if header is None:
-                    break
-                yield header
-                offset += _shard.HEADER_SIZE + header.addr.shard_len
+        for segment in self._segments():
+            yield from self._walk(segment)
 
     def _sync_mark(self) -> tuple[int, int]:
         best = (0, 0)
@@ -312,16 +321,19 @@ class DeviceArray:
         mark = self._sync_mark()
         found: list[tuple[StripeAddr, ChunkId]] = []
         seq, segment, offset = 0, 0, 0
-        for header in self.stripes():
-            addr = header.addr
-            seq = max(seq, addr.seq + 1)
-            segment = max(segment, addr.segment)
-            if self._complete(header, verify_payload=(addr.segment, addr.offset) >= mark):
-                found.append((addr, header.chunk_id))
-        segments = [s for m in self._online() if m.device for s in m.device.segments()]
-        if segments:
-            segment = max(segments)
-            offset = max(m.device.segment_size(segment) for m in self._online() if m.device)
+        for segment in self._segments():
+            offset = 0
+            for header in self._walk(segment):
+                addr = header.addr
+                seq = max(seq, addr.seq + 1)
+                offset = addr.offset + _shard.HEADER_SIZE + addr.shard_len
+                if self._complete(header, verify_payload=(addr.segment, addr.offset) >= mark):
+                    found.append((addr, header.chunk_id))
+            if offset < self._segment_end(segment):
+                # A crash left a hole in the chain (a stripe that never reached disk
+                # before one after it did); nothing may be appended behind it, where
+                # no scan would find it, so writing resumes in a fresh segment.
+                segment, offset = segment + 1, 0
         with self._lock:
             self._seq, self._segment, self._offset = seq, segment, offset
         self._synced = self.frontier()
