@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -29,6 +30,7 @@ from dwfs.errors import NotFound
 from dwfs.types import Buffer, ChunkId
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+CUT_WINDOW = 8 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,21 +108,38 @@ class BlockStore:
         self.stats.bytes_in += len(chunk)
         return ChunkRef(cid, len(chunk))
 
+    async def _cuts(self, view: memoryview) -> AsyncIterator[tuple[int, int]]:
+        """(start, length) of each chunk of view, found a window at a time so that
+        storing the first chunks overlaps with cutting the rest."""
+        pos = 0
+        while pos < len(view):
+            end = min(len(view), pos + CUT_WINDOW)
+            window = view[pos:end]
+            final = end == len(view)
+            cuts = await trio.to_thread.run_sync(
+                self.chunker.cut, window, final, limiter=self._limiter
+            )
+            for length in cuts:
+                yield pos, length
+                pos += length
+
     async def put(self, data: Buffer) -> list[ChunkRef]:
         """Cut data into content-defined chunks and store each; their refs in order."""
         view = memoryview(data)
-        cuts = await trio.to_thread.run_sync(self.chunker.cut, view, True, limiter=self._limiter)
-        refs: list[ChunkRef | None] = [None] * len(cuts)
+        refs: dict[int, ChunkRef] = {}
+        pending = trio.Semaphore(2 * int(self._limiter.total_tokens) + 2)
 
-        async def one(i: int, start: int, length: int) -> None:
-            refs[i] = await self.put_chunk(view[start : start + length])
+        async def one(start: int, length: int) -> None:
+            try:
+                refs[start] = await self.put_chunk(view[start : start + length])
+            finally:
+                pending.release()
 
         async with trio.open_nursery() as nursery:
-            start = 0
-            for i, length in enumerate(cuts):
-                nursery.start_soon(one, i, start, length)
-                start += length
-        return [r for r in refs if r is not None]
+            async for start, length in self._cuts(view):
+                await pending.acquire()
+                nursery.start_soon(one, start, length)
+        return [refs[start] for start in sorted(refs)]
 
     async def sync(self) -> None:
         """Wait for puts under way, then make everything stored so far durable."""

@@ -125,7 +125,9 @@ class DeviceArray:
                 "written: bring the missing devices back or replace them"
             )
 
-    def pack_header(self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: Buffer) -> bytes:
+    def pack_header(
+        self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: Buffer
+    ) -> bytes:
         """The authenticated header of shard `index` of the stripe at addr."""
         return _shard.pack_header(
             self._shard_key, self.layout.width, self.layout.k, index, addr, chunk_id, payload
