@@ -55,6 +55,43 @@ class NotEmpty(DwfsError):
     exit_code = ExitCode.USAGE
 
 
+class NotADirectory(DwfsError):
+    errno = _errno.ENOTDIR
+    exit_code = ExitCode.USAGE
+
+
+class IsADirectory(DwfsError):
+    errno = _errno.EISDIR
+    exit_code = ExitCode.USAGE
+
+
+class NameTooLong(DwfsError):
+    errno = _errno.ENAMETOOLONG
+    exit_code = ExitCode.USAGE
+
+
+class InvalidArgument(DwfsError):
+    errno = _errno.EINVAL
+    exit_code = ExitCode.USAGE
+
+
+class NoAttribute(DwfsError):
+    """The extended attribute does not exist (ENODATA, which Linux calls ENOATTR)."""
+
+    errno = _errno.ENODATA
+    exit_code = ExitCode.USAGE
+
+
+class NotPermitted(DwfsError):
+    errno = _errno.EPERM
+    exit_code = ExitCode.USAGE
+
+
+class NotSupported(DwfsError):
+    errno = _errno.EOPNOTSUPP
+    exit_code = ExitCode.USAGE
+
+
 class ReadOnly(DwfsError):
     errno = _errno.EROFS
 

@@ -7,6 +7,7 @@ Knows nothing of files: content in, chunk ids out.
 from dwfs.chunks._chunker import Chunker as Chunker
 from dwfs.chunks._chunker import ChunkerParams as ChunkerParams
 from dwfs.chunks._compress import ALGORITHMS as COMPRESSIONS
+from dwfs.chunks._localstate import state_root as state_root
 from dwfs.chunks._pool import Pool as Pool
 from dwfs.chunks._pool import PoolOptions as PoolOptions
 from dwfs.chunks._pool import create_pool as create_pool
@@ -36,4 +37,5 @@ __all__ = [
     "create_pool",
     "new_recovery_key",
     "open_pool",
+    "state_root",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,13 @@ class Pool:
             for s in self.array.config["keyslots"]
         ]
 
-    def _write_keyslots(self, slots: list[dict[str, Any]], everywhere: bool) -> None:
-        config = dict(self.array.config, keyslots=slots)
-        self.array.write_superblocks(config, everywhere=everywhere)
+    def update_config(self, everywhere: bool = False, **changes: Any) -> None:
+        """Write a new superblock generation with these config entries changed."""
+        self.array.write_superblocks(dict(self.array.config, **changes), everywhere=everywhere)
         self._local.record_generation(self.array.generation)
+
+    def _write_keyslots(self, slots: list[dict[str, Any]], everywhere: bool) -> None:
+        self.update_config(everywhere=everywhere, keyslots=slots)
 
     def add_keyslot(self, kind: str, secret: bytes | bytearray) -> int:
         slots = list(self.array.config["keyslots"])
@@ -200,13 +204,18 @@ class Pool:
         keys.wipe(self._master)
 
 
-def _unlock(path: Path, credential: keys.Credential) -> Pool:
+def _unlock(path: Path, credential: keys.Credential, holder: str) -> Pool:
     slots = read_slots(path)
     newest = slots[0].superblock
     master, slot_id = keys.unlock(newest.pool, newest.config.get("keyslots", []), credential)
     try:
         derived = keys.derive_keys(master)
         array = open_array(path, derived.superblock, derived.shard)
+        try:
+            array.take_locks(holder)
+        except BaseException:
+            array.close()
+            raise
         last = LocalState(array.pool).last_generation()
         if array.generation < last:
             array.close()
@@ -230,15 +239,21 @@ def _recover(pool: Pool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(path: Path, credential: keys.Credential) -> AsyncIterator[Pool]:
-    """Unlock and open the pool that the device at path belongs to.
+async def open_pool(
+    path: Path, credential: keys.Credential, holder: str = ""
+) -> AsyncIterator[Pool]:
+    """Unlock and open the pool that the device at path belongs to, for this process alone.
+
+    holder says who holds the pool (shown to anyone else who tries to open it).
 
     Raises:
         DeviceError: path is not a device of a pool.
         BadKey: the credential opens no keyslot.
+        Busy: another process has the pool open (a mount, say).
         IntegrityError: the superblock is tampered with, or the pool rolled back.
     """
-    pool = await trio.to_thread.run_sync(_unlock, path, credential)
+    holder = holder or f"dwfsctl (pid {os.getpid()})"
+    pool = await trio.to_thread.run_sync(_unlock, path, credential, holder)
     try:
         await trio.to_thread.run_sync(_recover, pool)
         yield pool

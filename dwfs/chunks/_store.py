@@ -27,7 +27,7 @@ from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
 from dwfs.devices._parity import encode
 from dwfs.errors import NotFound
-from dwfs.types import Buffer, ChunkId
+from dwfs.types import Buffer, ChunkId, StripeAddr
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 CUT_WINDOW = 8 * 1024 * 1024
@@ -35,10 +35,11 @@ CUT_WINDOW = 8 * 1024 * 1024
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChunkRef:
-    """One chunk of some content: its id and plaintext length."""
+    """One chunk of some content: its id, plaintext length and where it is stored."""
 
     chunk_id: ChunkId
     length: int
+    addr: StripeAddr
 
 
 @dataclasses.dataclass
@@ -77,36 +78,39 @@ class BlockStore:
 
     # -- writing --------------------------------------------------------------
 
-    def _store_chunk(self, chunk: Buffer) -> ChunkId:
+    def _store_chunk(self, chunk: Buffer) -> tuple[ChunkId, StripeAddr]:
         """Worker-thread body of put: id, dedup, compress, seal, code, write."""
         cid = chunk_id(self._keys.chunk_id, chunk)
-        if cid in self.index:
+        known = self.index.get(cid)
+        if known is not None:
             with self._stats_lock:
                 self.stats.chunks_deduplicated += 1
-            return cid
+            return cid, known
         algorithm, payload = _compress.compress(self._compression, chunk)
         sealed = crypto.seal(self._cipher, self._keys.chunk_data, cid, payload, algorithm)
         shards = encode(self.array.layout, sealed)
         addr = self.array.allocate(len(sealed))
         self.array.write_stripe(addr, cid, shards)
-        self.index.add(cid, addr)
+        kept = self.index.add(cid, addr)
         with self._stats_lock:
             self.stats.chunks_written += 1
             self.stats.bytes_sealed += len(sealed)
-        return cid
+        return cid, kept
 
     async def put_chunk(self, chunk: Buffer) -> ChunkRef:
         """Store one chunk as it is (no further cutting)."""
         self._inflight += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         try:
-            cid = await trio.to_thread.run_sync(self._store_chunk, chunk, limiter=self._limiter)
+            cid, addr = await trio.to_thread.run_sync(
+                self._store_chunk, chunk, limiter=self._limiter
+            )
         finally:
             self._inflight -= 1
             if not self._inflight:
                 self._idle.set()
         self.stats.bytes_in += len(chunk)
-        return ChunkRef(cid, len(chunk))
+        return ChunkRef(cid, len(chunk), addr)
 
     async def _cuts(self, view: memoryview) -> AsyncIterator[tuple[int, int]]:
         """(start, length) of each chunk of view, found a window at a time so that
@@ -148,16 +152,16 @@ class BlockStore:
 
     # -- reading --------------------------------------------------------------
 
-    def _load_chunk(self, cid: ChunkId) -> bytes:
-        addr = self.index.get(cid)
+    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+        addr = addr or self.index.get(cid)
         if addr is None:
             raise NotFound(f"chunk {cid.hex()[:16]} is not in the pool")
         sealed = self.array.read_stripe(addr, cid)
         algorithm, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
         return _compress.decompress(algorithm, payload)
 
-    async def get(self, cid: ChunkId) -> bytes:
-        """The plaintext of one chunk.
+    async def get(self, cid: ChunkId, addr: StripeAddr | None = None) -> bytes:
+        """The plaintext of one chunk (at addr, if the caller knows it).
 
         Raises:
             NotFound: the pool holds no such chunk.
@@ -167,7 +171,7 @@ class BlockStore:
         cached = self.cache.get(cid)
         if cached is not None:
             return cached
-        data = await trio.to_thread.run_sync(self._load_chunk, cid, limiter=self._limiter)
+        data = await trio.to_thread.run_sync(self._load_chunk, cid, addr, limiter=self._limiter)
         self.cache.put(cid, data)
         return data
 
@@ -176,7 +180,7 @@ class BlockStore:
         parts: list[bytes] = [b""] * len(refs)
 
         async def one(i: int, ref: ChunkRef) -> None:
-            parts[i] = await self.get(ref.chunk_id)
+            parts[i] = await self.get(ref.chunk_id, ref.addr)
 
         async with trio.open_nursery() as nursery:
             for i, ref in enumerate(refs):

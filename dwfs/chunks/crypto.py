@@ -74,3 +74,29 @@ def open_(data_key: bytes, chunk_id: ChunkId, sealed: bytes) -> tuple[int, bytes
     except InvalidTag:
         raise IntegrityError(f"chunk {chunk_id.hex()[:16]} fails authentication") from None
     return compression, payload
+
+
+def _record_key(key: bytes, context: bytes) -> bytes:
+    return blake3.blake3(b"dwfs record|" + context, key=key).digest()
+
+
+def seal_record(key: bytes, context: bytes, plaintext: bytes) -> bytes:
+    """AES-256-GCM of a metadata record under a key derived from key and context.
+
+    context names the record uniquely (say, journal epoch and txg), so each record
+    has its own key and a nonce can never repeat under one key.
+    """
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_record_key(key, context)).encrypt(nonce, plaintext, context)
+
+
+def open_record(key: bytes, context: bytes, sealed: bytes) -> bytes:
+    """The plaintext of seal_record's output.
+
+    Raises:
+        IntegrityError: the record fails authentication.
+    """
+    try:
+        return AESGCM(_record_key(key, context)).decrypt(sealed[:12], sealed[12:], context)
+    except (InvalidTag, ValueError):
+        raise IntegrityError("a metadata record fails authentication") from None

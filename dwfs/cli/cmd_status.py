@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from dwfs import _accel
 from dwfs.chunks import open_pool
-from dwfs.cli import _secrets
+from dwfs.cli import _mounts, _secrets
 from dwfs.cli._output import human_bytes, print_json
 
 
@@ -21,7 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _secrets.add_unlock_options(p)
-    p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
+    p.add_argument(
+        "device",
+        metavar="DEVICE|MOUNTPOINT",
+        type=Path,
+        help="any device of the pool, or where it is mounted",
+    )
     p.set_defaults(run=run)
 
 
@@ -66,16 +72,21 @@ def render(status: dict[str, Any]) -> str:
         f"  errors: {'No known data errors' if not errors else f'{errors} shard errors seen'}",
         f" kernels: {status['kernels']}",
     ]
+    if "mount" in status:
+        lines.append(f"   mount: {status['mount']['mountpoint']} (pid {status['mount']['pid']})")
     return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:
-    credential = _secrets.credential(args)
-    try:
-        async with open_pool(args.device, credential) as pool:
-            status = pool.status()
-    finally:
-        credential.wipe()
+    if os.path.ismount(args.device):
+        status = _mounts.request(_mounts.find(args.device), {"cmd": "status"})
+    else:
+        credential = _secrets.credential(args)
+        try:
+            async with open_pool(args.device, credential) as pool:
+                status = pool.status()
+        finally:
+            credential.wipe()
     status["kernels"] = _accel.implementation()
     if args.json:
         print_json(status)

@@ -17,10 +17,18 @@ from typing import NoReturn
 import trio
 
 from dwfs import __version__, _accel
-from dwfs.cli import cmd_create, cmd_key, cmd_replace, cmd_scrub, cmd_status
+from dwfs.cli import (
+    cmd_create,
+    cmd_key,
+    cmd_mount,
+    cmd_replace,
+    cmd_scrub,
+    cmd_status,
+    cmd_umount,
+)
 from dwfs.errors import DwfsError, ExitCode
 
-COMMANDS = (cmd_create, cmd_status, cmd_scrub, cmd_replace, cmd_key)
+COMMANDS = (cmd_create, cmd_mount, cmd_umount, cmd_status, cmd_scrub, cmd_replace, cmd_key)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
 from dwfs.devices._superblock import RING, Member, Superblock, encode
-from dwfs.errors import DeviceError, DwfsError
+from dwfs.errors import Busy, DeviceError, DwfsError
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
@@ -339,7 +339,57 @@ class DeviceArray:
         with self._lock:
             self._seq, self._segment, self._offset = seq, segment, offset
         self._synced = self.frontier()
+        for member in self._online():
+            assert member.device is not None
+            for unsynced in member.device.segments():
+                if unsynced >= mark[0]:
+                    member.device.mark_dirty(unsynced)
         return found
+
+    # -- the metadata journal ---------------------------------------------------
+
+    def append_journal(self, epoch: int, record: bytes) -> None:
+        """Append a sealed journal record on every online device, durably.
+
+        Raises:
+            DeviceError: fewer than m + 1 devices (or all online ones, if fewer are
+                online) took the record.
+        """
+        written = 0
+        online = self._online()
+        for member in online:
+            assert member.device is not None
+            try:
+                member.device.append_journal(epoch, record)
+                written += 1
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+        if written < min(self.layout.m + 1, len(online)) or not written:
+            raise DeviceError(
+                f"the metadata journal of pool {self.pool} reached only {written} devices"
+            )
+
+    def journal_copies(self, epoch: int) -> list[bytes]:
+        """Each online device's copy of one epoch's journal."""
+        copies = []
+        for member in self._online():
+            assert member.device is not None
+            try:
+                copies.append(member.device.read_journal(epoch))
+            except DwfsError:
+                self._count(member, "read")
+        return copies
+
+    def journal_epochs(self) -> list[int]:
+        return sorted({e for m in self._online() if m.device for e in m.device.journal_epochs()})
+
+    def trim_journals(self, before: int) -> None:
+        """Delete every journal epoch older than `before` (a checkpoint covers them)."""
+        for member in self._online():
+            assert member.device is not None
+            for epoch in member.device.journal_epochs():
+                if epoch < before:
+                    member.device.remove_journal(epoch)
 
     # -- superblocks and status -----------------------------------------------
 
@@ -402,6 +452,23 @@ class DeviceArray:
         ratio = self.layout.k / self.layout.width
         size = int(min(per_device, default=0) * self.layout.n * ratio)
         return {"size": size, "used": int(used * ratio)}
+
+    def take_locks(self, holder: str) -> None:
+        """Hold every online device for this process.
+
+        Raises:
+            Busy: another process (a mount, another dwfsctl) holds the pool.
+        """
+        taken: list[DirDevice] = []
+        try:
+            for member in self._online():
+                assert member.device is not None
+                member.device.take_lock(holder)
+                taken.append(member.device)
+        except Busy:
+            for device in taken:
+                device.close()
+            raise
 
     def close(self) -> None:
         for member in self.members:

@@ -9,18 +9,21 @@ superblock) is written, and the superblock slot is fsync'd after each write.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from dwfs.devices import _superblock
-from dwfs.errors import DeviceError, DwfsError, NoSpace
+from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer
 
 SUPERBLOCK = "superblock"
 SYNC_MARK = "synced"
 SEGMENTS = "segments"
+JOURNAL = "journal"
+LOCK = "lock"
 
 
 def _io_error(path: Path, exc: OSError) -> DwfsError:
@@ -37,6 +40,7 @@ class DirDevice:
         self._fds: dict[int, int] = {}
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
+        self._lock_fd: int | None = None
 
     @classmethod
     def initialise(cls, path: Path) -> DirDevice:
@@ -87,6 +91,13 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
         with self._lock:
             self._dirty.add(segment)
+
+    def mark_dirty(self, segment: int) -> None:
+        """Have the next sync() fsync this segment (it may hold writes of a process
+        that died before syncing them, still only in the page cache)."""
+        if self._fd(segment, create=False) is not None:
+            with self._lock:
+                self._dirty.add(segment)
 
     def sync(self) -> None:
         """Make every segment write so far durable."""
@@ -166,7 +177,68 @@ class DirDevice:
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
+    def _journal_path(self, epoch: int) -> Path:
+        return self.path / JOURNAL / f"{epoch:08d}.jnl"
+
+    def append_journal(self, epoch: int, data: bytes) -> None:
+        """Append to the epoch's journal file and fsync it (and its directory when new)."""
+        path = self._journal_path(epoch)
+        try:
+            new = not path.exists()
+            if new:
+                path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if new:
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
+
+    def read_journal(self, epoch: int) -> bytes:
+        try:
+            return self._journal_path(epoch).read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
+
+    def journal_epochs(self) -> list[int]:
+        try:
+            names = os.listdir(self.path / JOURNAL)
+        except OSError:
+            return []
+        return sorted(int(n[:-4]) for n in names if n.endswith(".jnl") and n[:-4].isdigit())
+
+    def remove_journal(self, epoch: int) -> None:
+        self._journal_path(epoch).unlink(missing_ok=True)
+
+    def take_lock(self, holder: str) -> None:
+        """Hold this device for this process (flock; the kernel drops it if we die).
+
+        Raises:
+            Busy: another process holds it; the message says which.
+        """
+        path = self.path / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise Busy(f"the pool is in use by {other}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        self._lock_fd = fd
+
     def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)

@@ -1,0 +1,144 @@
+"""Live mounts on this machine: a registry file and a control socket per mounted pool.
+
+The daemon writes $DWFS_STATE_DIR/<pool>/mount.json (mountpoint, pid, socket)
+and listens on control.sock beside it, both readable by the mounting user only.
+dwfsctl finds a mount by its mountpoint and talks to it with one JSON line each way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.chunks import state_root
+from dwfs.errors import Busy, DwfsError, ExitCode, NotFound
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def registry(pool: str) -> Path:
+    return state_root() / pool / "mount.json"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find(mountpoint: Path) -> dict[str, Any]:
+    """The registry entry of the live dwfs mount at mountpoint.
+
+    Raises:
+        NotFound: no dwfs filesystem of this user is mounted there.
+    """
+    target = str(mountpoint.resolve())
+    for path in sorted(state_root().glob("*/mount.json")):
+        with contextlib.suppress(OSError, ValueError):
+            info: dict[str, Any] = json.loads(path.read_text())
+            if info["mountpoint"] == target and alive(int(info["pid"])):
+                return info
+    raise NotFound(f"no dwfs filesystem is mounted at {mountpoint} (see `mount -t fuse.dwfs`)")
+
+
+@contextlib.contextmanager
+def registered(pool: str, mountpoint: Path, sock: Path) -> Iterator[None]:
+    path = registry(pool)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = {
+        "pool": pool,
+        "mountpoint": str(mountpoint.resolve()),
+        "pid": os.getpid(),
+        "socket": str(sock),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def serve_control(
+    sock_path: Path, handler: Handler, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Answer control requests on a unix socket only this user can reach."""
+    sock_path.unlink(missing_ok=True)
+    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        await listener.bind(str(sock_path))
+    finally:
+        os.umask(old)
+    listener.listen(8)
+    task_status.started()
+    try:
+        async with trio.open_nursery() as nursery:
+            while True:
+                conn, _ = await listener.accept()
+                nursery.start_soon(_answer, trio.SocketStream(conn), handler)
+    finally:
+        listener.close()
+        sock_path.unlink(missing_ok=True)
+
+
+async def _answer(stream: trio.SocketStream, handler: Handler) -> None:
+    async with stream:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            data += chunk
+        try:
+            reply = {"ok": True, "result": await handler(json.loads(data))}
+        except DwfsError as exc:
+            reply = {"ok": False, "error": str(exc), "exit": int(exc.exit_code)}
+        except Exception as exc:
+            log.exception("control request failed")
+            reply = {"ok": False, "error": f"internal error: {exc}", "exit": int(ExitCode.FAILURE)}
+        await stream.send_all(json.dumps(reply).encode() + b"\n")
+
+
+class RemoteError(DwfsError):
+    """An error the mount daemon reported, with its exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = ExitCode(exit_code)
+
+
+def request(info: dict[str, Any], body: dict[str, Any], timeout: float = 30.0) -> Any:
+    """Send one request to a mount's control socket; its result."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(info["socket"])
+            sock.sendall(json.dumps(body).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise Busy(f"the mount at {info['mountpoint']} does not answer: {exc}") from None
+    reply = json.loads(data)
+    if not reply["ok"]:
+        raise RemoteError(reply["error"], reply["exit"])
+    return reply["result"]

@@ -1,0 +1,199 @@
+"""dwfsctl mount: serve a pool at a mountpoint.
+
+Without --foreground, dwfsctl starts the mount daemon (this command again, with
+--foreground, in its own session), hands it the secret through a pipe, and
+returns once the filesystem answers, or with the daemon's error. The daemon
+logs to $DWFS_STATE_DIR/<pool>/mount.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.chunks import KEYFILE, state_root
+from dwfs.cli import _mounts, _secrets
+from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
+from dwfs.fuse import ALLOWED_OPTIONS, serve
+from dwfs.vfs import Volume, open_volume
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "mount",
+        help="mount a pool as a directory",
+        description="Mount the pool that DEVICE belongs to at MOUNTPOINT (an existing, "
+        "empty directory). Returns once the filesystem answers; the daemon keeps running "
+        "until `dwfsctl umount MOUNTPOINT`.",
+    )
+    _secrets.add_unlock_options(p)
+    p.add_argument("--foreground", action="store_true", help="serve from this process")
+    p.add_argument(
+        "-o",
+        dest="options",
+        default="",
+        metavar="OPTS",
+        help=f"comma-separated mount options: {', '.join(sorted(ALLOWED_OPTIONS))}",
+    )
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    p.set_defaults(run=run)
+
+
+def parse_options(text: str) -> set[str]:
+    options = {o.strip() for o in text.split(",") if o.strip()}
+    unknown = options - ALLOWED_OPTIONS
+    if unknown:
+        raise UsageError(
+            f"unknown mount option {sorted(unknown)[0]!r}: dwfs takes "
+            f"{', '.join(sorted(ALLOWED_OPTIONS))}"
+        )
+    return options
+
+
+def check_mountpoint(path: Path, options: set[str]) -> None:
+    if not path.exists():
+        raise NotFound(f"mountpoint {path} does not exist: create the directory first")
+    if not path.is_dir():
+        raise NotADirectory(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise Busy(f"{path} is already a mountpoint: unmount it first")
+    if "nonempty" not in options and any(path.iterdir()):
+        raise UsageError(f"mountpoint {path} is not empty: use an empty directory or -o nonempty")
+
+
+async def run(args: argparse.Namespace) -> int:
+    options = parse_options(args.options)
+    check_mountpoint(args.mountpoint, options)
+    if args.foreground:
+        await _serve(args, options)
+        return 0
+    return _spawn(args)
+
+
+def _report(fd: int | None, message: str) -> None:
+    if fd is None:
+        return
+    try:
+        os.write(fd, message.encode() + b"\n")
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _log_to(path: Path, foreground: bool) -> None:
+    handlers: list[logging.Handler] = [logging.FileHandler(path)]
+    if foreground:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
+    async def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("cmd") == "status":
+            status = volume.pool.status()
+            status["mount"] = {"mountpoint": str(mountpoint), "pid": os.getpid()}
+            return status
+        if request.get("cmd") == "sync":
+            await volume.sync_all()
+            return {}
+        raise UsageError(f"unknown control request {request.get('cmd')!r}")
+
+    return handle
+
+
+async def _serve(args: argparse.Namespace, options: set[str]) -> None:
+    mountpoint = args.mountpoint.resolve()
+    credential = _secrets.credential(args)
+    holder = f"the mount at {mountpoint} (pid {os.getpid()})"
+    try:
+        async with open_volume(args.device, credential, holder) as volume:
+            credential.wipe()
+            pool_dir = state_root() / volume.pool.id
+            pool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _log_to(pool_dir / "mount.log", args.ready_fd is None)
+            log.info("pool %s mounted at %s", volume.pool.id, mountpoint)
+            sock = pool_dir / "control.sock"
+            with _mounts.registered(volume.pool.id, mountpoint, sock):
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(_mounts.serve_control, sock, _control(volume, mountpoint))
+                    ready = f"ready {volume.pool.id}"
+                    await serve(volume, mountpoint, options, lambda: _report(args.ready_fd, ready))
+                    nursery.cancel_scope.cancel()
+            log.info("unmounted; storing and checkpointing")
+    except DwfsError as exc:
+        _report(args.ready_fd, f"error {int(exc.exit_code)} {exc}")
+        raise
+    finally:
+        credential.wipe()
+
+
+def _spawn(args: argparse.Namespace) -> int:
+    credential = _secrets.credential(args)
+    read_end, write_end = os.pipe()
+    command = [
+        sys.executable,
+        "-m",
+        "dwfs.cli.main",
+        "mount",
+        "--foreground",
+        "--ready-fd",
+        str(write_end),
+    ]
+    if credential.kind == KEYFILE:
+        command += ["--key-file", str(Path(args.key_file).resolve())]
+    else:
+        command += ["--passphrase-file", "-"]
+    if args.options:
+        command += ["-o", args.options]
+    command += [str(args.device.resolve()), str(args.mountpoint.resolve())]
+    state_root().mkdir(parents=True, exist_ok=True, mode=0o700)
+    daemon_log = state_root() / "mount-daemon.log"
+    with daemon_log.open("ab") as errors:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            pass_fds=(write_end,),
+            start_new_session=True,
+            cwd="/",
+        )
+    os.close(write_end)
+    assert proc.stdin is not None
+    try:
+        if credential.kind != KEYFILE:
+            proc.stdin.write(bytes(credential.secret))
+        proc.stdin.close()
+    finally:
+        credential.wipe()
+    with os.fdopen(read_end, "rb") as ready:
+        message = ready.read().decode(errors="replace").strip()
+    if message.startswith("ready "):
+        os.stat(args.mountpoint)
+        print(f"mounted pool {message.split()[1]} at {args.mountpoint} (pid {proc.pid})")
+        return 0
+    if message.startswith("error "):
+        _, exit_code, text = message.split(" ", 2)
+        proc.wait()
+        raise _mounts.RemoteError(text, int(exit_code))
+    status = proc.wait()
+    raise DwfsError(
+        f"the mount process exited with status {status} before the filesystem answered: "
+        f"see {daemon_log}"
+    )

@@ -1,0 +1,35 @@
+"""The metadata schema.
+
+Every table that describes the tree carries birth and death: the txg that
+created a row and the txg that ended it (NULL while it is live). Live queries
+filter on `death IS NULL`. Until snapshots exist nothing can see an ended row,
+so rows are deleted instead of ended; snapshots will end them instead and
+make a snapshot a txg number (see docs/design.md).
+"""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE inodes(
+    ino INTEGER PRIMARY KEY, mode INT NOT NULL, uid INT NOT NULL, gid INT NOT NULL,
+    nlink INT NOT NULL, size INT NOT NULL, atime INT NOT NULL, mtime INT NOT NULL,
+    ctime INT NOT NULL, rdev INT NOT NULL, target BLOB, birth INT NOT NULL, death INT);
+CREATE TABLE dirents(
+    parent INT NOT NULL, name BLOB NOT NULL, cookie INT NOT NULL, ino INT NOT NULL,
+    birth INT NOT NULL, death INT);
+CREATE UNIQUE INDEX dirents_name ON dirents(parent, name) WHERE death IS NULL;
+CREATE INDEX dirents_cookie ON dirents(parent, cookie);
+CREATE INDEX dirents_ino ON dirents(ino);
+CREATE TABLE extents(
+    ino INT NOT NULL, off INT NOT NULL, len INT NOT NULL, chunk BLOB NOT NULL,
+    chunk_off INT NOT NULL, birth INT NOT NULL, death INT);
+CREATE INDEX extents_ino ON extents(ino, off);
+CREATE TABLE xattrs(
+    ino INT NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL, birth INT NOT NULL, death INT);
+CREATE UNIQUE INDEX xattrs_key ON xattrs(ino, name) WHERE death IS NULL;
+CREATE TABLE chunks(
+    id BLOB PRIMARY KEY, seq INT NOT NULL, segment INT NOT NULL, offset INT NOT NULL,
+    shard_len INT NOT NULL, sealed_len INT NOT NULL, refs INT NOT NULL);
+CREATE TABLE counters(name TEXT PRIMARY KEY, value INT NOT NULL);
+INSERT INTO counters VALUES ('next_ino', 2), ('next_cookie', 3);
+"""

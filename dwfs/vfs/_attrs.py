@@ -1,0 +1,50 @@
+"""Inode attributes as the filesystem reports them."""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+import time
+from typing import Any
+
+ROOT_INO = 1
+MAX_NAME = 255
+BLOCK = 4096
+
+INODE_COLUMNS = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclasses.dataclass
+class Attr:
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    rdev: int
+    target: bytes | None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Attr:
+        return cls(*row)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def blocks(self) -> int:
+        """512-byte blocks, as st_blocks counts them."""
+        return -(-self.size // 512)

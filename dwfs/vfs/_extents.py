@@ -1,0 +1,56 @@
+"""Extent arithmetic: a file's content as (file offset, length, chunk, offset in chunk).
+
+Pure functions on plain tuples; the database holds the rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from dwfs.types import ChunkId
+
+
+class Extent(NamedTuple):
+    off: int
+    len: int
+    chunk: ChunkId
+    chunk_off: int
+
+    @property
+    def end(self) -> int:
+        return self.off + self.len
+
+
+def clip(extent: Extent, start: int, end: int) -> Extent | None:
+    """The part of extent inside [start, end), or None."""
+    lo, hi = max(extent.off, start), min(extent.end, end)
+    if lo >= hi:
+        return None
+    return Extent(lo, hi - lo, extent.chunk, extent.chunk_off + (lo - extent.off))
+
+
+def cut_out(extents: list[Extent], start: int, end: int) -> tuple[list[Extent], list[Extent]]:
+    """(extents to remove, pieces to keep) when [start, end) is replaced.
+
+    Every extent overlapping the range is removed; the parts of those extents
+    outside the range come back as pieces to keep.
+    """
+    removed, kept = [], []
+    for e in extents:
+        if e.end <= start or e.off >= end:
+            continue
+        removed.append(e)
+        for lo, hi in ((e.off, start), (end, e.end)):
+            piece = clip(e, lo, hi)
+            if piece is not None:
+                kept.append(piece)
+    return removed, kept
+
+
+def span(extents: list[Extent], start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened to whole extents at both edges, for re-chunking."""
+    lo, hi = start, end
+    for e in extents:
+        if e.end > start and e.off < end:
+            lo, hi = min(lo, e.off), max(hi, e.end)
+    return lo, hi

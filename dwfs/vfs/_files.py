@@ -1,0 +1,161 @@
+"""File content: reading through extents and unstored writes, storing writes as chunks.
+
+Writes collect in a per-inode DirtyMap. A flush moves the map aside (still
+visible to reads as `flushing`), widens each dirty interval to the whole extents
+it touches, reads what it does not cover, cuts the region into content-defined
+chunks, stores them, and swaps the new extents in with the size and mtime in one
+transaction. A per-inode lock serialises flushes and truncates; reads never wait
+for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import trio
+
+from dwfs.chunks import BlockStore
+from dwfs.meta import MetaDB
+from dwfs.types import ChunkId
+from dwfs.vfs._attrs import now_ns
+from dwfs.vfs._dirty import DirtyMap
+from dwfs.vfs._extents import Extent, clip, cut_out, span
+
+_END_OF_ANY_FILE = 1 << 62
+
+
+@dataclasses.dataclass
+class FileState:
+    """The in-memory state of a file with open handles or unstored writes."""
+
+    size: int
+    mtime_ns: int
+    handles: int = 0
+    dirty: DirtyMap = dataclasses.field(default_factory=DirtyMap)
+    flushing: DirtyMap = dataclasses.field(default_factory=DirtyMap)
+    lock: trio.Lock = dataclasses.field(default_factory=trio.Lock)
+    changed: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.handles or self.dirty or self.changed)
+
+
+class FileData:
+    def __init__(self, db: MetaDB, store: BlockStore) -> None:
+        self.db = db
+        self.store = store
+
+    def extents(self, ino: int, start: int, end: int) -> list[Extent]:
+        rows = self.db.query(
+            "SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ? AND off < ? "
+            "AND off + len > ? AND death IS NULL ORDER BY off",
+            (ino, end, start),
+        )
+        return [Extent(int(o), int(n), ChunkId(bytes(c)), int(co)) for o, n, c, co in rows]
+
+    async def _fill(self, buf: bytearray, offset: int, extents: list[Extent]) -> None:
+        """Copy the extents' bytes that fall in buf's range into buf, fetching in parallel."""
+
+        async def one(extent: Extent) -> None:
+            piece = clip(extent, offset, offset + len(buf))
+            if piece is None:
+                return
+            data = await self.store.get(piece.chunk)
+            buf[piece.off - offset : piece.end - offset] = data[
+                piece.chunk_off : piece.chunk_off + piece.len
+            ]
+
+        async with trio.open_nursery() as nursery:
+            for extent in extents:
+                nursery.start_soon(one, extent)
+
+    async def read(
+        self, ino: int, state: FileState | None, size: int, off: int, length: int
+    ) -> bytes:
+        end = min(off + length, size)
+        if off >= end:
+            return b""
+        buf = bytearray(end - off)
+        flushing = state.flushing if state else None
+        await self._fill(buf, off, self.extents(ino, off, end))
+        if state is not None:
+            assert flushing is not None
+            flushing.overlay(off, buf)
+            state.dirty.overlay(off, buf)
+        return bytes(buf)
+
+    async def flush(self, ino: int, state: FileState) -> None:
+        """Store the unstored writes of one file (not yet durable: commit does that)."""
+        async with state.lock:
+            if not state.dirty and not state.changed:
+                return
+            state.flushing, state.dirty = state.dirty, DirtyMap()
+            try:
+                for start, data in state.flushing.intervals():
+                    await self._store_interval(ino, start, data, state)
+                with self.db.transaction():
+                    self.db.execute(
+                        "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
+                        (state.size, state.mtime_ns, state.mtime_ns, ino),
+                    )
+                state.changed = False
+            except BaseException:
+                state.dirty = state.dirty.merged_under(state.flushing)
+                raise
+            finally:
+                state.flushing = DirtyMap()
+
+    async def _store_interval(self, ino: int, start: int, data: bytes, state: FileState) -> None:
+        end = min(start + len(data), state.size)
+        if end <= start:
+            return
+        lo, hi = span(self.extents(ino, start, end), start, end)
+        region = bytearray(hi - lo)
+        await self._fill(region, lo, self.extents(ino, lo, hi))
+        region[start - lo : end - lo] = data[: end - start]
+        refs = await self.store.put(region)
+        with self.db.transaction():
+            self._replace(ino, lo, hi)
+            pos = lo
+            for ref in refs:
+                self._add_extent(ino, Extent(pos, ref.length, ref.chunk_id, 0))
+                a = ref.addr
+                self.db.execute(
+                    "INSERT INTO chunks (id, seq, segment, offset, shard_len, sealed_len, refs) "
+                    "VALUES (?,?,?,?,?,?,0) ON CONFLICT(id) DO NOTHING",
+                    (ref.chunk_id, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len),
+                )
+                self.db.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (ref.chunk_id,))
+                pos += ref.length
+
+    def _add_extent(self, ino: int, e: Extent) -> None:
+        self.db.execute(
+            "INSERT INTO extents (ino, off, len, chunk, chunk_off, birth) VALUES (?,?,?,?,?,?)",
+            (ino, e.off, e.len, e.chunk, e.chunk_off, self.db.open_txg),
+        )
+
+    def _replace(self, ino: int, start: int, end: int) -> None:
+        """Remove [start, end) from the file's extents, keeping the parts outside it."""
+        removed, kept = cut_out(self.extents(ino, start, end), start, end)
+        for e in removed:
+            self.db.execute(
+                "DELETE FROM extents WHERE ino = ? AND off = ? AND death IS NULL", (ino, e.off)
+            )
+            self.db.execute("UPDATE chunks SET refs = refs - 1 WHERE id = ?", (e.chunk,))
+        for e in kept:
+            self._add_extent(ino, e)
+            self.db.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (e.chunk,))
+
+    async def truncate(self, ino: int, state: FileState, size: int) -> None:
+        async with state.lock:
+            state.dirty.truncate(size)
+            with self.db.transaction():
+                if size < state.size:
+                    self._replace(ino, size, _END_OF_ANY_FILE)
+                now = now_ns()
+                state.size, state.mtime_ns = size, now
+                self.db.execute(
+                    "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
+                    (size, now, now, ino),
+                )

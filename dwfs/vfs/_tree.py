@@ -1,0 +1,381 @@
+"""The namespace: inodes, directory entries, links, renames and xattrs, as rows.
+
+Synchronous and pure database logic, each operation one transaction, so POSIX
+rules can be tested without a mount. Raises DwfsError subclasses that carry the
+errno a syscall should fail with.
+"""
+
+from __future__ import annotations
+
+import stat
+
+from dwfs.errors import (
+    Exists,
+    InvalidArgument,
+    IsADirectory,
+    NameTooLong,
+    NoAttribute,
+    NotADirectory,
+    NotEmpty,
+    NotFound,
+    NotPermitted,
+)
+from dwfs.meta import MetaDB
+from dwfs.vfs._attrs import INODE_COLUMNS, MAX_NAME, ROOT_INO, Attr, now_ns
+
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def check_name(name: bytes) -> None:
+    if len(name) > MAX_NAME:
+        raise NameTooLong(f"a name is at most {MAX_NAME} bytes")
+    if not name or b"/" in name or b"\0" in name:
+        raise InvalidArgument("invalid file name")
+
+
+class Tree:
+    def __init__(self, db: MetaDB) -> None:
+        self.db = db
+
+    # -- reading ----------------------------------------------------------------
+
+    def attr(self, ino: int) -> Attr:
+        row = self.db.one(
+            f"SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ? AND death IS NULL", (ino,)
+        )
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return Attr.from_row(row)
+
+    def directory(self, ino: int) -> Attr:
+        attr = self.attr(ino)
+        if not attr.is_dir:
+            raise NotADirectory("not a directory")
+        return attr
+
+    def find(self, parent: int, name: bytes) -> int | None:
+        row = self.db.one(
+            "SELECT ino FROM dirents WHERE parent = ? AND name = ? AND death IS NULL",
+            (parent, name),
+        )
+        return None if row is None else int(row[0])
+
+    def lookup(self, parent: int, name: bytes) -> int:
+        self.directory(parent)
+        if name == b".":
+            return parent
+        if name == b"..":
+            return self.parent_of(parent)
+        check_name(name)
+        ino = self.find(parent, name)
+        if ino is None:
+            raise NotFound("no such file or directory")
+        return ino
+
+    def parent_of(self, ino: int) -> int:
+        if ino == ROOT_INO:
+            return ROOT_INO
+        row = self.db.one("SELECT parent FROM dirents WHERE ino = ? AND death IS NULL", (ino,))
+        return ROOT_INO if row is None else int(row[0])
+
+    def entries(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, int]]:
+        """(cookie, name, ino) of entries with cookie > after, in cookie order."""
+        rows = self.db.query(
+            "SELECT cookie, name, ino FROM dirents WHERE parent = ? AND cookie > ? "
+            "AND death IS NULL ORDER BY cookie LIMIT ?",
+            (parent, after, limit),
+        )
+        return [(int(c), bytes(n), int(i)) for c, n, i in rows]
+
+    def is_empty(self, ino: int) -> bool:
+        return (
+            self.db.one("SELECT 1 FROM dirents WHERE parent = ? AND death IS NULL", (ino,)) is None
+        )
+
+    def inode_count(self) -> int:
+        row = self.db.one("SELECT count(*) FROM inodes WHERE death IS NULL")
+        return int(row[0]) if row else 0
+
+    # -- writing ----------------------------------------------------------------
+
+    def ensure_root(self, uid: int, gid: int) -> None:
+        if self.db.one("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)) is None:
+            now = now_ns()
+            self.db.execute(
+                f"INSERT INTO inodes ({INODE_COLUMNS}, birth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ROOT_INO,
+                    stat.S_IFDIR | 0o755,
+                    uid,
+                    gid,
+                    2,
+                    0,
+                    now,
+                    now,
+                    now,
+                    0,
+                    None,
+                    self.db.open_txg,
+                ),
+            )
+
+    def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
+        names = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(
+            f"UPDATE inodes SET {names} WHERE ino = ? AND death IS NULL", (*fields.values(), ino)
+        )
+
+    def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
+        now = now_ns()
+        self.db.execute(
+            "UPDATE inodes SET mtime = ?, ctime = ?, nlink = nlink + ? WHERE ino = ?",
+            (now, now, nlink_delta, ino),
+        )
+
+    def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
+        cookie = self.db.next_counter("next_cookie")
+        self.db.execute(
+            "INSERT INTO dirents (parent, name, cookie, ino, birth) VALUES (?,?,?,?,?)",
+            (parent, name, cookie, ino, self.db.open_txg),
+        )
+
+    def _remove_entry(self, parent: int, name: bytes) -> None:
+        self.db.execute(
+            "DELETE FROM dirents WHERE parent = ? AND name = ? AND death IS NULL", (parent, name)
+        )
+
+    def create(
+        self,
+        parent: int,
+        name: bytes,
+        mode: int,
+        uid: int,
+        gid: int,
+        rdev: int = 0,
+        target: bytes | None = None,
+    ) -> Attr:
+        """A new inode linked at parent/name (regular file, directory, node or symlink)."""
+        check_name(name)
+        with self.db.transaction():
+            pattr = self.directory(parent)
+            if self.find(parent, name) is not None:
+                raise Exists("file exists")
+            if pattr.mode & stat.S_ISGID:
+                gid = pattr.gid
+                if stat.S_ISDIR(mode):
+                    mode |= stat.S_ISGID
+            is_dir = stat.S_ISDIR(mode)
+            ino = self.db.next_counter("next_ino")
+            now = now_ns()
+            size = len(target) if target is not None else 0
+            self.db.execute(
+                f"INSERT INTO inodes ({INODE_COLUMNS}, birth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ino,
+                    mode,
+                    uid,
+                    gid,
+                    2 if is_dir else 1,
+                    size,
+                    now,
+                    now,
+                    now,
+                    rdev,
+                    target,
+                    self.db.open_txg,
+                ),
+            )
+            self._add_entry(parent, name, ino)
+            self._touch_dir(parent, 1 if is_dir else 0)
+            return self.attr(ino)
+
+    def link(self, ino: int, parent: int, name: bytes) -> Attr:
+        check_name(name)
+        with self.db.transaction():
+            if self.attr(ino).is_dir:
+                raise NotPermitted("hard links to directories are not allowed")
+            self.directory(parent)
+            if self.find(parent, name) is not None:
+                raise Exists("file exists")
+            self._add_entry(parent, name, ino)
+            self.db.execute(
+                "UPDATE inodes SET nlink = nlink + 1, ctime = ? WHERE ino = ?", (now_ns(), ino)
+            )
+            self._touch_dir(parent)
+            return self.attr(ino)
+
+    def unlink(self, parent: int, name: bytes) -> int:
+        """Remove a non-directory entry; the inode it named (its nlink dropped by one)."""
+        with self.db.transaction():
+            ino = self.lookup(parent, name)
+            if self.attr(ino).is_dir:
+                raise IsADirectory("is a directory")
+            self._remove_entry(parent, name)
+            self.db.execute(
+                "UPDATE inodes SET nlink = nlink - 1, ctime = ? WHERE ino = ?", (now_ns(), ino)
+            )
+            self._touch_dir(parent)
+            return ino
+
+    def rmdir(self, parent: int, name: bytes) -> int:
+        with self.db.transaction():
+            if name == b".":
+                raise InvalidArgument("cannot remove '.'")
+            if name == b"..":
+                raise NotEmpty("cannot remove '..'")
+            ino = self.lookup(parent, name)
+            self.directory(ino)
+            if not self.is_empty(ino):
+                raise NotEmpty("directory not empty")
+            self._remove_entry(parent, name)
+            self.set_fields(ino, nlink=0, ctime=now_ns())
+            self._touch_dir(parent, -1)
+            return ino
+
+    def _is_ancestor(self, ancestor: int, ino: int) -> bool:
+        while True:
+            if ino == ancestor:
+                return True
+            if ino == ROOT_INO:
+                return False
+            ino = self.parent_of(ino)
+
+    def rename(self, p_old: int, n_old: bytes, p_new: int, n_new: bytes, flags: int) -> int | None:
+        """Move an entry; the inode whose last link this dropped, if any (to purge)."""
+        check_name(n_new)
+        with self.db.transaction():
+            self.directory(p_new)
+            src = self.lookup(p_old, n_old)
+            dst = self.find(p_new, n_new)
+            src_attr = self.attr(src)
+            if src_attr.is_dir and self._is_ancestor(src, p_new):
+                raise InvalidArgument("cannot move a directory into itself")
+            if flags & RENAME_EXCHANGE:
+                if dst is None:
+                    raise NotFound("no such file or directory")
+                self._exchange(p_old, n_old, src, p_new, n_new, dst)
+                return None
+            if dst is not None and flags & RENAME_NOREPLACE:
+                raise Exists("file exists")
+            if dst == src:
+                return None
+            dropped = None
+            if dst is not None:
+                dropped = self._replace_target(src_attr, p_new, n_new, dst)
+            self._remove_entry(p_old, n_old)
+            self._add_entry(p_new, n_new, src)
+            delta = 1 if src_attr.is_dir and p_old != p_new else 0
+            self._touch_dir(p_old, -delta)
+            self._touch_dir(p_new, delta)
+            self.set_fields(src, ctime=now_ns())
+            return dropped
+
+    def _replace_target(self, src_attr: Attr, parent: int, name: bytes, dst: int) -> int:
+        dst_attr = self.attr(dst)
+        if src_attr.is_dir and not dst_attr.is_dir:
+            raise NotADirectory("not a directory")
+        if not src_attr.is_dir and dst_attr.is_dir:
+            raise IsADirectory("is a directory")
+        if dst_attr.is_dir:
+            if not self.is_empty(dst):
+                raise NotEmpty("directory not empty")
+            self.set_fields(dst, nlink=0, ctime=now_ns())
+            self._touch_dir(parent, -1)
+        else:
+            self.db.execute(
+                "UPDATE inodes SET nlink = nlink - 1, ctime = ? WHERE ino = ?", (now_ns(), dst)
+            )
+        self._remove_entry(parent, name)
+        return dst
+
+    def _exchange(self, p1: int, n1: bytes, i1: int, p2: int, n2: bytes, i2: int) -> None:
+        a1, a2 = self.attr(i1), self.attr(i2)
+        if a2.is_dir and self._is_ancestor(i2, p1):
+            raise InvalidArgument("cannot move a directory into itself")
+        for parent, name, ino in ((p1, n1, i2), (p2, n2, i1)):
+            self.db.execute(
+                "UPDATE dirents SET ino = ? WHERE parent = ? AND name = ? AND death IS NULL",
+                (ino, parent, name),
+            )
+        if p1 != p2 and a1.is_dir != a2.is_dir:
+            moved_to_p2 = 1 if a1.is_dir else -1
+            self._touch_dir(p1, -moved_to_p2)
+            self._touch_dir(p2, moved_to_p2)
+        else:
+            self._touch_dir(p1)
+            self._touch_dir(p2)
+        now = now_ns()
+        self.set_fields(i1, ctime=now)
+        self.set_fields(i2, ctime=now)
+
+    # -- xattrs -------------------------------------------------------------------
+
+    def getxattr(self, ino: int, name: bytes) -> bytes:
+        self.attr(ino)
+        row = self.db.one(
+            "SELECT value FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
+        )
+        if row is None:
+            raise NoAttribute("no such attribute")
+        return bytes(row[0])
+
+    def listxattr(self, ino: int) -> list[bytes]:
+        self.attr(ino)
+        rows = self.db.query(
+            "SELECT name FROM xattrs WHERE ino = ? AND death IS NULL ORDER BY name", (ino,)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
+        if not name or len(name) > MAX_NAME:
+            raise (
+                NameTooLong("an attribute name is 1 to 255 bytes")
+                if name
+                else InvalidArgument("empty attribute name")
+            )
+        with self.db.transaction():
+            self.attr(ino)
+            exists = (
+                self.db.one(
+                    "SELECT 1 FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
+                )
+                is not None
+            )
+            if flags & XATTR_CREATE and exists:
+                raise Exists("attribute exists")
+            if flags & XATTR_REPLACE and not exists:
+                raise NoAttribute("no such attribute")
+            self.db.execute(
+                "DELETE FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
+            )
+            self.db.execute(
+                "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
+                (ino, name, value, self.db.open_txg),
+            )
+            self.set_fields(ino, ctime=now_ns())
+
+    def removexattr(self, ino: int, name: bytes) -> None:
+        with self.db.transaction():
+            self.attr(ino)
+            if not self.db.execute(
+                "DELETE FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
+            ):
+                raise NoAttribute("no such attribute")
+            self.set_fields(ino, ctime=now_ns())
+
+    # -- removal ------------------------------------------------------------------
+
+    def purge(self, ino: int) -> None:
+        """Delete an inode that no entry, handle or kernel reference names any more."""
+        with self.db.transaction():
+            for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
+                self.db.execute("UPDATE chunks SET refs = refs - 1 WHERE id = ?", (chunk,))
+            self.db.execute("DELETE FROM extents WHERE ino = ?", (ino,))
+            self.db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
+            self.db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+
+    def orphans(self) -> list[int]:
+        """Inodes with no links left (their last handle closed in a crash)."""
+        rows = self.db.query("SELECT ino FROM inodes WHERE nlink = 0 AND death IS NULL")
+        return [int(r[0]) for r in rows]

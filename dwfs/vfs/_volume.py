@@ -1,0 +1,349 @@
+"""A mounted filesystem's semantics: inodes, lookup counts, handles, data, commits.
+
+Volume is what the FUSE and WinFsp adapters call; it owns every piece of state
+the kernel can refer to (inode numbers, lookup counts, file handles) and the
+POSIX rules (in Tree and FileData). open_volume() is the only way to get one:
+it unlocks the pool, replays the metadata and runs the background committer in
+its nursery, and on exit stores every unstored write, commits and checkpoints.
+
+Durability: fsync, fdatasync and fsyncdir store the file's writes and commit
+the txg (group commit). Every COMMIT_INTERVAL seconds unstored writes are
+stored and committed anyway, as ext4 does with its default commit=5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.chunks import Credential, Pool, open_pool
+from dwfs.errors import InvalidArgument, IsADirectory, NotFound
+from dwfs.meta import Metadata
+from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
+from dwfs.vfs._files import FileData, FileState
+from dwfs.vfs._tree import Tree
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL = 5.0
+DIRTY_LIMIT = 32 * 1024 * 1024
+"""Unstored bytes one file may hold before a write stores them."""
+
+
+@dataclasses.dataclass
+class Handle:
+    ino: int
+    flags: int
+    state: FileState | None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttrChanges:
+    """What a setattr asks to change; None leaves a field alone."""
+
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+
+
+class Volume:
+    def __init__(self, pool: Pool, meta: Metadata) -> None:
+        self.pool = pool
+        self.meta = meta
+        self.db = meta.db
+        self.tree = Tree(meta.db)
+        self.data = FileData(meta.db, pool.store)
+        self._lookups: dict[int, int] = {}
+        self._files: dict[int, FileState] = {}
+        self._handles: dict[int, Handle] = {}
+        self._fh = itertools.count(1)
+
+    # -- attributes and lookup counts -----------------------------------------------
+
+    def attr(self, ino: int) -> Attr:
+        attr = self.tree.attr(ino)
+        state = self._files.get(ino)
+        if state is not None:
+            attr.size, attr.mtime_ns = state.size, state.mtime_ns
+            attr.ctime_ns = max(attr.ctime_ns, state.mtime_ns)
+        return attr
+
+    def _referenced(self, ino: int) -> Attr:
+        self._lookups[ino] = self._lookups.get(ino, 0) + 1
+        return self.attr(ino)
+
+    def lookup(self, parent: int, name: bytes) -> Attr:
+        return self._referenced(self.tree.lookup(parent, name))
+
+    def forget(self, ino: int, count: int) -> None:
+        left = self._lookups.get(ino, 0) - count
+        if left > 0:
+            self._lookups[ino] = left
+            return
+        self._lookups.pop(ino, None)
+        self._maybe_purge(ino)
+
+    def _maybe_purge(self, ino: int) -> None:
+        if ino == ROOT_INO or self._lookups.get(ino) or ino in self._files:
+            return
+        try:
+            attr = self.tree.attr(ino)
+        except NotFound:
+            return
+        if attr.nlink == 0:
+            self.tree.purge(ino)
+
+    # -- the namespace ----------------------------------------------------------------
+
+    def create_node(
+        self, parent: int, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0
+    ) -> Attr:
+        return self._referenced(self.tree.create(parent, name, mode, uid, gid, rdev).ino)
+
+    def symlink(self, parent: int, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
+        attr = self.tree.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
+        return self._referenced(attr.ino)
+
+    def readlink(self, ino: int) -> bytes:
+        attr = self.tree.attr(ino)
+        if attr.target is None:
+            raise InvalidArgument("not a symbolic link")
+        return attr.target
+
+    def link(self, ino: int, parent: int, name: bytes) -> Attr:
+        return self._referenced(self.tree.link(ino, parent, name).ino)
+
+    def unlink(self, parent: int, name: bytes) -> None:
+        self._maybe_purge(self.tree.unlink(parent, name))
+
+    def rmdir(self, parent: int, name: bytes) -> None:
+        self._maybe_purge(self.tree.rmdir(parent, name))
+
+    def rename(self, p_old: int, n_old: bytes, p_new: int, n_new: bytes, flags: int) -> None:
+        dropped = self.tree.rename(p_old, n_old, p_new, n_new, flags)
+        if dropped is not None:
+            self._maybe_purge(dropped)
+
+    def entries(self, ino: int, after: int, limit: int = 256) -> list[tuple[int, bytes, Attr]]:
+        """(cookie, name, attributes) of directory entries after cookie `after`;
+        '.' is cookie 1 and '..' cookie 2."""
+        self.tree.directory(ino)
+        out: list[tuple[int, bytes, Attr]] = []
+        if after < 1:
+            out.append((1, b".", self.attr(ino)))
+        if after < 2:
+            out.append((2, b"..", self.attr(self.tree.parent_of(ino))))
+        for cookie, name, child in self.tree.entries(ino, max(after, 2), limit):
+            out.append((cookie, name, self.attr(child)))
+        return out
+
+    def opendir(self, ino: int) -> int:
+        """A handle for reading a directory: the directory's inode number."""
+        self.tree.directory(ino)
+        return ino
+
+    def count_lookup(self, ino: int) -> None:
+        """The kernel took a reference through a readdirplus reply."""
+        self._lookups[ino] = self._lookups.get(ino, 0) + 1
+
+    # -- attributes -------------------------------------------------------------------
+
+    async def setattr(self, ino: int, changes: AttrChanges) -> Attr:
+        attr = self.tree.attr(ino)
+        if changes.size is not None:
+            if attr.is_dir:
+                raise IsADirectory("is a directory")
+            if not attr.is_reg:
+                raise InvalidArgument("only regular files have a size to set")
+            state = self._state(ino)
+            try:
+                await self.data.truncate(ino, state, changes.size)
+            finally:
+                self._release_state(ino)
+        fields: dict[str, Any] = {}
+        if changes.mode is not None:
+            fields["mode"] = stat.S_IFMT(attr.mode) | stat.S_IMODE(changes.mode)
+        for name in ("uid", "gid"):
+            if getattr(changes, name) is not None:
+                fields[name] = getattr(changes, name)
+        if changes.atime_ns is not None:
+            fields["atime"] = changes.atime_ns
+        if changes.mtime_ns is not None:
+            fields["mtime"] = changes.mtime_ns
+            if ino in self._files:
+                self._files[ino].mtime_ns = changes.mtime_ns
+        fields["ctime"] = now_ns()
+        with self.db.transaction():
+            self.tree.set_fields(ino, **fields)
+        return self.attr(ino)
+
+    # -- open files ---------------------------------------------------------------------
+
+    def _state(self, ino: int) -> FileState:
+        state = self._files.get(ino)
+        if state is None:
+            attr = self.tree.attr(ino)
+            state = self._files[ino] = FileState(attr.size, attr.mtime_ns)
+        state.handles += 1
+        return state
+
+    def _release_state(self, ino: int) -> None:
+        state = self._files[ino]
+        state.handles -= 1
+        if not state.busy:
+            del self._files[ino]
+            self._maybe_purge(ino)
+
+    async def open(self, ino: int, flags: int) -> int:
+        attr = self.tree.attr(ino)
+        if attr.is_dir and flags & os.O_ACCMODE != os.O_RDONLY:
+            raise IsADirectory("is a directory")
+        state = self._state(ino) if attr.is_reg else None
+        fh = next(self._fh)
+        self._handles[fh] = Handle(ino, flags, state)
+        if state is not None and flags & os.O_TRUNC and flags & os.O_ACCMODE != os.O_RDONLY:
+            await self.data.truncate(ino, state, 0)
+        return fh
+
+    async def create(
+        self, parent: int, name: bytes, mode: int, flags: int, uid: int, gid: int
+    ) -> tuple[int, Attr]:
+        attr = self.create_node(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
+        return await self.open(attr.ino, flags & ~os.O_TRUNC), attr
+
+    def _handle(self, fh: int) -> Handle:
+        try:
+            return self._handles[fh]
+        except KeyError:
+            raise InvalidArgument(f"no open file handle {fh}") from None
+
+    async def read(self, fh: int, off: int, length: int) -> bytes:
+        handle = self._handle(fh)
+        size = handle.state.size if handle.state else self.tree.attr(handle.ino).size
+        return await self.data.read(handle.ino, handle.state, size, off, length)
+
+    async def write(self, fh: int, off: int, data: bytes) -> int:
+        handle = self._handle(fh)
+        state = handle.state
+        if state is None:
+            raise InvalidArgument("not a regular file")
+        if handle.flags & os.O_APPEND:
+            off = state.size
+        state.dirty.write(off, data)
+        state.size = max(state.size, off + len(data))
+        state.mtime_ns = now_ns()
+        state.changed = True
+        if state.dirty.nbytes > DIRTY_LIMIT:
+            await self.data.flush(handle.ino, state)
+        return len(data)
+
+    async def flush(self, fh: int) -> None:
+        handle = self._handle(fh)
+        if handle.state is not None:
+            await self.data.flush(handle.ino, handle.state)
+
+    async def release(self, fh: int) -> None:
+        handle = self._handles.pop(fh, None)
+        if handle is None:
+            return
+        if handle.state is not None:
+            try:
+                await self.data.flush(handle.ino, handle.state)
+            finally:
+                self._release_state(handle.ino)
+
+    async def fsync(self, fh: int | None) -> None:
+        """Store the file's writes and commit (fsync, fdatasync and fsyncdir alike)."""
+        if fh is not None:
+            await self.flush(fh)
+        await self.meta.commit()
+
+    async def sync_all(self) -> None:
+        """Store every file's writes and commit: what a timer, syncfs and unmount do."""
+        for ino, state in list(self._files.items()):
+            await self.data.flush(ino, state)
+            if not state.busy and self._files.get(ino) is state:
+                del self._files[ino]
+                self._maybe_purge(ino)
+        await self.meta.commit()
+
+    # -- xattrs and statfs -------------------------------------------------------------
+
+    def getxattr(self, ino: int, name: bytes) -> bytes:
+        return self.tree.getxattr(ino, name)
+
+    def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
+        self.tree.setxattr(ino, name, value, flags)
+
+    def listxattr(self, ino: int) -> list[bytes]:
+        return self.tree.listxattr(ino)
+
+    def removexattr(self, ino: int, name: bytes) -> None:
+        self.tree.removexattr(ino, name)
+
+    def statfs(self) -> dict[str, int]:
+        capacity = self.pool.array.capacity()
+        return {
+            "size": capacity["size"],
+            "free": max(capacity["size"] - capacity["used"], 0),
+            "files": self.tree.inode_count(),
+        }
+
+    # -- running ------------------------------------------------------------------------
+
+    def purge_orphans(self) -> None:
+        for ino in self.tree.orphans():
+            self.tree.purge(ino)
+
+    async def run_committer(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Store and commit every COMMIT_INTERVAL seconds; checkpoint when due."""
+        task_status.started()
+        while True:
+            await trio.sleep(COMMIT_INTERVAL)
+            try:
+                await self.sync_all()
+                if self.meta.checkpoint_due:
+                    await self.meta.checkpoint()
+            except Exception:
+                log.exception("background commit failed; will retry")
+
+    async def close(self) -> None:
+        for fh in list(self._handles):
+            await self.release(fh)
+        await self.sync_all()
+        await self.meta.checkpoint()
+
+
+@contextlib.asynccontextmanager
+async def open_volume(
+    device: Path, credential: Credential, holder: str = ""
+) -> AsyncIterator[Volume]:
+    """Unlock the pool, load its metadata and yield the volume, committer running."""
+    async with open_pool(device, credential, holder) as pool:
+        meta = await Metadata.open(pool)
+        volume = Volume(pool, meta)
+        volume.tree.ensure_root(os.getuid(), os.getgid())
+        volume.purge_orphans()
+        await meta.commit()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(volume.run_committer)
+            try:
+                yield volume
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await volume.close()
