@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,3 +36,13 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["DWFS_STATE_DIR"]
     else:
         os.environ["DWFS_STATE_DIR"] = old
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Detach any dwfs mount a test left under pytest's temporary root."""
+    base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    with open("/proc/self/mounts") as mounts:
+        leftovers = [line.split()[1] for line in mounts if line.split()[2] == "fuse.dwfs"]
+    for mountpoint in leftovers:
+        if mountpoint.startswith(base):
+            subprocess.run(["fusermount3", "-uz", mountpoint], capture_output=True)
