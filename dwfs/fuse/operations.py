@@ -60,6 +60,7 @@ def entry(attr: Attr) -> pyfuse3.EntryAttributes:
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
+    enable_acl = True
 
     def __init__(self, volume: Volume) -> None:
         super().__init__()
@@ -105,14 +106,18 @@ class Operations(pyfuse3.Operations):
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any
     ) -> pyfuse3.EntryAttributes:
-        return entry(self.volume.create_node(parent_inode, name, mode, ctx.uid, ctx.gid, rdev))
+        return entry(
+            self.volume.create_node(parent_inode, name, mode, ctx.uid, ctx.gid, rdev, ctx.umask)
+        )
 
     @translated
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: Any
     ) -> pyfuse3.EntryAttributes:
         mode = (mode & 0o7777) | 0o040000
-        return entry(self.volume.create_node(parent_inode, name, mode, ctx.uid, ctx.gid))
+        return entry(
+            self.volume.create_node(parent_inode, name, mode, ctx.uid, ctx.gid, 0, ctx.umask)
+        )
 
     @translated
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
@@ -154,7 +159,9 @@ class Operations(pyfuse3.Operations):
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        fh, attr = await self.volume.create(parent_inode, name, mode, flags, ctx.uid, ctx.gid)
+        fh, attr = await self.volume.create(
+            parent_inode, name, mode, flags, ctx.uid, ctx.gid, ctx.umask
+        )
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), entry(attr)
 
     @translated

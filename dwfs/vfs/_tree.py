@@ -21,6 +21,7 @@ from dwfs.errors import (
     NotPermitted,
 )
 from dwfs.meta import MetaDB
+from dwfs.vfs import _acl
 from dwfs.vfs._attrs import INODE_COLUMNS, MAX_NAME, ROOT_INO, Attr, now_ns
 
 XATTR_CREATE, XATTR_REPLACE = 1, 2
@@ -154,8 +155,12 @@ class Tree:
         gid: int,
         rdev: int = 0,
         target: bytes | None = None,
+        umask: int = 0,
     ) -> Attr:
-        """A new inode linked at parent/name (regular file, directory, node or symlink)."""
+        """A new inode linked at parent/name (regular file, directory, node or symlink).
+
+        The parent's default ACL, if it has one, replaces the umask (see _acl).
+        """
         check_name(name)
         with self.db.transaction():
             pattr = self.directory(parent)
@@ -166,6 +171,12 @@ class Tree:
                 if stat.S_ISDIR(mode):
                     mode |= stat.S_ISGID
             is_dir = stat.S_ISDIR(mode)
+            acls: dict[bytes, bytes | None] = {}
+            default = self._xattr(parent, _acl.DEFAULT)
+            if default is not None and not stat.S_ISLNK(mode):
+                mode, acls[_acl.ACCESS], acls[_acl.DEFAULT] = _acl.inherit(default, mode, is_dir)
+            elif not stat.S_ISLNK(mode):
+                mode &= ~(umask & 0o777)
             ino = self.db.next_counter("next_ino")
             now = now_ns()
             size = len(target) if target is not None else 0
@@ -188,6 +199,12 @@ class Tree:
             )
             self._add_entry(parent, name, ino)
             self._touch_dir(parent, 1 if is_dir else 0)
+            for key, value in acls.items():
+                if value is not None:
+                    self.db.execute(
+                        "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
+                        (ino, key, value, self.db.open_txg),
+                    )
             return self.attr(ino)
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
@@ -311,14 +328,18 @@ class Tree:
 
     # -- xattrs -------------------------------------------------------------------
 
-    def getxattr(self, ino: int, name: bytes) -> bytes:
-        self.attr(ino)
+    def _xattr(self, ino: int, name: bytes) -> bytes | None:
         row = self.db.one(
             "SELECT value FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
         )
-        if row is None:
+        return None if row is None else bytes(row[0])
+
+    def getxattr(self, ino: int, name: bytes) -> bytes:
+        self.attr(ino)
+        value = self._xattr(ino, name)
+        if value is None:
             raise NoAttribute("no such attribute")
-        return bytes(row[0])
+        return value
 
     def listxattr(self, ino: int) -> list[bytes]:
         self.attr(ino)
@@ -328,20 +349,15 @@ class Tree:
         return [bytes(r[0]) for r in rows]
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
-        if not name or len(name) > MAX_NAME:
-            raise (
-                NameTooLong("an attribute name is 1 to 255 bytes")
-                if name
-                else InvalidArgument("empty attribute name")
-            )
+        """Set an xattr; a POSIX ACL also sets the mode bits it implies, and an access
+        ACL that says no more than the mode is not kept (as ext4 does)."""
+        if not name:
+            raise InvalidArgument("empty attribute name")
+        if len(name) > MAX_NAME:
+            raise NameTooLong("an attribute name is at most 255 bytes")
         with self.db.transaction():
-            self.attr(ino)
-            exists = (
-                self.db.one(
-                    "SELECT 1 FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
-                )
-                is not None
-            )
+            attr = self.attr(ino)
+            exists = self._xattr(ino, name) is not None
             if flags & XATTR_CREATE and exists:
                 raise Exists("attribute exists")
             if flags & XATTR_REPLACE and not exists:
@@ -349,11 +365,34 @@ class Tree:
             self.db.execute(
                 "DELETE FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
             )
-            self.db.execute(
-                "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
-                (ino, name, value, self.db.open_txg),
-            )
+            keep = True
+            if name in (_acl.ACCESS, _acl.DEFAULT):
+                try:
+                    bits, equivalent = _acl.mode_bits(value)
+                except ValueError:
+                    raise InvalidArgument("malformed POSIX ACL") from None
+                if name == _acl.DEFAULT and not attr.is_dir:
+                    raise NotPermitted("only directories have a default ACL")
+                if name == _acl.ACCESS:
+                    self.set_fields(ino, mode=(attr.mode & ~0o777) | bits)
+                    keep = not equivalent
+            if keep:
+                self.db.execute(
+                    "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
+                    (ino, name, value, self.db.open_txg),
+                )
             self.set_fields(ino, ctime=now_ns())
+
+    def chmod(self, ino: int, mode: int) -> None:
+        """Set the mode's permission bits, and the access ACL's entries that follow them."""
+        attr = self.attr(ino)
+        self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode))
+        access = self._xattr(ino, _acl.ACCESS)
+        if access is not None:
+            self.db.execute(
+                "UPDATE xattrs SET value = ? WHERE ino = ? AND name = ? AND death IS NULL",
+                (_acl.chmod(access, mode), ino, _acl.ACCESS),
+            )
 
     def removexattr(self, ino: int, name: bytes) -> None:
         with self.db.transaction():

@@ -108,9 +108,17 @@ class Volume:
     # -- the namespace ----------------------------------------------------------------
 
     def create_node(
-        self, parent: int, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0
+        self,
+        parent: int,
+        name: bytes,
+        mode: int,
+        uid: int,
+        gid: int,
+        rdev: int = 0,
+        umask: int = 0,
     ) -> Attr:
-        return self._referenced(self.tree.create(parent, name, mode, uid, gid, rdev).ino)
+        attr = self.tree.create(parent, name, mode, uid, gid, rdev, umask=umask)
+        return self._referenced(attr.ino)
 
     def symlink(self, parent: int, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
         attr = self.tree.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
@@ -173,8 +181,6 @@ class Volume:
             finally:
                 self._release_state(ino)
         fields: dict[str, Any] = {}
-        if changes.mode is not None:
-            fields["mode"] = stat.S_IFMT(attr.mode) | stat.S_IMODE(changes.mode)
         for name in ("uid", "gid"):
             if getattr(changes, name) is not None:
                 fields[name] = getattr(changes, name)
@@ -186,6 +192,8 @@ class Volume:
                 self._files[ino].mtime_ns = changes.mtime_ns
         fields["ctime"] = now_ns()
         with self.db.transaction():
+            if changes.mode is not None:
+                self.tree.chmod(ino, changes.mode)
             self.tree.set_fields(ino, **fields)
         return self.attr(ino)
 
@@ -218,9 +226,10 @@ class Volume:
         return fh
 
     async def create(
-        self, parent: int, name: bytes, mode: int, flags: int, uid: int, gid: int
+        self, parent: int, name: bytes, mode: int, flags: int, uid: int, gid: int, umask: int = 0
     ) -> tuple[int, Attr]:
-        attr = self.create_node(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
+        mode = stat.S_IFREG | stat.S_IMODE(mode)
+        attr = self.create_node(parent, name, mode, uid, gid, umask=umask)
         return await self.open(attr.ino, flags & ~os.O_TRUNC), attr
 
     def _handle(self, fh: int) -> Handle:
