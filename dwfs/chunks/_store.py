@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import trio
 
@@ -29,7 +30,10 @@ from dwfs.devices._parity import encode
 from dwfs.errors import NotFound
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
+T = TypeVar("T")
+
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 8 * 1024 * 1024
 
 
@@ -76,6 +80,14 @@ class BlockStore:
         self._idle.set()
         self._stats_lock = threading.Lock()
 
+    async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in a worker thread, or right here when it is too small to be
+        worth the hop (a thread round trip costs more than sealing a few KiB)."""
+        if nbytes <= INLINE_BYTES:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
     # -- writing --------------------------------------------------------------
 
     def _store_chunk(self, chunk: Buffer) -> tuple[ChunkId, StripeAddr]:
@@ -102,9 +114,7 @@ class BlockStore:
         self._inflight += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         try:
-            cid, addr = await trio.to_thread.run_sync(
-                self._store_chunk, chunk, limiter=self._limiter
-            )
+            cid, addr = await self._work(len(chunk), self._store_chunk, chunk)
         finally:
             self._inflight -= 1
             if not self._inflight:
@@ -120,9 +130,7 @@ class BlockStore:
             end = min(len(view), pos + CUT_WINDOW)
             window = view[pos:end]
             final = end == len(view)
-            cuts = await trio.to_thread.run_sync(
-                self.chunker.cut, window, final, limiter=self._limiter
-            )
+            cuts = await self._work(len(window), self.chunker.cut, window, final)
             for length in cuts:
                 yield pos, length
                 pos += length
@@ -171,7 +179,7 @@ class BlockStore:
         cached = self.cache.get(cid)
         if cached is not None:
             return cached
-        data = await trio.to_thread.run_sync(self._load_chunk, cid, addr, limiter=self._limiter)
+        data = await self._work(addr.sealed_len if addr else 0, self._load_chunk, cid, addr)
         self.cache.put(cid, data)
         return data
 

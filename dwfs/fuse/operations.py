@@ -59,7 +59,7 @@ def entry(attr: Attr) -> pyfuse3.EntryAttributes:
 
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
-    enable_writeback_cache = False
+    enable_writeback_cache = True
     enable_acl = True
 
     def __init__(self, volume: Volume) -> None:

@@ -33,6 +33,9 @@ class DirtyMap:
         if not data:
             return
         end = offset + len(data)
+        if self._starts and offset == self.end():
+            self._data[-1] += data  # appending, the common case: no copy of what is there
+            return
         i = bisect.bisect_left(self._starts, offset)
         if i and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
             i -= 1
