@@ -29,16 +29,19 @@ from dwfs.devices import (
     check_new_devices,
     create_devices,
     default_layout_name,
+    finish_resilver,
     new_pool_id,
     open_array,
     parse_layout,
     read_slots,
+    resilver_batch,
 )
 from dwfs.devices import replace as replace_device
 from dwfs.devices import scrub as scrub_devices
 from dwfs.errors import IntegrityError, NotFound, UsageError
 
 Progress = Callable[[int, int], None]
+RESILVER_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +177,27 @@ class Pool:
         await trio.to_thread.run_sync(replace_device, *args)
         self._local.record_generation(self.array.generation)
 
+    @property
+    def needs_resilver(self) -> bool:
+        return any(m.online and m.resilver for m in self.array.members)
+
+    async def resilver(self) -> int:
+        """Rebuild what returning members missed, a batch of stripes per worker call so
+        that cancelling (unmount) stops it between batches; shards rewritten.
+
+        The flag stays in the superblocks until a pass completes, so an interrupted
+        resilver starts again at the next open.
+        """
+        headers = await trio.to_thread.run_sync(lambda: list(self.array.stripes()))
+        rewritten = 0
+        for start in range(0, len(headers), RESILVER_BATCH):
+            batch = headers[start : start + RESILVER_BATCH]
+            rewritten += await trio.to_thread.run_sync(resilver_batch, self.array, batch)
+        await self.store.sync()
+        await trio.to_thread.run_sync(finish_resilver, self.array)
+        self._local.record_generation(self.array.generation)
+        return rewritten
+
     def status(self) -> dict[str, Any]:
         layout = self.array.layout
         return {
@@ -189,6 +213,7 @@ class Pool:
                     "read_errors": m.errors["read"],
                     "checksum_errors": m.errors["checksum"],
                     "write_errors": m.errors["write"],
+                    "resilvering": m.resilver,
                 }
                 for m in self.array.members
             ],

@@ -21,7 +21,9 @@ from dwfs.devices._open import open_array as open_array
 from dwfs.devices._open import read_slots as read_slots
 from dwfs.devices._repair import ScrubReport as ScrubReport
 from dwfs.devices._repair import find_member as find_member
+from dwfs.devices._repair import finish_resilver as finish_resilver
 from dwfs.devices._repair import replace as replace
+from dwfs.devices._repair import resilver_batch as resilver_batch
 from dwfs.devices._repair import scrub as scrub
 from dwfs.devices._superblock import Slot as Slot
 
@@ -40,10 +42,12 @@ __all__ = [
     "create_devices",
     "default_layout_name",
     "find_member",
+    "finish_resilver",
     "new_pool_id",
     "open_array",
     "parse_layout",
     "read_slots",
     "replace",
+    "resilver_batch",
     "scrub",
 ]

@@ -41,6 +41,7 @@ class MemberState:
     errors: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"read": 0, "checksum": 0, "write": 0}
     )
+    resilver: bool = False
 
     @property
     def online(self) -> bool:
@@ -418,6 +419,7 @@ class DeviceArray:
                 members=self.member_list(),
                 segment_size=self.segment_size,
                 errors=dict(member.errors),
+                resilver=member.resilver,
                 config=self.config,
             )
             data = encode(sb, self._sb_key)

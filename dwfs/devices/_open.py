@@ -144,6 +144,7 @@ def _member_state(index: int, member: Member, path: Path, pool: str, sb_key: byt
         return state
     state.device, state.state = DirDevice(path), ONLINE
     state.generation, state.errors = sb.generation, dict(sb.errors)
+    state.resilver = sb.resilver
     return state
 
 
@@ -163,10 +164,10 @@ def open_array(path: Path, sb_key: bytes, shard_key: bytes) -> DeviceArray:
             f"the superblock of {path} fails authentication: it was tampered with or is "
             "corrupt; name another device of the pool"
         )
-    given = path.resolve()
+    given, named = path.resolve(), sb.device
     for _ in range(2):
         members = [
-            _member_state(i, m, given if m.uuid == sb.device else Path(m.path), sb.pool, sb_key)
+            _member_state(i, m, given if m.uuid == named else Path(m.path), sb.pool, sb_key)
             for i, m in enumerate(sb.members)
         ]
         newest = max((m.generation for m in members if m.online), default=sb.generation)
@@ -176,6 +177,9 @@ def open_array(path: Path, sb_key: bytes, shard_key: bytes) -> DeviceArray:
         refreshed = _verified(source.path, sb_key)
         assert refreshed is not None
         sb = refreshed
+    for member in members:
+        if member.online and member.generation < sb.generation:
+            member.resilver = True  # it was away while the others moved on
     array = DeviceArray(sb, members, shard_key, sb_key)
     array.stale = any(m.online and m.generation < sb.generation for m in members) or any(
         str(state.path) != m.path for state, m in zip(members, sb.members, strict=True)

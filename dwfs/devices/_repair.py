@@ -19,6 +19,7 @@ from dwfs.devices._array import ONLINE, DeviceArray, MemberState
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import shards_on
 from dwfs.devices._open import check_new_devices
+from dwfs.devices._shard import ShardHeader
 from dwfs.errors import NotFound, Unrecoverable, UsageError
 
 Progress = Callable[[int, int], None]
@@ -59,8 +60,33 @@ def scrub(array: DeviceArray, progress: Progress = _no_progress) -> ScrubReport:
                 report.unrepairable += 1
         progress(report.stripes_checked, report.bytes_checked)
     array.sync()
+    for member in array.members:
+        if member.online:
+            member.resilver = False
     array.write_superblocks()
     return report
+
+
+def resilver_batch(array: DeviceArray, headers: list[ShardHeader]) -> int:
+    """Rebuild, on the members being resilvered, the shards of these stripes that they
+    lack; how many shards were rewritten."""
+    targets = {m.index for m in array.members if m.online and m.resilver}
+    rewritten = 0
+    for header in headers:
+        if not targets & set(shards_on(array.layout, header.addr.seq)):
+            continue
+        good, bad = array.read_good_shards(header.addr, header.chunk_id, want_all=True)
+        if bad and _parity.decodable(array.layout, good):
+            rewritten += array.heal(header.addr, header.chunk_id, good, bad)
+    return rewritten
+
+
+def finish_resilver(array: DeviceArray) -> None:
+    """Record that every member being resilvered is whole again."""
+    array.sync()
+    for member in array.members:
+        member.resilver = False
+    array.write_superblocks()
 
 
 def find_member(array: DeviceArray, name: str) -> MemberState:

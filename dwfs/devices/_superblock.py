@@ -53,6 +53,8 @@ class Superblock:
     segment_size: int
     errors: dict[str, int]
     config: dict[str, Any]
+    resilver: bool = False
+    """This device missed writes while it was away and is being rebuilt."""
 
     def to_json(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
@@ -70,6 +72,7 @@ class Superblock:
             segment_size=int(body["segment_size"]),
             errors={str(k): int(v) for k, v in body["errors"].items()},
             config=dict(body["config"]),
+            resilver=bool(body.get("resilver", False)),
         )
 
     def index(self) -> int:

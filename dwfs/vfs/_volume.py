@@ -337,6 +337,16 @@ class Volume:
         await self.meta.checkpoint()
 
 
+async def _resilver(pool: Pool) -> None:
+    log.info("resilvering devices that missed writes")
+    try:
+        rewritten = await pool.resilver()
+    except Exception:
+        log.exception("resilver failed; it will run again at the next mount")
+        return
+    log.info("resilver done: %d shards rebuilt", rewritten)
+
+
 @contextlib.asynccontextmanager
 async def open_volume(
     device: Path, credential: Credential, holder: str = ""
@@ -350,6 +360,8 @@ async def open_volume(
         await meta.commit()
         async with trio.open_nursery() as nursery:
             await nursery.start(volume.run_committer)
+            if pool.needs_resilver:
+                nursery.start_soon(_resilver, pool)
             try:
                 yield volume
             finally:

@@ -312,3 +312,15 @@ def test_fsynced_data_after_a_torn_hole_survives(tmp_path: Path) -> None:
     assert {a for a, _, _ in stored + later} <= found
     for addr, cid, payload in stored + later:
         assert array.read_stripe(addr, cid) == payload
+
+
+def test_a_stale_named_device_keeps_every_member_at_its_own_path(tmp_path: Path) -> None:
+    paths = make(tmp_path, "raidz1", 3)
+    shutil.move(paths[0], tmp_path / "away")
+    array = reopen(paths, named=1)
+    array.write_superblocks()
+    array.close()
+    shutil.move(tmp_path / "away", paths[0])
+    array = open_array(paths[0], SB_KEY, SHARD_KEY)  # the stale one names the pool
+    assert [m.path for m in array.members] == [p.resolve() for p in paths]
+    assert [m.resilver for m in array.members] == [True, False, False]
