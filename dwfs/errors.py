@@ -137,3 +137,16 @@ class FormatError(DeviceError):
 
 class TierUnavailable(DwfsError):
     errno = _errno.EIO
+
+
+def find_dwfs_error(exc: BaseException) -> DwfsError | None:
+    """exc itself, or the first DwfsError inside an exception group (trio nurseries
+    wrap what their tasks raise), or None."""
+    if isinstance(exc, DwfsError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_dwfs_error(inner)
+            if found is not None:
+                return found
+    return None

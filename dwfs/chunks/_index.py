@@ -30,6 +30,14 @@ class ChunkIndex:
                 self.stored_bytes += addr.sealed_len
             return kept
 
+    def discard_segments(self, segments: set[int]) -> int:
+        """Forget every chunk stored in these segments; how many there were."""
+        with self._lock:
+            gone = [cid for cid, addr in self._map.items() if addr.segment in segments]
+            for cid in gone:
+                self.stored_bytes -= self._map.pop(cid).sealed_len
+            return len(gone)
+
     def __len__(self) -> int:
         return len(self._map)
 

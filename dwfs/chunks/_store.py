@@ -27,7 +27,7 @@ from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
 from dwfs.devices._parity import encode
-from dwfs.errors import NotFound
+from dwfs.errors import IntegrityError
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
 T = TypeVar("T")
@@ -163,7 +163,9 @@ class BlockStore:
     def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
         addr = addr or self.index.get(cid)
         if addr is None:
-            raise NotFound(f"chunk {cid.hex()[:16]} is not in the pool")
+            raise IntegrityError(
+                f"chunk {cid.hex()[:16]} is referenced but not in the pool: run `dwfsctl scrub`"
+            )
         sealed = self.array.read_stripe(addr, cid)
         algorithm, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
         return _compress.decompress(algorithm, payload)
@@ -172,9 +174,8 @@ class BlockStore:
         """The plaintext of one chunk (at addr, if the caller knows it).
 
         Raises:
-            NotFound: the pool holds no such chunk.
+            IntegrityError: the pool holds no such chunk, or it fails authentication.
             Unrecoverable: too many of its shards are lost or corrupt.
-            IntegrityError: it fails authentication.
         """
         cached = self.cache.get(cid)
         if cached is not None:

@@ -26,7 +26,7 @@ from dwfs.cli import (
     cmd_status,
     cmd_umount,
 )
-from dwfs.errors import DwfsError, ExitCode
+from dwfs.errors import ExitCode, find_dwfs_error
 
 COMMANDS = (cmd_create, cmd_mount, cmd_umount, cmd_status, cmd_scrub, cmd_replace, cmd_key)
 
@@ -67,14 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = trio.run(args.run, args)
         return result
-    except DwfsError as exc:
-        return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.INTERRUPTED)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", ExitCode.FAILURE)
     except Exception as exc:  # the last line of defence: report, never a traceback
+        known = find_dwfs_error(exc)
+        if known is not None:
+            return _fail(str(known), known.exit_code)
         if os.environ.get("DWFS_DEBUG") == "1":
             traceback.print_exc()
         return _fail(

@@ -20,10 +20,12 @@ from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
 from dwfs.devices._superblock import RING, Member, Superblock, encode
-from dwfs.errors import Busy, DeviceError, DwfsError
+from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
+RESERVE = 16 * 1024 * 1024
+"""Bytes of each device's filesystem kept free for journal records and superblocks."""
 _MARK = struct.Struct("<QQQ")
 
 
@@ -67,6 +69,8 @@ class DeviceArray:
         self._segment = 0
         self._offset = 0
         self._synced = StripeAddr(0, 0, 0, 0, 0)
+        self._free: int | None = None
+        self._unchecked = 0
         # Some member's superblock lags the newest or records an old path.
         self.stale = False
 
@@ -106,6 +110,7 @@ class DeviceArray:
         Raises:
             DeviceError: fewer than k shards could be written.
         """
+        self._check_space(_shard.HEADER_SIZE + addr.shard_len)
         written = 0
         first_error: DwfsError | None = None
         for device_index, shard_index in shards_on(self.layout, addr.seq).items():
@@ -125,6 +130,41 @@ class DeviceArray:
                 f"only {written} of {self.layout.width} devices of pool {self.pool} can be "
                 "written: bring the missing devices back or replace them"
             )
+
+    def _check_space(self, nbytes: int) -> None:
+        """Refuse data that would eat into the reserve kept for metadata.
+
+        Each device's free space is read again after every RESERVE / 4 bytes
+        written, so the check costs a statvfs now and then, not per stripe.
+        """
+        with self._lock:
+            self._unchecked += nbytes
+            if self._unchecked >= RESERVE // 4 or self._free is None:
+                self._free = min(
+                    (m.device.filesystem()[2] for m in self._online() if m.device), default=0
+                )
+                self._unchecked = 0
+            if self._free - self._unchecked < RESERVE + nbytes:
+                raise NoSpace(
+                    f"pool {self.pool} is full: delete files (space is reclaimed within "
+                    "seconds) or replace devices with larger ones"
+                )
+
+    def remove_segment(self, segment: int) -> None:
+        """Delete a segment that holds nothing live from every online device."""
+        for member in self._online():
+            assert member.device is not None
+            member.device.remove_segment(segment)
+        with self._lock:
+            self._free = None
+
+    def segments(self) -> list[int]:
+        return self._segments()
+
+    @property
+    def current_segment(self) -> int:
+        with self._lock:
+            return self._segment
 
     def pack_header(
         self, addr: StripeAddr, chunk_id: ChunkId, index: int, payload: Buffer
@@ -263,15 +303,40 @@ class DeviceArray:
         return max((m.device.segment_size(segment) for m in self._online() if m.device), default=0)
 
     def _walk(self, segment: int) -> Iterator[_shard.ShardHeader]:
-        """The chain of stripes in one segment, up to the first position with no header."""
+        """Every stripe in one segment, in order.
+
+        Stripes follow each other; where a position holds no authentic header (a
+        write that failed or was torn), the walk searches on for the next one.
+        """
         end = self._segment_end(segment)
         offset = 0
         while offset < end:
-            header = self._locate(segment, offset)
+            header = self._locate(segment, offset) or self._resync(segment, offset + 1, end)
             if header is None:
                 return
             yield header
-            offset += _shard.HEADER_SIZE + header.addr.shard_len
+            offset = header.addr.offset + _shard.HEADER_SIZE + header.addr.shard_len
+
+    def _resync(self, segment: int, start: int, end: int) -> _shard.ShardHeader | None:
+        """The first authentic header at or after start, found by its magic."""
+        step = 1 << 20
+        for base in range(start, end, step):
+            found: list[_shard.ShardHeader] = []
+            for member in self._online():
+                assert member.device is not None
+                block = member.device.read(segment, base, step + _shard.HEADER_SIZE)
+                at = block.find(_shard.MAGIC)
+                while 0 <= at < step:
+                    header = _shard.parse_header(
+                        self._shard_key, block[at : at + _shard.HEADER_SIZE]
+                    )
+                    if header and (header.addr.segment, header.addr.offset) == (segment, base + at):
+                        found.append(header)
+                        break
+                    at = block.find(_shard.MAGIC, at + 1)
+            if found:
+                return min(found, key=lambda h: h.addr.offset)
+        return None
 
     def stripes(self) -> Iterator[_shard.ShardHeader]:
         """Every stripe whose header survives on some device, in write order per segment."""

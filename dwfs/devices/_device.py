@@ -214,6 +214,14 @@ class DirDevice:
             return []
         return sorted(int(n[:-4]) for n in names if n.endswith(".jnl") and n[:-4].isdigit())
 
+    def remove_segment(self, segment: int) -> None:
+        with self._lock:
+            fd = self._fds.pop(segment, None)
+            self._dirty.discard(segment)
+        if fd is not None:
+            os.close(fd)
+        self._segment_path(segment).unlink(missing_ok=True)
+
     def remove_journal(self, epoch: int) -> None:
         self._journal_path(epoch).unlink(missing_ok=True)
 

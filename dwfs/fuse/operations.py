@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
-from dwfs.errors import DwfsError
+from dwfs.errors import find_dwfs_error
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,14 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
             return await fn(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise
-        except DwfsError as exc:
-            if exc.errno == errno.EIO:
-                log.error("%s: %s", fn.__name__, exc)
-            raise pyfuse3.FUSEError(exc.errno) from None
-        except Exception:
-            log.exception("%s failed; answering EIO", fn.__name__)
-            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception as exc:
+            known = find_dwfs_error(exc)
+            if known is None:
+                log.exception("%s failed; answering EIO", fn.__name__)
+                raise pyfuse3.FUSEError(errno.EIO) from None
+            if known.errno in (errno.EIO, errno.ENOSPC):
+                log.error("%s: %s", fn.__name__, known)
+            raise pyfuse3.FUSEError(known.errno) from None
 
     return handler
 

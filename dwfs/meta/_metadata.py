@@ -50,6 +50,8 @@ class Metadata:
         self.epoch = epoch
         self.durable_txg = db.txg
         self.journal_bytes = 0
+        self.checkpoint_segments: set[int] = set()
+        """Segments holding the current checkpoint, which garbage collection must keep."""
         self._lock = trio.Lock()
 
     @classmethod
@@ -76,10 +78,15 @@ class Metadata:
                         f"{txg}: run `dwfsctl scrub` and report it"
                     )
                 db.apply(txg, statements)
-        for row in db.query("SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks"):
+        live = "SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks WHERE refs > 0"
+        for row in db.query(live):
             pool.store.index.add(ChunkId(row[0]), StripeAddr(*row[1:]))
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
-        return cls(pool, db, max([first_epoch - 1, *epochs]) + 1)
+        meta = cls(pool, db, max([first_epoch - 1, *epochs]) + 1)
+        if checkpoint:
+            meta.checkpoint_segments = {_ref(r).addr.segment for r in manifest["chunks"]}
+            meta.checkpoint_segments.add(_ref(checkpoint["manifest"]).addr.segment)
+        return meta
 
     async def commit(self) -> None:
         """Make every change made so far durable (group commit)."""
@@ -116,6 +123,7 @@ class Metadata:
             entry = {"txg": txg, "epoch": epoch, "manifest": _ref_json(mref)}
             await trio.to_thread.run_sync(lambda: self.pool.update_config(checkpoint=entry))
             self.epoch, self.journal_bytes = epoch, 0
+            self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
             await trio.to_thread.run_sync(self.pool.array.trim_journals, epoch)
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
 

@@ -30,6 +30,7 @@ CREATE UNIQUE INDEX xattrs_key ON xattrs(ino, name) WHERE death IS NULL;
 CREATE TABLE chunks(
     id BLOB PRIMARY KEY, seq INT NOT NULL, segment INT NOT NULL, offset INT NOT NULL,
     shard_len INT NOT NULL, sealed_len INT NOT NULL, refs INT NOT NULL);
+CREATE INDEX chunks_segment ON chunks(segment, refs);
 CREATE TABLE counters(name TEXT PRIMARY KEY, value INT NOT NULL);
 INSERT INTO counters VALUES ('next_ino', 2), ('next_cookie', 3);
 """

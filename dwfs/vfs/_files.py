@@ -45,6 +45,8 @@ class FileData:
     def __init__(self, db: MetaDB, store: BlockStore) -> None:
         self.db = db
         self.store = store
+        self.active = 0
+        """Flushes under way: garbage collection waits until there are none."""
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
         rows = self.db.query(
@@ -87,6 +89,13 @@ class FileData:
 
     async def flush(self, ino: int, state: FileState) -> None:
         """Store the unstored writes of one file (not yet durable: commit does that)."""
+        self.active += 1
+        try:
+            await self._flush(ino, state)
+        finally:
+            self.active -= 1
+
+    async def _flush(self, ino: int, state: FileState) -> None:
         async with state.lock:
             if not state.dirty and not state.changed:
                 return
@@ -123,7 +132,9 @@ class FileData:
                 a = ref.addr
                 self.db.execute(
                     "INSERT INTO chunks (id, seq, segment, offset, shard_len, sealed_len, refs) "
-                    "VALUES (?,?,?,?,?,?,0) ON CONFLICT(id) DO NOTHING",
+                    "VALUES (?,?,?,?,?,?,0) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, "
+                    "segment = excluded.segment, offset = excluded.offset, "
+                    "shard_len = excluded.shard_len, sealed_len = excluded.sealed_len",
                     (ref.chunk_id, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len),
                 )
                 self.db.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (ref.chunk_id,))

@@ -26,9 +26,11 @@ from typing import Any
 import trio
 
 from dwfs.chunks import Credential, Pool, open_pool
-from dwfs.errors import InvalidArgument, IsADirectory, NotFound
+from dwfs.errors import InvalidArgument, IsADirectory, NotFound, find_dwfs_error
 from dwfs.meta import Metadata
+from dwfs.snapshots import collect_garbage
 from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
+from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
 from dwfs.vfs._tree import Tree
 
@@ -270,6 +272,16 @@ class Volume:
         if handle.state is not None:
             try:
                 await self.data.flush(handle.ino, handle.state)
+            except Exception as exc:
+                if find_dwfs_error(exc) is None:
+                    raise
+                # close() already reported this (flush comes first); keeping the bytes
+                # would only fail again, so they go, as a full ext4 drops a write.
+                log.warning("writes to inode %d dropped at release: %s", handle.ino, exc)
+                if handle.state.handles == 1:
+                    handle.state.dirty = DirtyMap()
+                    handle.state.changed = False
+                    handle.state.size = self.tree.attr(handle.ino).size
             finally:
                 self._release_state(handle.ino)
 
@@ -280,9 +292,19 @@ class Volume:
         await self.meta.commit()
 
     async def sync_all(self) -> None:
-        """Store every file's writes and commit: what a timer, syncfs and unmount do."""
+        """Store every file's writes and commit: what a timer, syncfs and unmount do.
+
+        A file whose writes cannot be stored (a full pool) keeps them for its next
+        flush and does not hold back the others.
+        """
         for ino, state in list(self._files.items()):
-            await self.data.flush(ino, state)
+            try:
+                await self.data.flush(ino, state)
+            except Exception as exc:
+                if find_dwfs_error(exc) is None:
+                    raise
+                log.warning("writes to inode %d not stored yet: %s", ino, exc)
+                continue
             if not state.busy and self._files.get(ino) is state:
                 del self._files[ino]
                 self._maybe_purge(ino)
@@ -325,6 +347,7 @@ class Volume:
             await trio.sleep(COMMIT_INTERVAL)
             try:
                 await self.sync_all()
+                await collect_garbage(self.meta, self.pool, self.data.active)
                 if self.meta.checkpoint_due:
                     await self.meta.checkpoint()
             except Exception:

@@ -124,8 +124,14 @@ PoolFactory = Callable[..., LivePool]
 def make_pool(tmp_path: Path) -> Iterator[PoolFactory]:
     made: list[LivePool] = []
 
-    def make(layout: str = "raidz1", n: int = 3, mount: bool = True, **options: object) -> LivePool:
-        root = tmp_path / f"pool{len(made)}"
+    def make(
+        layout: str = "raidz1",
+        n: int = 3,
+        mount: bool = True,
+        root: Path | None = None,
+        **options: object,
+    ) -> LivePool:
+        root = (root or tmp_path) / f"pool{len(made)}"
         root.mkdir()
         passfile = root / "passphrase"
         passfile.write_bytes(PASSPHRASE_TEXT + b"\n")

@@ -324,3 +324,17 @@ def test_a_stale_named_device_keeps_every_member_at_its_own_path(tmp_path: Path)
     array = open_array(paths[0], SB_KEY, SHARD_KEY)  # the stale one names the pool
     assert [m.path for m in array.members] == [p.resolve() for p in paths]
     assert [m.resilver for m in array.members] == [True, False, False]
+
+
+def test_stripes_after_a_failed_write_in_mid_segment_are_still_found(tmp_path: Path) -> None:
+    paths = make(tmp_path, "raidz1", 3)
+    array = reopen(paths)
+    before = fill(array, 2)
+    hole = array.allocate(30_000)  # allocated, never written: a write that failed
+    after = fill(array, 3, seed=4)
+    array.close()
+    array = reopen(paths)
+    found = {a for a, _ in array.recover()}
+    assert {a for a, _, _ in before + after} <= found
+    assert hole not in found
+    assert sum(1 for _ in array.stripes()) == 5

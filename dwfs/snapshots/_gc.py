@@ -1,0 +1,46 @@
+"""Garbage collection: segments that hold nothing live are deleted.
+
+A segment is live while a chunk with references is stored in it, while it
+holds the current checkpoint, or while it is the one being appended to.
+Deleting a segment first drops its chunks from the metadata and the dedup
+index and commits that, so no write can deduplicate against a stripe that is
+about to go, and checks once more before the files are removed. Chunks that
+died inside a segment that still holds live ones stay until compaction, which
+dwfs does not do yet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from dwfs.chunks import Pool
+from dwfs.meta import Metadata
+
+log = logging.getLogger(__name__)
+
+
+def dead_segments(meta: Metadata, pool: Pool) -> list[int]:
+    live = {int(r[0]) for r in meta.db.query("SELECT DISTINCT segment FROM chunks WHERE refs > 0")}
+    keep = live | meta.checkpoint_segments | {pool.array.current_segment}
+    return [s for s in pool.array.segments() if s not in keep]
+
+
+async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
+    """Delete dead segments; how many. Call only when no write is storing chunks."""
+    if writers_active:
+        return 0
+    dead = dead_segments(meta, pool)
+    if not dead:
+        return 0
+    with meta.db.transaction():
+        for segment in dead:
+            meta.db.execute("DELETE FROM chunks WHERE segment = ? AND refs <= 0", (segment,))
+    pool.store.index.discard_segments(set(dead))
+    await meta.commit()
+    gone = [s for s in dead if s in set(dead_segments(meta, pool))]
+    for segment in gone:
+        await trio.to_thread.run_sync(pool.array.remove_segment, segment)
+    log.info("garbage collection deleted %d segments", len(gone))
+    return len(gone)
