@@ -28,7 +28,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml $(NATIVE)
 	@touch $(STAMP)
 
 run: setup
-	@$(PY) scripts/demo.py $(DEMO)
+	@$(PY) scripts/demo.py $(DEMO) mnt
 
 native-test:
 	@mkdir -p native/build
