@@ -47,6 +47,7 @@ test: setup native-test lint
 bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) scripts/bench_blockstore.py
+	$(PY) scripts/bench_mount.py
 
 clean:
 	rm -rf $(VENV) build native/build *.egg-info dwfs/*.so

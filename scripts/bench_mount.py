@@ -1,0 +1,155 @@
+"""`make bench` (second part): the filesystem through its mount, beside the raw
+directory and gocryptfs, all on tmpfs, in one run.
+
+    python scripts/bench_mount.py [--quick]
+
+Prints a markdown table. Needs fio and gocryptfs (make bench installs them) and
+root for dropping the page cache between writing and reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+DWFSCTL = [sys.executable, "-m", "dwfs.cli.main"]
+BASE = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+
+
+def sh(*args: str | Path, stdin: str | None = None) -> str:
+    result = subprocess.run(list(map(str, args)), capture_output=True, text=True, input=stdin)
+    if result.returncode:
+        raise RuntimeError(f"{args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def drop_caches() -> None:
+    os.sync()
+    with contextlib.suppress(OSError), open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+@contextlib.contextmanager
+def raw(root: Path) -> Iterator[Path]:
+    target = root / "raw"
+    target.mkdir()
+    yield target
+
+
+@contextlib.contextmanager
+def gocryptfs(root: Path) -> Iterator[Path]:
+    cipher, plain, pw = root / "gc-cipher", root / "gc-plain", root / "gc.pass"
+    cipher.mkdir()
+    plain.mkdir()
+    pw.write_text("bench passphrase\n")
+    sh("gocryptfs", "-init", "-q", "-passfile", pw, cipher)
+    sh("gocryptfs", "-q", "-passfile", pw, cipher, plain)
+    try:
+        yield plain
+    finally:
+        subprocess.run(["fusermount3", "-u", str(plain)], capture_output=True)
+
+
+@contextlib.contextmanager
+def dwfs(root: Path) -> Iterator[Path]:
+    devices = [root / f"dwfs-dev{i}" for i in range(3)]
+    mnt, pw = root / "dwfs-mnt", root / "dwfs.pass"
+    mnt.mkdir()
+    pw.write_text("bench passphrase\n")
+    env_state = root / "dwfs-state"
+    os.environ["DWFS_STATE_DIR"] = str(env_state)
+    sh(*DWFSCTL, "create", "--raid", "raidz1", "--passphrase-file", pw, *devices)
+    sh(*DWFSCTL, "mount", "--passphrase-file", pw, devices[0], mnt)
+    try:
+        yield mnt
+    finally:
+        subprocess.run([*DWFSCTL, "umount", str(mnt)], capture_output=True)
+
+
+def fio(directory: Path, name: str, rw: str, bs: str, size: str, runtime: int = 0) -> dict:  # type: ignore[type-arg]
+    args = [
+        "fio",
+        f"--name={name}",
+        f"--directory={directory}",
+        f"--rw={rw}",
+        f"--bs={bs}",
+        f"--size={size}",
+        "--ioengine=psync",
+        "--output-format=json",
+        "--end_fsync=1",
+    ]
+    if runtime:
+        args += [f"--runtime={runtime}", "--time_based"]
+    job = json.loads(sh(*args))["jobs"][0]
+    side = job["read"] if "read" in rw else job["write"]
+    return {"MB/s": side["bw_bytes"] / 1e6, "IOPS": side["iops"]}
+
+
+def small_files(directory: Path, count: int) -> dict[str, float]:
+    target = directory / "small"
+    target.mkdir()
+    rates = {}
+    steps: list[tuple[str, Callable[[Path], object]]] = [
+        ("create", lambda p: p.write_bytes(b"x" * 100)),
+        ("stat", lambda p: p.stat()),
+        ("delete", lambda p: p.unlink()),
+    ]
+    for label, step in steps:
+        start = time.perf_counter()
+        for i in range(count):
+            step(target / f"f{i}")
+        if label == "create":
+            os.sync()
+            drop_caches()
+        rates[label] = count / (time.perf_counter() - start)
+    return rates
+
+
+def measure(directory: Path, quick: bool) -> dict[str, float]:
+    size = "256M" if quick else "1G"
+    out: dict[str, float] = {}
+    out["seq write MB/s"] = fio(directory, "seq", "write", "1M", size)["MB/s"]
+    drop_caches()
+    out["seq read MB/s"] = fio(directory, "seq", "read", "1M", size)["MB/s"]
+    out["rand 4k write IOPS"] = fio(directory, "rnd", "randwrite", "4k", "128M", 10)["IOPS"]
+    drop_caches()
+    out["rand 4k read IOPS"] = fio(directory, "rnd", "randread", "4k", "128M", 10)["IOPS"]
+    for label, rate in small_files(directory, 2000 if quick else 10_000).items():
+        out[f"small files {label}/s"] = rate
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="256 MiB and 2,000 files")
+    args = parser.parse_args()
+    root = BASE / f"dwfs-bench-mount-{os.getpid()}"
+    root.mkdir()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for name, target in (("raw tmpfs", raw), ("gocryptfs", gocryptfs), ("dwfs raidz1", dwfs)):
+            with target(root) as directory:
+                results[name] = measure(directory, args.quick)
+                print(f"{name}: done", file=sys.stderr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    names = list(results)
+    print("| measure | " + " | ".join(names) + " | dwfs / gocryptfs |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for metric in results[names[0]]:
+        row = [f"{results[n][metric]:,.0f}" for n in names]
+        ratio = results["dwfs raidz1"][metric] / results["gocryptfs"][metric]
+        print(f"| {metric} | " + " | ".join(row) + f" | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
