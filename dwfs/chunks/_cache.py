@@ -27,6 +27,10 @@ class ChunkCache:
             self.hits += 1
             return data
 
+    def contains(self, key: ChunkId) -> bool:
+        with self._lock:
+            return key in self._items
+
     def put(self, key: ChunkId, data: bytes) -> None:
         if len(data) > self.capacity:
             return

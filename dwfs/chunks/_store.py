@@ -32,7 +32,7 @@ from dwfs.types import Buffer, ChunkId, StripeAddr
 
 T = TypeVar("T")
 
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 8 * 1024 * 1024
 

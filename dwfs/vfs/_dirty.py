@@ -13,16 +13,21 @@ class DirtyMap:
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._data: list[bytearray] = []
+        self._nbytes = 0
 
     def __bool__(self) -> bool:
         return bool(self._starts)
 
     @property
     def nbytes(self) -> int:
-        return sum(len(d) for d in self._data)
+        return self._nbytes
 
     def intervals(self) -> list[tuple[int, bytes]]:
         return [(s, bytes(d)) for s, d in zip(self._starts, self._data, strict=True)]
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each interval, without copying its bytes."""
+        return [(s, s + len(d)) for s, d in zip(self._starts, self._data, strict=True)]
 
     def end(self) -> int:
         """The end of the last interval (0 when empty)."""
@@ -35,6 +40,7 @@ class DirtyMap:
         end = offset + len(data)
         if self._starts and offset == self.end():
             self._data[-1] += data  # appending, the common case: no copy of what is there
+            self._nbytes += len(data)
             return
         i = bisect.bisect_left(self._starts, offset)
         if i and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
@@ -45,6 +51,7 @@ class DirtyMap:
         if i == j:
             self._starts.insert(i, offset)
             self._data.insert(i, bytearray(data))
+            self._nbytes += len(data)
             return
         start = min(offset, self._starts[i])
         last_end = max(end, self._starts[j - 1] + len(self._data[j - 1]))
@@ -52,14 +59,15 @@ class DirtyMap:
         for s, d in zip(self._starts[i:j], self._data[i:j], strict=True):
             merged[s - start : s - start + len(d)] = d
         merged[offset - start : end - start] = data
+        self._nbytes += len(merged) - sum(len(d) for d in self._data[i:j])
         self._starts[i:j] = [start]
         self._data[i:j] = [merged]
 
     def overlay(self, offset: int, base: bytearray) -> None:
         """Copy the dirty bytes that fall in [offset, offset + len(base)) into base."""
         end = offset + len(base)
-        i = max(bisect.bisect_right(self._starts, offset) - 1, 0)
-        for s, d in zip(self._starts[i:], self._data[i:], strict=True):
+        for k in range(max(bisect.bisect_right(self._starts, offset) - 1, 0), len(self._starts)):
+            s, d = self._starts[k], self._data[k]
             if s >= end:
                 break
             lo, hi = max(s, offset), min(s + len(d), end)
@@ -73,6 +81,7 @@ class DirtyMap:
             self._data.pop()
         if self._starts and self._starts[-1] + len(self._data[-1]) > size:
             del self._data[-1][size - self._starts[-1] :]
+        self._nbytes = sum(len(d) for d in self._data)
 
     def merged_under(self, older: DirtyMap) -> DirtyMap:
         """A new map of older's bytes with this map's on top (used to put back data
@@ -82,8 +91,3 @@ class DirtyMap:
             for start, data in source.intervals():
                 result.write(start, data)
         return result
-
-    def pop_all(self) -> list[tuple[int, bytes]]:
-        out = self.intervals()
-        self._starts, self._data = [], []
-        return out

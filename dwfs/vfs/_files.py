@@ -11,6 +11,7 @@ for it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import trio
 
@@ -22,6 +23,8 @@ from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._extents import Extent, clip, cut_out, span
 
 _END_OF_ANY_FILE = 1 << 62
+READ_AHEAD_CHUNKS = 4
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -47,6 +50,9 @@ class FileData:
         self.store = store
         self.active = 0
         """Flushes under way: garbage collection waits until there are none."""
+        self.background: trio.Nursery | None = None
+        """Where read-ahead runs; set while the volume is open."""
+        self._prefetching: set[ChunkId] = set()
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
         rows = self.db.query(
@@ -81,11 +87,36 @@ class FileData:
         buf = bytearray(end - off)
         flushing = state.flushing if state else None
         await self._fill(buf, off, self.extents(ino, off, end))
+        self._read_ahead(ino, end)
         if state is not None:
             assert flushing is not None
             flushing.overlay(off, buf)
             state.dirty.overlay(off, buf)
         return bytes(buf)
+
+    def _read_ahead(self, ino: int, end: int) -> None:
+        """Start fetching the chunks after a read into the cache, as sequential
+        readers will want them next."""
+        if self.background is None:
+            return
+        rows = self.db.query(
+            "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND death IS NULL "
+            "ORDER BY off LIMIT ?",
+            (ino, end, READ_AHEAD_CHUNKS),
+        )
+        for (chunk,) in rows:
+            cid = ChunkId(bytes(chunk))
+            if cid not in self._prefetching and not self.store.cache.contains(cid):
+                self._prefetching.add(cid)
+                self.background.start_soon(self._prefetch, cid)
+
+    async def _prefetch(self, cid: ChunkId) -> None:
+        try:
+            await self.store.get(cid)
+        except Exception as exc:  # a reader that needs it will see the error itself
+            log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
+        finally:
+            self._prefetching.discard(cid)
 
     async def flush(self, ino: int, state: FileState) -> None:
         """Store the unstored writes of one file (not yet durable: commit does that)."""
@@ -101,8 +132,8 @@ class FileData:
                 return
             state.flushing, state.dirty = state.dirty, DirtyMap()
             try:
-                for start, data in state.flushing.intervals():
-                    await self._store_interval(ino, start, data, state)
+                for lo, hi in self._regions(ino, state):
+                    await self._store_region(ino, lo, hi, state.flushing)
                 with self.db.transaction():
                     self.db.execute(
                         "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
@@ -115,14 +146,27 @@ class FileData:
             finally:
                 state.flushing = DirtyMap()
 
-    async def _store_interval(self, ino: int, start: int, data: bytes, state: FileState) -> None:
-        end = min(start + len(data), state.size)
-        if end <= start:
-            return
-        lo, hi = span(self.extents(ino, start, end), start, end)
+    def _regions(self, ino: int, state: FileState) -> list[tuple[int, int]]:
+        """The ranges to re-chunk: each dirty interval widened to the extents it
+        touches, overlapping ones merged, so every chunk is rewritten once per flush
+        however many small writes landed in it."""
+        spans = []
+        for start, stop in state.flushing.spans():
+            end = min(stop, state.size)
+            if end > start:
+                spans.append(span(self.extents(ino, start, end), start, end))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted(spans):
+            if merged and lo < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    async def _store_region(self, ino: int, lo: int, hi: int, dirty: DirtyMap) -> None:
         region = bytearray(hi - lo)
         await self._fill(region, lo, self.extents(ino, lo, hi))
-        region[start - lo : end - lo] = data[: end - start]
+        dirty.overlay(lo, region)
         refs = await self.store.put(region)
         with self.db.transaction():
             self._replace(ino, lo, hi)

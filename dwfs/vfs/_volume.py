@@ -71,6 +71,7 @@ class Volume:
         self._files: dict[int, FileState] = {}
         self._handles: dict[int, Handle] = {}
         self._fh = itertools.count(1)
+        self._background: trio.Nursery | None = None
 
     # -- attributes and lookup counts -----------------------------------------------
 
@@ -257,8 +258,21 @@ class Volume:
         state.mtime_ns = now_ns()
         state.changed = True
         if state.dirty.nbytes > DIRTY_LIMIT:
-            await self.data.flush(handle.ino, state)
+            if state.lock.locked() or self._background is None:
+                await self.data.flush(handle.ino, state)  # one flush at a time per file
+            else:
+                self._background.start_soon(self._flush_quietly, handle.ino, state)
         return len(data)
+
+    async def _flush_quietly(self, ino: int, state: FileState) -> None:
+        """A flush started by a write that did not wait for it: its error (the writes
+        stay unstored) reaches the writer at close or fsync, which flush again."""
+        try:
+            await self.data.flush(ino, state)
+        except Exception as exc:
+            if find_dwfs_error(exc) is None:
+                raise
+            log.warning("background store of inode %d failed: %s", ino, exc)
 
     async def flush(self, fh: int) -> None:
         handle = self._handle(fh)
@@ -382,6 +396,7 @@ async def open_volume(
         volume.purge_orphans()
         await meta.commit()
         async with trio.open_nursery() as nursery:
+            volume._background = volume.data.background = nursery
             await nursery.start(volume.run_committer)
             if pool.needs_resilver:
                 nursery.start_soon(_resilver, pool)

@@ -1,0 +1,90 @@
+"""Property tests of the vfs layer's pure parts: the dirty map, extent arithmetic, ACLs."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dwfs.types import ChunkId
+from dwfs.vfs import _acl
+from dwfs.vfs._dirty import DirtyMap
+from dwfs.vfs._extents import Extent, clip, cut_out, span
+
+writes = st.lists(st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=300)), max_size=40)
+
+
+@given(writes, st.integers(0, 3500))
+def test_dirty_map_matches_a_byte_array(ops: list[tuple[int, bytes]], cut: int) -> None:
+    dirty, model, mask = DirtyMap(), bytearray(3300), bytearray(3300)
+    for offset, data in ops:
+        dirty.write(offset, data)
+        model[offset : offset + len(data)] = data
+        mask[offset : offset + len(data)] = b"\1" * len(data)
+    assert dirty.nbytes == sum(mask)
+    spans = dirty.spans()
+    assert spans == sorted(spans) and all(a[1] < b[0] for a, b in itertools.pairwise(spans))
+    base = bytearray(b"\xee" * 3300)
+    dirty.overlay(0, base)
+    assert all(base[i] == (model[i] if mask[i] else 0xEE) for i in range(3300))
+    dirty.truncate(cut)
+    assert dirty.nbytes == sum(mask[:cut])
+    assert all(end <= cut for _, end in dirty.spans())
+
+
+@given(writes)
+def test_merged_under_puts_newer_bytes_on_top(ops: list[tuple[int, bytes]]) -> None:
+    half = len(ops) // 2
+    older, newer, model = DirtyMap(), DirtyMap(), DirtyMap()
+    for offset, data in ops[:half]:
+        older.write(offset, data)
+        model.write(offset, data)
+    for offset, data in ops[half:]:
+        newer.write(offset, data)
+        model.write(offset, data)
+    assert newer.merged_under(older).intervals() == model.intervals()
+
+
+extents = st.lists(st.integers(1, 500), max_size=8).map(
+    lambda lengths: [
+        Extent(sum(lengths[:i]), n, ChunkId(bytes([i]) * 32), 7) for i, n in enumerate(lengths)
+    ]
+)
+
+
+@given(extents, st.integers(0, 2000), st.integers(0, 2000))
+def test_cut_out_keeps_exactly_what_lies_outside(exts: list[Extent], a: int, b: int) -> None:
+    start, end = min(a, b), max(a, b)
+    removed, kept = cut_out(exts, start, end)
+    covered = {i for e in exts for i in range(e.off, e.end)}
+    untouched = [e for e in exts if e not in removed]
+    kept_bytes = {i for e in kept + untouched for i in range(e.off, e.end)}
+    assert kept_bytes == {i for i in covered if not start <= i < end}
+    for piece in kept:
+        whole = next(e for e in removed if e.off <= piece.off and piece.end <= e.end)
+        assert piece.chunk == whole.chunk
+        assert piece.chunk_off == whole.chunk_off + (piece.off - whole.off)
+    lo, hi = span(exts, start, end)
+    assert lo <= start and hi >= end
+    assert all(e.end <= lo or e.off >= hi or (lo <= e.off and e.end <= hi) for e in exts)
+    assert all(clip(e, start, end) is None or clip(e, start, end).len > 0 for e in exts)  # type: ignore[union-attr]
+
+
+def test_acl_inheritance_and_mode_bits() -> None:
+    default = _acl.encode(
+        [
+            (_acl.USER_OBJ, 7, 0xFFFFFFFF),
+            (_acl.USER, 5, 1000),
+            (_acl.GROUP_OBJ, 5, 0xFFFFFFFF),
+            (_acl.MASK, 7, 0xFFFFFFFF),
+            (_acl.OTHER, 0, 0xFFFFFFFF),
+        ]
+    )
+    mode, access, inherited = _acl.inherit(default, 0o100644, is_dir=False)
+    assert mode & 0o777 == 0o640 and access is not None and inherited is None
+    assert _acl.mode_bits(access) == (0o640, False)
+    assert _acl.inherit(default, 0o40777, is_dir=True)[2] == default
+    plain = _acl.encode([(_acl.USER_OBJ, 6, 0), (_acl.GROUP_OBJ, 4, 0), (_acl.OTHER, 4, 0)])
+    assert _acl.mode_bits(plain) == (0o644, True)
+    assert _acl.mode_bits(_acl.chmod(plain, 0o751)) == (0o751, True)
