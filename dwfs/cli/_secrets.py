@@ -6,12 +6,14 @@ Never from argv, where any user of the machine could read them in ps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dwfs.chunks import KEYFILE, PASSPHRASE, Credential
+from dwfs.chunks import KEYFILE, PASSPHRASE, Credential, Pool, open_pool
 from dwfs.errors import UsageError
 
 ENV = "DWFS_PASSPHRASE_FILE"
@@ -53,6 +55,19 @@ def credential(args: argparse.Namespace, confirm: bool = False) -> Credential:
     if source:
         return Credential(PASSPHRASE, _strip_newline(_read(source, "passphrase")))
     return Credential(PASSPHRASE, _prompt("Passphrase: ", confirm))
+
+
+@contextlib.asynccontextmanager
+async def unlocked_pool(args: argparse.Namespace) -> AsyncIterator[Pool]:
+    """The pool that args.device names, unlocked with the credential args give; the
+    secret is wiped once the pool is open or has failed to open."""
+    secret = credential(args)
+    try:
+        async with open_pool(args.device, secret) as pool:
+            secret.wipe()
+            yield pool
+    finally:
+        secret.wipe()
 
 
 def new_passphrase(path: str | None) -> bytearray:

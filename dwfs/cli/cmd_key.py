@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, new_recovery_key, open_pool
+from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, new_recovery_key
 from dwfs.cli import _secrets
 from dwfs.cli._output import print_json
 
@@ -46,38 +46,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    credential = _secrets.credential(args)
-    try:
-        async with open_pool(args.device, credential) as pool:
-            if args.verb == "list":
-                slots = pool.keyslots()
-                if args.json:
-                    print_json(slots)
-                for s in [] if args.json else slots:
-                    used = "  (unlocked this time)" if s["id"] == pool.unlocked_with else ""
-                    print(f"{s['id']:>3}  {s['kind']:<10}  created {s['created']}{used}")
-            elif args.verb == "add":
-                if args.recovery:
-                    key = new_recovery_key()
-                    slot = pool.add_keyslot(RECOVERY, key.encode())
-                    print(f"keyslot {slot}: recovery key (shown only now): {key}")
-                elif args.new_key_file:
-                    slot = pool.add_keyslot(KEYFILE, _secrets.new_key_file(args.new_key_file))
-                    print(f"keyslot {slot}: key file added")
-                else:
-                    slot = pool.add_keyslot(
-                        PASSPHRASE, _secrets.new_passphrase(args.new_passphrase_file)
-                    )
-                    print(f"keyslot {slot}: passphrase added")
-            elif args.verb == "remove":
-                pool.remove_keyslot(args.slot)
-                print(f"keyslot {args.slot} removed")
+    async with _secrets.unlocked_pool(args) as pool:
+        if args.verb == "list":
+            slots = pool.keyslots()
+            if args.json:
+                print_json(slots)
+            for s in [] if args.json else slots:
+                used = "  (unlocked this time)" if s["id"] == pool.unlocked_with else ""
+                print(f"{s['id']:>3}  {s['kind']:<10}  created {s['created']}{used}")
+        elif args.verb == "add":
+            if args.recovery:
+                key = new_recovery_key()
+                slot = pool.add_keyslot(RECOVERY, key.encode())
+                print(f"keyslot {slot}: recovery key (shown only now): {key}")
+            elif args.new_key_file:
+                slot = pool.add_keyslot(KEYFILE, _secrets.new_key_file(args.new_key_file))
+                print(f"keyslot {slot}: key file added")
             else:
-                slot = pool.unlocked_with if args.slot is None else args.slot
-                pool.change_keyslot(
-                    slot, PASSPHRASE, _secrets.new_passphrase(args.new_passphrase_file)
+                slot = pool.add_keyslot(
+                    PASSPHRASE, _secrets.new_passphrase(args.new_passphrase_file)
                 )
-                print(f"keyslot {slot}: passphrase changed")
-    finally:
-        credential.wipe()
+                print(f"keyslot {slot}: passphrase added")
+        elif args.verb == "remove":
+            pool.remove_keyslot(args.slot)
+            print(f"keyslot {args.slot} removed")
+        else:
+            slot = pool.unlocked_with if args.slot is None else args.slot
+            pool.change_keyslot(slot, PASSPHRASE, _secrets.new_passphrase(args.new_passphrase_file))
+            print(f"keyslot {slot}: passphrase changed")
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dwfs.chunks import open_pool
 from dwfs.cli import _secrets
 from dwfs.cli._output import ProgressLine
 
@@ -25,14 +24,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    credential = _secrets.credential(args)
     progress = ProgressLine("replace")
     try:
-        async with open_pool(args.device, credential) as pool:
+        async with _secrets.unlocked_pool(args) as pool:
             await pool.replace(args.old, args.new, progress)
             state = pool.array.state()
     finally:
-        credential.wipe()
         progress.done()
     print(f"replaced {args.old} with {args.new}; pool is {state}")
     return 0

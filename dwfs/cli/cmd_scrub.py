@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dwfs.chunks import open_pool
 from dwfs.cli import _secrets
 from dwfs.cli._output import ProgressLine, human_bytes, print_json
 from dwfs.errors import ExitCode
@@ -25,13 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    credential = _secrets.credential(args)
     progress = ProgressLine("scrub")
     try:
-        async with open_pool(args.device, credential) as pool:
+        async with _secrets.unlocked_pool(args) as pool:
             report = await pool.scrub(progress)
     finally:
-        credential.wipe()
         progress.done()
     if args.json:
         print_json(report.to_json())

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from dwfs import _accel
-from dwfs.chunks import open_pool
 from dwfs.cli import _mounts, _secrets
 from dwfs.cli._output import human_bytes, print_json
 
@@ -81,12 +80,8 @@ async def run(args: argparse.Namespace) -> int:
     if os.path.ismount(args.device):
         status = _mounts.request(_mounts.find(args.device), {"cmd": "status"})
     else:
-        credential = _secrets.credential(args)
-        try:
-            async with open_pool(args.device, credential) as pool:
-                status = pool.status()
-        finally:
-            credential.wipe()
+        async with _secrets.unlocked_pool(args) as pool:
+            status = pool.status()
     status["kernels"] = _accel.implementation()
     if args.json:
         print_json(status)

@@ -264,15 +264,18 @@ class Volume:
                 self._background.start_soon(self._flush_quietly, handle.ino, state)
         return len(data)
 
-    async def _flush_quietly(self, ino: int, state: FileState) -> None:
-        """A flush started by a write that did not wait for it: its error (the writes
-        stay unstored) reaches the writer at close or fsync, which flush again."""
+    async def _flush_quietly(self, ino: int, state: FileState) -> bool:
+        """Store a file's writes; whether that worked. On a DwfsError (a full pool,
+        say) the writes stay unstored, and the writer meets the error at close or
+        fsync, which flush again."""
         try:
             await self.data.flush(ino, state)
         except Exception as exc:
             if find_dwfs_error(exc) is None:
                 raise
-            log.warning("background store of inode %d failed: %s", ino, exc)
+            log.warning("writes to inode %d not stored yet: %s", ino, exc)
+            return False
+        return True
 
     async def flush(self, fh: int) -> None:
         handle = self._handle(fh)
@@ -312,12 +315,7 @@ class Volume:
         flush and does not hold back the others.
         """
         for ino, state in list(self._files.items()):
-            try:
-                await self.data.flush(ino, state)
-            except Exception as exc:
-                if find_dwfs_error(exc) is None:
-                    raise
-                log.warning("writes to inode %d not stored yet: %s", ino, exc)
+            if not await self._flush_quietly(ino, state):
                 continue
             if not state.busy and self._files.get(ino) is state:
                 del self._files[ino]
