@@ -24,6 +24,8 @@ from dwfs.vfs._extents import Extent, clip, cut_out, span
 
 _END_OF_ANY_FILE = 1 << 62
 READ_AHEAD_CHUNKS = 4
+REGION_ALIGN = 64 * 1024
+"""Dirty bytes are re-chunked in whole blocks of this size at least."""
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ class FileData:
         self.background: trio.Nursery | None = None
         """Where read-ahead runs; set while the volume is open."""
         self._prefetching: set[ChunkId] = set()
+        self._last_read_end: dict[int, int] = {}
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
         rows = self.db.query(
@@ -87,7 +90,9 @@ class FileData:
         buf = bytearray(end - off)
         flushing = state.flushing if state else None
         await self._fill(buf, off, self.extents(ino, off, end))
-        self._read_ahead(ino, end)
+        if self._last_read_end.get(ino) == off:  # sequential: the next chunks are wanted
+            self._read_ahead(ino, end)
+        self._last_read_end[ino] = end
         if state is not None:
             assert flushing is not None
             flushing.overlay(off, buf)
@@ -154,7 +159,11 @@ class FileData:
         for start, stop in state.flushing.spans():
             end = min(stop, state.size)
             if end > start:
-                spans.append(span(self.extents(ino, start, end), start, end))
+                # Small writes into holes would each become a tiny chunk; widening
+                # to whole blocks keeps chunks, and reads of them, few.
+                lo = start - start % REGION_ALIGN
+                hi = min(end + (-end % REGION_ALIGN), state.size)
+                spans.append(span(self.extents(ino, lo, hi), lo, hi))
         merged: list[tuple[int, int]] = []
         for lo, hi in sorted(spans):
             if merged and lo < merged[-1][1]:
