@@ -238,7 +238,10 @@ class DirDevice:
         except BlockingIOError:
             other = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise Busy(f"the pool is in use by {other}") from None
+            raise Busy(
+                f"the pool is in use by {other}: wait for it to finish, or unmount it "
+                "(dwfsctl status takes the mountpoint)"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder.encode(), 0)
         self._lock_fd = fd

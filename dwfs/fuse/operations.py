@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -152,16 +153,23 @@ class Operations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         return entry(self.volume.link(inode, new_parent_inode, new_name))
 
+    def _kernel_flags(self, flags: int) -> int:
+        """With the writeback cache the kernel places appends itself and hands us
+        positioned writes; O_APPEND must not move them again (libfuse's
+        passthrough_ll does the same)."""
+        return flags & ~os.O_APPEND if self.enable_writeback_cache else flags
+
     @translated
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
-        return pyfuse3.FileInfo(fh=await self.volume.open(inode, flags), keep_cache=True)
+        fh = await self.volume.open(inode, self._kernel_flags(flags))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @translated
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         fh, attr = await self.volume.create(
-            parent_inode, name, mode, flags, ctx.uid, ctx.gid, ctx.umask
+            parent_inode, name, mode, self._kernel_flags(flags), ctx.uid, ctx.gid, ctx.umask
         )
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), entry(attr)
 
