@@ -43,9 +43,3 @@ class ChunkCache:
             while self.size > self.capacity:
                 _, evicted = self._items.popitem(last=False)
                 self.size -= len(evicted)
-
-    def discard(self, key: ChunkId) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.size -= len(old)

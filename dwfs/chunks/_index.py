@@ -1,7 +1,8 @@
 """The dedup index: chunk id -> the stripe that holds it.
 
-Rebuilt from the devices' shard headers when a pool opens (DeviceArray.recover);
-the metadata layer takes over its persistence once it exists. Safe to use from
+Held in memory: seeded from the devices' shard headers when a pool opens
+(DeviceArray.recover) and, at mount, from the metadata's committed chunk rows;
+garbage collection drops the chunks of deleted segments. Safe to use from
 several worker threads.
 """
 
@@ -16,7 +17,6 @@ class ChunkIndex:
     def __init__(self) -> None:
         self._map: dict[ChunkId, StripeAddr] = {}
         self._lock = threading.Lock()
-        self.stored_bytes = 0
 
     def get(self, chunk_id: ChunkId) -> StripeAddr | None:
         with self._lock:
@@ -25,17 +25,14 @@ class ChunkIndex:
     def add(self, chunk_id: ChunkId, addr: StripeAddr) -> StripeAddr:
         """Record addr for chunk_id unless it is already stored; the address kept."""
         with self._lock:
-            kept = self._map.setdefault(chunk_id, addr)
-            if kept is addr:
-                self.stored_bytes += addr.sealed_len
-            return kept
+            return self._map.setdefault(chunk_id, addr)
 
     def discard_segments(self, segments: set[int]) -> int:
         """Forget every chunk stored in these segments; how many there were."""
         with self._lock:
             gone = [cid for cid, addr in self._map.items() if addr.segment in segments]
             for cid in gone:
-                self.stored_bytes -= self._map.pop(cid).sealed_len
+                del self._map[cid]
             return len(gone)
 
     def __len__(self) -> int:
