@@ -41,6 +41,9 @@ class ProgressLine:
         )
         sys.stderr.flush()
 
-    def done(self) -> None:
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self.enabled and self._last:
             sys.stderr.write("\n")

@@ -24,12 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    progress = ProgressLine("replace")
-    try:
+    with ProgressLine("replace") as progress:
         async with _secrets.unlocked_pool(args) as pool:
             await pool.replace(args.old, args.new, progress)
             state = pool.array.state()
-    finally:
-        progress.done()
     print(f"replaced {args.old} with {args.new}; pool is {state}")
     return 0

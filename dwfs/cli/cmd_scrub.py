@@ -24,12 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    progress = ProgressLine("scrub")
-    try:
+    with ProgressLine("scrub") as progress:
         async with _secrets.unlocked_pool(args) as pool:
             report = await pool.scrub(progress)
-    finally:
-        progress.done()
     if args.json:
         print_json(report.to_json())
     else:
