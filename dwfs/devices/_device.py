@@ -111,11 +111,7 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
 
     def segments(self) -> list[int]:
-        try:
-            names = os.listdir(self.path / SEGMENTS)
-        except OSError:
-            return []
-        return sorted(int(n[:-4]) for n in names if n.endswith(".seg") and n[:-4].isdigit())
+        return _numbered(self.path / SEGMENTS, ".seg")
 
     def segment_size(self, segment: int) -> int:
         try:
@@ -147,17 +143,7 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
 
     def write_superblock_slot(self, slot: int, data: bytes) -> None:
-        path = self.path / SUPERBLOCK
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                os.pwrite(fd, data, slot * _superblock.SLOT_SIZE)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _fsync_dir(self.path)
-        except OSError as exc:
-            raise _io_error(self.path, exc) from None
+        self._write_durably(self.path / SUPERBLOCK, data, slot * _superblock.SLOT_SIZE)
 
     def read_sync_mark(self) -> bytes:
         try:
@@ -166,30 +152,30 @@ class DirDevice:
             return b""
 
     def write_sync_mark(self, data: bytes) -> None:
-        path = self.path / SYNC_MARK
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                os.pwrite(fd, data, 0)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise _io_error(self.path, exc) from None
+        self._write_durably(self.path / SYNC_MARK, data, 0)
 
     def _journal_path(self, epoch: int) -> Path:
         return self.path / JOURNAL / f"{epoch:08d}.jnl"
 
     def append_journal(self, epoch: int, data: bytes) -> None:
-        """Append to the epoch's journal file and fsync it (and its directory when new)."""
+        """Append to the epoch's journal file and fsync it."""
         path = self._journal_path(epoch)
         try:
+            path.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
+        self._write_durably(path, data, None)
+
+    def _write_durably(self, path: Path, data: bytes, offset: int | None) -> None:
+        """Write data at offset (None: append), fsync the file, and fsync its
+        directory when the write created it."""
+        try:
             new = not path.exists()
-            if new:
-                path.parent.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if offset is None else 0)
+            fd = os.open(path, flags, 0o600)
             try:
-                if os.write(fd, data) != len(data):
+                done = os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
+                if done != len(data):
                     raise OSError(errno.ENOSPC, "short write")
                 os.fsync(fd)
             finally:
@@ -208,11 +194,7 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
 
     def journal_epochs(self) -> list[int]:
-        try:
-            names = os.listdir(self.path / JOURNAL)
-        except OSError:
-            return []
-        return sorted(int(n[:-4]) for n in names if n.endswith(".jnl") and n[:-4].isdigit())
+        return _numbered(self.path / JOURNAL, ".jnl")
 
     def remove_segment(self, segment: int) -> None:
         with self._lock:
@@ -254,6 +236,16 @@ class DirDevice:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _numbered(directory: Path, suffix: str) -> list[int]:
+    """The numbers of the files named NNNNNNNN<suffix> in directory, sorted."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    cut = len(suffix)
+    return sorted(int(n[:-cut]) for n in names if n.endswith(suffix) and n[:-cut].isdigit())
 
 
 def _fsync_dir(path: Path) -> None:
