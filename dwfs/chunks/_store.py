@@ -50,6 +50,7 @@ class ChunkRef:
 class StoreStats:
     chunks_written: int = 0
     chunks_deduplicated: int = 0
+    chunks_loaded: int = 0
     bytes_in: int = 0
     bytes_sealed: int = 0
 
@@ -79,6 +80,7 @@ class BlockStore:
         self._idle = trio.Event()
         self._idle.set()
         self._stats_lock = threading.Lock()
+        self._loading: dict[ChunkId, trio.Event] = {}
 
     async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, or right here when it is too small to be
@@ -177,12 +179,29 @@ class BlockStore:
             IntegrityError: the pool holds no such chunk, or it fails authentication.
             Unrecoverable: too many of its shards are lost or corrupt.
         """
-        cached = self.cache.get(cid)
-        if cached is not None:
-            return cached
-        data = await self._work(addr.sealed_len if addr else 0, self._load_chunk, cid, addr)
-        self.cache.put(cid, data)
-        return data
+        while (cached := self.cache.get(cid)) is None:
+            loading = self._loading.get(cid)
+            if loading is None:
+                return await self._load(cid, addr)
+            await loading.wait()  # then the cache has it, unless that load failed
+        return cached
+
+    async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+        """Load a chunk into the cache; concurrent get()s of it wait for this one."""
+        done = self._loading[cid] = trio.Event()
+        try:
+            addr = addr or self.index.get(cid)
+            data = await self._work(addr.sealed_len if addr else 0, self._load_chunk, cid, addr)
+            self.stats.chunks_loaded += 1
+            self.cache.put(cid, data)
+            return data
+        finally:
+            del self._loading[cid]
+            done.set()
+
+    def has_or_loading(self, cid: ChunkId) -> bool:
+        """Whether a get() of cid would find it cached or join a load under way."""
+        return cid in self._loading or self.cache.contains(cid)
 
     async def read(self, refs: list[ChunkRef]) -> bytes:
         """The concatenated plaintext of refs, fetched concurrently."""

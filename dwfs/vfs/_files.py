@@ -54,13 +54,16 @@ class FileData:
         """Flushes under way: garbage collection waits until there are none."""
         self.background: trio.Nursery | None = None
         """Where read-ahead runs; set while the volume is open."""
-        self._prefetching: set[ChunkId] = set()
         self._last_read_end: dict[int, int] = {}
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
+        # Extents do not overlap, so the scan can start at the last one that starts
+        # at or before `start`; the index range stays short however long the file.
         rows = self.db.query(
-            "SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ? AND off < ? "
-            "AND off + len > ? AND death IS NULL ORDER BY off",
+            "SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ?1 AND off < ?2 "
+            "AND off >= coalesce((SELECT off FROM extents WHERE ino = ?1 AND off <= ?3 "
+            "AND death IS NULL ORDER BY off DESC LIMIT 1), 0) "
+            "AND off + len > ?3 AND death IS NULL ORDER BY off",
             (ino, end, start),
         )
         return [Extent(int(o), int(n), ChunkId(bytes(c)), int(co)) for o, n, c, co in rows]
@@ -111,8 +114,7 @@ class FileData:
         )
         for (chunk,) in rows:
             cid = ChunkId(bytes(chunk))
-            if cid not in self._prefetching and not self.store.cache.contains(cid):
-                self._prefetching.add(cid)
+            if not self.store.has_or_loading(cid):
                 self.background.start_soon(self._prefetch, cid)
 
     async def _prefetch(self, cid: ChunkId) -> None:
@@ -120,8 +122,6 @@ class FileData:
             await self.store.get(cid)
         except Exception as exc:  # a reader that needs it will see the error itself
             log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
-        finally:
-            self._prefetching.discard(cid)
 
     async def flush(self, ino: int, state: FileState) -> None:
         """Store the unstored writes of one file (not yet durable: commit does that)."""

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import trio
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, new_recovery_key
@@ -145,3 +146,21 @@ async def test_whole_pool_rollback_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="rolled back"):
         async with open_pool(paths[0], pw()):
             pass
+
+
+async def test_concurrent_gets_of_one_chunk_load_it_once(tmp_path: Path) -> None:
+    paths = make(tmp_path, compression="none")
+    data = random.Random(1).randbytes(3000)
+    async with open_pool(paths[0], pw()) as pool:
+        (ref,) = await pool.store.put(data)
+        pool.store.cache = type(pool.store.cache)(1 << 20)
+        results: list[bytes] = []
+
+        async def get() -> None:
+            results.append(await pool.store.get(ref.chunk_id))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(get)
+        assert results == [data] * 8
+        assert pool.store.stats.chunks_loaded == 1
