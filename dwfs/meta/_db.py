@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dwfs.meta._schema import SCHEMA
+from dwfs.meta._schema import MIGRATIONS, SCHEMA
 
 Param = int | str | bytes | float | None
 Statement = tuple[str, tuple[Param, ...]]
@@ -32,6 +32,7 @@ class MetaDB:
             self.conn.executescript(SCHEMA)
         else:
             self.conn.deserialize(image)
+            self.conn.executescript(MIGRATIONS)
         self.txg = txg
         self._pending: list[Statement] = []
         self._depth = 0

@@ -5,11 +5,23 @@ created a row and the txg that ended it (NULL while it is live). Live queries
 filter on `death IS NULL`. Until snapshots exist nothing can see an ended row,
 so rows are deleted instead of ended; snapshots will end them instead and
 make a snapshot a txg number (see docs/design.md).
+
+inline_data holds the bytes of small files (see dwfs.vfs._files): a file has
+inline data or extents, never both.
 """
 
 from __future__ import annotations
 
-SCHEMA = """
+MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS inline_data(
+    ino INT NOT NULL, data BLOB NOT NULL, birth INT NOT NULL, death INT);
+CREATE UNIQUE INDEX IF NOT EXISTS inline_ino ON inline_data(ino) WHERE death IS NULL;
+"""
+"""Tables added since the first release, created when an older image is loaded
+(every statement is idempotent, and none is journaled: each open runs them)."""
+
+SCHEMA = (
+    """
 CREATE TABLE inodes(
     ino INTEGER PRIMARY KEY, mode INT NOT NULL, uid INT NOT NULL, gid INT NOT NULL,
     nlink INT NOT NULL, size INT NOT NULL, atime INT NOT NULL, mtime INT NOT NULL,
@@ -34,3 +46,5 @@ CREATE INDEX chunks_segment ON chunks(segment, refs);
 CREATE TABLE counters(name TEXT PRIMARY KEY, value INT NOT NULL);
 INSERT INTO counters VALUES ('next_ino', 2), ('next_cookie', 3);
 """
+    + MIGRATIONS
+)

@@ -6,6 +6,15 @@ it touches, reads what it does not cover, cuts the region into content-defined
 chunks, stores them, and swaps the new extents in with the size and mtime in one
 transaction. A per-inode lock serialises flushes and truncates; reads never wait
 for it.
+
+Small files keep their bytes in the metadata instead (inline_data, as btrfs
+keeps files up to max_inline in its tree): a file whose stored bytes end within
+INLINE_MAX and that has no extents is one row, written with the rest of its
+metadata, journaled and replicated like it, with no chunk to hash, seal, code
+and write. Its content is the inline bytes followed by zeros up to its size. The
+first flush that reaches past INLINE_MAX moves the bytes into chunks and drops
+the row in the same transaction that adds the first extents: a file has inline
+data or extents, never both.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from dwfs.vfs._extents import Extent, clip, cut_out, span
 _END_OF_ANY_FILE = 1 << 62
 READ_AHEAD_CHUNKS = 4
 REGION_ALIGN = 64 * 1024
+INLINE_MAX = 2048
+"""Files whose bytes end within this many bytes are stored in the metadata."""
 """Dirty bytes are re-chunked in whole blocks of this size at least."""
 log = logging.getLogger(__name__)
 
@@ -92,7 +103,11 @@ class FileData:
             return b""
         buf = bytearray(end - off)
         flushing = state.flushing if state else None
-        await self._fill(buf, off, self.extents(ino, off, end))
+        extents = self.extents(ino, off, end)
+        if extents:
+            await self._fill(buf, off, extents)
+        else:
+            self._copy_inline(ino, buf, off)
         if self._last_read_end.get(ino) == off:  # sequential: the next chunks are wanted
             self._read_ahead(ino, end)
         self._last_read_end[ino] = end
@@ -101,6 +116,30 @@ class FileData:
             flushing.overlay(off, buf)
             state.dirty.overlay(off, buf)
         return bytes(buf)
+
+    def inline(self, ino: int) -> bytes | None:
+        """The bytes of a small file kept in the metadata, if it is one."""
+        row = self.db.one("SELECT data FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
+        return None if row is None else bytes(row[0])
+
+    def _set_inline(self, ino: int, data: bytes | None) -> None:
+        self.db.execute("DELETE FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
+        if data:
+            self.db.execute(
+                "INSERT INTO inline_data (ino, data, birth) VALUES (?,?,?)",
+                (ino, data, self.db.open_txg),
+            )
+
+    def _copy_inline(self, ino: int, buf: bytearray, offset: int) -> None:
+        data = self.inline(ino)
+        if data is not None and offset < len(data):
+            piece = data[offset : offset + len(buf)]
+            buf[: len(piece)] = piece
+
+    def _has_extents(self, ino: int) -> bool:
+        return (
+            self.db.one("SELECT 1 FROM extents WHERE ino = ? AND death IS NULL", (ino,)) is not None
+        )
 
     def _read_ahead(self, ino: int, end: int) -> None:
         """Start fetching the chunks after a read into the cache, as sequential
@@ -137,8 +176,8 @@ class FileData:
                 return
             state.flushing, state.dirty = state.dirty, DirtyMap()
             try:
-                for lo, hi in self._regions(ino, state):
-                    await self._store_region(ino, lo, hi, state.flushing)
+                if state.flushing:
+                    await self._store(ino, state)
                 with self.db.transaction():
                     self.db.execute(
                         "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
@@ -150,6 +189,27 @@ class FileData:
                 raise
             finally:
                 state.flushing = DirtyMap()
+
+    async def _store(self, ino: int, state: FileState) -> None:
+        """Store state.flushing: inline when the file stays small, else as chunks."""
+        old = self.inline(ino)
+        end = min(state.flushing.end(), state.size)
+        if max(len(old or b""), end) <= INLINE_MAX and (
+            old is not None or not self._has_extents(ino)
+        ):
+            content = bytearray(max(len(old or b""), end))
+            content[: len(old or b"")] = old or b""
+            state.flushing.overlay(0, content)
+            with self.db.transaction():
+                self._set_inline(ino, bytes(content))
+            return
+        if old is not None:
+            inline = DirtyMap()
+            inline.write(0, old)
+            state.flushing = state.flushing.merged_under(inline)
+        for lo, hi in self._regions(ino, state):
+            await self._store_region(ino, lo, hi, state.flushing, drop_inline=old is not None)
+            old = None
 
     def _regions(self, ino: int, state: FileState) -> list[tuple[int, int]]:
         """The ranges to re-chunk: each dirty interval widened to the extents it
@@ -172,12 +232,16 @@ class FileData:
                 merged.append((lo, hi))
         return merged
 
-    async def _store_region(self, ino: int, lo: int, hi: int, dirty: DirtyMap) -> None:
+    async def _store_region(
+        self, ino: int, lo: int, hi: int, dirty: DirtyMap, drop_inline: bool = False
+    ) -> None:
         region = bytearray(hi - lo)
         await self._fill(region, lo, self.extents(ino, lo, hi))
         dirty.overlay(lo, region)
         refs = await self.store.put(region)
         with self.db.transaction():
+            if drop_inline:
+                self._set_inline(ino, None)
             self._replace(ino, lo, hi)
             pos = lo
             for ref in refs:
@@ -217,6 +281,9 @@ class FileData:
             with self.db.transaction():
                 if size < state.size:
                     self._replace(ino, size, _END_OF_ANY_FILE)
+                    old = self.inline(ino)
+                    if old is not None and len(old) > size:
+                        self._set_inline(ino, old[:size])
                 now = now_ns()
                 state.size, state.mtime_ns = size, now
                 self.db.execute(

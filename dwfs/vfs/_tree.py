@@ -411,6 +411,7 @@ class Tree:
             for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
                 self.db.execute("UPDATE chunks SET refs = refs - 1 WHERE id = ?", (chunk,))
             self.db.execute("DELETE FROM extents WHERE ino = ?", (ino,))
+            self.db.execute("DELETE FROM inline_data WHERE ino = ?", (ino,))
             self.db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
             self.db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
 

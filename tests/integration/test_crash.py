@@ -23,7 +23,8 @@ mnt, log_path, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 def content(i, gen=0):
     seed = hashlib.sha256(f"{i}/{gen}".encode()).digest()
-    return (seed * (1 + (i * 7919) % 40000))[: 1000 + (i * 104729) % 900000]
+    size = 1 + (i * 37) % 3000 if i % 4 == 0 else 1000 + (i * 104729) % 900000
+    return (seed * (1 + size // 32))[:size]
 
 log = open(log_path, "a", buffering=1)
 counter = os.open(os.path.join(mnt, "counter"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -37,7 +38,7 @@ while True:
             synced = True
         else:
             synced = False
-    os.pwrite(counter, content(0, i)[:4096].ljust(4096, b"."), 0)
+    os.pwrite(counter, content(1, i)[:4096].ljust(4096, b"."), 0)
     if i % 2:
         os.fsync(counter)
         log.write(f"counter {i}\n")
@@ -48,8 +49,10 @@ while True:
 
 
 def content(i: int, gen: int = 0) -> bytes:
+    """Every fourth file is small (kept inline, or just past the inline limit)."""
     seed = hashlib.sha256(f"{i}/{gen}".encode()).digest()
-    return (seed * (1 + (i * 7919) % 40000))[: 1000 + (i * 104729) % 900000]
+    size = 1 + (i * 37) % 3000 if i % 4 == 0 else 1000 + (i * 104729) % 900000
+    return (seed * (1 + size // 32))[:size]
 
 
 def check(pool: LivePool, log: Path) -> int:
@@ -70,7 +73,7 @@ def check(pool: LivePool, log: Path) -> int:
         generations = [
             g
             for g in range(counters[-1], counters[-1] + 3)
-            if head == content(0, g)[:4096].ljust(4096, b".")
+            if head == content(1, g)[:4096].ljust(4096, b".")
         ]
         assert generations, "counter lost its last fsync'd generation or holds garbage"
     return max(synced, default=0)
