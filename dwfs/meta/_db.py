@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dwfs.meta._schema import MIGRATIONS, SCHEMA
@@ -36,6 +36,7 @@ class MetaDB:
         self.txg = txg
         self._pending: list[Statement] = []
         self._depth = 0
+        self._rollback_hooks: list[Callable[[], None]] = []
 
     @property
     def open_txg(self) -> int:
@@ -56,10 +57,15 @@ class MetaDB:
         return cursor.rowcount
 
     def next_counter(self, name: str) -> int:
-        row = self.one("SELECT value FROM counters WHERE name = ?", (name,))
-        assert row is not None
-        self.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
-        return int(row[0])
+        sql = "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value - 1"
+        ((value,),) = self.conn.execute(sql, (name,)).fetchall()
+        self._pending.append((sql, (name,)))
+        return int(value)
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Call hook whenever a transaction rolls back (caches of rows drop what
+        they may have read inside it)."""
+        self._rollback_hooks.append(hook)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -80,6 +86,8 @@ class MetaDB:
         except BaseException:
             self.conn.execute("ROLLBACK")
             del self._pending[mark:]
+            for hook in self._rollback_hooks:
+                hook()
             raise
         else:
             self.conn.execute("COMMIT")
@@ -101,7 +109,7 @@ class MetaDB:
         """Replay one journaled txg."""
         with self.transaction():
             for sql, params in statements:
-                self.conn.execute(sql, params)
+                self.conn.execute(sql, params).fetchall()
         self._pending.clear()
         self.txg = txg
 

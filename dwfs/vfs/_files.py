@@ -25,11 +25,11 @@ import logging
 import trio
 
 from dwfs.chunks import BlockStore
-from dwfs.meta import MetaDB
 from dwfs.types import ChunkId
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._extents import Extent, clip, cut_out, span
+from dwfs.vfs._tree import Tree
 
 _END_OF_ANY_FILE = 1 << 62
 READ_AHEAD_CHUNKS = 4
@@ -58,8 +58,9 @@ class FileState:
 
 
 class FileData:
-    def __init__(self, db: MetaDB, store: BlockStore) -> None:
-        self.db = db
+    def __init__(self, tree: Tree, store: BlockStore) -> None:
+        self.tree = tree
+        self.db = tree.db
         self.store = store
         self.active = 0
         """Flushes under way: garbage collection waits until there are none."""
@@ -123,12 +124,14 @@ class FileData:
         return None if row is None else bytes(row[0])
 
     def _set_inline(self, ino: int, data: bytes | None) -> None:
-        self.db.execute("DELETE FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
-        if data:
-            self.db.execute(
-                "INSERT INTO inline_data (ino, data, birth) VALUES (?,?,?)",
-                (ino, data, self.db.open_txg),
-            )
+        if not data:
+            self.db.execute("DELETE FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
+            return
+        self.db.execute(
+            "INSERT INTO inline_data (ino, data, birth) VALUES (?,?,?) "
+            "ON CONFLICT (ino) WHERE death IS NULL DO UPDATE SET data = excluded.data",
+            (ino, data, self.db.open_txg),
+        )
 
     def _copy_inline(self, ino: int, buf: bytearray, offset: int) -> None:
         data = self.inline(ino)
@@ -178,11 +181,8 @@ class FileData:
             try:
                 if state.flushing:
                     await self._store(ino, state)
-                with self.db.transaction():
-                    self.db.execute(
-                        "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
-                        (state.size, state.mtime_ns, state.mtime_ns, ino),
-                    )
+                mtime = state.mtime_ns
+                self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
                 state.changed = False
             except BaseException:
                 state.dirty = state.dirty.merged_under(state.flushing)
@@ -200,8 +200,7 @@ class FileData:
             content = bytearray(max(len(old or b""), end))
             content[: len(old or b"")] = old or b""
             state.flushing.overlay(0, content)
-            with self.db.transaction():
-                self._set_inline(ino, bytes(content))
+            self._set_inline(ino, bytes(content))
             return
         if old is not None:
             inline = DirtyMap()
@@ -286,7 +285,4 @@ class FileData:
                         self._set_inline(ino, old[:size])
                 now = now_ns()
                 state.size, state.mtime_ns = size, now
-                self.db.execute(
-                    "UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?",
-                    (size, now, now, ino),
-                )
+                self.tree.set_fields(ino, size=size, mtime=now, ctime=now)

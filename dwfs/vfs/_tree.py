@@ -8,6 +8,7 @@ errno a syscall should fail with.
 from __future__ import annotations
 
 import stat
+from typing import Any
 
 from dwfs.errors import (
     Exists,
@@ -35,19 +36,45 @@ def check_name(name: bytes) -> None:
         raise InvalidArgument("invalid file name")
 
 
+ATTR_CACHE_ROWS = 65536
+"""Inode rows kept in memory before the cache starts over."""
+
+
 class Tree:
+    """The namespace over the metadata database.
+
+    Inode rows read are cached (getattr, lookup and permission checks read the
+    same few rows over and over); every statement that changes an inode row goes
+    through this class, which drops the row from the cache, and a rolled-back
+    transaction empties it.
+    """
+
     def __init__(self, db: MetaDB) -> None:
         self.db = db
+        self._rows: dict[int, tuple[Any, ...]] = {}
+        db.on_rollback(self._rows.clear)
 
     # -- reading ----------------------------------------------------------------
 
     def attr(self, ino: int) -> Attr:
-        row = self.db.one(
-            f"SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ? AND death IS NULL", (ino,)
-        )
+        row = self._rows.get(ino)
         if row is None:
-            raise NotFound(f"inode {ino} does not exist")
+            row = self.db.one(
+                f"SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ? AND death IS NULL", (ino,)
+            )
+            if row is None:
+                raise NotFound(f"inode {ino} does not exist")
+            if len(self._rows) >= ATTR_CACHE_ROWS:
+                self._rows.clear()
+            self._rows[ino] = row
         return Attr.from_row(row)
+
+    def _update_inode(self, ino: int, assignments: str, params: tuple[Any, ...]) -> None:
+        """UPDATE one inode row (`assignments` is the SET clause)."""
+        self._rows.pop(ino, None)
+        self.db.execute(
+            f"UPDATE inodes SET {assignments} WHERE ino = ? AND death IS NULL", (*params, ino)
+        )
 
     def directory(self, ino: int) -> Attr:
         attr = self.attr(ino)
@@ -122,17 +149,14 @@ class Tree:
             )
 
     def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
-        names = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE inodes SET {names} WHERE ino = ? AND death IS NULL", (*fields.values(), ino)
-        )
+        self._update_inode(ino, ", ".join(f"{k} = ?" for k in fields), tuple(fields.values()))
+
+    def _add_links(self, ino: int, delta: int) -> None:
+        self._update_inode(ino, "nlink = nlink + ?, ctime = ?", (delta, now_ns()))
 
     def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
         now = now_ns()
-        self.db.execute(
-            "UPDATE inodes SET mtime = ?, ctime = ?, nlink = nlink + ? WHERE ino = ?",
-            (now, now, nlink_delta, ino),
-        )
+        self._update_inode(ino, "mtime = ?, ctime = ?, nlink = nlink + ?", (now, now, nlink_delta))
 
     def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
         cookie = self.db.next_counter("next_cookie")
@@ -180,23 +204,12 @@ class Tree:
             ino = self.db.next_counter("next_ino")
             now = now_ns()
             size = len(target) if target is not None else 0
+            row = (ino, mode, uid, gid, 2 if is_dir else 1, size, now, now, now, rdev, target)
             self.db.execute(
                 f"INSERT INTO inodes ({INODE_COLUMNS}, birth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ino,
-                    mode,
-                    uid,
-                    gid,
-                    2 if is_dir else 1,
-                    size,
-                    now,
-                    now,
-                    now,
-                    rdev,
-                    target,
-                    self.db.open_txg,
-                ),
+                (*row, self.db.open_txg),
             )
+            self._rows[ino] = row
             self._add_entry(parent, name, ino)
             self._touch_dir(parent, 1 if is_dir else 0)
             for key, value in acls.items():
@@ -216,9 +229,7 @@ class Tree:
             if self.find(parent, name) is not None:
                 raise Exists("file exists")
             self._add_entry(parent, name, ino)
-            self.db.execute(
-                "UPDATE inodes SET nlink = nlink + 1, ctime = ? WHERE ino = ?", (now_ns(), ino)
-            )
+            self._add_links(ino, 1)
             self._touch_dir(parent)
             return self.attr(ino)
 
@@ -229,9 +240,7 @@ class Tree:
             if self.attr(ino).is_dir:
                 raise IsADirectory("is a directory")
             self._remove_entry(parent, name)
-            self.db.execute(
-                "UPDATE inodes SET nlink = nlink - 1, ctime = ? WHERE ino = ?", (now_ns(), ino)
-            )
+            self._add_links(ino, -1)
             self._touch_dir(parent)
             return ino
 
@@ -300,9 +309,7 @@ class Tree:
             self.set_fields(dst, nlink=0, ctime=now_ns())
             self._touch_dir(parent, -1)
         else:
-            self.db.execute(
-                "UPDATE inodes SET nlink = nlink - 1, ctime = ? WHERE ino = ?", (now_ns(), dst)
-            )
+            self._add_links(dst, -1)
         self._remove_entry(parent, name)
         return dst
 
@@ -414,6 +421,7 @@ class Tree:
             self.db.execute("DELETE FROM inline_data WHERE ino = ?", (ino,))
             self.db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
             self.db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+            self._rows.pop(ino, None)
 
     def orphans(self) -> list[int]:
         """Inodes with no links left (their last handle closed in a crash)."""

@@ -66,7 +66,7 @@ class Volume:
         self.meta = meta
         self.db = meta.db
         self.tree = Tree(meta.db)
-        self.data = FileData(meta.db, pool.store)
+        self.data = FileData(self.tree, pool.store)
         self._lookups: dict[int, int] = {}
         self._files: dict[int, FileState] = {}
         self._handles: dict[int, Handle] = {}
@@ -194,10 +194,12 @@ class Volume:
             if ino in self._files:
                 self._files[ino].mtime_ns = changes.mtime_ns
         fields["ctime"] = now_ns()
-        with self.db.transaction():
-            if changes.mode is not None:
-                self.tree.chmod(ino, changes.mode)
+        if changes.mode is None:
             self.tree.set_fields(ino, **fields)
+        else:
+            with self.db.transaction():
+                self.tree.chmod(ino, changes.mode)
+                self.tree.set_fields(ino, **fields)
         return self.attr(ino)
 
     # -- open files ---------------------------------------------------------------------

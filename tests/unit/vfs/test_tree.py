@@ -1,0 +1,75 @@
+"""The namespace on a real in-memory metadata database: cached inode rows stay
+true to the database, and the journaled statements rebuild it exactly."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from dwfs.errors import NotFound
+from dwfs.meta import MetaDB
+from dwfs.vfs._attrs import ROOT_INO
+from dwfs.vfs._tree import Tree
+
+
+def tree() -> Tree:
+    t = Tree(MetaDB())
+    t.ensure_root(0, 0)
+    return t
+
+
+def fresh(t: Tree, ino: int) -> tuple[object, ...]:
+    row = t.db.one("SELECT mode, uid, nlink, size, mtime, ctime FROM inodes WHERE ino = ?", (ino,))
+    assert row is not None
+    return row
+
+
+def cached(t: Tree, ino: int) -> tuple[object, ...]:
+    a = t.attr(ino)
+    return (a.mode, a.uid, a.nlink, a.size, a.mtime_ns, a.ctime_ns)
+
+
+def test_cached_rows_follow_every_change() -> None:
+    t = tree()
+    f = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1)
+    d = t.create(ROOT_INO, b"d", stat.S_IFDIR | 0o755, 1, 1)
+    for ino in (f.ino, d.ino, ROOT_INO):
+        t.attr(ino)
+    t.link(f.ino, d.ino, b"g")
+    t.set_fields(f.ino, size=42, uid=7)
+    t.chmod(f.ino, 0o600)
+    t.rename(ROOT_INO, b"f", d.ino, b"h", 0)
+    t.unlink(d.ino, b"g")
+    for ino in (f.ino, d.ino, ROOT_INO):
+        assert cached(t, ino) == fresh(t, ino)
+    t.unlink(d.ino, b"h")
+    t.purge(f.ino)
+    with pytest.raises(NotFound):
+        t.attr(f.ino)
+
+
+def test_a_rolled_back_create_leaves_no_cached_inode() -> None:
+    t = tree()
+    before = cached(t, ROOT_INO)
+    with pytest.raises(RuntimeError), t.db.transaction():
+        ino = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1).ino
+        raise RuntimeError("the operation fails after the insert")
+    with pytest.raises(NotFound):
+        t.attr(ino)
+    assert cached(t, ROOT_INO) == before == fresh(t, ROOT_INO)
+
+
+def test_journaled_statements_rebuild_the_same_tree() -> None:
+    t = tree()
+    for i in range(5):
+        t.create(ROOT_INO, b"f%d" % i, stat.S_IFREG | 0o644, 1, 1)
+    t.create(ROOT_INO, b"d", stat.S_IFDIR | 0o755, 1, 1)
+    txg, statements = t.db.take_pending()
+    replica = MetaDB()
+    replica.apply(txg, statements)
+    dump = "SELECT * FROM inodes ORDER BY ino"
+    assert replica.query(dump) == t.db.query(dump)
+    entries = "SELECT parent, name, cookie, ino FROM dirents ORDER BY cookie"
+    assert replica.query(entries) == t.db.query(entries)
+    assert replica.query("SELECT * FROM counters") == t.db.query("SELECT * FROM counters")
