@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="options",
         default="",
         metavar="OPTS",
-        help=f"comma-separated mount options: {', '.join(sorted(ALLOWED_OPTIONS))}",
+        help="comma-separated: allow_other (other users may use it), nonempty (mount over "
+        "a non-empty directory), kernel_limits (keep the kernel's FUSE writeback and "
+        "read-ahead limits, which a root mount otherwise relaxes)",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")

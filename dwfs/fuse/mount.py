@@ -14,12 +14,16 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from dwfs.fuse import bdi
 from dwfs.fuse.operations import Operations
 from dwfs.vfs import Volume
 
 log = logging.getLogger(__name__)
 
-ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty"})
+ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty", "kernel_limits"})
+"""allow_other: other users may use the mount; nonempty: mount over a non-empty
+directory; kernel_limits: keep the kernel's FUSE writeback and read-ahead limits
+(see dwfs.fuse.bdi)."""
 
 
 async def _unmount_on_signal(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -31,17 +35,27 @@ async def _unmount_on_signal(task_status: trio.TaskStatus[None] = trio.TASK_STAT
             return
 
 
+async def _relax_limits(initialised: trio.Event, mountpoint: Path) -> None:
+    """After the kernel has taken our INIT reply, which resets the read-ahead."""
+    await initialised.wait()
+    await trio.to_thread.run_sync(bdi.relax, mountpoint)
+
+
 async def serve(
     volume: Volume, mountpoint: Path, options: set[str], ready: Callable[[], None]
 ) -> None:
     """Mount, call ready(), and serve requests until unmounted."""
     fuse_options = set(pyfuse3.default_options) | {f"fsname=dwfs:{volume.pool.id}", "subtype=dwfs"}
     fuse_options |= options & {"allow_other"}
-    pyfuse3.init(Operations(volume), str(mountpoint), fuse_options)
+    target = Path(await trio.Path(mountpoint).resolve())  # once mounted, this would ask us
+    operations = Operations(volume)
+    pyfuse3.init(operations, str(target), fuse_options)
     unmounted = False
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(_unmount_on_signal)
+            if "kernel_limits" not in options:
+                nursery.start_soon(_relax_limits, operations.initialised, target)
             ready()
             await pyfuse3.main()
             unmounted = True

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
+import trio
 
 from dwfs.errors import find_dwfs_error
 from dwfs.vfs import Attr, AttrChanges, Volume
@@ -67,6 +68,11 @@ class Operations(pyfuse3.Operations):
     def __init__(self, volume: Volume) -> None:
         super().__init__()
         self.volume = volume
+        self.initialised = trio.Event()
+        """Set once the kernel's INIT request is answered."""
+
+    def init(self) -> None:
+        self.initialised.set()
 
     @translated
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
