@@ -2,8 +2,10 @@
 
 put() cuts content into chunks and, for each chunk in a worker thread, computes
 its id, skips it if the pool already holds it, compresses, seals, erasure-codes
-and writes the shards. get() reads a chunk through the plaintext cache, the
-stripe (rebuilding from redundancy if needed), authentication and decompression.
+and writes the shards. get() reads a chunk through the plaintext cache, its data
+shards (the AEAD tag authenticating their payloads; when it fails, the stripe again
+with every shard MAC checked, rebuilt from redundancy and healed), and
+decompression.
 All CPU and disk work runs in trio worker threads under one CapacityLimiter, so
 both cores work while the trio thread stays free. Nothing is durable until
 sync() returns.
@@ -11,6 +13,7 @@ sync() returns.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -168,9 +171,14 @@ class BlockStore:
             raise IntegrityError(
                 f"chunk {cid.hex()[:16]} is referenced but not in the pool: run `dwfsctl scrub`"
             )
-        sealed = self.array.read_stripe(addr, cid)
-        algorithm, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
-        return _compress.decompress(algorithm, payload)
+        opened = None
+        sealed = self.array.read_data_shards(addr, cid)
+        if sealed is not None:
+            with contextlib.suppress(IntegrityError):  # a damaged shard: the full read finds it
+                opened = crypto.open_(self._keys.chunk_data, cid, sealed)
+        if opened is None:
+            opened = crypto.open_(self._keys.chunk_data, cid, self.array.read_stripe(addr, cid))
+        return _compress.decompress(*opened)
 
     async def get(self, cid: ChunkId, addr: StripeAddr | None = None) -> bytes:
         """The plaintext of one chunk (at addr, if the caller knows it).

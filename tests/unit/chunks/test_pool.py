@@ -12,6 +12,7 @@ import trio
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, new_recovery_key
+from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
 from tests.conftest import FAST_KDF
 
@@ -164,3 +165,27 @@ async def test_concurrent_gets_of_one_chunk_load_it_once(tmp_path: Path) -> None
                 nursery.start_soon(get)
         assert results == [data] * 8
         assert pool.store.stats.chunks_loaded == 1
+
+
+async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
+    tmp_path: Path,
+) -> None:
+    paths = make(tmp_path, compression="none")
+    data = random.Random(2).randbytes(200_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+        layout = pool.array.layout
+    seg = next((paths[1] / "segments").iterdir())
+    raw = bytearray(seg.read_bytes())
+    for ref in refs:  # one payload byte of this device's shard of every stripe
+        raw[ref.addr.offset + 200] ^= 0x01
+    seg.write_bytes(bytes(raw))
+    data_shard_here = [shards_on(layout, ref.addr.seq)[1] < layout.k for ref in refs]
+    assert any(data_shard_here) and not all(data_shard_here)
+    async with open_pool(paths[0], pw()) as pool:
+        pool.store.cache.capacity = 0
+        assert await pool.store.read(refs) == data
+        report = await pool.scrub()
+        assert report.errors_found == data_shard_here.count(False), (
+            "reads healed the damaged data shards; only parity was left for scrub"
+        )
