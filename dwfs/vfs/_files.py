@@ -81,20 +81,31 @@ class FileData:
         return [Extent(int(o), int(n), ChunkId(bytes(c)), int(co)) for o, n, c, co in rows]
 
     async def _fill(self, buf: bytearray, offset: int, extents: list[Extent]) -> None:
-        """Copy the extents' bytes that fall in buf's range into buf, fetching in parallel."""
+        """Copy the extents' bytes that fall in buf's range into buf, fetching the
+        chunks the cache does not hold in parallel."""
+        pieces = [p for e in extents if (p := clip(e, offset, offset + len(buf))) is not None]
 
-        async def one(extent: Extent) -> None:
-            piece = clip(extent, offset, offset + len(buf))
-            if piece is None:
-                return
-            data = await self.store.get(piece.chunk)
-            buf[piece.off - offset : piece.end - offset] = data[
+        def copy(piece: Extent, data: bytes) -> None:
+            buf[piece.off - offset : piece.end - offset] = memoryview(data)[
                 piece.chunk_off : piece.chunk_off + piece.len
             ]
 
-        async with trio.open_nursery() as nursery:
-            for extent in extents:
-                nursery.start_soon(one, extent)
+        async def fetch(piece: Extent) -> None:
+            copy(piece, await self.store.get(piece.chunk))
+
+        missing = []
+        for piece in pieces:
+            data = self.store.cache.get(piece.chunk)
+            if data is None:
+                missing.append(piece)
+            else:
+                copy(piece, data)
+        if len(missing) == 1:
+            await fetch(missing[0])
+        elif missing:
+            async with trio.open_nursery() as nursery:
+                for piece in missing:
+                    nursery.start_soon(fetch, piece)
 
     async def read(
         self, ino: int, state: FileState | None, size: int, off: int, length: int
