@@ -1,14 +1,13 @@
 """The block store: content in, chunk ids out, and back again.
 
-put() cuts content into chunks and, for each chunk in a worker thread, computes
-its id, skips it if the pool already holds it, compresses, seals, erasure-codes
-and writes the shards. get() reads a chunk through the plaintext cache, its data
-shards (the AEAD tag authenticating their payloads; when it fails, the stripe again
-with every shard MAC checked, rebuilt from redundancy and healed), and
-decompression.
-All CPU and disk work runs in trio worker threads under one CapacityLimiter, so
-both cores work while the trio thread stays free. Nothing is durable until
-sync() returns.
+put() cuts content into chunks and, for each chunk, in worker threads that share
+the put (a PutJob), computes its id, skips it if the pool already holds it,
+compresses, seals, erasure-codes and writes the shards. get() reads a chunk
+through the plaintext cache, its data shards (the AEAD tag authenticating their
+payloads; when it fails, the stripe again with every shard MAC checked, rebuilt
+from redundancy and healed), and decompression. All CPU and disk work runs in
+trio worker threads under one CapacityLimiter, so both cores work while the trio
+thread stays free. Nothing is durable until sync() returns.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import contextlib
 import dataclasses
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
@@ -27,6 +26,7 @@ from dwfs.chunks._cache import ChunkCache
 from dwfs.chunks._chunker import Chunker
 from dwfs.chunks._id import chunk_id
 from dwfs.chunks._index import ChunkIndex
+from dwfs.chunks._putjob import PutJob
 from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
 from dwfs.devices._parity import encode
@@ -38,6 +38,8 @@ T = TypeVar("T")
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 8 * 1024 * 1024
+PUT_BUDGET = 16
+"""Chunks a worker stores per thread call before it queues for the limiter again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,36 +129,37 @@ class BlockStore:
         self.stats.bytes_in += len(chunk)
         return ChunkRef(cid, len(chunk), addr)
 
-    async def _cuts(self, view: memoryview) -> AsyncIterator[tuple[int, int]]:
-        """(start, length) of each chunk of view, found a window at a time so that
-        storing the first chunks overlaps with cutting the rest."""
-        pos = 0
-        while pos < len(view):
-            end = min(len(view), pos + CUT_WINDOW)
-            window = view[pos:end]
-            final = end == len(view)
-            cuts = await self._work(len(window), self.chunker.cut, window, final)
-            for length in cuts:
-                yield pos, length
-                pos += length
-
     async def put(self, data: Buffer) -> list[ChunkRef]:
-        """Cut data into content-defined chunks and store each; their refs in order."""
-        view = memoryview(data)
-        refs: dict[int, ChunkRef] = {}
-        pending = trio.Semaphore(2 * int(self._limiter.total_tokens) + 2)
+        """Cut data into content-defined chunks and store each; their refs in order.
 
-        async def one(start: int, length: int) -> None:
-            try:
-                refs[start] = await self.put_chunk(view[start : start + length])
-            finally:
-                pending.release()
+        The worker threads share one PutJob: each takes the next chunk itself,
+        PUT_BUDGET chunks per thread call, so other work (reads) can take a turn
+        with the limiter between calls.
+        """
+        view = memoryview(data).cast("B")
+        window = max(CUT_WINDOW, 2 * self.chunker.params.max_size)
+        job = PutJob(view, self.chunker.cut, self._store_chunk, window)
+        self._inflight += 1
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        try:
+            if len(view) <= INLINE_BYTES:
+                await trio.lowlevel.checkpoint()
+                job.run(len(view))
+            else:
 
-        async with trio.open_nursery() as nursery:
-            async for start, length in self._cuts(view):
-                await pending.acquire()
-                nursery.start_soon(one, start, length)
-        return [refs[start] for start in sorted(refs)]
+                async def worker() -> None:
+                    while await trio.to_thread.run_sync(job.run, PUT_BUDGET, limiter=self._limiter):
+                        pass
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(int(self._limiter.total_tokens)):
+                        nursery.start_soon(worker)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+        self.stats.bytes_in += len(view)
+        return [ChunkRef(cid, n, addr) for _, (n, cid, addr) in sorted(job.stored.items())]
 
     async def sync(self) -> None:
         """Wait for puts under way, then make everything stored so far durable."""
