@@ -19,7 +19,7 @@ import zstandard
 
 from dwfs.chunks.crypto import open_record, seal_record
 from dwfs.errors import IntegrityError
-from dwfs.meta._db import Param, Statement
+from dwfs.meta._db import Statement
 
 MAGIC = b"DWJ1"
 _HEAD = struct.Struct("<4sIQ")
@@ -29,26 +29,25 @@ def _context(pool: str, epoch: int, txg: int) -> bytes:
     return f"journal|{pool}|{epoch}|{txg}".encode()
 
 
-def _encode_param(value: Param) -> Any:
-    if isinstance(value, bytes):
+def _encode_bytes(value: object) -> Any:
+    """json's hook for what it cannot encode itself: bytes, as {"b": base64}."""
+    if isinstance(value, bytes | bytearray | memoryview):
         return {"b": base64.b64encode(value).decode()}
-    return value
+    raise TypeError(f"a journal parameter cannot be {type(value).__name__}")
 
 
-def _decode_param(value: Any) -> Param:
-    if isinstance(value, dict):
-        return base64.b64decode(value["b"])
-    assert value is None or isinstance(value, int | str | float)
-    return value
+def _decode_object(obj: dict[str, Any]) -> Any:
+    """json's hook for objects: {"b": base64} is bytes (and the only object a
+    statement's parameters hold; the record's top level is the other)."""
+    return base64.b64decode(obj["b"]) if obj.keys() == {"b"} else obj
 
 
 def encode(key: bytes, pool: str, epoch: int, txg: int, statements: list[Statement]) -> bytes:
     sqls: dict[str, int] = {}
-    ops = [
-        [sqls.setdefault(sql, len(sqls)), [_encode_param(p) for p in params]]
-        for sql, params in statements
-    ]
-    body = json.dumps({"sql": list(sqls), "ops": ops}, separators=(",", ":")).encode()
+    ops = [(sqls.setdefault(sql, len(sqls)), params) for sql, params in statements]
+    body = json.dumps(
+        {"sql": list(sqls), "ops": ops}, separators=(",", ":"), default=_encode_bytes
+    ).encode()
     sealed = seal_record(key, _context(pool, epoch, txg), zstandard.compress(body, 3))
     return _HEAD.pack(MAGIC, len(sealed), txg) + sealed
 
@@ -69,14 +68,13 @@ def decode_chain(
             break
         try:
             body = json.loads(
-                zstandard.decompress(open_record(key, _context(pool, epoch, txg), blob[start:end]))
+                zstandard.decompress(open_record(key, _context(pool, epoch, txg), blob[start:end])),
+                object_hook=_decode_object,
             )
         except (IntegrityError, ValueError, zstandard.ZstdError):
             break
         sqls = body["sql"]
-        records.append(
-            (txg, [(sqls[i], tuple(_decode_param(p) for p in params)) for i, params in body["ops"]])
-        )
+        records.append((txg, [(sqls[i], tuple(params)) for i, params in body["ops"]]))
         pos = end
     return records
 

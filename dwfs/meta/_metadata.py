@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_AFTER_BYTES = 64 * 1024 * 1024
 """Journal bytes after which a checkpoint is due."""
+INLINE_STATEMENTS = 64
+"""Journal records of more statements are encoded and sealed in a worker thread."""
 
 
 def _addr_json(addr: StripeAddr) -> list[int]:
@@ -101,7 +103,11 @@ class Metadata:
             return
         txg, statements = self.db.take_pending()
         await self.pool.store.sync()
-        record = _journal.encode(self.pool.keys.metadata, self.pool.id, self.epoch, txg, statements)
+        args = (self.pool.keys.metadata, self.pool.id, self.epoch, txg, statements)
+        if len(statements) > INLINE_STATEMENTS:  # encoding a big txg would stall requests
+            record = await trio.to_thread.run_sync(_journal.encode, *args)
+        else:
+            record = _journal.encode(*args)
         await trio.to_thread.run_sync(self.pool.array.append_journal, self.epoch, record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
