@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from dwfs.errors import IntegrityError
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 INLINE_BYTES = 64 * 1024
@@ -203,12 +205,49 @@ class BlockStore:
         try:
             addr = addr or self.index.get(cid)
             data = await self._work(addr.sealed_len if addr else 0, self._load_chunk, cid, addr)
-            self.stats.chunks_loaded += 1
+            with self._stats_lock:
+                self.stats.chunks_loaded += 1
             self.cache.put(cid, data)
             return data
         finally:
             del self._loading[cid]
             done.set()
+
+    async def prefetch(self, cids: list[ChunkId]) -> None:
+        """Load chunks into the cache ahead of need (read-ahead), all in one worker
+        call: a thread round trip per chunk cost more than the loads it overlapped.
+        Each chunk is announced to get()s waiting for it as soon as it is in; a
+        chunk that fails to load is left for a reader to meet the error itself."""
+        wanted = [cid for cid in dict.fromkeys(cids) if not self.has_or_loading(cid)]
+        if not wanted:
+            return
+        for cid in wanted:
+            self._loading[cid] = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        announced: set[ChunkId] = set()
+
+        def announce(cid: ChunkId) -> None:
+            announced.add(cid)
+            self._loading.pop(cid).set()
+
+        def load_all() -> None:
+            for cid in wanted:
+                try:
+                    self.cache.put(cid, self._load_chunk(cid, None))
+                    with self._stats_lock:
+                        self.stats.chunks_loaded += 1
+                except Exception as exc:
+                    log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
+                finally:
+                    token.run_sync_soon(announce, cid)
+
+        try:
+            await trio.to_thread.run_sync(load_all, limiter=self._limiter)
+        finally:
+            for cid in wanted:  # cancelled before the thread started
+                if cid not in announced and self._loading.get(cid) is not None:
+                    with contextlib.suppress(KeyError):
+                        announce(cid)
 
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""

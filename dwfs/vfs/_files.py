@@ -32,7 +32,13 @@ from dwfs.vfs._extents import Extent, clip, cut_out, span
 from dwfs.vfs._tree import Tree
 
 _END_OF_ANY_FILE = 1 << 62
-READ_AHEAD_CHUNKS = 4
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+"""How far past a sequential read its chunks are fetched ahead."""
+READ_AHEAD_BATCH = 4
+"""Chunks one read-ahead worker call loads."""
+SEQUENTIAL_SLACK = 2 * 1024 * 1024
+"""A read starting this close to where the previous one ended counts as
+sequential: the kernel's read-ahead sends several requests at once, out of order."""
 REGION_ALIGN = 64 * 1024
 INLINE_MAX = 2048
 """Files whose bytes end within this many bytes are stored in the metadata."""
@@ -120,7 +126,8 @@ class FileData:
             await self._fill(buf, off, extents)
         else:
             self._copy_inline(ino, buf, off)
-        if self._last_read_end.get(ino) == off:  # sequential: the next chunks are wanted
+        previous = self._last_read_end.get(ino)
+        if previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK:
             self._read_ahead(ino, end)
         self._last_read_end[ino] = end
         if state is not None:
@@ -161,20 +168,15 @@ class FileData:
         if self.background is None:
             return
         rows = self.db.query(
-            "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND death IS NULL "
-            "ORDER BY off LIMIT ?",
-            (ino, end, READ_AHEAD_CHUNKS),
+            "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND off < ? "
+            "AND death IS NULL ORDER BY off",
+            (ino, end, end + READ_AHEAD_BYTES),
         )
-        for (chunk,) in rows:
-            cid = ChunkId(bytes(chunk))
-            if not self.store.has_or_loading(cid):
-                self.background.start_soon(self._prefetch, cid)
-
-    async def _prefetch(self, cid: ChunkId) -> None:
-        try:
-            await self.store.get(cid)
-        except Exception as exc:  # a reader that needs it will see the error itself
-            log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
+        wanted = [
+            c for (chunk,) in rows if not self.store.has_or_loading(c := ChunkId(bytes(chunk)))
+        ]
+        for i in range(0, len(wanted), READ_AHEAD_BATCH):
+            self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
 
     async def flush(self, ino: int, state: FileState) -> None:
         """Store the unstored writes of one file (not yet durable: commit does that)."""

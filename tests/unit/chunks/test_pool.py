@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, new_recovery_key
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
+from dwfs.types import ChunkId
 from tests.conftest import FAST_KDF
 
 SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536)
@@ -189,3 +191,21 @@ async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
         assert report.errors_found == data_shard_here.count(False), (
             "reads healed the damaged data shards; only parity was left for scrub"
         )
+
+
+async def test_prefetch_loads_each_chunk_once_and_leaves_failures_to_readers(
+    tmp_path: Path,
+) -> None:
+    paths = make(tmp_path, compression="none")
+    data = random.Random(3).randbytes(300_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+        pool.store.cache = type(pool.store.cache)(1 << 24)
+        unknown = ChunkId(bytes(32))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pool.store.prefetch, [r.chunk_id for r in refs] + [unknown])
+            await trio.lowlevel.checkpoint()
+            assert await pool.store.read(refs) == data, "readers join the loads under way"
+        assert pool.store.stats.chunks_loaded == len(refs)
+        with pytest.raises(IntegrityError):
+            await pool.store.get(unknown)
