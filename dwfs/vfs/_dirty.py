@@ -63,6 +63,14 @@ class DirtyMap:
         self._starts[i:j] = [start]
         self._data[i:j] = [merged]
 
+    def exactly(self, start: int, end: int) -> bytearray | None:
+        """The interval that covers exactly [start, end), if there is one (so a
+        caller can use it as it is instead of copying it out)."""
+        i = bisect.bisect_left(self._starts, start)
+        if i < len(self._starts) and self._starts[i] == start and len(self._data[i]) == end - start:
+            return self._data[i]
+        return None
+
     def overlay(self, offset: int, base: bytearray) -> None:
         """Copy the dirty bytes that fall in [offset, offset + len(base)) into base."""
         end = offset + len(base)

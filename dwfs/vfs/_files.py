@@ -247,9 +247,12 @@ class FileData:
     async def _store_region(
         self, ino: int, lo: int, hi: int, dirty: DirtyMap, drop_inline: bool = False
     ) -> None:
-        region = bytearray(hi - lo)
-        await self._fill(region, lo, self.extents(ino, lo, hi))
-        dirty.overlay(lo, region)
+        old = self.extents(ino, lo, hi)
+        region = None if old else dirty.exactly(lo, hi)  # appends: no copy
+        if region is None:
+            region = bytearray(hi - lo)
+            await self._fill(region, lo, old)
+            dirty.overlay(lo, region)
         refs = await self.store.put(region)
         with self.db.transaction():
             if drop_inline:

@@ -28,6 +28,10 @@ def test_dirty_map_matches_a_byte_array(ops: list[tuple[int, bytes]], cut: int) 
     base = bytearray(b"\xee" * 3300)
     dirty.overlay(0, base)
     assert all(base[i] == (model[i] if mask[i] else 0xEE) for i in range(3300))
+    for start, end in spans:
+        assert dirty.exactly(start, end) == model[start:end]
+        assert dirty.exactly(start, end + 1) is None
+        assert end - start < 2 or dirty.exactly(start + 1, end) is None
     dirty.truncate(cut)
     assert dirty.nbytes == sum(mask[:cut])
     assert all(end <= cut for _, end in dirty.spans())
