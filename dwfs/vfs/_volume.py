@@ -68,6 +68,7 @@ class Volume:
         self.tree = Tree(meta.db)
         self.data = FileData(self.tree, pool.store)
         self._lookups: dict[int, int] = {}
+        self._forgotten: set[int] = set()
         self._files: dict[int, FileState] = {}
         self._handles: dict[int, Handle] = {}
         self._fh = itertools.count(1)
@@ -91,12 +92,23 @@ class Volume:
         return self._referenced(self.tree.lookup(parent, name))
 
     def forget(self, ino: int, count: int) -> None:
+        """The kernel dropped references. An inode left with no links is purged at
+        the next commit, with the others in one transaction: the kernel sends a
+        forget after every unlink, and purging there put a transaction between
+        each unlink and the next request."""
         left = self._lookups.get(ino, 0) - count
         if left > 0:
             self._lookups[ino] = left
             return
         self._lookups.pop(ino, None)
-        self._maybe_purge(ino)
+        self._forgotten.add(ino)
+
+    def purge_forgotten(self) -> None:
+        """Delete the forgotten inodes that nothing names or holds any more."""
+        forgotten, self._forgotten = self._forgotten, set()
+        with self.db.transaction():
+            for ino in forgotten:
+                self._maybe_purge(ino)
 
     def _maybe_purge(self, ino: int) -> None:
         if ino == ROOT_INO or self._lookups.get(ino) or ino in self._files:
@@ -322,6 +334,7 @@ class Volume:
             if not state.busy and self._files.get(ino) is state:
                 del self._files[ino]
                 self._maybe_purge(ino)
+        self.purge_forgotten()
         await self.meta.commit()
 
     # -- xattrs and statfs -------------------------------------------------------------
