@@ -200,6 +200,11 @@ def test_xattrs(mounted: LivePool) -> None:
     os.removexattr(m / "f", "user.color")
     raises(errno.ENODATA, os.getxattr, m / "f", "user.color")
     raises(errno.ENODATA, os.removexattr, m / "f", "user.color")
+    os.setxattr(m / "f", "user.new", b"1", os.XATTR_CREATE)
+    raises(errno.EEXIST, os.setxattr, m / "f", "user.new", b"2", os.XATTR_CREATE)
+    raises(errno.ENODATA, os.setxattr, m / "f", "user.none", b"2", os.XATTR_REPLACE)
+    os.setxattr(m / "f", "user.new", b"3", os.XATTR_REPLACE)
+    assert os.getxattr(m / "f", "user.new") == b"3"
 
 
 def test_statfs_reports_pool_capacity(mounted: LivePool) -> None:
