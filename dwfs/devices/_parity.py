@@ -23,7 +23,12 @@ def encode(layout: Layout, sealed: Buffer) -> list[Buffer]:
     """
     size = shard_length(layout, len(sealed))
     pad = size * layout.k - len(sealed)
-    padded = memoryview(bytes(sealed) + bytes(pad) if pad else sealed)
+    if pad:
+        buffer = bytearray(size * layout.k)
+        buffer[: len(sealed)] = sealed
+        padded = memoryview(buffer)
+    else:
+        padded = memoryview(sealed)
     data: list[Buffer] = [padded[i * size : (i + 1) * size] for i in range(layout.k)]
     extra = generator(layout)[layout.k :]
     if not extra:
