@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
-LOW_WATER = 4
+LOW_WATER = 8
 """Chunks left waiting when a worker starts cutting the next window."""
 
 Store = Callable[[Buffer], tuple[ChunkId, StripeAddr]]

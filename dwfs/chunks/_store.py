@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 INLINE_BYTES = 64 * 1024
-CUT_WINDOW = 8 * 1024 * 1024
+CUT_WINDOW = 4 * 1024 * 1024
 PUT_BUDGET = 16
 """Chunks a worker stores per thread call before it queues for the limiter again."""
 
