@@ -199,16 +199,20 @@ class BlockStore:
             await loading.wait()  # then the cache has it, unless that load failed
         return cached
 
+    def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+        """Load a chunk into the cache and count it (either thread)."""
+        data = self._load_chunk(cid, addr)
+        self.cache.put(cid, data)
+        with self._stats_lock:
+            self.stats.chunks_loaded += 1
+        return data
+
     async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
         """Load a chunk into the cache; concurrent get()s of it wait for this one."""
         done = self._loading[cid] = trio.Event()
         try:
             addr = addr or self.index.get(cid)
-            data = await self._work(addr.sealed_len if addr else 0, self._load_chunk, cid, addr)
-            with self._stats_lock:
-                self.stats.chunks_loaded += 1
-            self.cache.put(cid, data)
-            return data
+            return await self._work(addr.sealed_len if addr else 0, self._fetch, cid, addr)
         finally:
             del self._loading[cid]
             done.set()
@@ -233,9 +237,7 @@ class BlockStore:
         def load_all() -> None:
             for cid in wanted:
                 try:
-                    self.cache.put(cid, self._load_chunk(cid, None))
-                    with self._stats_lock:
-                        self.stats.chunks_loaded += 1
+                    self._fetch(cid, None)
                 except Exception as exc:
                     log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
                 finally:
@@ -245,9 +247,8 @@ class BlockStore:
             await trio.to_thread.run_sync(load_all, limiter=self._limiter)
         finally:
             for cid in wanted:  # cancelled before the thread started
-                if cid not in announced and self._loading.get(cid) is not None:
-                    with contextlib.suppress(KeyError):
-                        announce(cid)
+                if cid not in announced:
+                    announce(cid)
 
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""

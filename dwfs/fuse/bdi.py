@@ -47,20 +47,19 @@ def _unescape(path: str) -> str:
     return path
 
 
-def relax(mountpoint: Path, sysfs: Path = SYSFS) -> dict[str, str]:
-    """Apply SETTINGS to the mount's bdi where permitted; what was set."""
+def relax(mountpoint: Path) -> None:
+    """Apply SETTINGS to the mount's bdi where permitted, and log what was set."""
     number = device_number(Path("/proc/self/mountinfo").read_text(), mountpoint)
     if number is None:
         log.warning("no mount found at %s; kernel limits left alone", mountpoint)
-        return {}
+        return
     applied = {}
     for name, value in SETTINGS.items():
         try:
-            (sysfs / number / name).write_text(value)
+            (SYSFS / number / name).write_text(value)
         except OSError as exc:
             log.info("bdi %s: %s left at the kernel's default (%s)", number, name, exc.strerror)
             continue
         applied[name] = value
     if applied:
         log.info("bdi %s: %s", number, ", ".join(f"{k}={v}" for k, v in applied.items()))
-    return applied

@@ -40,9 +40,9 @@ SEQUENTIAL_SLACK = 2 * 1024 * 1024
 """A read starting this close to where the previous one ended counts as
 sequential: the kernel's read-ahead sends several requests at once, out of order."""
 REGION_ALIGN = 64 * 1024
+"""Dirty bytes are re-chunked in whole blocks of this size at least."""
 INLINE_MAX = 2048
 """Files whose bytes end within this many bytes are stored in the metadata."""
-"""Dirty bytes are re-chunked in whole blocks of this size at least."""
 log = logging.getLogger(__name__)
 
 
@@ -206,12 +206,11 @@ class FileData:
     async def _store(self, ino: int, state: FileState) -> None:
         """Store state.flushing: inline when the file stays small, else as chunks."""
         old = self.inline(ino)
-        end = min(state.flushing.end(), state.size)
-        if max(len(old or b""), end) <= INLINE_MAX and (
-            old is not None or not self._has_extents(ino)
-        ):
-            content = bytearray(max(len(old or b""), end))
-            content[: len(old or b"")] = old or b""
+        held = old or b""
+        end = max(len(held), min(state.flushing.end(), state.size))
+        if end <= INLINE_MAX and (old is not None or not self._has_extents(ino)):
+            content = bytearray(end)
+            content[: len(held)] = held
             state.flushing.overlay(0, content)
             self._set_inline(ino, bytes(content))
             return
