@@ -14,7 +14,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from dwfs.fuse import bdi
+from dwfs.fuse import bdi, requests
 from dwfs.fuse.operations import Operations
 from dwfs.vfs import Volume
 
@@ -26,11 +26,15 @@ directory; kernel_limits: keep the kernel's FUSE writeback and read-ahead limits
 (see dwfs.fuse.bdi)."""
 
 
-async def _unmount_on_signal(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def _unmount_on_signal(
+    waiter: requests.Waiter | None, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         task_status.started()
         async for signum in signals:
             log.info("signal %d: unmounting", signum)
+            if waiter is not None:
+                waiter.close()
             pyfuse3.terminate()
             return
 
@@ -49,11 +53,13 @@ async def serve(
     fuse_options |= options & {"allow_other"}
     target = Path(await trio.Path(mountpoint).resolve())  # once mounted, this would ask us
     operations = Operations(volume)
+    before = requests.fuse_fds()
     pyfuse3.init(operations, str(target), fuse_options)
+    waiter = requests.install(requests.fuse_fds() - before)
     unmounted = False
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(_unmount_on_signal)
+            await nursery.start(_unmount_on_signal, waiter)
             if "kernel_limits" not in options:
                 nursery.start_soon(_relax_limits, operations.initialised, target)
             ready()
