@@ -57,6 +57,9 @@ class FileState:
     flushing: DirtyMap = dataclasses.field(default_factory=DirtyMap)
     lock: trio.Lock = dataclasses.field(default_factory=trio.Lock)
     changed: bool = False
+    stored: int = 0
+    """Counts changes to the file's stored bytes, so a read that waited for
+    chunks can tell that the extents it looked up went stale meanwhile."""
 
     @property
     def busy(self) -> bool:
@@ -86,32 +89,32 @@ class FileData:
         )
         return [Extent(int(o), int(n), ChunkId(bytes(c)), int(co)) for o, n, c, co in rows]
 
-    async def _fill(self, buf: bytearray, offset: int, extents: list[Extent]) -> None:
-        """Copy the extents' bytes that fall in buf's range into buf, fetching the
-        chunks the cache does not hold in parallel."""
-        pieces = [p for e in extents if (p := clip(e, offset, offset + len(buf))) is not None]
-
-        def copy(piece: Extent, data: bytes) -> None:
-            buf[piece.off - offset : piece.end - offset] = memoryview(data)[
-                piece.chunk_off : piece.chunk_off + piece.len
-            ]
-
-        async def fetch(piece: Extent) -> None:
-            copy(piece, await self.store.get(piece.chunk))
-
+    async def _gather(self, pieces: list[Extent]) -> list[memoryview]:
+        """Each piece's bytes, out of the cache or fetched, the misses in parallel."""
+        views: list[memoryview | None] = []
         missing = []
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             data = self.store.cache.get(piece.chunk)
+            views.append(None if data is None else _view(piece, data))
             if data is None:
-                missing.append(piece)
-            else:
-                copy(piece, data)
+                missing.append(i)
+
+        async def fetch(i: int) -> None:
+            views[i] = _view(pieces[i], await self.store.get(pieces[i].chunk))
+
         if len(missing) == 1:
             await fetch(missing[0])
         elif missing:
             async with trio.open_nursery() as nursery:
-                for piece in missing:
-                    nursery.start_soon(fetch, piece)
+                for i in missing:
+                    nursery.start_soon(fetch, i)
+        return [v for v in views if v is not None]
+
+    async def _fill(self, buf: bytearray, offset: int, extents: list[Extent]) -> None:
+        """Copy the extents' bytes that fall in buf's range into buf."""
+        pieces = _clipped(extents, offset, offset + len(buf))
+        for piece, view in zip(pieces, await self._gather(pieces), strict=True):
+            buf[piece.off - offset : piece.end - offset] = view
 
     async def read(
         self, ino: int, state: FileState | None, size: int, off: int, length: int
@@ -119,22 +122,34 @@ class FileData:
         end = min(off + length, size)
         if off >= end:
             return b""
+        while True:
+            stored = state.stored if state else 0
+            flushing = state.flushing if state else None
+            extents = self.extents(ino, off, end)
+            pieces = _clipped(extents, off, end)
+            views = await self._gather(pieces)
+            if state is None or state.stored == stored:
+                break
+        self._note_read(ino, off, end)
+        clean = state is None or not (flushing or state.flushing or state.dirty)
+        if clean and _covers(pieces, off, end):
+            return b"".join(views)  # the one copy a read needs
         buf = bytearray(end - off)
-        flushing = state.flushing if state else None
-        extents = self.extents(ino, off, end)
-        if extents:
-            await self._fill(buf, off, extents)
-        else:
+        for piece, view in zip(pieces, views, strict=True):
+            buf[piece.off - off : piece.end - off] = view
+        if not extents:
             self._copy_inline(ino, buf, off)
+        if state is not None:
+            assert flushing is not None
+            for newer in (flushing, state.flushing, state.dirty):  # oldest first
+                newer.overlay(off, buf)
+        return bytes(buf)
+
+    def _note_read(self, ino: int, off: int, end: int) -> None:
         previous = self._last_read_end.get(ino)
         if previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK:
             self._read_ahead(ino, end)
         self._last_read_end[ino] = end
-        if state is not None:
-            assert flushing is not None
-            flushing.overlay(off, buf)
-            state.dirty.overlay(off, buf)
-        return bytes(buf)
 
     def inline(self, ino: int) -> bytes | None:
         """The bytes of a small file kept in the metadata, if it is one."""
@@ -194,6 +209,7 @@ class FileData:
             try:
                 if state.flushing:
                     await self._store(ino, state)
+                    state.stored += 1
                 mtime = state.mtime_ns
                 self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
                 state.changed = False
@@ -292,6 +308,7 @@ class FileData:
     async def truncate(self, ino: int, state: FileState, size: int) -> None:
         async with state.lock:
             state.dirty.truncate(size)
+            state.stored += 1
             with self.db.transaction():
                 if size < state.size:
                     self._replace(ino, size, _END_OF_ANY_FILE)
@@ -301,3 +318,21 @@ class FileData:
                 now = now_ns()
                 state.size, state.mtime_ns = size, now
                 self.tree.set_fields(ino, size=size, mtime=now, ctime=now)
+
+
+def _clipped(extents: list[Extent], start: int, end: int) -> list[Extent]:
+    return [p for e in extents if (p := clip(e, start, end)) is not None]
+
+
+def _view(piece: Extent, data: bytes) -> memoryview:
+    return memoryview(data)[piece.chunk_off : piece.chunk_off + piece.len]
+
+
+def _covers(pieces: list[Extent], start: int, end: int) -> bool:
+    """Whether the pieces, in order, leave no hole in [start, end)."""
+    pos = start
+    for piece in pieces:
+        if piece.off != pos:
+            return False
+        pos = piece.end
+    return pos == end
