@@ -56,21 +56,22 @@ def seal(
     return header + aead.encrypt(nonce, payload, _ad(header, chunk_id))
 
 
-def open_(data_key: bytes, chunk_id: ChunkId, sealed: bytes) -> tuple[int, bytes]:
+def open_(data_key: bytes, chunk_id: ChunkId, sealed: Buffer) -> tuple[int, bytes]:
     """(compression, payload) of a sealed chunk.
 
     Raises:
         IntegrityError: the chunk fails authentication or is malformed.
     """
-    if len(sealed) < OVERHEAD:
+    view = memoryview(sealed)
+    if len(view) < OVERHEAD:
         raise IntegrityError(f"chunk {chunk_id.hex()[:16]} is truncated")
-    version, cipher, compression, nonce = _HEADER.unpack_from(sealed)
+    version, cipher, compression, nonce = _HEADER.unpack_from(view)
     if version != VERSION or cipher not in _AEADS:
         raise IntegrityError(f"chunk {chunk_id.hex()[:16]} has an unknown format")
-    header = sealed[: _HEADER.size]
+    header = bytes(view[: _HEADER.size])
     aead = _AEADS[cipher](_chunk_key(data_key, chunk_id))
     try:
-        payload = aead.decrypt(nonce, sealed[_HEADER.size :], _ad(header, chunk_id))
+        payload = aead.decrypt(nonce, view[_HEADER.size :], _ad(header, chunk_id))
     except InvalidTag:
         raise IntegrityError(f"chunk {chunk_id.hex()[:16]} fails authentication") from None
     return compression, payload

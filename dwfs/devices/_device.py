@@ -80,6 +80,15 @@ class DirDevice:
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
+    def read_into(self, segment: int, offset: int, buffers: Sequence[memoryview]) -> int:
+        """Fill buffers, in order, from one place in a segment without another copy;
+        the number of bytes read (short where the segment ends or is missing)."""
+        try:
+            fd = self._fd(segment, create=False)
+            return 0 if fd is None else os.preadv(fd, buffers, offset)
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
+
     def write(self, segment: int, offset: int, parts: Sequence[Buffer]) -> None:
         try:
             fd = self._fd(segment, create=True)

@@ -193,6 +193,22 @@ async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
         )
 
 
+async def test_a_short_data_shard_is_rebuilt_from_parity(tmp_path: Path) -> None:
+    """A segment cut short on one device: the fast path's read comes up short,
+    and the full read rebuilds those shards from the others."""
+    paths = make(tmp_path, compression="none")
+    data = random.Random(4).randbytes(300_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+    seg = next((paths[1] / "segments").iterdir())
+    last = max(refs, key=lambda r: r.addr.offset)
+    with open(seg, "r+b") as f:
+        f.truncate(last.addr.offset + 1000)
+    async with open_pool(paths[0], pw()) as pool:
+        pool.store.cache.capacity = 0
+        assert await pool.store.read(refs) == data
+
+
 async def test_prefetch_loads_each_chunk_once_and_leaves_failures_to_readers(
     tmp_path: Path,
 ) -> None:

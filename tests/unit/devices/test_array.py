@@ -18,7 +18,9 @@ from dwfs.devices import (
     replace,
     scrub,
 )
+from dwfs.devices._layout import shards_on
 from dwfs.devices._parity import encode
+from dwfs.devices._shard import HEADER_SIZE
 from dwfs.errors import DeviceError, IntegrityError, NotFound, Unrecoverable, UsageError
 from dwfs.types import ChunkId
 
@@ -338,3 +340,24 @@ def test_stripes_after_a_failed_write_in_mid_segment_are_still_found(tmp_path: P
     assert {a for a, _, _ in before + after} <= found
     assert hole not in found
     assert sum(1 for _ in array.stripes()) == 5
+
+
+@pytest.mark.parametrize(
+    "spec,n", [("raid1", 2), ("raid5", 3), ("raidz2", 6), ("raid10", 4), ("4+2", 6)]
+)
+def test_the_data_shards_give_the_sealed_chunk_or_none(tmp_path: Path, spec: str, n: int) -> None:
+    paths = make(tmp_path, spec, n)
+    array = reopen(paths)
+    stored = fill(array, 12, seed=n)
+    for addr, cid, payload in stored:
+        assert bytes(array.read_data_shards(addr, cid) or b"") == payload
+        assert array.read_data_shards(addr, ChunkId(os.urandom(32))) is None, "wrong header"
+    layout = array.layout
+    array.close()
+    addr, cid, payload = next(s for s in stored if shards_on(layout, s[0].seq)[0] < layout.k)
+    with open(paths[0] / "segments" / f"{addr.segment:08d}.seg", "r+b") as f:
+        f.truncate(addr.offset + HEADER_SIZE + 100)  # its header whole, its payload short
+    array = reopen(paths)
+    assert array.read_data_shards(addr, cid) is None
+    assert array.read_stripe(addr, cid) == payload, "the full read rebuilds the short shard"
+    array.close()
