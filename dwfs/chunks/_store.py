@@ -30,7 +30,7 @@ from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._putjob import PutJob
 from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
-from dwfs.devices._parity import encode
+from dwfs.devices._parity import encode, shard_length
 from dwfs.errors import IntegrityError
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
@@ -108,14 +108,23 @@ class BlockStore:
                 self.stats.chunks_deduplicated += 1
             return cid, known
         algorithm, payload = _compress.compress(self._compression, chunk)
-        sealed = crypto.seal(self._cipher, self._keys.chunk_data, cid, payload, algorithm)
-        shards = encode(self.array.layout, sealed)
-        addr = self.array.allocate(len(sealed))
+        length = crypto.sealed_length(memoryview(payload).nbytes)
+        layout = self.array.layout
+        padded = crypto.seal(
+            self._cipher,
+            self._keys.chunk_data,
+            cid,
+            payload,
+            algorithm,
+            room=shard_length(layout, length) * layout.k,
+        )
+        shards = encode(layout, padded)  # whole shards already: no padding copy
+        addr = self.array.allocate(length)
         self.array.write_stripe(addr, cid, shards)
         kept = self.index.add(cid, addr)
         with self._stats_lock:
             self.stats.chunks_written += 1
-            self.stats.bytes_sealed += len(sealed)
+            self.stats.bytes_sealed += length
         return cid, kept
 
     async def put_chunk(self, chunk: Buffer) -> ChunkRef:

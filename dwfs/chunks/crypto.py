@@ -1,7 +1,7 @@
 """Sealing chunks: AEAD with a per-chunk key and a random nonce.
 
-seal() and open_() are the whole interface; this module never sees a path, an
-inode or a device. The sealed format is
+seal(), open_() and sealed_length() are the whole interface; this module never
+sees a path, an inode or a device. The sealed format is
 
     version (1) | cipher (1) | compression (1) | reserved (1) | nonce (12) | ciphertext+tag
 
@@ -46,14 +46,34 @@ def _ad(header: bytes, chunk_id: ChunkId) -> bytes:
     return b"dwfs chunk|" + header[:4] + chunk_id
 
 
+def sealed_length(payload_len: int) -> int:
+    """How long seal() makes a payload of payload_len bytes."""
+    return OVERHEAD + payload_len
+
+
 def seal(
-    cipher: int, data_key: bytes, chunk_id: ChunkId, payload: Buffer, compression: int
-) -> bytes:
-    """Encrypt and authenticate one chunk's (possibly compressed) payload."""
+    cipher: int,
+    data_key: bytes,
+    chunk_id: ChunkId,
+    payload: Buffer,
+    compression: int,
+    room: int = 0,
+) -> bytearray:
+    """Encrypt and authenticate one chunk's (possibly compressed) payload.
+
+    The sealed bytes come first in a buffer of at least `room` bytes, zeros
+    after them, encrypted in place: a caller that pads (the stripe coder) needs
+    no further copy.
+    """
+    length = sealed_length(memoryview(payload).nbytes)
     nonce = os.urandom(12)
     header = _HEADER.pack(VERSION, cipher, compression, nonce)
+    out = bytearray(max(room, length))
+    out[: _HEADER.size] = header
     aead = _AEADS[cipher](_chunk_key(data_key, chunk_id))
-    return header + aead.encrypt(nonce, payload, _ad(header, chunk_id))
+    target = memoryview(out)[_HEADER.size : length]
+    aead.encrypt_into(nonce, payload, _ad(header, chunk_id), target)
+    return out
 
 
 def open_(data_key: bytes, chunk_id: ChunkId, sealed: Buffer) -> tuple[int, bytes]:

@@ -23,6 +23,18 @@ def test_round_trip(cipher: int, payload: bytes, compression: int) -> None:
 
 
 @pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
+@given(payload=st.binary(max_size=5000), room=st.integers(0, 6000))
+def test_room_pads_with_zeros_after_the_sealed_bytes(
+    cipher: int, payload: bytes, room: int
+) -> None:
+    length = crypto.sealed_length(len(payload))
+    out = crypto.seal(cipher, KEY, CID, payload, 0, room=room)
+    assert len(out) == max(room, length)
+    assert not any(out[length:])
+    assert crypto.open_(KEY, CID, memoryview(out)[:length]) == (0, payload)
+
+
+@pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
 def test_any_flipped_bit_is_detected(cipher: int) -> None:
     sealed = crypto.seal(cipher, KEY, CID, b"attack at dawn" * 10, 0)
     for i in range(len(sealed)):
@@ -44,7 +56,7 @@ def test_bound_to_chunk_id_and_key() -> None:
 
 def test_no_nonce_repeats_for_one_chunk_key() -> None:
     """The same chunk sealed many times never reuses a (key, nonce) pair."""
-    nonces = {crypto.seal(1, KEY, CID, b"same", 0)[4:16] for _ in range(20_000)}
+    nonces = {bytes(crypto.seal(1, KEY, CID, b"same", 0)[4:16]) for _ in range(20_000)}
     assert len(nonces) == 20_000
 
 
