@@ -40,13 +40,16 @@ ATTR_CACHE_ROWS = 65536
 """Inode rows kept in memory before the cache starts over."""
 
 
+_COLUMN = {name: i for i, name in enumerate(INODE_COLUMNS.split(", "))}
+
+
 class Tree:
     """The namespace over the metadata database.
 
     Inode rows read are cached (getattr, lookup and permission checks read the
     same few rows over and over); every statement that changes an inode row goes
-    through this class, which drops the row from the cache, and a rolled-back
-    transaction empties it.
+    through this class, which drops the row from the cache (or, for plain
+    assignments, updates it), and a rolled-back transaction empties it.
     """
 
     def __init__(self, db: MetaDB) -> None:
@@ -149,7 +152,15 @@ class Tree:
             )
 
     def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
+        """Assign columns of one inode row; a cached row takes the same values, so
+        the getattr that follows (a setattr's reply, say) reads no row again."""
+        row = self._rows.get(ino)
         self._update_inode(ino, ", ".join(f"{k} = ?" for k in fields), tuple(fields.values()))
+        if row is not None:
+            updated = list(row)
+            for name, value in fields.items():
+                updated[_COLUMN[name]] = value
+            self._rows[ino] = tuple(updated)
 
     def _add_links(self, ino: int, delta: int) -> None:
         self._update_inode(ino, "nlink = nlink + ?, ctime = ?", (delta, now_ns()))

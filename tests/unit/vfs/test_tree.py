@@ -6,6 +6,8 @@ from __future__ import annotations
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dwfs.errors import NotFound
 from dwfs.meta import MetaDB
@@ -47,6 +49,29 @@ def test_cached_rows_follow_every_change() -> None:
     t.purge(f.ino)
     with pytest.raises(NotFound):
         t.attr(f.ino)
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["mode", "uid", "gid", "size", "atime", "mtime", "ctime", "rdev"]),
+            st.integers(0, 2**62),
+            min_size=1,
+        ),
+        max_size=8,
+    )
+)
+def test_assigned_fields_reach_the_cached_row(changes: list[dict[str, int]]) -> None:
+    t = tree()
+    ino = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1).ino
+    columns = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
+    for fields in changes:
+        t.attr(ino)
+        t.set_fields(ino, **fields)
+        a = t.attr(ino)
+        row = t.db.one(f"SELECT {columns} FROM inodes WHERE ino = ?", (ino,))
+        assert (a.ino, a.mode, a.uid, a.gid, a.nlink, a.size) == row[:6]
+        assert (a.atime_ns, a.mtime_ns, a.ctime_ns, a.rdev) == row[6:10]
 
 
 def test_a_rolled_back_create_leaves_no_cached_inode() -> None:
