@@ -21,12 +21,14 @@ _native: ModuleType | None
 try:
     from dwfs._native import cdc_cuts as cdc_cuts
     from dwfs._native import gf_matmul as gf_matmul
+    from dwfs._native import join as join
 
     _native = sys.modules["dwfs._native"]
 except ImportError:  # the extension was not built: stay correct, only slower
     _native = None
     gf_matmul = _pure.gf_matmul
     cdc_cuts = _pure.cdc_cuts
+    join = _pure.join
 
 
 def implementation() -> str:
