@@ -156,18 +156,32 @@ class Tree:
         the getattr that follows (a setattr's reply, say) reads no row again."""
         row = self._rows.get(ino)
         self._update_inode(ino, ", ".join(f"{k} = ?" for k in fields), tuple(fields.values()))
+        self._write_through(ino, row, fields)
+
+    def _add_links(self, ino: int, delta: int) -> None:
+        row = self._rows.get(ino)
+        now = now_ns()
+        self._update_inode(ino, "nlink = nlink + ?, ctime = ?", (delta, now))
+        if row is not None:
+            self._write_through(ino, row, {"nlink": row[_COLUMN["nlink"]] + delta, "ctime": now})
+
+    def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
+        row = self._rows.get(ino)
+        now = now_ns()
+        self._update_inode(ino, "mtime = ?, ctime = ?, nlink = nlink + ?", (now, now, nlink_delta))
+        if row is not None:
+            nlink = row[_COLUMN["nlink"]] + nlink_delta
+            self._write_through(ino, row, {"mtime": now, "ctime": now, "nlink": nlink})
+
+    def _write_through(
+        self, ino: int, row: tuple[Any, ...] | None, fields: dict[str, int | bytes | None]
+    ) -> None:
+        """Put back a row that _update_inode dropped, with the values just written."""
         if row is not None:
             updated = list(row)
             for name, value in fields.items():
                 updated[_COLUMN[name]] = value
             self._rows[ino] = tuple(updated)
-
-    def _add_links(self, ino: int, delta: int) -> None:
-        self._update_inode(ino, "nlink = nlink + ?, ctime = ?", (delta, now_ns()))
-
-    def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
-        now = now_ns()
-        self._update_inode(ino, "mtime = ?, ctime = ?, nlink = nlink + ?", (now, now, nlink_delta))
 
     def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
         cookie = self.db.next_counter("next_cookie")

@@ -36,15 +36,20 @@ def test_cached_rows_follow_every_change() -> None:
     t = tree()
     f = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1)
     d = t.create(ROOT_INO, b"d", stat.S_IFDIR | 0o755, 1, 1)
-    for ino in (f.ino, d.ino, ROOT_INO):
-        t.attr(ino)
-    t.link(f.ino, d.ino, b"g")
-    t.set_fields(f.ino, size=42, uid=7)
-    t.chmod(f.ino, 0o600)
-    t.rename(ROOT_INO, b"f", d.ino, b"h", 0)
-    t.unlink(d.ino, b"g")
-    for ino in (f.ino, d.ino, ROOT_INO):
-        assert cached(t, ino) == fresh(t, ino)
+    steps = [
+        lambda: t.link(f.ino, d.ino, b"g"),
+        lambda: t.set_fields(f.ino, size=42, uid=7),
+        lambda: t.chmod(f.ino, 0o600),
+        lambda: t.rename(ROOT_INO, b"f", d.ino, b"h", 0),
+        lambda: t.create(d.ino, b"sub", stat.S_IFDIR | 0o755, 1, 1),
+        lambda: t.unlink(d.ino, b"g"),
+    ]
+    for step in steps:
+        for ino in (f.ino, d.ino, ROOT_INO):
+            t.attr(ino)
+        step()
+        for ino in (f.ino, d.ino, ROOT_INO):
+            assert cached(t, ino) == fresh(t, ino)
     t.unlink(d.ino, b"h")
     t.purge(f.ino)
     with pytest.raises(NotFound):
