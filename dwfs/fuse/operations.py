@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from dwfs.errors import find_dwfs_error
+from dwfs.errors import NotFound, find_dwfs_error
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,16 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
     return handler
 
 
+def missing() -> pyfuse3.EntryAttributes:
+    """A negative entry (inode 0): the kernel answers lookups of the name with
+    ENOENT itself until it expires or the name is created through the mount,
+    as it does for every other change here (this mount is the only writer)."""
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = 0
+    e.entry_timeout = ATTR_TIMEOUT
+    return e
+
+
 def entry(attr: Attr) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = attr.ino
@@ -76,7 +86,10 @@ class Operations(pyfuse3.Operations):
 
     @translated
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
-        return entry(self.volume.lookup(parent_inode, name))
+        try:
+            return entry(self.volume.lookup(parent_inode, name))
+        except NotFound:
+            return missing()
 
     @translated
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:

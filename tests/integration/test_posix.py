@@ -258,3 +258,29 @@ def test_concurrent_appenders_lose_nothing(mounted: LivePool) -> None:
     lines = path.read_bytes().split(b"\n")[:-1]
     assert len(lines) == 400
     assert all(line in (b"A" * 9000, b"B" * 9000) for line in lines)
+
+
+def test_names_looked_up_while_missing_appear_when_created(mounted: LivePool) -> None:
+    """Missing names are cached as negative entries: each way of creating one
+    must still make it visible at once."""
+    m = mounted.mnt
+    (m / "src").write_bytes(b"s")
+    (m / "gone").write_bytes(b"g")
+    makers = {
+        "file": lambda p: p.write_bytes(b"f"),
+        "dir": os.mkdir,
+        "symlink": lambda p: os.symlink("src", p),
+        "link": lambda p: os.link(m / "src", p),
+        "fifo": os.mkfifo,
+        "rename": lambda p: os.rename(m / "gone", p),
+    }
+    for kind, make in makers.items():
+        path = m / f"late-{kind}"
+        for _ in range(3):
+            raises(errno.ENOENT, os.lstat, path)
+        make(path)
+        assert os.path.lexists(path), kind
+    os.unlink(m / "late-file")
+    raises(errno.ENOENT, os.stat, m / "late-file")
+    (m / "late-file").write_bytes(b"again")
+    assert (m / "late-file").read_bytes() == b"again"
