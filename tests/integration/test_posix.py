@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -266,7 +267,7 @@ def test_names_looked_up_while_missing_appear_when_created(mounted: LivePool) ->
     m = mounted.mnt
     (m / "src").write_bytes(b"s")
     (m / "gone").write_bytes(b"g")
-    makers = {
+    makers: dict[str, Callable[[Path], object]] = {
         "file": lambda p: p.write_bytes(b"f"),
         "dir": os.mkdir,
         "symlink": lambda p: os.symlink("src", p),

@@ -8,6 +8,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.integration.conftest import LivePool, PoolFactory, dwfsctl
 
@@ -29,10 +30,13 @@ def verify(pool: LivePool, files: dict[str, bytes]) -> None:
         assert (pool.mnt / name).read_bytes() == data, name
 
 
-def status(pool: LivePool, where: Path) -> dict:  # type: ignore[type-arg]
+def status(pool: LivePool, where: Path) -> dict[str, Any]:
     if where == pool.mnt:
-        return json.loads(dwfsctl("status", "--json", where).stdout)
-    return json.loads(dwfsctl("status", "--json", "--passphrase-file", pool.passfile, where).stdout)
+        out = dwfsctl("status", "--json", where).stdout
+    else:
+        out = dwfsctl("status", "--json", "--passphrase-file", pool.passfile, where).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 def wait_resilvered(pool: LivePool) -> None:

@@ -32,7 +32,7 @@ def test_a_queued_request_is_taken_without_parking(pipe: tuple[int, int]) -> Non
     r, w = pipe
     os.write(w, b"x")
     waiter = Waiter(r)
-    ran = []
+    ran: list[int] = []
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -4,6 +4,7 @@ true to the database, and the journaled statements rebuild it exactly."""
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -36,7 +37,7 @@ def test_cached_rows_follow_every_change() -> None:
     t = tree()
     f = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1)
     d = t.create(ROOT_INO, b"d", stat.S_IFDIR | 0o755, 1, 1)
-    steps = [
+    steps: list[Callable[[], object]] = [
         lambda: t.link(f.ino, d.ino, b"g"),
         lambda: t.set_fields(f.ino, size=42, uid=7),
         lambda: t.chmod(f.ino, 0o600),
@@ -75,6 +76,7 @@ def test_assigned_fields_reach_the_cached_row(changes: list[dict[str, int]]) -> 
         t.set_fields(ino, **fields)
         a = t.attr(ino)
         row = t.db.one(f"SELECT {columns} FROM inodes WHERE ino = ?", (ino,))
+        assert row is not None
         assert (a.ino, a.mode, a.uid, a.gid, a.nlink, a.size) == row[:6]
         assert (a.atime_ns, a.mtime_ns, a.ctime_ns, a.rdev) == row[6:10]
 
