@@ -6,7 +6,9 @@ umount`) or when it receives SIGTERM or SIGINT, which unmount it first.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +28,48 @@ directory; kernel_limits: keep the kernel's FUSE writeback and read-ahead limits
 (see dwfs.fuse.bdi)."""
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _syncfs(mountpoint: Path) -> None:
+    """syncfs(2) with the GIL released: the kernel hands the dirty pages to this
+    very process, whose loop must run meanwhile (pyfuse3.syncfs keeps the GIL)."""
+    fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(mountpoint))
+    finally:
+        os.close(fd)
+
+
+SIGNAL_WRITEBACK_SECONDS = 120
+"""How long a signalled daemon waits for the kernel to hand over dirty pages."""
+
+
 async def _unmount_on_signal(
-    waiter: requests.Waiter | None, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    mountpoint: Path,
+    waiter: requests.Waiter | None,
+    signalled: trio.Event,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """On SIGTERM or SIGINT, take the kernel's dirty pages (syncfs, served while
+    the loop still runs), then end the loop; serve() stores and commits them."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         task_status.started()
         async for signum in signals:
-            log.info("signal %d: unmounting", signum)
+            log.info("signal %d: writing back and unmounting", signum)
+            with trio.move_on_after(SIGNAL_WRITEBACK_SECONDS) as scope:
+                try:
+                    await trio.to_thread.run_sync(_syncfs, mountpoint, abandon_on_cancel=True)
+                except OSError as exc:
+                    log.warning("syncfs before unmounting failed: %s", exc)
+            if scope.cancelled_caught:
+                log.warning(
+                    "the kernel's writeback took over %d s; unmounting without it",
+                    SIGNAL_WRITEBACK_SECONDS,
+                )
+            signalled.set()
             if waiter is not None:
                 waiter.close()
             pyfuse3.terminate()
@@ -57,14 +94,15 @@ async def serve(
     pyfuse3.init(operations, str(target), fuse_options)
     waiter = requests.install(requests.fuse_fds() - before)
     unmounted = False
+    signalled = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(_unmount_on_signal, waiter)
+            await nursery.start(_unmount_on_signal, target, waiter, signalled)
             if "kernel_limits" not in options:
                 nursery.start_soon(_relax_limits, operations.initialised, target)
             ready()
             await pyfuse3.main()
-            unmounted = True
+            unmounted = not signalled.is_set()  # else the kernel still has the mount
             nursery.cancel_scope.cancel()
     finally:
         pyfuse3.close(unmount=not unmounted)

@@ -3,9 +3,12 @@ nothing changed, and no daemon left behind."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from pathlib import Path
 
-from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
+from tests.integration.conftest import LivePool, PoolFactory, _wait_gone, dwfsctl, mounted_at
 
 
 def fails(code: int, *args: str | Path, match: str) -> None:
@@ -47,3 +50,24 @@ def test_umount_of_a_busy_mount_says_so(mounted: LivePool) -> None:
     with open(mounted.mnt / "open-file", "w"):
         fails(7, "umount", mounted.mnt, match="cannot unmount")
     assert mounted_at(mounted.mnt)
+
+
+def test_sigterm_and_sigint_unmount_and_keep_what_was_written(make_pool: PoolFactory) -> None:
+    """The signal path takes the kernel's dirty pages, ends the request loop
+    (pyfuse3.terminate and our wait), stores, commits and detaches the mount,
+    even with a file still open (whose close then finds the mount gone)."""
+    pool = make_pool()
+    for number, signum in enumerate((signal.SIGTERM, signal.SIGINT)):
+        path = pool.mnt / f"f{number}"
+        data = os.urandom(300_000)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        assert os.write(fd, data) == len(data)  # in the page cache, not yet with dwfs
+        assert pool.pid is not None
+        os.kill(pool.pid, signum)
+        _wait_gone(pool.pid)
+        pool.pid = None
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        assert not mounted_at(pool.mnt), "the daemon detached its mount"
+        pool.mount()
+        assert path.read_bytes() == data

@@ -14,10 +14,7 @@ parts = st.lists(st.binary(max_size=40_000), max_size=6)
 
 @given(parts, st.data())
 def test_native_join_equals_bytes_join(pieces: list[bytes], data: st.DataObject) -> None:
-    views = [
-        data.draw(st.sampled_from([bytes, bytearray, memoryview]))(p)
-        for p in pieces
-    ]
+    views = [data.draw(st.sampled_from([bytes, bytearray, memoryview]))(p) for p in pieces]
     joined = _accel.join(views)
     assert type(joined) is bytes
     assert joined == _pure.join(views) == b"".join(pieces)
