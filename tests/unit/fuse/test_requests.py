@@ -28,23 +28,28 @@ def test_pyfuse3_still_has_the_hook_we_replace() -> None:
     assert callable(getattr(pyfuse3, requests.HOOK))
 
 
-def test_a_queued_request_is_taken_without_parking(pipe: tuple[int, int]) -> None:
-    r, w = pipe
+def _other_task_ran(r: int, w: int, waits: int) -> bool:
+    """Whether a task started beside `waits` waits on a ready fd got to run."""
     os.write(w, b"x")
     waiter = Waiter(r)
     ran: list[int] = []
 
+    async def note() -> None:
+        ran.append(1)
+
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_note, ran)
-            assert await waiter()
-            assert ran == []  # no checkpoint: the other task has not run yet
+            nursery.start_soon(note)
+            for _ in range(waits):
+                assert await waiter()
+            ran.append(0)  # marks the end of the waits
 
     trio.run(main)
+    return ran.index(1) < ran.index(0)
 
 
-async def _note(ran: list[int]) -> None:
-    ran.append(1)
+def test_a_queued_request_is_taken_without_parking(pipe: tuple[int, int]) -> None:
+    assert not _other_task_ran(*pipe, waits=1), "no checkpoint before the first read"
 
 
 def test_an_empty_fd_parks_until_a_request_arrives(pipe: tuple[int, int]) -> None:
@@ -67,19 +72,8 @@ async def _write_later(w: int) -> None:
 
 
 def test_a_stream_of_ready_requests_lets_other_tasks_run(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    os.write(w, b"x")
-    waiter = Waiter(r)
-    ran: list[int] = []
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_note, ran)
-            for _ in range(2 * YIELD_EVERY):  # the first checkpoint's batch ends within
-                await waiter()
-            assert ran == [1]
-
-    trio.run(main)
+    # the first checkpoint's batch ends within the second run of YIELD_EVERY waits
+    assert _other_task_ran(*pipe, waits=2 * YIELD_EVERY)
 
 
 def test_terminate_ends_the_waiter_and_every_later_one(pipe: tuple[int, int]) -> None:
