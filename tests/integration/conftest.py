@@ -105,13 +105,17 @@ class LivePool:
             _wait_gone(self.pid, kill_after=30)
 
 
-def _wait_gone(pid: int, kill_after: float = 60) -> None:
+def _wait_gone(pid: int, kill_after: float = 60, give_up_after: float = 30) -> None:
+    """Wait for pid to end, SIGKILL it after kill_after seconds, and fail rather
+    than hang if even that does not end it (a thread stuck in the kernel)."""
     deadline = time.monotonic() + kill_after
     while True:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
+        if time.monotonic() > deadline + give_up_after:
+            raise AssertionError(f"process {pid} survives SIGKILL (stuck in the kernel?)")
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
