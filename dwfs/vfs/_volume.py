@@ -106,6 +106,8 @@ class Volume:
     def purge_forgotten(self) -> None:
         """Delete the forgotten inodes that nothing names or holds any more."""
         forgotten, self._forgotten = self._forgotten, set()
+        if not forgotten:
+            return
         with self.db.transaction():
             for ino in forgotten:
                 self._maybe_purge(ino)

@@ -1,6 +1,6 @@
 /* CPython binding for dwfs's native kernels: takes buffers, releases the GIL
- * around the arithmetic and long copies, and returns new bytes objects. The only importer is
- * dwfs._accel. */
+ * around the arithmetic and long copies, and returns new bytes objects. The
+ * only importer is dwfs._accel. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -121,6 +121,13 @@ done:
  * without the GIL, so chunk loads in worker threads go on meanwhile. */
 #define JOIN_NOGIL_MIN (64 * 1024)
 
+static void copy_all(char *dst, const Py_buffer *bufs, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        memcpy(dst, bufs[i].buf, (size_t)bufs[i].len);
+        dst += bufs[i].len;
+    }
+}
+
 static PyObject *py_join(PyObject *self, PyObject *seq_obj) {
     (void)self;
     PyObject *seq = PySequence_Fast(seq_obj, "parts must be a sequence of buffers");
@@ -139,10 +146,10 @@ static PyObject *py_join(PyObject *self, PyObject *seq_obj) {
     char *dst = PyBytes_AS_STRING(result);
     if (total >= JOIN_NOGIL_MIN) {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) { memcpy(dst, bufs[i].buf, (size_t)bufs[i].len); dst += bufs[i].len; }
+        copy_all(dst, bufs, n);
         Py_END_ALLOW_THREADS
     } else {
-        for (Py_ssize_t i = 0; i < n; i++) { memcpy(dst, bufs[i].buf, (size_t)bufs[i].len); dst += bufs[i].len; }
+        copy_all(dst, bufs, n);
     }
 done:
     if (bufs != NULL) { release_all(bufs, (int)got); PyMem_Free(bufs); }

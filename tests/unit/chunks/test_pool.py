@@ -12,7 +12,8 @@ import trio
 import trio.lowlevel
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
-from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, new_recovery_key
+from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, ChunkRef, new_recovery_key
+from dwfs.devices import parse_layout
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
 from dwfs.types import ChunkId
@@ -169,14 +170,20 @@ async def test_concurrent_gets_of_one_chunk_load_it_once(tmp_path: Path) -> None
         assert pool.store.stats.chunks_loaded == 1
 
 
+async def stored(tmp_path: Path, seed: int, size: int) -> tuple[list[Path], bytes, list[ChunkRef]]:
+    """A pool holding `size` random bytes, closed: its devices, the bytes, their refs."""
+    paths = make(tmp_path, compression="none")
+    data = random.Random(seed).randbytes(size)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+    return paths, data, refs
+
+
 async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
     tmp_path: Path,
 ) -> None:
-    paths = make(tmp_path, compression="none")
-    data = random.Random(2).randbytes(200_000)
-    async with open_pool(paths[0], pw()) as pool:
-        refs = await pool.store.put(data)
-        layout = pool.array.layout
+    paths, data, refs = await stored(tmp_path, seed=2, size=200_000)
+    layout = parse_layout("raidz1", 3)
     seg = next((paths[1] / "segments").iterdir())
     raw = bytearray(seg.read_bytes())
     for ref in refs:  # one payload byte of this device's shard of every stripe
@@ -196,10 +203,7 @@ async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
 async def test_a_short_data_shard_is_rebuilt_from_parity(tmp_path: Path) -> None:
     """A segment cut short on one device: the fast path's read comes up short,
     and the full read rebuilds those shards from the others."""
-    paths = make(tmp_path, compression="none")
-    data = random.Random(4).randbytes(300_000)
-    async with open_pool(paths[0], pw()) as pool:
-        refs = await pool.store.put(data)
+    paths, data, refs = await stored(tmp_path, seed=4, size=300_000)
     seg = next((paths[1] / "segments").iterdir())
     last = max(refs, key=lambda r: r.addr.offset)
     with open(seg, "r+b") as f:
