@@ -14,6 +14,7 @@ from dwfs.chunks._pool import create_pool as create_pool
 from dwfs.chunks._pool import open_pool as open_pool
 from dwfs.chunks._store import BlockStore as BlockStore
 from dwfs.chunks._store import ChunkRef as ChunkRef
+from dwfs.chunks._store import Moved as Moved
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
 from dwfs.chunks.keys import KEYFILE as KEYFILE
 from dwfs.chunks.keys import PASSPHRASE as PASSPHRASE
@@ -29,6 +30,7 @@ __all__ = [
     "RECOVERY",
     "BlockStore",
     "ChunkRef",
+    "Moved",
     "Chunker",
     "ChunkerParams",
     "Credential",

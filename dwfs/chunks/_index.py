@@ -1,9 +1,11 @@
 """The dedup index: chunk id -> the stripe that holds it.
 
 Held in memory: seeded from the devices' shard headers when a pool opens
-(DeviceArray.recover) and, at mount, from the metadata's committed chunk rows;
-garbage collection drops the chunks of deleted segments. Safe to use from
-several worker threads.
+(DeviceArray.recover) and, at mount, from the metadata's committed chunk rows,
+which take precedence: where the pool holds two copies of a chunk (a crash
+between compaction's commit and the removal of the segment it emptied), the
+metadata names the one that stays. Compaction moves chunks; garbage collection
+drops the chunks of deleted segments. Safe to use from several worker threads.
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ class ChunkIndex:
         """Record addr for chunk_id unless it is already stored; the address kept."""
         with self._lock:
             return self._map.setdefault(chunk_id, addr)
+
+    def assign(self, chunk_id: ChunkId, addr: StripeAddr) -> None:
+        """Record addr for chunk_id, in place of any copy recorded before."""
+        with self._lock:
+            self._map[chunk_id] = addr
+
+    def discard(self, chunk_ids: list[ChunkId], segments: set[int]) -> None:
+        """Forget these chunks where they are stored in these segments."""
+        with self._lock:
+            for cid in chunk_ids:
+                addr = self._map.get(cid)
+                if addr is not None and addr.segment in segments:
+                    del self._map[cid]
 
     def discard_segments(self, segments: set[int]) -> int:
         """Forget every chunk stored in these segments; how many there were."""

@@ -12,6 +12,7 @@ thread stays free. Nothing is durable until sync() returns.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -29,9 +30,9 @@ from dwfs.chunks._id import chunk_id
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._putjob import PutJob
 from dwfs.chunks.keys import Keys
-from dwfs.devices import DeviceArray
+from dwfs.devices import COMPACTION_RESERVE, DeviceArray
 from dwfs.devices._parity import encode, shard_length
-from dwfs.errors import IntegrityError
+from dwfs.errors import IntegrityError, NoSpace
 from dwfs.types import Buffer, ChunkId, StripeAddr
 
 T = TypeVar("T")
@@ -53,11 +54,21 @@ class ChunkRef:
     addr: StripeAddr
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moved:
+    """A chunk compaction copied: where it was and where its copy is."""
+
+    chunk_id: ChunkId
+    old: StripeAddr
+    new: StripeAddr
+
+
 @dataclasses.dataclass
 class StoreStats:
     chunks_written: int = 0
     chunks_deduplicated: int = 0
     chunks_loaded: int = 0
+    chunks_relocated: int = 0
     bytes_in: int = 0
     bytes_sealed: int = 0
 
@@ -88,6 +99,9 @@ class BlockStore:
         self._idle.set()
         self._stats_lock = threading.Lock()
         self._loading: dict[ChunkId, trio.Event] = {}
+        self._load_epoch = 0
+        self._loads: collections.Counter[int] = collections.Counter()
+        self._loads_ended = trio.Event()
 
     async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, or right here when it is too small to be
@@ -172,6 +186,13 @@ class BlockStore:
         self.stats.bytes_in += len(view)
         return [ChunkRef(cid, n, addr) for _, (n, cid, addr) in sorted(job.stored.items())]
 
+    async def wait_for_puts(self) -> None:
+        """Return at a moment when no put is under way: every address a put took
+        from the index has reached its caller, which records it before its next
+        await. The caller acts before its own next await."""
+        while self._inflight:
+            await self._idle.wait()
+
     async def sync(self) -> None:
         """Wait for puts under way, then make everything stored so far durable."""
         await self._idle.wait()
@@ -219,12 +240,34 @@ class BlockStore:
     async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
         """Load a chunk into the cache; concurrent get()s of it wait for this one."""
         done = self._loading[cid] = trio.Event()
+        epoch = self._begin_load()
         try:
             addr = addr or self.index.get(cid)
             return await self._work(addr.sealed_len if addr else 0, self._fetch, cid, addr)
         finally:
+            self._end_load(epoch)
             del self._loading[cid]
             done.set()
+
+    def _begin_load(self) -> int:
+        epoch = self._load_epoch
+        self._loads[epoch] += 1
+        return epoch
+
+    def _end_load(self, epoch: int) -> None:
+        self._loads[epoch] -= 1
+        if not self._loads[epoch]:
+            del self._loads[epoch]
+            self._loads_ended.set()
+            self._loads_ended = trio.Event()
+
+    async def wait_for_loads(self) -> None:
+        """Wait until every load that began before this call has ended, so none
+        still reads at an address the index held then (a segment about to go)."""
+        before = self._load_epoch
+        self._load_epoch += 1
+        while any(epoch <= before for epoch in self._loads):
+            await self._loads_ended.wait()
 
     async def prefetch(self, cids: list[ChunkId]) -> None:
         """Load chunks into the cache ahead of need (read-ahead), all in one worker
@@ -252,9 +295,11 @@ class BlockStore:
                 finally:
                     token.run_sync_soon(announce, cid)
 
+        epoch = self._begin_load()
         try:
             await trio.to_thread.run_sync(load_all, limiter=self._limiter)
         finally:
+            self._end_load(epoch)
             for cid in wanted:  # cancelled before the thread started
                 if cid not in announced:
                     announce(cid)
@@ -274,3 +319,50 @@ class BlockStore:
             for i, ref in enumerate(refs):
                 nursery.start_soon(one, i, ref)
         return b"".join(parts)
+
+    # -- compaction -------------------------------------------------------------
+
+    def _copy_stripe(self, cid: ChunkId, addr: StripeAddr) -> StripeAddr:
+        """The stripe at addr, every shard it uses authenticated (and rebuilt
+        from redundancy if need be), written again at the append point. The
+        sealed bytes are copied as they are: nothing is encrypted again."""
+        sealed = self.array.read_stripe(addr, cid)
+        layout = self.array.layout
+        padded = bytearray(shard_length(layout, addr.sealed_len) * layout.k)
+        padded[: len(sealed)] = sealed
+        new = self.array.allocate(addr.sealed_len)
+        self.array.write_stripe(new, cid, encode(layout, padded), reserve=COMPACTION_RESERVE)
+        return new
+
+    def _copy_stripes(self, moves: list[tuple[ChunkId, StripeAddr]]) -> tuple[list[Moved], bool]:
+        """Copy stripes in order; those copied, and whether the pool ran out of room."""
+        copied = []
+        for cid, addr in moves:
+            try:
+                copied.append(Moved(cid, addr, self._copy_stripe(cid, addr)))
+            except NoSpace:
+                return copied, True
+            except IntegrityError as exc:  # the old stripe stays, for scrub to judge
+                log.warning("compaction left chunk %s where it is: %s", cid.hex()[:16], exc)
+        return copied, False
+
+    async def relocate(
+        self, moves: list[tuple[ChunkId, StripeAddr]], batch: int = PUT_BUDGET
+    ) -> list[Moved]:
+        """Copy each (chunk, address) to a new stripe at the append point.
+
+        A stripe that cannot be read is skipped; copying stops when the pool is
+        down to COMPACTION_RESERVE. Nothing points at the copies until the
+        caller records them, and the index, at their new addresses.
+        """
+        copied: list[Moved] = []
+        for i in range(0, len(moves), batch):
+            done, full = await trio.to_thread.run_sync(
+                self._copy_stripes, moves[i : i + batch], limiter=self._limiter
+            )
+            copied += done
+            if full:
+                break
+        with self._stats_lock:
+            self.stats.chunks_relocated += len(copied)
+        return copied

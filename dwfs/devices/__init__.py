@@ -4,6 +4,7 @@ Holds opaque sealed bytes only: nothing here knows about chunks' contents,
 files or keys beyond the two MAC keys it is handed.
 """
 
+from dwfs.devices._array import COMPACTION_RESERVE as COMPACTION_RESERVE
 from dwfs.devices._array import FAULTED as FAULTED
 from dwfs.devices._array import MISSING as MISSING
 from dwfs.devices._array import ONLINE as ONLINE
@@ -25,14 +26,17 @@ from dwfs.devices._repair import finish_resilver as finish_resilver
 from dwfs.devices._repair import replace as replace
 from dwfs.devices._repair import resilver_batch as resilver_batch
 from dwfs.devices._repair import scrub as scrub
+from dwfs.devices._shard import HEADER_SIZE as SHARD_HEADER_SIZE
 from dwfs.devices._superblock import Slot as Slot
 
 __all__ = [
+    "COMPACTION_RESERVE",
     "DEFAULT_SEGMENT_SIZE",
     "FAULTED",
     "LAYOUT_NAMES",
     "MISSING",
     "ONLINE",
+    "SHARD_HEADER_SIZE",
     "DeviceArray",
     "Layout",
     "MemberState",

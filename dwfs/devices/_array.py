@@ -26,6 +26,10 @@ from dwfs.types import Buffer, ChunkId, StripeAddr
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
 RESERVE = 16 * 1024 * 1024
 """Bytes of each device's filesystem kept free for journal records and superblocks."""
+COMPACTION_RESERVE = RESERVE // 2
+"""What compaction's copies leave free: they may take half the reserve, since a
+full pool needs compaction most and every segment it empties frees more than it
+copied."""
 _MARK = struct.Struct("<QQQ")
 
 
@@ -104,13 +108,16 @@ class DeviceArray:
 
     # -- writing --------------------------------------------------------------
 
-    def write_stripe(self, addr: StripeAddr, chunk_id: ChunkId, shards: list[Buffer]) -> None:
-        """Write every shard of one stripe to its device.
+    def write_stripe(
+        self, addr: StripeAddr, chunk_id: ChunkId, shards: list[Buffer], reserve: int = RESERVE
+    ) -> None:
+        """Write every shard of one stripe to its device, leaving `reserve` bytes free.
 
         Raises:
+            NoSpace: the devices' free space is down to the reserve.
             DeviceError: fewer than k shards could be written.
         """
-        self._check_space(_shard.HEADER_SIZE + addr.shard_len)
+        self._check_space(_shard.HEADER_SIZE + addr.shard_len, reserve)
         written = 0
         first_error: DwfsError | None = None
         for device_index, shard_index in shards_on(self.layout, addr.seq).items():
@@ -131,7 +138,7 @@ class DeviceArray:
                 "written: bring the missing devices back or replace them"
             )
 
-    def _check_space(self, nbytes: int) -> None:
+    def _check_space(self, nbytes: int, reserve: int) -> None:
         """Refuse data that would eat into the reserve kept for metadata.
 
         Each device's free space is read again after every RESERVE / 4 bytes
@@ -144,7 +151,7 @@ class DeviceArray:
                     (m.device.filesystem()[2] for m in self._online() if m.device), default=0
                 )
                 self._unchecked = 0
-            if self._free - self._unchecked < RESERVE + nbytes:
+            if self._free - self._unchecked < reserve + nbytes:
                 raise NoSpace(
                     f"pool {self.pool} is full: delete files (space is reclaimed within "
                     "seconds) or replace devices with larger ones"
@@ -160,6 +167,10 @@ class DeviceArray:
 
     def segments(self) -> list[int]:
         return self._segments()
+
+    def segment_end(self, segment: int) -> int:
+        """The bytes a segment takes on the device that holds the most of it."""
+        return self._segment_end(segment)
 
     @property
     def current_segment(self) -> int:

@@ -82,7 +82,7 @@ class Metadata:
                 db.apply(txg, statements)
         live = "SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks WHERE refs > 0"
         for row in db.query(live):
-            pool.store.index.add(ChunkId(row[0]), StripeAddr(*row[1:]))
+            pool.store.index.assign(ChunkId(row[0]), StripeAddr(*row[1:]))
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
         meta = cls(pool, db, max([first_epoch - 1, *epochs]) + 1)
         if checkpoint:

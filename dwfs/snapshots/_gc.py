@@ -5,8 +5,9 @@ holds the current checkpoint, or while it is the one being appended to.
 Deleting a segment first drops its chunks from the metadata and the dedup
 index and commits that, so no write can deduplicate against a stripe that is
 about to go, and checks once more before the files are removed. Chunks that
-died inside a segment that still holds live ones stay until compaction, which
-dwfs does not do yet.
+died inside a segment that still holds live ones stay until compaction
+(dwfs.snapshots._compact) moves the live ones out. Before files are removed,
+loads that began earlier (and may still read at an address in them) end.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
             meta.db.execute("DELETE FROM chunks WHERE segment = ? AND refs <= 0", (segment,))
     pool.store.index.discard_segments(set(dead))
     await meta.commit()
+    await pool.store.wait_for_loads()
     gone = [s for s in dead if s in set(dead_segments(meta, pool))]
     for segment in gone:
         await trio.to_thread.run_sync(pool.array.remove_segment, segment)

@@ -28,7 +28,7 @@ import trio
 from dwfs.chunks import Credential, Pool, open_pool
 from dwfs.errors import InvalidArgument, IsADirectory, NotFound, find_dwfs_error
 from dwfs.meta import Metadata
-from dwfs.snapshots import collect_garbage
+from dwfs.snapshots import Compactor, collect_garbage
 from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
@@ -73,6 +73,7 @@ class Volume:
         self._handles: dict[int, Handle] = {}
         self._fh = itertools.count(1)
         self._background: trio.Nursery | None = None
+        self._compactor = Compactor(meta, pool)
 
     # -- attributes and lookup counts -----------------------------------------------
 
@@ -370,12 +371,14 @@ class Volume:
     async def run_committer(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Store and commit every COMMIT_INTERVAL seconds; checkpoint when due."""
+        """Store and commit every COMMIT_INTERVAL seconds, reclaim space (compaction,
+        garbage collection), checkpoint when due."""
         task_status.started()
         while True:
             await trio.sleep(COMMIT_INTERVAL)
             try:
                 await self.sync_all()
+                await self._compactor.run()
                 await collect_garbage(self.meta, self.pool, self.data.active)
                 if self.meta.checkpoint_due:
                     await self.meta.checkpoint()
