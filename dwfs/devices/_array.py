@@ -9,6 +9,7 @@ worker threads at once; stripes are immutable once written.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hmac
 import struct
@@ -74,6 +75,7 @@ class DeviceArray:
         self._offset = 0
         self._synced = StripeAddr(0, 0, 0, 0, 0)
         self._free: int | None = None
+        self._sharing = 1
         self._unchecked = 0
         # Some member's superblock lags the newest or records an old path.
         self.stale = False
@@ -143,14 +145,17 @@ class DeviceArray:
 
         Each device's free space is read again after every RESERVE / 4 bytes
         written, so the check costs a statvfs now and then, not per stripe.
+        Devices that share a filesystem (tests, a pool tried out on one disk)
+        each take a shard of every stripe from it, so nbytes counts once per
+        device on the most shared filesystem.
         """
         with self._lock:
-            self._unchecked += nbytes
-            if self._unchecked >= RESERVE // 4 or self._free is None:
-                self._free = min(
-                    (m.device.filesystem()[2] for m in self._online() if m.device), default=0
-                )
+            if self._free is None or self._unchecked >= RESERVE // 4:
+                found = [m.device.filesystem() for m in self._online() if m.device]
+                self._free = min((free for _, _, free in found), default=0)
+                self._sharing = max(collections.Counter(fs for fs, _, _ in found).values() or [1])
                 self._unchecked = 0
+            self._unchecked += nbytes * self._sharing
             if self._free - self._unchecked < reserve + nbytes:
                 raise NoSpace(
                     f"pool {self.pool} is full: delete files (space is reclaimed within "
