@@ -2,7 +2,7 @@
 them: compaction of mostly dead segments and garbage collection of dead ones."""
 
 from dwfs.snapshots._compact import Compactor as Compactor
-from dwfs.snapshots._compact import compact as compact_segments
+from dwfs.snapshots._compact import compact as compact
 from dwfs.snapshots._gc import collect as collect_garbage
 
-__all__ = ["Compactor", "collect_garbage", "compact_segments"]
+__all__ = ["Compactor", "collect_garbage", "compact"]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dwfs import PoolOptions, create_pool
-from dwfs.snapshots import collect_garbage, compact_segments
+from dwfs.snapshots import Compactor, collect_garbage, compact
 from dwfs.snapshots._compact import choose, victims
 from dwfs.types import ChunkId, StripeAddr
 from dwfs.vfs import Volume, open_volume
@@ -51,7 +51,7 @@ async def check(volume: Volume, files: dict[bytes, int]) -> None:
 
 
 async def reclaim(volume: Volume) -> int:
-    moved = await compact_segments(volume.meta, volume.pool)
+    moved = await compact(volume.meta, volume.pool)
     await collect_garbage(volume.meta, volume.pool, volume.data.active)
     return moved
 
@@ -117,7 +117,7 @@ async def test_a_crash_between_the_commit_and_the_deletion_loses_nothing(tmp_pat
         files = await fill(volume, 30)
         await delete(volume, list(files)[1::3] + list(files)[2::3])
         kept = {name: files[name] for name in list(files)[::3]}
-        assert await compact_segments(volume.meta, volume.pool) > 0
+        assert await compact(volume.meta, volume.pool) > 0
     async with open_volume(device, credential()) as volume:
         assert await collect_garbage(volume.meta, volume.pool, 0) > 0
         await check(volume, kept)
@@ -194,10 +194,26 @@ async def test_a_put_under_way_during_the_swap_keeps_what_it_deduplicated(
             with trio.fail_after(30):
                 while not volume.pool.store.stats.chunks_deduplicated:  # noqa: ASYNC110
                     await trio.sleep(0.001)  # a worker thread counts it: no event to wait on
-            assert await compact_segments(volume.meta, volume.pool) > 0
+            assert await compact(volume.meta, volume.pool) > 0
         await volume.release(fh)
         assert_index_names_the_rows(volume)
         assert await read_file(volume, attr.ino) == revived
     async with open_volume(device, credential()) as volume:
         await reclaim(volume)
         assert await read_file(volume, attr.ino) == revived
+
+
+async def test_the_committer_s_compactor_looks_again_only_after_chunks_died(
+    tmp_path: Path,
+) -> None:
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        compactor = Compactor(volume.meta, volume.pool)
+        files = await fill(volume, 30)
+        assert await compactor.run() == 0, "nothing is dead yet"
+        await delete(volume, list(files)[::2])
+        assert await compactor.run() > 0
+        while await compactor.run():
+            pass
+        assert not victims(volume.meta, volume.pool)
+        assert await compactor.run() == 0
