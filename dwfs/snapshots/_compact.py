@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from dwfs.chunks import Moved, Pool
-from dwfs.devices import SHARD_HEADER_SIZE
+from dwfs.devices import ONLINE, SHARD_HEADER_SIZE
 from dwfs.meta import Metadata
 from dwfs.types import ChunkId, StripeAddr
 
@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
     """(segment, live bytes per device) of the segments worth compacting, the
     least live first. The segment being appended to and those holding the
-    current checkpoint (whose chunks have no rows) are never victims."""
+    current checkpoint (whose chunks have no rows) are never victims, and a
+    pool missing a device has none: copies made then would lack that device's
+    shards, trading whole stripes for degraded ones."""
+    if pool.array.state() != ONLINE:
+        return []
     keep = meta.checkpoint_segments | {pool.array.current_segment}
     rows = meta.db.query(
         "SELECT segment, sum(shard_len) + count(*) * ? FROM chunks WHERE refs > 0 GROUP BY segment",

@@ -217,3 +217,20 @@ async def test_the_committer_s_compactor_looks_again_only_after_chunks_died(
             pass
         assert not victims(volume.meta, volume.pool)
         assert await compactor.run() == 0
+
+
+async def test_a_pool_missing_a_device_is_not_compacted(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        files = await fill(volume, 30)
+        await delete(volume, list(files)[::2])
+        kept = {name: ino for name, ino in files.items() if int(name[1:]) % 2}
+    (tmp_path / "d2").rename(tmp_path / "away")
+    async with open_volume(device, credential()) as volume:
+        assert volume.pool.array.state() == "degraded"
+        assert await compact(volume.meta, volume.pool) == 0
+        await check(volume, kept)
+    (tmp_path / "away").rename(tmp_path / "d2")
+    async with open_volume(device, credential()) as volume:
+        assert await compact(volume.meta, volume.pool) > 0
+        await check(volume, kept)
