@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
     """(segment, live bytes per device) of the segments worth compacting, the
     least live first. The segment being appended to and those holding the
-    current checkpoint (whose chunks have no rows) are never victims, and a
-    pool missing a device has none: copies made then would lack that device's
-    shards, trading whole stripes for degraded ones."""
-    if pool.array.state() != ONLINE:
+    current checkpoint (whose chunks have no rows) are never victims. A pool
+    missing a device has none (copies made then would lack that device's
+    shards, trading whole stripes for degraded ones), nor one being
+    resilvered (its walk over every stripe must not meet deleted segments)."""
+    if pool.array.state() != ONLINE or any(m.resilver for m in pool.array.members):
         return []
     keep = meta.checkpoint_segments | {pool.array.current_segment}
     rows = meta.db.query(

@@ -219,7 +219,7 @@ async def test_the_committer_s_compactor_looks_again_only_after_chunks_died(
         assert await compactor.run() == 0
 
 
-async def test_a_pool_missing_a_device_is_not_compacted(tmp_path: Path) -> None:
+async def test_a_pool_missing_a_device_or_resilvering_is_not_compacted(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
         files = await fill(volume, 30)
@@ -232,5 +232,9 @@ async def test_a_pool_missing_a_device_is_not_compacted(tmp_path: Path) -> None:
         await check(volume, kept)
     (tmp_path / "away").rename(tmp_path / "d2")
     async with open_volume(device, credential()) as volume:
+        with trio.fail_after(30):
+            while any(m.resilver for m in volume.pool.array.members):
+                assert await compact(volume.meta, volume.pool) == 0, "not while resilvering"
+                await trio.sleep(0.01)
         assert await compact(volume.meta, volume.pool) > 0
         await check(volume, kept)
