@@ -131,6 +131,47 @@ def put_rate(root: Path, layout: str, n: int, data: bytes, cores: int) -> float:
     return len(data) / elapsed
 
 
+def relocate_rate(root: Path, layout: str, n: int, data: bytes) -> tuple[float, float]:
+    """(put, relocate) bytes per second: one put() and sync() into a new pool at
+    root, then compaction's copy of every chunk it stored, and sync()."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    paths = [root / f"d{i}" for i in range(n)]
+    kdf = {"name": "argon2id", "memory_kib": 1024, "iterations": 1, "lanes": 1}
+    create_pool(paths, Credential(PASSPHRASE, bytearray(b"bench")), PoolOptions(layout, kdf=kdf))
+
+    async def run() -> tuple[float, float]:
+        async with open_pool(paths[0], Credential(PASSPHRASE, bytearray(b"bench"))) as pool:
+            start = time.perf_counter()
+            refs = await pool.store.put(data)
+            await pool.store.sync()
+            put = time.perf_counter() - start
+            start = time.perf_counter()
+            moved = await pool.store.relocate([(r.chunk_id, r.addr) for r in refs])
+            await pool.store.sync()
+            assert len(moved) == len(refs)
+            return put, time.perf_counter() - start
+
+    put, relocate = trio.run(run)
+    shutil.rmtree(root)
+    return len(data) / put, len(data) / relocate
+
+
+def compaction_rows(quick: bool) -> list[str]:
+    size = (64 if quick else 512) << 20
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    root = base / f"dwfs-bench-{os.getpid()}"
+    data = os.urandom(size)
+    rows = [
+        "| layout | (peer) put MB/s, same data and run | relocate MB/s (read, MACs, code, write) |",
+        "|---|---|---|",
+    ]
+    for layout, n in (("raidz1", 3), ("4+2", 6)):
+        put, relocate = relocate_rate(root, layout, n, data)
+        rows.append(f"| {layout} over {n} tmpfs dirs | {put / MB:,.0f} | {relocate / MB:,.0f} |")
+    return rows
+
+
 def tmpfs_write_rate(base: Path, size: int) -> float:
     """Plain 1 MiB writes to a new file: the ceiling the devices' filesystem sets."""
     path = base / f"dwfs-bench-raw-{os.getpid()}"
@@ -180,6 +221,8 @@ def main() -> None:
     print("\n".join(coding_rows()))
     print("\n## Put pipeline through the Python API\n")
     print("\n".join(pipeline_rows(args.quick)))
+    print("\n## Compaction's copies, incompressible data, two worker threads\n")
+    print("\n".join(compaction_rows(args.quick)))
 
 
 if __name__ == "__main__":

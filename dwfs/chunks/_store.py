@@ -351,18 +351,29 @@ class BlockStore:
     ) -> list[Moved]:
         """Copy each (chunk, address) to a new stripe at the append point.
 
-        A stripe that cannot be read is skipped; copying stops when the pool is
+        As many workers as the limiter has tokens take batches in turn. A
+        stripe that cannot be read is skipped; copying stops when the pool is
         down to COMPACTION_RESERVE. Nothing points at the copies until the
         caller records them, and the index, at their new addresses.
         """
+        batches = iter(range(0, len(moves), batch))
         copied: list[Moved] = []
-        for i in range(0, len(moves), batch):
-            done, full = await trio.to_thread.run_sync(
-                self._copy_stripes, moves[i : i + batch], limiter=self._limiter
-            )
-            copied += done
-            if full:
-                break
+        full = False
+
+        async def worker() -> None:
+            nonlocal full
+            for start in batches:
+                if full:
+                    return
+                done, out_of_room = await trio.to_thread.run_sync(
+                    self._copy_stripes, moves[start : start + batch], limiter=self._limiter
+                )
+                copied.extend(done)
+                full = full or out_of_room
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(int(self._limiter.total_tokens)):
+                nursery.start_soon(worker)
         with self._stats_lock:
             self.stats.chunks_relocated += len(copied)
         return copied

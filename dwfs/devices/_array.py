@@ -173,10 +173,6 @@ class DeviceArray:
     def segments(self) -> list[int]:
         return self._segments()
 
-    def segment_end(self, segment: int) -> int:
-        """The bytes a segment takes on the device that holds the most of it."""
-        return self._segment_end(segment)
-
     @property
     def current_segment(self) -> int:
         with self._lock:
@@ -351,7 +347,8 @@ class DeviceArray:
     def _segments(self) -> list[int]:
         return sorted({s for m in self._online() if m.device for s in m.device.segments()})
 
-    def _segment_end(self, segment: int) -> int:
+    def segment_end(self, segment: int) -> int:
+        """The bytes a segment takes on the device that holds the most of it."""
         return max((m.device.segment_size(segment) for m in self._online() if m.device), default=0)
 
     def _walk(self, segment: int) -> Iterator[_shard.ShardHeader]:
@@ -360,7 +357,7 @@ class DeviceArray:
         Stripes follow each other; where a position holds no authentic header (a
         write that failed or was torn), the walk searches on for the next one.
         """
-        end = self._segment_end(segment)
+        end = self.segment_end(segment)
         offset = 0
         while offset < end:
             header = self._locate(segment, offset) or self._resync(segment, offset + 1, end)
@@ -449,7 +446,7 @@ class DeviceArray:
                 offset = addr.offset + _shard.HEADER_SIZE + addr.shard_len
                 if self._complete(header, verify_payload=(addr.segment, addr.offset) >= mark):
                     found.append((addr, header.chunk_id))
-            if offset < self._segment_end(segment):
+            if offset < self.segment_end(segment):
                 # A crash left a hole in the chain (a stripe that never reached disk
                 # before one after it did); nothing may be appended behind it, where
                 # no scan would find it, so writing resumes in a fresh segment.

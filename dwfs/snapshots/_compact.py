@@ -3,15 +3,15 @@ garbage collection can delete those segments.
 
 Segments are append-only: a chunk whose last reference goes leaves a hole that
 only the deletion of its whole segment gives back, so without compaction
-deleting every other file, or rewriting a database in place, frees nothing. A
-segment whose live stripes fill less than LIVE_FRACTION (2/3) of it is a victim (the
-least live first, about BUDGET bytes a pass). Its live chunks are copied to the
-append point, sealed bytes as they are, while the filesystem goes on. Then, at
-a moment when no put is under way (so no put holds an index address that is
-about to change) and without an await, the chunk rows and the dedup index are
-pointed at the copies and the victims' dead rows are dropped. The commit that
-follows makes it durable, copies before the journal record, and the victims,
-holding nothing live, are garbage collection's.
+deleting every other file, or rewriting a database in place, frees nothing.
+A segment whose live stripes fill less than LIVE_FRACTION (2/3) of it is a
+victim (the least live first, about BUDGET bytes a pass). Its live chunks are
+copied to the append point, sealed bytes as they are, while the filesystem
+goes on. Then, at a moment when no put is under way (so no put holds an index
+address that is about to change) and without an await, the chunk rows and the
+dedup index are pointed at the copies and the victims' dead rows are dropped.
+The commit that follows makes it durable, copies before the journal record,
+and the victims, holding nothing live, are garbage collection's.
 
 A crash before that commit leaves the metadata naming the old stripes, which
 nothing touched; after it, the copies, which it made durable first. The
@@ -129,9 +129,10 @@ class Compactor:
 
 def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) -> int:
     """Point rows and index at the copies, drop the victims' dead rows; how many
-    moved. Must run with no put under way and no await inside."""
-    index = pool.store.index
-    swapped = 0
+    moved. Must run with no put under way and no await inside. The index
+    changes only once the transaction is in, so a rollback leaves both as
+    they were."""
+    moved: list[Moved] = []
     marks = ",".join("?" * len(segments))
     with meta.db.transaction():
         for move in copied:
@@ -147,8 +148,7 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
                 "sealed_len = ? WHERE id = ?",
                 (new.seq, new.segment, new.offset, new.shard_len, new.sealed_len, move.chunk_id),
             )
-            index.assign(move.chunk_id, new)
-            swapped += 1
+            moved.append(move)
         dead = [
             ChunkId(bytes(r[0]))
             for r in meta.db.query(
@@ -156,5 +156,7 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
             )
         ]
         meta.db.execute(f"DELETE FROM chunks WHERE refs <= 0 AND segment IN ({marks})", segments)
-    index.discard(dead, set(segments))
-    return swapped
+    for move in moved:
+        pool.store.index.assign(move.chunk_id, move.new)
+    pool.store.index.discard(dead, set(segments))
+    return len(moved)
