@@ -151,9 +151,7 @@ class DeviceArray:
         """
         with self._lock:
             if self._free is None or self._unchecked >= RESERVE // 4:
-                found = [m.device.filesystem() for m in self._online() if m.device]
-                self._free = min((free for _, _, free in found), default=0)
-                self._sharing = max(collections.Counter(fs for fs, _, _ in found).values() or [1])
+                self._free, self._sharing = self._free_space()
                 self._unchecked = 0
             self._unchecked += nbytes * self._sharing
             if self._free - self._unchecked < reserve + nbytes:
@@ -161,6 +159,19 @@ class DeviceArray:
                     f"pool {self.pool} is full: delete files (space is reclaimed within "
                     "seconds) or replace devices with larger ones"
                 )
+
+    def _free_space(self) -> tuple[int, int]:
+        """(the fewest free bytes of any online device's filesystem, the most
+        online devices sharing one filesystem)."""
+        found = [m.device.filesystem() for m in self._online() if m.device]
+        free = min((f for _, _, f in found), default=0)
+        return free, max(collections.Counter(fs for fs, _, _ in found).values(), default=1)
+
+    def room(self, reserve: int) -> int:
+        """Bytes each online device can still take before its filesystem's free
+        space is down to reserve (devices sharing a filesystem share its room)."""
+        free, sharing = self._free_space()
+        return max(free - reserve, 0) // sharing
 
     def remove_segment(self, segment: int) -> None:
         """Delete a segment that holds nothing live from every online device."""

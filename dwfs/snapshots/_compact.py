@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from dwfs.chunks import Moved, Pool
-from dwfs.devices import ONLINE, SHARD_HEADER_SIZE
+from dwfs.devices import COMPACTION_RESERVE, ONLINE, SHARD_HEADER_SIZE
 from dwfs.meta import Metadata
 from dwfs.types import ChunkId, StripeAddr
 
@@ -59,12 +59,15 @@ def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
     return [(segment, live) for _, segment, live in sorted(found)]
 
 
-def choose(candidates: list[tuple[int, int]], budget: int) -> list[int]:
-    """The victims one pass takes: in order, while their live bytes fit the
-    budget, and always the first."""
+def choose(candidates: list[tuple[int, int]], budget: int, room: int) -> list[int]:
+    """The victims one pass takes, in order: only those whose live bytes still
+    fit the room the devices have (a victim copied in part frees nothing and
+    spends room), and past the first, only while the budget holds."""
     chosen: list[int] = []
     total = 0
     for segment, live in candidates:
+        if total + live > room:
+            continue
         if chosen and total + live > budget:
             break
         chosen.append(segment)
@@ -72,9 +75,13 @@ def choose(candidates: list[tuple[int, int]], budget: int) -> list[int]:
     return chosen
 
 
+def _choose(meta: Metadata, pool: Pool, budget: int) -> list[int]:
+    return choose(victims(meta, pool), budget, pool.array.room(COMPACTION_RESERVE))
+
+
 async def compact(meta: Metadata, pool: Pool, budget: int = BUDGET) -> int:
     """Copy the live chunks out of mostly dead segments and commit; how many moved."""
-    chosen = choose(victims(meta, pool), budget)
+    chosen = _choose(meta, pool, budget)
     return await move_out(meta, pool, chosen) if chosen else 0
 
 
@@ -119,7 +126,7 @@ class Compactor:
         dead = int(row[0]) if row else 0
         if dead == self._dead_seen:
             return 0
-        chosen = choose(victims(self.meta, self.pool), BUDGET)
+        chosen = _choose(self.meta, self.pool, BUDGET)
         if not chosen:
             self._dead_seen = dead
             return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PoolFactory
+from tests.integration.conftest import LivePool, PoolFactory
 
 
 @pytest.fixture
@@ -39,35 +39,49 @@ def write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def test_enospc_and_recovery_after_deleting(make_pool: PoolFactory, small_disk: Path) -> None:
-    pool = make_pool(mount=False, root=small_disk, segment_size=2 * 1024 * 1024)
-    pool.mount()
+def fill(pool: LivePool, size: int, most: int) -> dict[str, bytes]:
+    """Files of `size` random bytes, fsync'd, until the pool is full; those stored."""
     stored: dict[str, bytes] = {}
     with pytest.raises(OSError) as full:
-        for i in range(200):
-            data = os.urandom(2_000_000)
+        for i in range(most):
+            data = os.urandom(size)
             write(pool.mnt / f"f{i}", data)
             stored[f"f{i}"] = data
     assert full.value.errno == errno.ENOSPC
-    assert len(stored) > 3
+    return stored
+
+
+def write_once_there_is_room(path: Path, data: bytes, seconds: float) -> None:
+    """Retry the write after each ENOSPC, as a user would, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            write(path, data)
+            return
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC and time.monotonic() < deadline
+            path.unlink(missing_ok=True)
+            time.sleep(1)
+
+
+def assert_stored(pool: LivePool, stored: dict[str, bytes]) -> None:
     for name, data in stored.items():
         assert (pool.mnt / name).read_bytes() == data
+
+
+def test_enospc_and_recovery_after_deleting(make_pool: PoolFactory, small_disk: Path) -> None:
+    pool = make_pool(mount=False, root=small_disk, segment_size=2 * 1024 * 1024)
+    pool.mount()
+    stored = fill(pool, 2_000_000, 200)
+    assert len(stored) > 3
+    assert_stored(pool, stored)
     for name in list(stored)[:-2]:
         os.unlink(pool.mnt / name)
         del stored[name]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            write(pool.mnt / "after", b"room again" * 100_000)
-            break
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC and time.monotonic() < deadline
-            (pool.mnt / "after").unlink(missing_ok=True)
-            time.sleep(1)
+    write_once_there_is_room(pool.mnt / "after", b"room again" * 100_000, 60)
     pool.remount()
     assert (pool.mnt / "after").read_bytes() == b"room again" * 100_000
-    for name, data in stored.items():
-        assert (pool.mnt / name).read_bytes() == data
+    assert_stored(pool, stored)
 
 
 def test_deleting_every_other_file_of_a_full_pool_gives_space_back(
@@ -77,13 +91,7 @@ def test_deleting_every_other_file_of_a_full_pool_gives_space_back(
     compaction can give the space back."""
     pool = make_pool(mount=False, root=small_disk, segment_size=2 * 1024 * 1024)
     pool.mount()
-    stored: dict[str, bytes] = {}
-    with pytest.raises(OSError) as full:
-        for i in range(2000):
-            data = os.urandom(200_000)
-            write(pool.mnt / f"f{i}", data)
-            stored[f"f{i}"] = data
-    assert full.value.errno == errno.ENOSPC
+    stored = fill(pool, 200_000, 2000)
     (pool.mnt / f"f{len(stored)}").unlink(missing_ok=True)
     for name in list(stored):
         if int(name[1:]) % 3:
@@ -91,19 +99,9 @@ def test_deleting_every_other_file_of_a_full_pool_gives_space_back(
             del stored[name]
     free_before = os.statvfs(pool.mnt).f_bfree
     big = os.urandom(12_000_000)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            write(pool.mnt / "big", big)
-            break
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC and time.monotonic() < deadline
-            (pool.mnt / "big").unlink(missing_ok=True)
-            time.sleep(1)
+    write_once_there_is_room(pool.mnt / "big", big, 90)
     assert os.statvfs(pool.mnt).f_bfree > free_before
-    for name, data in stored.items():
-        assert (pool.mnt / name).read_bytes() == data
+    assert_stored(pool, stored)
     pool.remount()
     assert (pool.mnt / "big").read_bytes() == big
-    for name, data in stored.items():
-        assert (pool.mnt / name).read_bytes() == data
+    assert_stored(pool, stored)

@@ -45,6 +45,13 @@ async def delete(volume: Volume, names: list[bytes]) -> None:
     await volume.sync_all()
 
 
+async def keep_every_other(volume: Volume, count: int) -> dict[bytes, int]:
+    """Fill with `count` files, delete the even ones; the odd ones, kept."""
+    files = await fill(volume, count)
+    await delete(volume, list(files)[::2])
+    return {name: ino for name, ino in files.items() if int(name[1:]) % 2}
+
+
 async def check(volume: Volume, files: dict[bytes, int]) -> None:
     for name, ino in files.items():
         assert await read_file(volume, ino) == content(int(name[1:])), name
@@ -71,27 +78,31 @@ def used(volume: Volume) -> int:
 
 
 @given(
-    st.lists(st.tuples(st.integers(0, 9), st.integers(1, 1000)), max_size=12),
+    st.lists(
+        st.tuples(st.integers(0, 99), st.integers(1, 1000)), max_size=12, unique_by=lambda c: c[0]
+    ),
     st.integers(1, 5000),
+    st.integers(0, 5000),
 )
-def test_a_pass_takes_victims_in_order_within_its_budget(
-    candidates: list[tuple[int, int]], budget: int
+def test_a_pass_takes_victims_in_order_that_fit_the_room_within_its_budget(
+    candidates: list[tuple[int, int]], budget: int, room: int
 ) -> None:
-    chosen = choose(candidates, budget)
-    assert chosen == [segment for segment, _ in candidates[: len(chosen)]]
-    assert bool(chosen) == bool(candidates), "the first victim is always taken"
-    total = sum(live for _, live in candidates[: len(chosen)])
+    chosen = choose(candidates, budget, room)
+    live = dict(candidates)
+    assert chosen == [s for s, _ in candidates if s in chosen][: len(chosen)], "in order"
+    total = sum(live[s] for s in chosen)
+    assert total <= room, "every victim taken can be emptied"
     assert len(chosen) <= 1 or total <= budget
-    if len(chosen) < len(candidates):
-        assert total + candidates[len(chosen)][1] > budget
+    fitting = [s for s, n in candidates if n <= room]
+    assert bool(chosen) == bool(fitting), "the first victim that fits is always taken"
+    if chosen:
+        assert chosen[0] == fitting[0]
 
 
 async def test_deleting_every_other_file_gives_the_space_back(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
-        files = await fill(volume, 40)
-        await delete(volume, list(files)[::2])
-        kept = {name: ino for name, ino in files.items() if int(name[1:]) % 2}
+        kept = await keep_every_other(volume, 40)
         assert await collect_garbage(volume.meta, volume.pool, 0) == 0, "no segment died whole"
         before, segments_before = used(volume), len(volume.pool.array.segments())
         assert victims(volume.meta, volume.pool)
@@ -133,9 +144,7 @@ async def test_writes_that_dedup_against_victims_during_a_pass_stay_readable(
     then and after a remount."""
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
-        files = await fill(volume, 36)
-        await delete(volume, list(files)[::2])
-        kept = {name: ino for name, ino in files.items() if int(name[1:]) % 2}
+        kept = await keep_every_other(volume, 36)
         rng = random.Random(7)
         order = rng.sample(range(36), 36)
 
@@ -222,9 +231,7 @@ async def test_the_committer_s_compactor_looks_again_only_after_chunks_died(
 async def test_a_pool_missing_a_device_or_resilvering_is_not_compacted(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
-        files = await fill(volume, 30)
-        await delete(volume, list(files)[::2])
-        kept = {name: ino for name, ino in files.items() if int(name[1:]) % 2}
+        kept = await keep_every_other(volume, 30)
     (tmp_path / "d2").rename(tmp_path / "away")
     async with open_volume(device, credential()) as volume:
         assert volume.pool.array.state() == "degraded"
