@@ -29,8 +29,9 @@ def dead_segments(meta: Metadata, pool: Pool) -> list[int]:
 
 
 async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
-    """Delete dead segments; how many. Call only when no write is storing chunks."""
-    if writers_active:
+    """Delete dead segments; how many. Call only when no write is storing chunks.
+    Nothing is deleted while a resilver walks the stripes it listed."""
+    if writers_active or any(m.resilver for m in pool.array.members):
         return 0
     dead = dead_segments(meta, pool)
     if not dead:

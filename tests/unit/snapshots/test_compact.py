@@ -228,7 +228,9 @@ async def test_the_committer_s_compactor_looks_again_only_after_chunks_died(
         assert await compactor.run() == 0
 
 
-async def test_a_pool_missing_a_device_or_resilvering_is_not_compacted(tmp_path: Path) -> None:
+async def test_nothing_is_compacted_while_degraded_nor_reclaimed_while_resilvering(
+    tmp_path: Path,
+) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
         kept = await keep_every_other(volume, 30)
@@ -242,6 +244,7 @@ async def test_a_pool_missing_a_device_or_resilvering_is_not_compacted(tmp_path:
         with trio.fail_after(30):
             while any(m.resilver for m in volume.pool.array.members):
                 assert await compact(volume.meta, volume.pool) == 0, "not while resilvering"
+                assert await collect_garbage(volume.meta, volume.pool, 0) == 0
                 await trio.sleep(0.01)
         assert await compact(volume.meta, volume.pool) > 0
         await check(volume, kept)
