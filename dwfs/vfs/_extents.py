@@ -5,6 +5,8 @@ Pure functions on plain tuples; the database holds the rows.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from typing import NamedTuple
 
 from dwfs.types import ChunkId
@@ -54,3 +56,33 @@ def span(extents: list[Extent], start: int, end: int) -> tuple[int, int]:
         if e.end > start and e.off < end:
             lo, hi = min(lo, e.off), max(hi, e.end)
     return lo, hi
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtentWindow:
+    """The extents of an open file that overlap [start, end), as one query found
+    them: reads inside the window look their extents up here, without SQL."""
+
+    start: int
+    end: int
+    extents: list[Extent]
+    offs: list[int]
+    ends: list[int]
+
+    @classmethod
+    def of(cls, extents: list[Extent], start: int, end: int) -> ExtentWindow:
+        """A window over extents sorted by offset, not overlapping each other."""
+        return cls(start, end, extents, [e.off for e in extents], [e.end for e in extents])
+
+    def covers(self, start: int, end: int) -> bool:
+        return self.start <= start and end <= self.end
+
+    def overlapping(self, start: int, end: int) -> list[Extent]:
+        """The extents that overlap [start, end), which the window covers."""
+        first = bisect.bisect_right(self.ends, start)
+        return self.extents[first : bisect.bisect_left(self.offs, end)]
+
+    def starting_in(self, start: int, end: int) -> list[Extent]:
+        """The extents that start in [start, end), which the window covers."""
+        first = bisect.bisect_left(self.offs, start)
+        return self.extents[first : bisect.bisect_left(self.offs, end)]

@@ -31,7 +31,7 @@ from dwfs.chunks import BlockStore
 from dwfs.types import ChunkId
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
-from dwfs.vfs._extents import Extent, clip, cut_out, span
+from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, span
 from dwfs.vfs._tree import Tree
 
 _END_OF_ANY_FILE = 1 << 62
@@ -46,6 +46,10 @@ REGION_ALIGN = 64 * 1024
 """Dirty bytes are re-chunked in whole blocks of this size at least."""
 INLINE_MAX = 2048
 """Files whose bytes end within this many bytes are stored in the metadata."""
+EXTENT_WINDOW = 64 * 1024 * 1024
+"""How much of an open file's extent map a read looks up at once: sequential
+reads then cost one query per 64 MiB instead of two per request, and each query
+on the trio thread gives the GIL up to the loader threads and waits for it back."""
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +67,8 @@ class FileState:
     stored: int = 0
     """Counts changes to the file's stored bytes, so a read that waited for
     chunks can tell that the extents it looked up went stale meanwhile."""
+    window: ExtentWindow | None = None
+    """Extents reads looked up, dropped by every change to the file's extents."""
 
     @property
     def busy(self) -> bool:
@@ -128,12 +134,12 @@ class FileData:
         while True:
             stored = state.stored if state else 0
             flushing = state.flushing if state else None
-            extents = self.extents(ino, off, end)
+            extents = self._read_extents(ino, state, off, end)
             pieces = _clipped(extents, off, end)
             views = await self._gather(pieces)
             if state is None or state.stored == stored:
                 break
-        self._note_read(ino, off, end)
+        self._note_read(ino, state, off, end)
         clean = state is None or not (flushing or state.flushing or state.dirty)
         if clean and _covers(pieces, off, end):
             return _accel.join(views)  # the one copy a read needs, without the GIL
@@ -148,10 +154,23 @@ class FileData:
                 newer.overlay(off, buf)
         return bytes(buf)
 
-    def _note_read(self, ino: int, off: int, end: int) -> None:
+    def _read_extents(
+        self, ino: int, state: FileState | None, start: int, end: int
+    ) -> list[Extent]:
+        """The extents overlapping [start, end), from the open file's window
+        (loaded again, from start on, when the read or its read-ahead leaves it)."""
+        if state is None:
+            return self.extents(ino, start, end)
+        window = state.window
+        if window is None or not window.covers(start, end + READ_AHEAD_BYTES):
+            hi = max(end + READ_AHEAD_BYTES, start + EXTENT_WINDOW)
+            window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
+        return window.overlapping(start, end)
+
+    def _note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
         previous = self._last_read_end.get(ino)
         if previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK:
-            self._read_ahead(ino, end)
+            self._read_ahead(ino, state, end)
         self._last_read_end[ino] = end
 
     def inline(self, ino: int) -> bytes | None:
@@ -180,19 +199,22 @@ class FileData:
             self.db.one("SELECT 1 FROM extents WHERE ino = ? AND death IS NULL", (ino,)) is not None
         )
 
-    def _read_ahead(self, ino: int, end: int) -> None:
+    def _read_ahead(self, ino: int, state: FileState | None, end: int) -> None:
         """Start fetching the chunks after a read into the cache, as sequential
         readers will want them next."""
         if self.background is None:
             return
-        rows = self.db.query(
-            "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND off < ? "
-            "AND death IS NULL ORDER BY off",
-            (ino, end, end + READ_AHEAD_BYTES),
-        )
-        wanted = [
-            c for (chunk,) in rows if not self.store.has_or_loading(c := ChunkId(bytes(chunk)))
-        ]
+        window = state.window if state else None
+        if window is not None and window.covers(end, end + READ_AHEAD_BYTES):
+            ahead = [e.chunk for e in window.starting_in(end, end + READ_AHEAD_BYTES)]
+        else:
+            rows = self.db.query(
+                "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND off < ? "
+                "AND death IS NULL ORDER BY off",
+                (ino, end, end + READ_AHEAD_BYTES),
+            )
+            ahead = [ChunkId(bytes(chunk)) for (chunk,) in rows]
+        wanted = [c for c in ahead if not self.store.has_or_loading(c)]
         for i in range(0, len(wanted), READ_AHEAD_BATCH):
             self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
 
@@ -238,7 +260,7 @@ class FileData:
             inline.write(0, old)
             state.flushing = state.flushing.merged_under(inline)
         for lo, hi in self._regions(ino, state):
-            await self._store_region(ino, lo, hi, state.flushing, drop_inline=old is not None)
+            await self._store_region(ino, state, lo, hi, drop_inline=old is not None)
             old = None
 
     def _regions(self, ino: int, state: FileState) -> list[tuple[int, int]]:
@@ -263,8 +285,9 @@ class FileData:
         return merged
 
     async def _store_region(
-        self, ino: int, lo: int, hi: int, dirty: DirtyMap, drop_inline: bool = False
+        self, ino: int, state: FileState, lo: int, hi: int, drop_inline: bool = False
     ) -> None:
+        dirty = state.flushing
         old = self.extents(ino, lo, hi)
         region = None if old else dirty.exactly(lo, hi)  # appends: no copy
         if region is None:
@@ -272,6 +295,7 @@ class FileData:
             await self._fill(region, lo, old)
             dirty.overlay(lo, region)
         refs = await self.store.put(region)
+        state.window = None
         with self.db.transaction():
             if drop_inline:
                 self._set_inline(ino, None)
@@ -312,6 +336,7 @@ class FileData:
         async with _holding(state.lock):
             state.dirty.truncate(size)
             state.stored += 1
+            state.window = None
             with self.db.transaction():
                 if size < state.size:
                     self._replace(ino, size, _END_OF_ANY_FILE)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dwfs.types import ChunkId
 from dwfs.vfs import _acl
 from dwfs.vfs._dirty import DirtyMap
-from dwfs.vfs._extents import Extent, clip, cut_out, span
+from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, span
 
 writes = st.lists(st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=300)), max_size=40)
 
@@ -73,6 +73,17 @@ def test_cut_out_keeps_exactly_what_lies_outside(exts: list[Extent], a: int, b: 
     assert lo <= start and hi >= end
     assert all(e.end <= lo or e.off >= hi or (lo <= e.off and e.end <= hi) for e in exts)
     assert all(clip(e, start, end) is None or clip(e, start, end).len > 0 for e in exts)  # type: ignore[union-attr]
+
+
+@given(extents, st.integers(0, 2000), st.integers(0, 2000), st.integers(0, 2000))
+def test_an_extent_window_answers_like_a_scan(exts: list[Extent], a: int, b: int, c: int) -> None:
+    holes = [e for i, e in enumerate(exts) if i % 3 != 1]  # files have holes too
+    lo, mid, hi = sorted((a, b, c))
+    window = ExtentWindow.of([e for e in holes if e.end > lo and e.off < hi], lo, hi)
+    assert window.covers(lo, hi) and window.covers(mid, hi)
+    assert not window.covers(lo - 1, hi) and not window.covers(lo, hi + 1)
+    assert window.overlapping(mid, hi) == [e for e in holes if e.end > mid and e.off < hi]
+    assert window.starting_in(mid, hi) == [e for e in holes if mid <= e.off < hi]
 
 
 def test_acl_inheritance_and_mode_bits() -> None:

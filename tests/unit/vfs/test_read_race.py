@@ -10,8 +10,9 @@ import trio
 
 from dwfs import Credential, PoolOptions, create_pool
 from dwfs.chunks import PASSPHRASE
-from dwfs.vfs import open_volume
+from dwfs.vfs import AttrChanges, open_volume
 from dwfs.vfs._attrs import ROOT_INO
+from dwfs.vfs._files import EXTENT_WINDOW
 from tests.conftest import FAST_KDF
 
 SIZE = 256 * 1024
@@ -42,4 +43,42 @@ async def test_a_waiting_read_sees_writes_stored_meanwhile(tmp_path: Path) -> No
                 await trio.lowlevel.checkpoint()
                 nursery.start_soon(volume.flush, fh)
             assert seen == [new], f"round {round_}: the read returned older bytes"
+        await volume.release(fh)
+
+
+async def test_reads_through_an_open_file_s_extent_window_see_every_change(
+    tmp_path: Path,
+) -> None:
+    """Reads look extents up in a window the open file keeps; overwrites,
+    appends, truncates and extensions through the same or another handle must
+    show in the very next read, against a bytearray kept alongside."""
+    paths = [tmp_path / f"d{i}" for i in range(3)]
+    credential = Credential(PASSPHRASE, bytearray(b"pass"))
+    create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
+    rng = random.Random(5)
+    async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
+        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        other = await volume.open(attr.ino, os.O_RDWR)
+        model = bytearray(rng.randbytes(3 * 1024 * 1024))
+        await volume.write(fh, 0, bytes(model))
+        await volume.flush(fh)
+        for _ in range(30):
+            at = rng.randrange(len(model) + 1)
+            kind = rng.choice(["overwrite", "append", "truncate", "extend"])
+            if kind in ("truncate", "extend"):
+                del model[at:]
+                await volume.setattr(attr.ino, AttrChanges(size=at))
+                if kind == "extend":  # what was cut off must read as zeros now
+                    model += bytes(rng.randrange(1, 300_000))
+                    await volume.setattr(attr.ino, AttrChanges(size=len(model)))
+            else:
+                data = rng.randbytes(rng.randrange(1, 300_000))
+                at = len(model) if kind == "append" else at
+                model[at : at + len(data)] = data
+                await volume.write(rng.choice([fh, other]), at, data)
+                await volume.flush(fh)
+            start = rng.randrange(len(model) + 1)
+            assert await volume.read(fh, start, EXTENT_WINDOW) == bytes(model[start:]), kind
+            assert await volume.read(other, 0, EXTENT_WINDOW) == bytes(model), kind
+        await volume.release(other)
         await volume.release(fh)
