@@ -157,19 +157,28 @@ class FileData:
     def _read_extents(
         self, ino: int, state: FileState | None, start: int, end: int
     ) -> list[Extent]:
-        """The extents overlapping [start, end), from the open file's window
-        (loaded again, from start on, when the read or its read-ahead leaves it)."""
-        if state is None:
+        """The extents overlapping [start, end): from the open file's window when
+        it covers them (and, for a sequential read, its read-ahead too), else a
+        sequential read loads a new window from start on, and any other read
+        asks the database for just its range (a random reader would load a
+        whole window per read)."""
+        window = state.window if state else None
+        sequential = self._sequential(ino, start)
+        ahead = end + READ_AHEAD_BYTES if sequential else end
+        if window is not None and window.covers(start, ahead):
+            return window.overlapping(start, end)
+        if state is None or not sequential:
             return self.extents(ino, start, end)
-        window = state.window
-        if window is None or not window.covers(start, end + READ_AHEAD_BYTES):
-            hi = max(end + READ_AHEAD_BYTES, start + EXTENT_WINDOW)
-            window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
+        hi = max(ahead, start + EXTENT_WINDOW)
+        window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
         return window.overlapping(start, end)
 
-    def _note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
+    def _sequential(self, ino: int, off: int) -> bool:
         previous = self._last_read_end.get(ino)
-        if previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK:
+        return previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK
+
+    def _note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
+        if self._sequential(ino, off):
             self._read_ahead(ino, state, end)
         self._last_read_end[ino] = end
 
