@@ -69,6 +69,8 @@ class FileState:
     chunks can tell that the extents it looked up went stale meanwhile."""
     window: ExtentWindow | None = None
     """Extents reads looked up, dropped by every change to the file's extents."""
+    read_end: int | None = None
+    """Where the last read of the file ended, to tell sequential readers."""
 
     @property
     def busy(self) -> bool:
@@ -84,7 +86,6 @@ class FileData:
         """Flushes under way: garbage collection waits until there are none."""
         self.background: trio.Nursery | None = None
         """Where read-ahead runs; set while the volume is open."""
-        self._last_read_end: dict[int, int] = {}
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
         # Extents do not overlap, so the scan can start at the last one that starts
@@ -163,7 +164,7 @@ class FileData:
         asks the database for just its range (a random reader would load a
         whole window per read)."""
         window = state.window if state else None
-        sequential = self._sequential(ino, start)
+        sequential = _sequential(state, start)
         ahead = end + READ_AHEAD_BYTES if sequential else end
         if window is not None and window.covers(start, ahead):
             return window.overlapping(start, end)
@@ -173,14 +174,11 @@ class FileData:
         window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
         return window.overlapping(start, end)
 
-    def _sequential(self, ino: int, off: int) -> bool:
-        previous = self._last_read_end.get(ino)
-        return previous is not None and abs(off - previous) <= SEQUENTIAL_SLACK
-
     def _note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
-        if self._sequential(ino, off):
-            self._read_ahead(ino, state, end)
-        self._last_read_end[ino] = end
+        if state is not None:
+            if _sequential(state, off):
+                self._read_ahead(ino, state, end)
+            state.read_end = end
 
     def inline(self, ino: int) -> bytes | None:
         """The bytes of a small file kept in the metadata, if it is one."""
@@ -208,12 +206,12 @@ class FileData:
             self.db.one("SELECT 1 FROM extents WHERE ino = ? AND death IS NULL", (ino,)) is not None
         )
 
-    def _read_ahead(self, ino: int, state: FileState | None, end: int) -> None:
+    def _read_ahead(self, ino: int, state: FileState, end: int) -> None:
         """Start fetching the chunks after a read into the cache, as sequential
         readers will want them next."""
         if self.background is None:
             return
-        window = state.window if state else None
+        window = state.window
         if window is not None and window.covers(end, end + READ_AHEAD_BYTES):
             ahead = [e.chunk for e in window.starting_in(end, end + READ_AHEAD_BYTES)]
         else:
@@ -355,6 +353,12 @@ class FileData:
                 now = now_ns()
                 state.size, state.mtime_ns = size, now
                 self.tree.set_fields(ino, size=size, mtime=now, ctime=now)
+
+
+def _sequential(state: FileState | None, off: int) -> bool:
+    """Whether a read at off follows the file's last one (within SEQUENTIAL_SLACK)."""
+    end = state.read_end if state else None
+    return end is not None and abs(off - end) <= SEQUENTIAL_SLACK
 
 
 def _clipped(extents: list[Extent], start: int, end: int) -> list[Extent]:

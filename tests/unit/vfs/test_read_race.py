@@ -7,11 +7,14 @@ import random
 from pathlib import Path
 
 import trio
+import trio.testing
 
 from dwfs import Credential, PoolOptions, create_pool
 from dwfs.chunks import PASSPHRASE
+from dwfs.chunks._cache import ChunkCache
 from dwfs.vfs import AttrChanges, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
+from dwfs.vfs._files import READ_AHEAD_BYTES
 from tests.conftest import FAST_KDF
 
 SIZE = 256 * 1024
@@ -89,4 +92,30 @@ async def test_reads_through_an_open_file_s_extent_window_see_every_change(
             start = rng.randrange(len(model) + 1)
             assert await read_on(volume, other, start) == bytes(model[start:]), kind
         await volume.release(other)
+        await volume.release(fh)
+
+
+async def test_a_sequential_reader_finds_the_chunks_ahead_of_it_fetched(tmp_path: Path) -> None:
+    """The second read in a row starts read-ahead: the chunks of the next
+    READ_AHEAD_BYTES are in the cache before the reader asks for them, and a
+    reader that jumps about starts none."""
+    paths = [tmp_path / f"d{i}" for i in range(3)]
+    credential = Credential(PASSPHRASE, bytearray(b"pass"))
+    create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
+    async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
+        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.write(fh, 0, random.Random(3).randbytes(16 << 20))
+        await volume.release(fh)
+        volume.pool.store.cache = ChunkCache(volume.pool.store.cache.capacity)  # cold
+        fh = await volume.open(attr.ino, os.O_RDONLY)
+        next_up = volume.data.extents(attr.ino, 3 << 20, (2 << 20) + READ_AHEAD_BYTES)
+        ahead = [e.chunk for e in next_up]
+        await volume.read(fh, 12 << 20, 1 << 20)
+        await volume.read(fh, 1 << 20, 1 << 20)  # a jump: no read-ahead
+        await trio.testing.wait_all_tasks_blocked()
+        assert not any(volume.pool.store.has_or_loading(c) for c in ahead)
+        await volume.read(fh, 2 << 20, 1 << 20)  # follows the last read
+        with trio.fail_after(10):
+            while not all(volume.pool.store.cache.contains(c) for c in ahead):  # noqa: ASYNC110
+                await trio.sleep(0.01)  # loaded by worker threads: no event to wait on
         await volume.release(fh)
