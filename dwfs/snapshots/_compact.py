@@ -52,6 +52,8 @@ def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
         (SHARD_HEADER_SIZE,),
     )
     found = []
+    # live and size both count offsets: a stripe takes its offsets on every
+    # device, a declustered one as a hole on the devices it skips
     for segment, live in rows:
         size = pool.array.segment_end(int(segment)) if int(segment) not in keep else 0
         if size and live < size * LIVE_FRACTION:
