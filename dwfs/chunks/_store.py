@@ -68,7 +68,6 @@ class StoreStats:
     chunks_written: int = 0
     chunks_deduplicated: int = 0
     chunks_loaded: int = 0
-    chunks_relocated: int = 0
     bytes_in: int = 0
     bytes_sealed: int = 0
 
@@ -374,6 +373,4 @@ class BlockStore:
         async with trio.open_nursery() as nursery:
             for _ in range(int(self._limiter.total_tokens)):
                 nursery.start_soon(worker)
-        with self._stats_lock:
-            self.stats.chunks_relocated += len(copied)
         return copied
