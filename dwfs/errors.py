@@ -105,6 +105,11 @@ class Busy(DwfsError):
     errno = _errno.EBUSY
     exit_code = ExitCode.BUSY
 
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        """The process holding what was asked for, where known."""
+
 
 class BadKey(DwfsError):
     """No keyslot opens with the passphrase, key file or recovery key given."""

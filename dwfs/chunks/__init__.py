@@ -7,7 +7,13 @@ Knows nothing of files: content in, chunk ids out.
 from dwfs.chunks._chunker import Chunker as Chunker
 from dwfs.chunks._chunker import ChunkerParams as ChunkerParams
 from dwfs.chunks._compress import ALGORITHMS as COMPRESSIONS
+from dwfs.chunks._localstate import ChainHead as ChainHead
+from dwfs.chunks._localstate import LocalState as LocalState
+from dwfs.chunks._localstate import append_private as append_private
+from dwfs.chunks._localstate import private_dir as private_dir
+from dwfs.chunks._localstate import read_private as read_private
 from dwfs.chunks._localstate import state_root as state_root
+from dwfs.chunks._localstate import write_private as write_private
 from dwfs.chunks._pool import Pool as Pool
 from dwfs.chunks._pool import PoolOptions as PoolOptions
 from dwfs.chunks._pool import create_pool as create_pool
@@ -40,4 +46,10 @@ __all__ = [
     "new_recovery_key",
     "open_pool",
     "state_root",
+    "ChainHead",
+    "append_private",
+    "LocalState",
+    "private_dir",
+    "read_private",
+    "write_private",
 ]

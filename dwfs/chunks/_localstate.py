@@ -1,16 +1,39 @@
 """Per-pool state kept on this machine, outside the pool.
 
-For now: the newest superblock generation this machine has seen, so a pool whose
-devices were all rolled back to older copies is noticed (a single stale device
-is noticed from the other devices). The directory is DWFS_STATE_DIR, else
-$XDG_STATE_HOME/dwfs, else ~/.local/state/dwfs; it is read when a pool opens,
-never at import.
+What this machine knows that an attacker holding only the devices cannot
+change: the newest superblock generation it has seen (so a pool whose devices
+were all rolled back to older copies is noticed) and the head of the metadata
+journal's chain at its last commit (so a journal whose tail was cut, or whose
+newest epoch was deleted, is noticed). The mount registry lives here too.
+
+The directory is DWFS_STATE_DIR, else $XDG_STATE_HOME/dwfs, else
+~/.local/state/dwfs, one subdirectory per pool; it is read when a pool opens,
+never at import. Its directories are made 0700 and must belong to this user;
+files are written without following links (a new file replaces the old by
+rename) and read with a size bound.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hmac
+import json
 import os
+import stat
+import struct
 from pathlib import Path
+from typing import Any
+
+import blake3
+
+from dwfs.errors import UsageError
+
+_HEAD = struct.Struct("<Q16s32s")
+_HEAD_MAC = 16
+_HEAD_SLOT = _HEAD.size + _HEAD_MAC
+SMALL_FILE = 64 * 1024
+"""The most of any state file read back."""
 
 
 def state_root() -> Path:
@@ -21,20 +44,176 @@ def state_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "dwfs"
 
 
+def private_dir(path: Path) -> Path:
+    """Make path (and its parents) a directory of this user's, 0700 where made.
+
+    Raises:
+        UsageError: it is a link, not a directory, another user's, or writable
+            by others.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is not a directory (a link?): remove it so dwfs can make it")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UsageError(
+            f"{path} belongs to another user or is writable by others: "
+            "`chmod 700` it or point DWFS_STATE_DIR elsewhere"
+        )
+    return path
+
+
+def write_private(path: Path, data: bytes, sync: bool = False) -> None:
+    """Replace path's content with data, mode 0600, following no link.
+
+    The bytes go to a fresh temporary file (O_EXCL, O_NOFOLLOW) renamed over
+    path, so a link planted at either name is replaced, never written through.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    if sync:
+        _fsync_dir(path.parent)
+
+
+def append_private(path: Path) -> int:
+    """A descriptor to append to a log file of this user's, made 0600, never
+    through a link.
+
+    Raises:
+        UsageError: path is a link, not a regular file, or another user's.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot open the log {path}: {exc.strerror}: remove it") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise UsageError(f"{path} is not a file of this user's: remove it")
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def read_private(path: Path, limit: int = SMALL_FILE) -> bytes | None:
+    """A state file's bytes (at most limit); None if it is missing, a link or not ours."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        return os.pread(fd, limit, 0)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainHead:
+    """Where the metadata journal's chain stood at a commit: the txg, the epoch's
+    random id and the last record's tag."""
+
+    txg: int
+    epoch_id: bytes
+    tag: bytes
+
+
 class LocalState:
+    """What this machine remembers of one pool."""
+
     def __init__(self, pool: str, root: Path | None = None) -> None:
         self.dir = (root or state_root()) / pool
+        self._head_fd: int | None = None
 
     def last_generation(self) -> int:
+        raw = read_private(self.dir / "generation", 64)
         try:
-            return int((self.dir / "generation").read_text().strip())
-        except (OSError, ValueError):
+            return int(raw.decode().strip()) if raw else 0
+        except ValueError:
             return 0
 
     def record_generation(self, generation: int) -> None:
         if generation <= self.last_generation():
             return
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.dir / "generation.tmp"
-        tmp.write_text(f"{generation}\n")
-        tmp.replace(self.dir / "generation")
+        private_dir(self.dir)
+        write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
+
+    def known(self) -> bool:
+        """Whether this machine has any record of the pool."""
+        return self.last_generation() > 0 or self.chain_head(b"") is not None
+
+    # -- the journal's chain head -------------------------------------------------
+
+    def chain_head(self, key: bytes) -> ChainHead | None:
+        """The newest authentic head recorded (key: the MAC key it was written with);
+        with an empty key, any well-formed one (just to tell whether one exists)."""
+        raw = read_private(self.dir / "journal-head", 2 * _HEAD_SLOT) or b""
+        heads = []
+        for at in (0, _HEAD_SLOT):
+            slot = raw[at : at + _HEAD_SLOT]
+            if len(slot) != _HEAD_SLOT or not any(slot):
+                continue
+            body, mac = slot[: _HEAD.size], slot[_HEAD.size :]
+            if key and not hmac.compare_digest(_mac(key, body), mac):
+                continue
+            txg, epoch_id, tag = _HEAD.unpack(body)
+            heads.append(ChainHead(txg, epoch_id, tag.rstrip(b"\0")))
+        return max(heads, key=lambda h: h.txg, default=None)
+
+    def record_chain_head(self, key: bytes, head: ChainHead) -> None:
+        """Record the chain head durably (fdatasync), alternating between two slots
+        so a torn write leaves the previous head readable."""
+        if self._head_fd is None:
+            private_dir(self.dir)
+            path = self.dir / "journal-head"
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o600)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                os.close(fd)
+                raise UsageError(f"{path} is not a file of this user's: remove it")
+            self._head_fd = fd
+        body = _HEAD.pack(head.txg, head.epoch_id, head.tag)
+        slot = head.txg % 2
+        os.pwrite(self._head_fd, body + _mac(key, body), slot * _HEAD_SLOT)
+        os.fdatasync(self._head_fd)
+
+    def close(self) -> None:
+        if self._head_fd is not None:
+            os.close(self._head_fd)
+            self._head_fd = None
+
+    # -- the mount registry -------------------------------------------------------
+
+    def mount_info(self) -> dict[str, Any] | None:
+        """The registry entry of this pool's mount, if one registered."""
+        raw = read_private(self.dir / "mount.json")
+        try:
+            info = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return blake3.blake3(body, key=key).digest(_HEAD_MAC)

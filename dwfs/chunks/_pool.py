@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from dwfs.devices import (
 )
 from dwfs.devices import replace as replace_device
 from dwfs.devices import scrub as scrub_devices
-from dwfs.errors import IntegrityError, NotFound, UsageError
+from dwfs.errors import Busy, IntegrityError, NotFound, UsageError
 
 Progress = Callable[[int, int], None]
 RESILVER_BATCH = 64
@@ -229,7 +228,7 @@ class Pool:
         keys.wipe(self._master)
 
 
-def _unlock(path: Path, credential: keys.Credential, holder: str) -> Pool:
+def _unlock(path: Path, credential: keys.Credential) -> Pool:
     slots = read_slots(path)
     newest = slots[0].superblock
     master, slot_id = keys.unlock(newest.pool, newest.config.get("keyslots", []), credential)
@@ -237,7 +236,10 @@ def _unlock(path: Path, credential: keys.Credential, holder: str) -> Pool:
         derived = keys.derive_keys(master)
         array = open_array(path, derived.superblock, derived.shard)
         try:
-            array.take_locks(holder)
+            array.take_locks()
+        except Busy as exc:
+            array.close()
+            raise _held_by(array.pool, exc) from None
         except BaseException:
             array.close()
             raise
@@ -255,6 +257,18 @@ def _unlock(path: Path, credential: keys.Credential, holder: str) -> Pool:
     return Pool(array, master, slot_id)
 
 
+def _held_by(pool: str, busy: Busy) -> Busy:
+    """Name the mount that holds the pool, where the holder is one."""
+    info = LocalState(pool).mount_info()
+    if busy.pid is None or info is None or info.get("pid") != busy.pid:
+        return busy
+    return Busy(
+        f"the pool is in use by the mount at {info.get('mountpoint')!s} (pid {busy.pid}): "
+        "unmount it first",
+        busy.pid,
+    )
+
+
 def _recover(pool: Pool) -> None:
     for addr, cid in pool.array.recover():
         pool.store.index.add(cid, addr)
@@ -264,12 +278,8 @@ def _recover(pool: Pool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(
-    path: Path, credential: keys.Credential, holder: str = ""
-) -> AsyncIterator[Pool]:
+async def open_pool(path: Path, credential: keys.Credential) -> AsyncIterator[Pool]:
     """Unlock and open the pool that the device at path belongs to, for this process alone.
-
-    holder says who holds the pool (shown to anyone else who tries to open it).
 
     Raises:
         DeviceError: path is not a device of a pool.
@@ -277,8 +287,7 @@ async def open_pool(
         Busy: another process has the pool open (a mount, say).
         IntegrityError: the superblock is tampered with, or the pool rolled back.
     """
-    holder = holder or f"dwfsctl (pid {os.getpid()})"
-    pool = await trio.to_thread.run_sync(_unlock, path, credential, holder)
+    pool = await trio.to_thread.run_sync(_unlock, path, credential)
     try:
         await trio.to_thread.run_sync(_recover, pool)
         yield pool

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from dwfs.chunks import state_root
+from dwfs.chunks import private_dir, read_private, state_root, write_private
 from dwfs.errors import Busy, DwfsError, ExitCode, NotFound
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def find(mountpoint: Path) -> dict[str, Any]:
     """
     target = str(mountpoint.resolve())
     for path in sorted(state_root().glob("*/mount.json")):
-        with contextlib.suppress(OSError, ValueError):
-            info: dict[str, Any] = json.loads(path.read_text())
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            info: dict[str, Any] = json.loads(read_private(path) or b"null")
             if info["mountpoint"] == target and alive(int(info["pid"])):
                 return info
     raise NotFound(f"no dwfs filesystem is mounted at {mountpoint} (see `mount -t fuse.dwfs`)")
@@ -58,16 +58,14 @@ def find(mountpoint: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def registered(pool: str, mountpoint: Path, sock: Path) -> Iterator[None]:
     path = registry(pool)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     info = {
         "pool": pool,
         "mountpoint": str(mountpoint.resolve()),
         "pid": os.getpid(),
         "socket": str(sock),
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(path)
+    write_private(path, json.dumps(info).encode())
     try:
         yield
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from dwfs.chunks import KEYFILE, state_root
+from dwfs.chunks import KEYFILE, append_private, private_dir, state_root
 from dwfs.cli import _mounts, _secrets
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
 from dwfs.fuse import ALLOWED_OPTIONS, serve
@@ -94,7 +94,8 @@ def _report(fd: int | None, message: str) -> None:
 
 
 def _log_to(path: Path, foreground: bool) -> None:
-    handlers: list[logging.Handler] = [logging.FileHandler(path)]
+    stream = open(append_private(path), "a", encoding="utf-8")  # noqa: SIM115 (logging owns it)
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
     if foreground:
         handlers.append(logging.StreamHandler())
     logging.basicConfig(
@@ -122,12 +123,10 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
 async def _serve(args: argparse.Namespace, options: set[str]) -> None:
     mountpoint = args.mountpoint.resolve()
     credential = _secrets.credential(args)
-    holder = f"the mount at {mountpoint} (pid {os.getpid()})"
     try:
-        async with open_volume(args.device, credential, holder) as volume:
+        async with open_volume(args.device, credential) as volume:
             credential.wipe()
-            pool_dir = state_root() / volume.pool.id
-            pool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            pool_dir = private_dir(state_root() / volume.pool.id)
             _log_to(pool_dir / "mount.log", args.ready_fd is None)
             log.info("pool %s mounted at %s", volume.pool.id, mountpoint)
             sock = pool_dir / "control.sock"
@@ -164,9 +163,8 @@ def _spawn(args: argparse.Namespace) -> int:
     if args.options:
         command += ["-o", args.options]
     command += [str(args.device.resolve()), str(args.mountpoint.resolve())]
-    state_root().mkdir(parents=True, exist_ok=True, mode=0o700)
-    daemon_log = state_root() / "mount-daemon.log"
-    with daemon_log.open("ab") as errors:
+    daemon_log = private_dir(state_root()) / "mount-daemon.log"
+    with open(append_private(daemon_log), "ab") as errors:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

@@ -580,7 +580,7 @@ class DeviceArray:
         size = int(min(per_device, default=0) * self.layout.n * ratio)
         return {"size": size, "used": int(used * ratio)}
 
-    def take_locks(self, holder: str) -> None:
+    def take_locks(self) -> None:
         """Hold every online device for this process.
 
         Raises:
@@ -590,7 +590,7 @@ class DeviceArray:
         try:
             for member in self._online():
                 assert member.device is not None
-                member.device.take_lock(holder)
+                member.device.take_lock()
                 taken.append(member.device)
         except Busy:
             for device in taken:

@@ -8,9 +8,11 @@ superblock) is written, and the superblock slot is fsync'd after each write.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,16 @@ SEGMENTS = "segments"
 JOURNAL = "journal"
 LOCK = "lock"
 
+SUPERBLOCK_BYTES = _superblock.RING * _superblock.SLOT_SIZE
+SYNC_MARK_BYTES = 64
+"""More than a sync mark ever holds (40 bytes): reads stop there."""
+MAX_JOURNAL_BYTES = 1 << 30
+"""The most of one journal epoch read back (a checkpoint is due after 64 MiB)."""
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KNOWN_FILES = (SUPERBLOCK, SYNC_MARK, LOCK)
+
 
 def _io_error(path: Path, exc: OSError) -> DwfsError:
     if exc.errno == errno.ENOSPC:
@@ -32,8 +44,60 @@ def _io_error(path: Path, exc: OSError) -> DwfsError:
     return DeviceError(f"device {path}: {exc.strerror or exc}")
 
 
+def _unsafe(path: Path, name: str, what: str) -> DeviceError:
+    return DeviceError(
+        f"device {path}: {name} {what}; dwfs follows no links and uses only files it "
+        "made in a device: remove it, or restore the device from a copy"
+    )
+
+
+def _check_owned(path: Path, name: str, st: os.stat_result, kind: int) -> None:
+    """Refuse what is not of `kind` (S_IFREG or S_IFDIR), not owned by this user,
+    or (a directory) writable by others."""
+    if stat.S_IFMT(st.st_mode) != kind:
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else _kind_name(st.st_mode)
+        expected = "a regular file" if kind == stat.S_IFREG else "a directory"
+        raise _unsafe(path, name, f"is {what}, not {expected}")
+    if st.st_uid != os.geteuid():
+        raise DeviceError(
+            f"device {path}: {name} is owned by uid {st.st_uid}, not by this user "
+            f"(uid {os.geteuid()}): use the pool as the user who made it, or chown the "
+            "device if you trust it"
+        )
+    if kind == stat.S_IFDIR and st.st_mode & 0o022:
+        raise DeviceError(
+            f"device {path}: {name} is writable by other users: `chmod go-w` it "
+            "(dwfs makes device directories 0700)"
+        )
+
+
+def _kind_name(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 class DirDevice:
-    """A device that is a directory on a local filesystem."""
+    """A device that is a directory on a local filesystem.
+
+    Everything in a device directory is hostile until authenticated, the
+    directory entries themselves included: every file is opened relative to a
+    descriptor of the directory, without following links, and used only when it
+    is a regular file owned by this user; directories must be ours and writable
+    by nobody else. Opening checks every entry dwfs would use, so a device
+    holding a link, a FIFO or someone else's file is refused with one line.
+
+    Raises (from the constructor):
+        DeviceError: the directory is missing, a link, not ours, writable by
+            others, or holds an entry dwfs would not have made.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -41,34 +105,112 @@ class DirDevice:
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._dir = _open_dir(path, path, None)
+        self._subdirs: dict[str, int] = {}
+        try:
+            self._audit()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def initialise(cls, path: Path) -> DirDevice:
-        """Make `path` a fresh device directory (it must be empty or not exist)."""
+        """Make `path` a fresh device directory, mode 0700 (it must be empty or not exist)."""
         try:
-            path.mkdir(exist_ok=True)
-            (path / SEGMENTS).mkdir(exist_ok=True)
-            _fsync_dir(path)
+            path.mkdir(mode=0o700, exist_ok=True)
+            fd = _open_dir(path, path, None, check=False)
+            try:
+                if os.fstat(fd).st_uid != os.geteuid():
+                    raise _unsafe(path, ".", "is owned by another user")
+                os.fchmod(fd, 0o700)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(SEGMENTS, 0o700, dir_fd=fd)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _io_error(path, exc) from None
         return cls(path)
 
-    def _segment_path(self, segment: int) -> Path:
-        return self.path / SEGMENTS / f"{segment:08d}.seg"
+    def _audit(self) -> None:
+        """Refuse the device if any entry dwfs would use is not what dwfs made."""
+        for name in _KNOWN_FILES:
+            self._check_entry(self._dir, name, name, stat.S_IFREG)
+        for sub, suffix in ((SEGMENTS, ".seg"), (JOURNAL, ".jnl")):
+            fd = self._subdir(sub, create=False)
+            if fd is None:
+                continue
+            for number in _numbered(fd, suffix):
+                name = f"{number:08d}{suffix}"
+                self._check_entry(fd, name, f"{sub}/{name}", stat.S_IFREG)
+
+    def _check_entry(self, dir_fd: int, name: str, label: str, kind: int) -> None:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
+        _check_owned(self.path, label, st, kind)
+
+    def _subdir(self, name: str, create: bool) -> int | None:
+        """A descriptor of segments/ or journal/, made (0700) if asked; None if absent."""
+        with self._lock:
+            fd = self._subdirs.get(name)
+            if fd is not None:
+                return fd
+            try:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, 0o700, dir_fd=self._dir)
+                        os.fsync(self._dir)
+                fd = _open_dir(self.path, name, self._dir)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise _io_error(self.path, exc) from None
+            self._subdirs[name] = fd
+            return fd
+
+    def _open(self, dir_fd: int, name: str, label: str, flags: int) -> int:
+        """A descriptor of a regular file of ours, never through a link.
+
+        Raises:
+            FileNotFoundError: it does not exist (and flags do not create it).
+            DeviceError: it is a link, a FIFO, a directory or another user's.
+        """
+        try:
+            fd = os.open(name, flags | _FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
+                self._check_entry(dir_fd, name, label, stat.S_IFREG)
+                raise _unsafe(self.path, label, "is not a regular file") from None
+            raise _io_error(self.path, exc) from None
+        try:
+            _check_owned(self.path, label, os.fstat(fd), stat.S_IFREG)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _fd(self, segment: int, create: bool) -> int | None:
+        directory = self._subdir(SEGMENTS, create)
+        if directory is None:
+            return None
         with self._lock:
             fd = self._fds.get(segment)
             if fd is not None:
                 return fd
-            path = self._segment_path(segment)
-            flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+            name = _segment_name(segment)
+            flags = os.O_RDWR | (os.O_CREAT if create else 0)
             try:
-                fd = os.open(path, flags, 0o600)
+                fd = self._open(directory, name, f"{SEGMENTS}/{name}", flags)
             except FileNotFoundError:
                 return None
             if create:
-                _fsync_dir(path.parent)
+                os.fsync(directory)
             self._fds[segment] = fd
             return fd
 
@@ -120,90 +262,108 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
 
     def segments(self) -> list[int]:
-        return _numbered(self.path / SEGMENTS, ".seg")
+        directory = self._subdir(SEGMENTS, create=False)
+        return [] if directory is None else _numbered(directory, ".seg")
+
+    def _segment_stat(self, segment: int) -> os.stat_result | None:
+        directory = self._subdir(SEGMENTS, create=False)
+        if directory is None:
+            return None
+        try:
+            st = os.stat(_segment_name(segment), dir_fd=directory, follow_symlinks=False)
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) else None
 
     def segment_size(self, segment: int) -> int:
-        try:
-            return self._segment_path(segment).stat().st_size
-        except OSError:
-            return 0
+        st = self._segment_stat(segment)
+        return 0 if st is None else st.st_size
 
     def allocated_bytes(self) -> int:
         """Bytes the segments occupy on disk (holes excluded)."""
-        total = 0
-        for segment in self.segments():
-            try:
-                total += self._segment_path(segment).stat().st_blocks * 512
-            except OSError:
-                continue
-        return total
+        sizes = (self._segment_stat(s) for s in self.segments())
+        return sum(st.st_blocks * 512 for st in sizes if st is not None)
 
     def filesystem(self) -> tuple[int, int, int]:
         """(filesystem id, total bytes, free bytes) of the filesystem holding the device."""
-        st = os.statvfs(self.path)
-        return os.stat(self.path).st_dev, st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        st = os.statvfs(self._dir)
+        return os.fstat(self._dir).st_dev, st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
-    def read_superblock_file(self) -> bytes | None:
+    def _read_whole(self, dir_fd: int, name: str, label: str, limit: int) -> bytes | None:
+        """A small file's bytes, at most `limit` of them; None if it does not exist."""
         try:
-            return (self.path / SUPERBLOCK).read_bytes()
+            fd = self._open(dir_fd, name, label, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:
+            return os.pread(fd, limit, 0)
         except OSError as exc:
             raise _io_error(self.path, exc) from None
+        finally:
+            os.close(fd)
+
+    def read_superblock_file(self) -> bytes | None:
+        return self._read_whole(self._dir, SUPERBLOCK, SUPERBLOCK, SUPERBLOCK_BYTES)
 
     def write_superblock_slot(self, slot: int, data: bytes) -> None:
-        self._write_durably(self.path / SUPERBLOCK, data, slot * _superblock.SLOT_SIZE)
+        self._write_durably(self._dir, SUPERBLOCK, data, slot * _superblock.SLOT_SIZE)
 
     def read_sync_mark(self) -> bytes:
         try:
-            return (self.path / SYNC_MARK).read_bytes()
-        except OSError:
+            return self._read_whole(self._dir, SYNC_MARK, SYNC_MARK, SYNC_MARK_BYTES) or b""
+        except DwfsError:
             return b""
 
     def write_sync_mark(self, data: bytes) -> None:
-        self._write_durably(self.path / SYNC_MARK, data, 0)
-
-    def _journal_path(self, epoch: int) -> Path:
-        return self.path / JOURNAL / f"{epoch:08d}.jnl"
+        self._write_durably(self._dir, SYNC_MARK, data, 0)
 
     def append_journal(self, epoch: int, data: bytes) -> None:
         """Append to the epoch's journal file and fsync it."""
-        path = self._journal_path(epoch)
-        try:
-            path.parent.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise _io_error(self.path, exc) from None
-        self._write_durably(path, data, None)
+        directory = self._subdir(JOURNAL, create=True)
+        assert directory is not None
+        self._write_durably(directory, _journal_name(epoch), data, None)
 
-    def _write_durably(self, path: Path, data: bytes, offset: int | None) -> None:
+    def _write_durably(self, dir_fd: int, name: str, data: bytes, offset: int | None) -> None:
         """Write data at offset (None: append), fsync the file, and fsync its
         directory when the write created it."""
+        label = name if dir_fd == self._dir else f"{JOURNAL}/{name}"
         try:
-            new = not path.exists()
-            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if offset is None else 0)
-            fd = os.open(path, flags, 0o600)
             try:
-                done = os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
-                if done != len(data):
+                fd = self._open(dir_fd, name, label, os.O_WRONLY)
+                new = False
+            except FileNotFoundError:
+                fd = self._open(dir_fd, name, label, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                new = True
+            try:
+                if offset is None:
+                    offset = os.fstat(fd).st_size
+                if os.pwrite(fd, data, offset) != len(data):
                     raise OSError(errno.ENOSPC, "short write")
                 os.fsync(fd)
             finally:
                 os.close(fd)
             if new:
-                _fsync_dir(path.parent)
+                os.fsync(dir_fd)
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
     def read_journal(self, epoch: int) -> bytes:
-        try:
-            return self._journal_path(epoch).read_bytes()
-        except FileNotFoundError:
+        directory = self._subdir(JOURNAL, create=False)
+        if directory is None:
             return b""
-        except OSError as exc:
-            raise _io_error(self.path, exc) from None
+        name = _journal_name(epoch)
+        data = self._read_whole(directory, name, f"{JOURNAL}/{name}", MAX_JOURNAL_BYTES + 1)
+        if data is not None and len(data) > MAX_JOURNAL_BYTES:
+            raise DeviceError(
+                f"device {self.path}: journal epoch {epoch} is larger than any dwfs writes "
+                f"({MAX_JOURNAL_BYTES >> 20} MiB): the device was tampered with; "
+                "restore it or replace it"
+            )
+        return data or b""
 
     def journal_epochs(self) -> list[int]:
-        return _numbered(self.path / JOURNAL, ".jnl")
+        directory = self._subdir(JOURNAL, create=False)
+        return [] if directory is None else _numbered(directory, ".jnl")
 
     def remove_segment(self, segment: int) -> None:
         with self._lock:
@@ -211,30 +371,39 @@ class DirDevice:
             self._dirty.discard(segment)
         if fd is not None:
             os.close(fd)
-        self._segment_path(segment).unlink(missing_ok=True)
+        directory = self._subdir(SEGMENTS, create=False)
+        if directory is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_segment_name(segment), dir_fd=directory)
 
     def remove_journal(self, epoch: int) -> None:
-        self._journal_path(epoch).unlink(missing_ok=True)
+        directory = self._subdir(JOURNAL, create=False)
+        if directory is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_journal_name(epoch), dir_fd=directory)
 
-    def take_lock(self, holder: str) -> None:
+    def take_lock(self) -> None:
         """Hold this device for this process (flock; the kernel drops it if we die).
+
+        The lock file stays empty: who holds it is found from the kernel's
+        table of locks, so nothing about the holder is written to the device.
 
         Raises:
             Busy: another process holds it; the message says which.
         """
-        path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = self._open(self._dir, LOCK, LOCK, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            pid, other = _lock_holder(fd)
             os.close(fd)
             raise Busy(
                 f"the pool is in use by {other}: wait for it to finish, or unmount it "
-                "(dwfsctl status takes the mountpoint)"
+                "(dwfsctl status takes the mountpoint)",
+                pid,
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)  # older dwfs wrote the holder's name here
         self._lock_fd = fd
 
     def close(self) -> None:
@@ -242,24 +411,86 @@ class DirDevice:
             os.close(self._lock_fd)
             self._lock_fd = None
         with self._lock:
-            for fd in self._fds.values():
+            for fd in [*self._fds.values(), *self._subdirs.values(), self._dir]:
                 os.close(fd)
             self._fds.clear()
+            self._subdirs.clear()
+            self._dir = -1
 
 
-def _numbered(directory: Path, suffix: str) -> list[int]:
-    """The numbers of the files named NNNNNNNN<suffix> in directory, sorted."""
+def _segment_name(segment: int) -> str:
+    return f"{segment:08d}.seg"
+
+
+def _journal_name(epoch: int) -> str:
+    return f"{epoch:08d}.jnl"
+
+
+def _open_dir(path: Path, name: Path | str, dir_fd: int | None, check: bool = True) -> int:
+    """A descriptor of a device directory (or a subdirectory), never through a link."""
+    label = "the directory" if dir_fd is None else str(name)
     try:
-        names = os.listdir(directory)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if dir_fd is None:
+            raise DeviceError(
+                f"{path} does not exist or is not a directory: name a pool device"
+            ) from None
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            if dir_fd is None:
+                raise DeviceError(
+                    f"{path} is a symbolic link or not a directory: name the device "
+                    "directory itself (dwfs follows no links to or inside a device)"
+                ) from None
+            raise _unsafe(path, label, "is a symbolic link or not a directory") from None
+        raise _io_error(path, exc) from None
+    if check:
+        try:
+            _check_owned(path, label, os.fstat(fd), stat.S_IFDIR)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def _numbered(dir_fd: int, suffix: str) -> list[int]:
+    """The numbers of the entries named NNNNNNNN<suffix> in a directory, sorted."""
+    try:
+        names = os.listdir(dir_fd)
     except OSError:
         return []
     cut = len(suffix)
-    return sorted(int(n[:-cut]) for n in names if n.endswith(suffix) and n[:-cut].isdigit())
+    return sorted(
+        int(n[:-cut])
+        for n in names
+        if n.endswith(suffix) and len(n) == 8 + cut and n[:-cut].isdigit()
+    )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _lock_holder(fd: int) -> tuple[int | None, str]:
+    """Which process holds the flock on fd, from /proc/locks (and its name from /proc)."""
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with open("/proc/locks") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return None, "another process"
+    for line in lines:
+        fields = line.split()
+        if "FLOCK" in fields and key in fields:
+            pid = fields[fields.index(key) - 1]
+            if pid.isdigit():
+                return int(pid), f"process {pid}{_process_name(pid)}"
+    return None, "another process"
+
+
+def _process_name(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            name = comm.read(64).strip()
+    except OSError:
+        return ""
+    return f" ({name})" if name.isprintable() and name else ""

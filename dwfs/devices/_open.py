@@ -23,9 +23,11 @@ def read_slots(path: Path) -> list[Slot]:
     Raises:
         DeviceError: path is not a dwfs device.
     """
-    if not path.is_dir():
-        raise DeviceError(f"{path} does not exist or is not a directory: name a pool device")
-    raw = DirDevice(path).read_superblock_file()
+    device = DirDevice(path)
+    try:
+        raw = device.read_superblock_file()
+    finally:
+        device.close()
     slots = decode_ring(raw) if raw else []
     if not slots:
         raise DeviceError(f"{path} is not a dwfs device: no superblock found")
@@ -42,6 +44,11 @@ def check_new_devices(paths: list[Path]) -> None:
                 f"device {path} is named twice: each device must be a distinct directory"
             )
         seen.add(resolved)
+        if path.is_symlink():
+            raise UsageError(
+                f"{path} is a symbolic link: name the directory itself "
+                "(dwfs follows no links to or inside a device)"
+            )
         if path.exists():
             if not path.is_dir():
                 raise UsageError(f"{path} is not a directory: a device is a directory")
@@ -132,17 +139,25 @@ def _verified(path: Path, sb_key: bytes) -> Superblock | None:
 
 def _member_state(index: int, member: Member, path: Path, pool: str, sb_key: bytes) -> MemberState:
     state = MemberState(index, member.uuid, path, None, MISSING)
-    if not path.is_dir() or not (path / "superblock").exists():
+    if not os.path.lexists(path) or (path.is_dir() and not os.path.lexists(path / "superblock")):
         state.reason = "not found"
         return state
+    try:
+        device = DirDevice(path)
+    except DeviceError as exc:
+        state.state, state.reason = FAULTED, str(exc)
+        return state
     sb = _verified(path, sb_key)
-    if sb is None or sb.pool != pool:
-        state.state, state.reason = FAULTED, "superblock missing, corrupt or of another pool"
+    if sb is None or sb.pool != pool or sb.device != member.uuid:
+        device.close()
+        state.state = FAULTED
+        state.reason = (
+            "a different device of this pool is at this path"
+            if sb is not None and sb.pool == pool
+            else "superblock missing, corrupt or of another pool"
+        )
         return state
-    if sb.device != member.uuid:
-        state.state, state.reason = FAULTED, "a different device of this pool is at this path"
-        return state
-    state.device, state.state = DirDevice(path), ONLINE
+    state.device, state.state = device, ONLINE
     state.generation, state.errors = sb.generation, dict(sb.errors)
     state.resilver = sb.resilver
     return state

@@ -403,11 +403,9 @@ async def _resilver(pool: Pool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_volume(
-    device: Path, credential: Credential, holder: str = ""
-) -> AsyncIterator[Volume]:
+async def open_volume(device: Path, credential: Credential) -> AsyncIterator[Volume]:
     """Unlock the pool, load its metadata and yield the volume, committer running."""
-    async with open_pool(device, credential, holder) as pool:
+    async with open_pool(device, credential) as pool:
         meta = await Metadata.open(pool)
         volume = Volume(pool, meta)
         volume.tree.ensure_root(os.getuid(), os.getgid())

@@ -45,8 +45,8 @@ def fails(code: int, *args: str | Path, match: str = "", **kw: object) -> str:
 
 
 def pool_files(root: Path) -> dict[Path, bytes]:
-    """Every file under root but the device locks, which name the last process that
-    held the pool (like a pid file) and are not pool data."""
+    """Every file under root but the device locks, which any command that opens
+    the pool creates (empty) and which are not pool data."""
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "lock"}
 
 
