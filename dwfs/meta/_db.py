@@ -3,10 +3,16 @@
 The database lives only in memory: on disk there is nothing but the sealed
 journal records and checkpoints in the pool, so the tree's names, sizes and
 shape never touch a disk in the clear, and losing this machine's state loses
-nothing. Each write statement runs at once and is also recorded with its
-parameters in the open txg; committing a txg appends the statements to the
-journal, and replaying them in order rebuilds the same database (statement-based
-replication: every value, time included, is a parameter, never computed by SQL).
+nothing. Each write is one of the fixed operations of `_ops`: it runs at once
+and is also recorded (its name and values) in the open txg; committing a txg
+appends the operations to the journal, and replaying them in order rebuilds the
+same database (every value, time included, is a parameter, never computed by SQL).
+
+The database is guarded against what an authentic but hostile record or image
+could carry: an SQLite authorizer allows only reads and row changes on our own
+tables (no ATTACH, PRAGMA, schema changes or VACUUM), `trusted_schema` is off,
+and a loaded image must have exactly our schema (no triggers, views or extra
+tables).
 
 The connection belongs to the trio thread: statements on an in-memory database
 take microseconds, far less than a hop to a worker thread.
@@ -15,28 +21,89 @@ take microseconds, far less than a hop to a worker thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from dwfs.errors import IntegrityError
+from dwfs.meta._ops import INODE_SET, inode_set_sql, statement
 from dwfs.meta._schema import MIGRATIONS, SCHEMA
 
 Param = int | str | bytes | float | None
 Statement = tuple[str, tuple[Param, ...]]
+"""One journaled write: an operation's name (see _ops) and its values."""
+
+TABLES = frozenset({"inodes", "dirents", "extents", "inline_data", "xattrs", "chunks", "counters"})
+_ROW_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_READ_ACTIONS = {sqlite3.SQLITE_READ}
+_PLAIN_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION}
+
+
+def _authorize(
+    action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+) -> int:
+    """SQLite's authorizer: reads and row changes of our tables in main, nothing else."""
+    if trigger is not None or db not in (None, "main"):
+        return sqlite3.SQLITE_DENY
+    if action in _PLAIN_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action in _ROW_ACTIONS | _READ_ACTIONS and arg1 in TABLES:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+@functools.cache
+def _our_schema() -> frozenset[tuple[str, str, str, str | None]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        return _schema_of(conn)
+    finally:
+        conn.close()
+
+
+def _schema_of(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return frozenset((str(t), str(n), str(b), None if q is None else str(q)) for t, n, b, q in rows)
 
 
 class MetaDB:
     def __init__(self, image: bytes | None = None, txg: int = 0) -> None:
         self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        if image is None:
-            self.conn.executescript(SCHEMA)
-        else:
-            self.conn.deserialize(image)
-            self.conn.executescript(MIGRATIONS)
+        self.conn.execute("PRAGMA trusted_schema = OFF")
+        try:
+            if image is None:
+                self.conn.executescript(SCHEMA)
+            else:
+                self._load(image)
+        except BaseException:
+            self.conn.close()
+            raise
+        self.conn.set_authorizer(_authorize)
         self.txg = txg
         self._pending: list[Statement] = []
         self._depth = 0
         self._rollback_hooks: list[Callable[[], None]] = []
+
+    def _load(self, image: bytes) -> None:
+        """Take a checkpoint's image, refusing one whose schema is not ours."""
+        if len(image) < 512 or not image.startswith(b"SQLite format 3\0"):
+            raise IntegrityError("the metadata checkpoint is not an SQLite database")
+        try:
+            self.conn.deserialize(image)
+            self.conn.executescript(MIGRATIONS)
+            schema = _schema_of(self.conn)
+            self.conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            raise IntegrityError(
+                f"the metadata checkpoint is not a database dwfs made: {exc}"
+            ) from None
+        if schema != _our_schema():
+            raise IntegrityError(
+                "the metadata checkpoint holds tables, indexes or triggers dwfs does not make: "
+                "it is not from this dwfs; report it"
+            )
 
     @property
     def open_txg(self) -> int:
@@ -50,16 +117,23 @@ class MetaDB:
         row: tuple[Any, ...] | None = self.conn.execute(sql, tuple(params)).fetchone()
         return row
 
-    def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
-        """Run a write statement, record it in the open txg; the rows it changed."""
-        cursor = self.conn.execute(sql, tuple(params))
-        self._pending.append((sql, tuple(params)))
+    def execute(self, op: str, params: Sequence[Param] = ()) -> int:
+        """Run write operation `op` (a name in _ops.OPS), record it in the open txg;
+        the rows it changed."""
+        values = tuple(params)
+        sql, args = statement(op, values)
+        cursor = self.conn.execute(sql, args)
+        self._pending.append((op, values))
         return cursor.rowcount
 
+    def set_inode(self, ino: int, fields: Mapping[str, Param]) -> None:
+        """Assign columns of one live inode row (names from _ops.INODE_FIELDS)."""
+        self.conn.execute(inode_set_sql(tuple(fields)), (*fields.values(), ino))
+        self._pending.append((INODE_SET, (ino, *[x for kv in fields.items() for x in kv])))
+
     def next_counter(self, name: str) -> int:
-        sql = "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value - 1"
-        ((value,),) = self.conn.execute(sql, (name,)).fetchall()
-        self._pending.append((sql, (name,)))
+        ((value,),) = self.conn.execute(*statement("counter.next", (name,))).fetchall()
+        self._pending.append(("counter.next", (name,)))
         return int(value)
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
@@ -106,16 +180,28 @@ class MetaDB:
         return txg, statements
 
     def apply(self, txg: int, statements: list[Statement]) -> None:
-        """Replay one journaled txg."""
-        with self.transaction():
-            for sql, params in statements:
-                self.conn.execute(sql, params).fetchall()
+        """Replay one journaled txg: only operations of _ops, all or none.
+
+        Raises:
+            IntegrityError: an operation is unknown, malformed or fails.
+        """
+        try:
+            with self.transaction():
+                for op, values in statements:
+                    self.conn.execute(*statement(op, values)).fetchall()
+        except sqlite3.Error as exc:
+            raise IntegrityError(f"journal txg {txg} does not apply: {exc}") from None
         self._pending.clear()
         self.txg = txg
 
     def image(self) -> bytes:
-        """The whole database as one byte string (SQLite's serialize)."""
-        return self.conn.serialize()
+        """The whole database as one byte string (SQLite's serialize, which reads the
+        schema with statements of its own that the authorizer would refuse)."""
+        self.conn.set_authorizer(None)
+        try:
+            return self.conn.serialize()
+        finally:
+            self.conn.set_authorizer(_authorize)
 
     def close(self) -> None:
         self.conn.close()

@@ -153,8 +153,7 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
                 continue  # freed meanwhile: the copy is garbage, the dead row goes below
             new = move.new
             meta.db.execute(
-                "UPDATE chunks SET seq = ?, segment = ?, offset = ?, shard_len = ?, "
-                "sealed_len = ? WHERE id = ?",
+                "chunk.move",
                 (new.seq, new.segment, new.offset, new.shard_len, new.sealed_len, move.chunk_id),
             )
             moved.append(move)
@@ -164,7 +163,8 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
                 f"SELECT id FROM chunks WHERE refs <= 0 AND segment IN ({marks})", segments
             )
         ]
-        meta.db.execute(f"DELETE FROM chunks WHERE refs <= 0 AND segment IN ({marks})", segments)
+        for segment in segments:
+            meta.db.execute("chunk.drop_dead", (segment,))
     for move in moved:
         pool.store.index.assign(move.chunk_id, move.new)
     pool.store.index.discard(dead, set(segments))

@@ -38,7 +38,7 @@ async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
         return 0
     with meta.db.transaction():
         for segment in dead:
-            meta.db.execute("DELETE FROM chunks WHERE segment = ? AND refs <= 0", (segment,))
+            meta.db.execute("chunk.drop_dead", (segment,))
     pool.store.index.discard_segments(set(dead))
     await meta.commit()
     await pool.store.wait_for_loads()

@@ -187,13 +187,9 @@ class FileData:
 
     def _set_inline(self, ino: int, data: bytes | None) -> None:
         if not data:
-            self.db.execute("DELETE FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
+            self.db.execute("inline.delete", (ino,))
             return
-        self.db.execute(
-            "INSERT INTO inline_data (ino, data, birth) VALUES (?,?,?) "
-            "ON CONFLICT (ino) WHERE death IS NULL DO UPDATE SET data = excluded.data",
-            (ino, data, self.db.open_txg),
-        )
+        self.db.execute("inline.set", (ino, data, self.db.open_txg))
 
     def _copy_inline(self, ino: int, buf: bytearray, offset: int) -> None:
         data = self.inline(ino)
@@ -312,32 +308,26 @@ class FileData:
                 self._add_extent(ino, Extent(pos, ref.length, ref.chunk_id, 0))
                 a = ref.addr
                 self.db.execute(
-                    "INSERT INTO chunks (id, seq, segment, offset, shard_len, sealed_len, refs) "
-                    "VALUES (?,?,?,?,?,?,0) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, "
-                    "segment = excluded.segment, offset = excluded.offset, "
-                    "shard_len = excluded.shard_len, sealed_len = excluded.sealed_len",
+                    "chunk.upsert",
                     (ref.chunk_id, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len),
                 )
-                self.db.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (ref.chunk_id,))
+                self.db.execute("chunk.ref", (ref.chunk_id,))
                 pos += ref.length
 
     def _add_extent(self, ino: int, e: Extent) -> None:
         self.db.execute(
-            "INSERT INTO extents (ino, off, len, chunk, chunk_off, birth) VALUES (?,?,?,?,?,?)",
-            (ino, e.off, e.len, e.chunk, e.chunk_off, self.db.open_txg),
+            "extent.insert", (ino, e.off, e.len, e.chunk, e.chunk_off, self.db.open_txg)
         )
 
     def _replace(self, ino: int, start: int, end: int) -> None:
         """Remove [start, end) from the file's extents, keeping the parts outside it."""
         removed, kept = cut_out(self.extents(ino, start, end), start, end)
         for e in removed:
-            self.db.execute(
-                "DELETE FROM extents WHERE ino = ? AND off = ? AND death IS NULL", (ino, e.off)
-            )
-            self.db.execute("UPDATE chunks SET refs = refs - 1 WHERE id = ?", (e.chunk,))
+            self.db.execute("extent.delete", (ino, e.off))
+            self.db.execute("chunk.unref", (e.chunk,))
         for e in kept:
             self._add_extent(ino, e)
-            self.db.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (e.chunk,))
+            self.db.execute("chunk.ref", (e.chunk,))
 
     async def truncate(self, ino: int, state: FileState, size: int) -> None:
         async with _holding(state.lock):

@@ -72,13 +72,6 @@ class Tree:
             self._rows[ino] = row
         return Attr.from_row(row)
 
-    def _update_inode(self, ino: int, assignments: str, params: tuple[Any, ...]) -> None:
-        """UPDATE one inode row (`assignments` is the SET clause)."""
-        self._rows.pop(ino, None)
-        self.db.execute(
-            f"UPDATE inodes SET {assignments} WHERE ino = ? AND death IS NULL", (*params, ino)
-        )
-
     def directory(self, ino: int) -> Attr:
         attr = self.attr(ino)
         if not attr.is_dir:
@@ -134,7 +127,7 @@ class Tree:
         if self.db.one("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)) is None:
             now = now_ns()
             self.db.execute(
-                f"INSERT INTO inodes ({INODE_COLUMNS}, birth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "inode.insert",
                 (
                     ROOT_INO,
                     stat.S_IFDIR | 0o755,
@@ -154,21 +147,21 @@ class Tree:
     def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
         """Assign columns of one inode row; a cached row takes the same values, so
         the getattr that follows (a setattr's reply, say) reads no row again."""
-        row = self._rows.get(ino)
-        self._update_inode(ino, ", ".join(f"{k} = ?" for k in fields), tuple(fields.values()))
+        row = self._rows.pop(ino, None)
+        self.db.set_inode(ino, fields)
         self._write_through(ino, row, fields)
 
     def _add_links(self, ino: int, delta: int) -> None:
-        row = self._rows.get(ino)
+        row = self._rows.pop(ino, None)
         now = now_ns()
-        self._update_inode(ino, "nlink = nlink + ?, ctime = ?", (delta, now))
+        self.db.execute("inode.add_links", (delta, now, ino))
         if row is not None:
             self._write_through(ino, row, {"nlink": row[_COLUMN["nlink"]] + delta, "ctime": now})
 
     def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
-        row = self._rows.get(ino)
+        row = self._rows.pop(ino, None)
         now = now_ns()
-        self._update_inode(ino, "mtime = ?, ctime = ?, nlink = nlink + ?", (now, now, nlink_delta))
+        self.db.execute("inode.touch_dir", (now, now, nlink_delta, ino))
         if row is not None:
             nlink = row[_COLUMN["nlink"]] + nlink_delta
             self._write_through(ino, row, {"mtime": now, "ctime": now, "nlink": nlink})
@@ -176,7 +169,7 @@ class Tree:
     def _write_through(
         self, ino: int, row: tuple[Any, ...] | None, fields: dict[str, int | bytes | None]
     ) -> None:
-        """Put back a row that _update_inode dropped, with the values just written."""
+        """Put back a row dropped from the cache, with the values just written."""
         if row is not None:
             updated = list(row)
             for name, value in fields.items():
@@ -185,15 +178,10 @@ class Tree:
 
     def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
         cookie = self.db.next_counter("next_cookie")
-        self.db.execute(
-            "INSERT INTO dirents (parent, name, cookie, ino, birth) VALUES (?,?,?,?,?)",
-            (parent, name, cookie, ino, self.db.open_txg),
-        )
+        self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
 
     def _remove_entry(self, parent: int, name: bytes) -> None:
-        self.db.execute(
-            "DELETE FROM dirents WHERE parent = ? AND name = ? AND death IS NULL", (parent, name)
-        )
+        self.db.execute("dirent.delete", (parent, name))
 
     def create(
         self,
@@ -230,19 +218,13 @@ class Tree:
             now = now_ns()
             size = len(target) if target is not None else 0
             row = (ino, mode, uid, gid, 2 if is_dir else 1, size, now, now, now, rdev, target)
-            self.db.execute(
-                f"INSERT INTO inodes ({INODE_COLUMNS}, birth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*row, self.db.open_txg),
-            )
+            self.db.execute("inode.insert", (*row, self.db.open_txg))
             self._rows[ino] = row
             self._add_entry(parent, name, ino)
             self._touch_dir(parent, 1 if is_dir else 0)
             for key, value in acls.items():
                 if value is not None:
-                    self.db.execute(
-                        "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
-                        (ino, key, value, self.db.open_txg),
-                    )
+                    self.db.execute("xattr.insert", (ino, key, value, self.db.open_txg))
             return self.attr(ino)
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
@@ -343,10 +325,7 @@ class Tree:
         if a2.is_dir and self._is_ancestor(i2, p1):
             raise InvalidArgument("cannot move a directory into itself")
         for parent, name, ino in ((p1, n1, i2), (p2, n2, i1)):
-            self.db.execute(
-                "UPDATE dirents SET ino = ? WHERE parent = ? AND name = ? AND death IS NULL",
-                (ino, parent, name),
-            )
+            self.db.execute("dirent.repoint", (ino, parent, name))
         if p1 != p2 and a1.is_dir != a2.is_dir:
             moved_to_p2 = 1 if a1.is_dir else -1
             self._touch_dir(p1, -moved_to_p2)
@@ -394,9 +373,7 @@ class Tree:
                 raise Exists("attribute exists")
             if flags & XATTR_REPLACE and not exists:
                 raise NoAttribute("no such attribute")
-            self.db.execute(
-                "DELETE FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
-            )
+            self.db.execute("xattr.delete", (ino, name))
             keep = True
             if name in (_acl.ACCESS, _acl.DEFAULT):
                 try:
@@ -409,10 +386,7 @@ class Tree:
                     self.set_fields(ino, mode=(attr.mode & ~0o777) | bits)
                     keep = not equivalent
             if keep:
-                self.db.execute(
-                    "INSERT INTO xattrs (ino, name, value, birth) VALUES (?,?,?,?)",
-                    (ino, name, value, self.db.open_txg),
-                )
+                self.db.execute("xattr.insert", (ino, name, value, self.db.open_txg))
             self.set_fields(ino, ctime=now_ns())
 
     def chmod(self, ino: int, mode: int) -> None:
@@ -421,17 +395,12 @@ class Tree:
         self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode))
         access = self._xattr(ino, _acl.ACCESS)
         if access is not None:
-            self.db.execute(
-                "UPDATE xattrs SET value = ? WHERE ino = ? AND name = ? AND death IS NULL",
-                (_acl.chmod(access, mode), ino, _acl.ACCESS),
-            )
+            self.db.execute("xattr.update", (_acl.chmod(access, mode), ino, _acl.ACCESS))
 
     def removexattr(self, ino: int, name: bytes) -> None:
         with self.db.transaction():
             self.attr(ino)
-            if not self.db.execute(
-                "DELETE FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
-            ):
+            if not self.db.execute("xattr.delete", (ino, name)):
                 raise NoAttribute("no such attribute")
             self.set_fields(ino, ctime=now_ns())
 
@@ -441,11 +410,14 @@ class Tree:
         """Delete an inode that no entry, handle or kernel reference names any more."""
         with self.db.transaction():
             for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
-                self.db.execute("UPDATE chunks SET refs = refs - 1 WHERE id = ?", (chunk,))
-            self.db.execute("DELETE FROM extents WHERE ino = ?", (ino,))
-            self.db.execute("DELETE FROM inline_data WHERE ino = ?", (ino,))
-            self.db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
-            self.db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+                self.db.execute("chunk.unref", (chunk,))
+            for op in (
+                "extent.delete_all",
+                "inline.delete_all",
+                "xattr.delete_all",
+                "inode.delete",
+            ):
+                self.db.execute(op, (ino,))
             self._rows.pop(ino, None)
 
     def orphans(self) -> list[int]:
