@@ -22,6 +22,8 @@ from dwfs.chunks._store import BlockStore as BlockStore
 from dwfs.chunks._store import ChunkRef as ChunkRef
 from dwfs.chunks._store import Moved as Moved
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
+from dwfs.chunks.crypto import PADDINGS as PADDINGS
+from dwfs.chunks.keys import KDF_PRESETS as KDF_PRESETS
 from dwfs.chunks.keys import KEYFILE as KEYFILE
 from dwfs.chunks.keys import PASSPHRASE as PASSPHRASE
 from dwfs.chunks.keys import RECOVERY as RECOVERY
@@ -46,6 +48,8 @@ __all__ = [
     "new_recovery_key",
     "open_pool",
     "state_root",
+    "KDF_PRESETS",
+    "PADDINGS",
     "ChainHead",
     "append_private",
     "LocalState",

@@ -19,7 +19,7 @@ import trio
 from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
-from dwfs.chunks._localstate import LocalState
+from dwfs.chunks._localstate import ChainHead, LocalState
 from dwfs.chunks._store import BlockStore
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
@@ -50,6 +50,7 @@ class PoolOptions:
     layout: str | None = None
     cipher: str = "aes-256-gcm"
     compression: str = "zstd"
+    padding: str = "none"
     chunker: ChunkerParams = dataclasses.field(default_factory=ChunkerParams)
     segment_size: int = DEFAULT_SEGMENT_SIZE
     kdf: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(keys.DEFAULT_KDF))
@@ -63,6 +64,7 @@ def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOpt
     layout = parse_layout(options.layout or default_layout_name(len(paths)), len(paths))
     crypto.cipher_id(options.cipher)
     _compress.algorithm_id(options.compression)
+    crypto.padding_flags(options.padding)
     check_new_devices(paths)
     pool = new_pool_id()
     master = keys.new_master_key()
@@ -71,6 +73,7 @@ def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOpt
         config = {
             "cipher": options.cipher,
             "compression": options.compression,
+            "padding": options.padding,
             "chunker": options.chunker.to_json(),
             "kdf": options.kdf,
             "keyslots": [slot],
@@ -79,7 +82,10 @@ def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOpt
         create_devices(paths, layout, config, derived.superblock, pool, options.segment_size)
     finally:
         keys.wipe(master)
-    LocalState(pool).record_generation(1)
+    local = LocalState(pool)
+    local.record_generation(1)
+    local.record_chain_head(derived.local_state, ChainHead(0, b"", b""))
+    local.close()
     return pool
 
 
@@ -91,7 +97,7 @@ class Pool:
         self.id = array.pool
         self.unlocked_with = slot
         self._master = master
-        self._local = LocalState(self.id)
+        self.local = LocalState(self.id)
         self.keys = keys.derive_keys(master)
         config = array.config
         self.store = BlockStore(
@@ -101,6 +107,7 @@ class Pool:
             _compress.algorithm_id(config["compression"]),
             Chunker(ChunkerParams(**config["chunker"]), self.keys.chunker),
             ChunkIndex(),
+            seal_flags=crypto.padding_flags(config.get("padding", "none")),
         )
 
     # -- keyslots -------------------------------------------------------------
@@ -112,16 +119,24 @@ class Pool:
             for s in self.array.config["keyslots"]
         ]
 
-    def update_config(self, everywhere: bool = False, **changes: Any) -> None:
-        """Write a new superblock generation with these config entries changed."""
-        self.array.write_superblocks(dict(self.array.config, **changes), everywhere=everywhere)
-        self._local.record_generation(self.array.generation)
+    def update_config(
+        self, everywhere: bool = False, epoch_id: str | None = None, **changes: Any
+    ) -> None:
+        """Write a new superblock generation with these config entries changed
+        (and epoch_id, a new journal epoch, added to the lineage)."""
+        config = dict(self.array.config, **changes)
+        self.array.write_superblocks(config, everywhere=everywhere, epoch_id=epoch_id)
+        self.local.record_generation(self.array.generation)
 
     def _write_keyslots(self, slots: list[dict[str, Any]], everywhere: bool) -> None:
         self.update_config(everywhere=everywhere, keyslots=slots)
 
     def add_keyslot(self, kind: str, secret: bytes | bytearray) -> int:
         slots = list(self.array.config["keyslots"])
+        if len(slots) >= keys.MAX_KEYSLOTS:
+            raise UsageError(
+                f"pool {self.id} has {len(slots)} keyslots, the most it can: remove one first"
+            )
         slot_id = max((int(s["id"]) for s in slots), default=-1) + 1
         slots.append(
             keys.make_keyslot(
@@ -167,14 +182,14 @@ class Pool:
         await self.store.sync()
         args = (self.array,) if progress is None else (self.array, progress)
         report = await trio.to_thread.run_sync(scrub_devices, *args)
-        self._local.record_generation(self.array.generation)
+        self.local.record_generation(self.array.generation)
         return report
 
     async def replace(self, old: str, new: Path, progress: Progress | None = None) -> None:
         await self.store.sync()
         args: tuple[Any, ...] = (self.array, old, new) + (() if progress is None else (progress,))
         await trio.to_thread.run_sync(replace_device, *args)
-        self._local.record_generation(self.array.generation)
+        self.local.record_generation(self.array.generation)
 
     @property
     def needs_resilver(self) -> bool:
@@ -194,7 +209,7 @@ class Pool:
             rewritten += await trio.to_thread.run_sync(resilver_batch, self.array, batch)
         await self.store.sync()
         await trio.to_thread.run_sync(finish_resilver, self.array)
-        self._local.record_generation(self.array.generation)
+        self.local.record_generation(self.array.generation)
         return rewritten
 
     def status(self) -> dict[str, Any]:
@@ -221,10 +236,12 @@ class Pool:
             "chunks": len(self.store.index),
             "cipher": self.array.config["cipher"],
             "compression": self.array.config["compression"],
+            "padding": self.array.config.get("padding", "none"),
         }
 
     def close(self) -> None:
         self.array.close()
+        self.local.close()
         keys.wipe(self._master)
 
 
@@ -274,7 +291,7 @@ def _recover(pool: Pool) -> None:
         pool.store.index.add(cid, addr)
     if pool.array.stale:
         pool.array.write_superblocks()
-    pool._local.record_generation(pool.array.generation)
+    pool.local.record_generation(pool.array.generation)
 
 
 @contextlib.asynccontextmanager

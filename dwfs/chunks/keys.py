@@ -32,6 +32,14 @@ MASTER_KEY_SIZE = 32
 PASSPHRASE, KEYFILE, RECOVERY = "passphrase", "keyfile", "recovery"
 KINDS = (PASSPHRASE, KEYFILE, RECOVERY)
 DEFAULT_KDF = {"name": "argon2id", "memory_kib": 65536, "iterations": 3, "lanes": 4}
+"""About 0.2 s to unlock on two 2026 cores (docs/crypto.md)."""
+STRONG_KDF = {"name": "argon2id", "memory_kib": 1048576, "iterations": 2, "lanes": 4}
+"""1 GiB, as LUKS2 uses: about 2.7 s to unlock on two 2026 cores."""
+KDF_PRESETS = {"standard": DEFAULT_KDF, "strong": STRONG_KDF}
+KDF_BOUNDS = {"memory_kib": (8, 2 * 1024 * 1024), "iterations": (1, 16), "lanes": (1, 16)}
+"""What a keyslot may ask of Argon2id: it is read before the pool is known to be
+ours, so a crafted slot must not hang an unlock or ask for terabytes."""
+MAX_KEYSLOTS = 32
 _CONTEXT = "dwfs 2026-11-23 {}"
 _RECOVERY_GROUPS = 13
 
@@ -58,6 +66,8 @@ class Keys:
     superblock: bytes
     shard: bytes
     chunker: bytes
+    local_state: bytes
+    """MAC of what this machine records about the pool (the journal's chain head)."""
 
 
 def derive(master: bytearray | bytes, purpose: str) -> bytes:
@@ -90,8 +100,30 @@ def parse_recovery_key(secret: bytes | bytearray) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+def check_kdf(kdf: Any) -> None:
+    """Refuse KDF parameters beyond KDF_BOUNDS (or malformed).
+
+    Raises:
+        ValueError: saying which parameter.
+    """
+    if not isinstance(kdf, dict) or kdf.get("name") not in ("argon2id", "blake3"):
+        raise ValueError("an unknown KDF")
+    salt = kdf.get("salt", "")
+    if not isinstance(salt, str) or not 16 <= len(salt) <= 128:
+        raise ValueError("a salt of the wrong size")
+    if kdf["name"] != "argon2id":
+        return
+    for name, (low, high) in KDF_BOUNDS.items():
+        value = kdf.get(name)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{name} outside {low}..{high}")
+    if kdf["memory_kib"] < 8 * kdf["lanes"]:
+        raise ValueError("memory_kib below 8 per lane")
+
+
 def _kek(slot: dict[str, Any], secret: bytes | bytearray) -> bytes:
     kdf = slot["kdf"]
+    check_kdf(kdf)
     salt = bytes.fromhex(kdf["salt"])
     if kdf["name"] == "argon2id":
         return Argon2id(
@@ -152,9 +184,21 @@ def _try_slot(pool: str, slot: dict[str, Any], secret: bytes | bytearray) -> byt
             bytes.fromhex(slot["wrapped"]),
             _ad(pool, int(slot["id"]), slot["kind"]),
         )
-    except (InvalidTag, ValueError, KeyError):
+    except (InvalidTag, ValueError, KeyError, TypeError, AttributeError):
         return None
     return bytearray(master)
+
+
+def _well_formed(slot: Any) -> bool:
+    """A slot worth trying: the fields unlock reads, a KDF within bounds."""
+    if not isinstance(slot, dict) or slot.get("kind") not in KINDS:
+        return False
+    try:
+        check_kdf(slot.get("kdf"))
+        int(slot["id"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def unlock(pool: str, slots: list[dict[str, Any]], credential: Credential) -> tuple[bytearray, int]:
@@ -165,6 +209,7 @@ def unlock(pool: str, slots: list[dict[str, Any]], credential: Credential) -> tu
     Raises:
         BadKey: no keyslot opens with this credential.
     """
+    slots = [s for s in slots[:MAX_KEYSLOTS] if _well_formed(s)]
     order: list[tuple[dict[str, Any], bytes | bytearray]] = []
     if credential.kind == KEYFILE:
         order = [(s, credential.secret) for s in slots if s["kind"] == KEYFILE]

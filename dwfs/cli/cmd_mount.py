@@ -26,6 +26,8 @@ from dwfs.vfs import Volume, open_volume
 
 log = logging.getLogger(__name__)
 
+MOUNT_OPTIONS = ALLOWED_OPTIONS | {"degraded"}
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -44,7 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="OPTS",
         help="comma-separated: allow_other (other users may use it), nonempty (mount over "
         "a non-empty directory), kernel_limits (keep the kernel's FUSE writeback and "
-        "read-ahead limits, which a root mount otherwise relaxes)",
+        "read-ahead limits, which a root mount otherwise relaxes), degraded (mount even "
+        "though devices are missing or faulted), and the kernel's noexec, nosuid, nodev, "
+        "exec, suid, dev, rw",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
@@ -54,11 +58,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def parse_options(text: str) -> set[str]:
     options = {o.strip() for o in text.split(",") if o.strip()}
-    unknown = options - ALLOWED_OPTIONS
+    unknown = options - MOUNT_OPTIONS
     if unknown:
         raise UsageError(
             f"unknown mount option {sorted(unknown)[0]!r}: dwfs takes "
-            f"{', '.join(sorted(ALLOWED_OPTIONS))}"
+            f"{', '.join(sorted(MOUNT_OPTIONS))}"
         )
     return options
 
@@ -83,12 +87,15 @@ async def run(args: argparse.Namespace) -> int:
     return _spawn(args)
 
 
-def _report(fd: int | None, message: str) -> None:
+def _report(fd: int | None, message: str, done: bool = True) -> None:
+    """Tell the waiting `dwfsctl mount` one line (warning, ready or error); done
+    closes the pipe, which ends its wait."""
     if fd is None:
         return
     try:
         os.write(fd, message.encode() + b"\n")
-        os.close(fd)
+        if done:
+            os.close(fd)
     except OSError:
         pass
 
@@ -124,7 +131,8 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
     mountpoint = args.mountpoint.resolve()
     credential = _secrets.credential(args)
     try:
-        async with open_volume(args.device, credential) as volume:
+        degraded = "degraded" in options
+        async with open_volume(args.device, credential, degraded=degraded) as volume:
             credential.wipe()
             pool_dir = private_dir(state_root() / volume.pool.id)
             _log_to(pool_dir / "mount.log", args.ready_fd is None)
@@ -133,6 +141,8 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
             with _mounts.registered(volume.pool.id, mountpoint, sock):
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_mounts.serve_control, sock, _control(volume, mountpoint))
+                    for warning in volume.meta.warnings:
+                        _report(args.ready_fd, f"warning {warning}", done=False)
                     ready = f"ready {volume.pool.id}"
                     await serve(volume, mountpoint, options, lambda: _report(args.ready_fd, ready))
                     nursery.cancel_scope.cancel()
@@ -183,7 +193,11 @@ def _spawn(args: argparse.Namespace) -> int:
     finally:
         credential.wipe()
     with os.fdopen(read_end, "rb") as ready:
-        message = ready.read().decode(errors="replace").strip()
+        lines = ready.read().decode(errors="replace").strip().splitlines()
+    for line in lines[:-1]:
+        if line.startswith("warning "):
+            sys.stderr.write(f"dwfsctl: warning: {line.removeprefix('warning ')}\n")
+    message = lines[-1] if lines else ""
     if message.startswith("ready "):
         os.stat(args.mountpoint)
         print(f"mounted pool {message.split()[1]} at {args.mountpoint} (pid {proc.pid})")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hmac
-import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +25,17 @@ from dwfs.types import Buffer, ChunkId, StripeAddr
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
 RESERVE = 16 * 1024 * 1024
 """Bytes of each device's filesystem kept free for journal records and superblocks."""
+OVERHANG = 256 * 1024 * 1024
+"""How far past the segment size a stripe may reach (one that starts a segment may
+be larger than it): a walk of a segment stops there, so a sparse multi-terabyte
+segment file cannot make a scan or resync read for days."""
+LINEAGE = 128
+"""Journal epoch ids each superblock keeps: a member away for more mounts than
+this cannot be told from one that was mounted apart, and is refused."""
 COMPACTION_RESERVE = RESERVE // 2
 """What compaction's copies leave free: they may take half the reserve, since a
 full pool needs compaction most and every segment it empties frees more than it
 copied."""
-_MARK = struct.Struct("<QQQ")
 
 
 @dataclasses.dataclass
@@ -49,6 +53,7 @@ class MemberState:
         default_factory=lambda: {"read": 0, "checksum": 0, "write": 0}
     )
     resilver: bool = False
+    lineage: tuple[str, ...] = ()
 
     @property
     def online(self) -> bool:
@@ -67,6 +72,7 @@ class DeviceArray:
         self.members = members
         self.generation = sb.generation
         self.config = sb.config
+        self.lineage = sb.lineage
         self._shard_key = shard_key
         self._sb_key = sb_key
         self._lock = threading.Lock()
@@ -216,10 +222,10 @@ class DeviceArray:
                 self._count(member, "write", fault=str(exc))
         if mark == self._synced:
             return
-        body = _MARK.pack(mark.segment, mark.offset, mark.seq)
+        data = _shard.pack_sync_mark(self._shard_key, mark.segment, mark.offset, mark.seq)
         for member in self._online():
             assert member.device is not None
-            member.device.write_sync_mark(body + _shard.mac(self._shard_key, body))
+            member.device.write_sync_mark(data)
         self._synced = mark
 
     # -- reading --------------------------------------------------------------
@@ -368,7 +374,7 @@ class DeviceArray:
         Stripes follow each other; where a position holds no authentic header (a
         write that failed or was torn), the walk searches on for the next one.
         """
-        end = self.segment_end(segment)
+        end = min(self.segment_end(segment), self.segment_size + OVERHANG)
         offset = 0
         while offset < end:
             header = self._locate(segment, offset) or self._resync(segment, offset + 1, end)
@@ -407,13 +413,9 @@ class DeviceArray:
         best = (0, 0)
         for member in self._online():
             assert member.device is not None
-            raw = member.device.read_sync_mark()
-            body, tag = raw[: _MARK.size], raw[_MARK.size : _MARK.size + _shard.MAC_SIZE]
-            if len(body) == _MARK.size and hmac.compare_digest(
-                _shard.mac(self._shard_key, body), tag
-            ):
-                segment, offset, _ = _MARK.unpack(body)
-                best = max(best, (segment, offset))
+            mark = _shard.parse_sync_mark(self._shard_key, member.device.read_sync_mark())
+            if mark is not None:
+                best = max(best, mark[:2])
         return best
 
     def _complete(self, header: _shard.ShardHeader, verify_payload: bool) -> bool:
@@ -523,15 +525,21 @@ class DeviceArray:
         return tuple(Member(m.uuid, str(m.path)) for m in self.members)
 
     def write_superblocks(
-        self, config: dict[str, object] | None = None, everywhere: bool = False
+        self,
+        config: dict[str, object] | None = None,
+        everywhere: bool = False,
+        epoch_id: str | None = None,
     ) -> None:
         """Write a new generation of the superblock to every online device.
 
         everywhere overwrites every ring slot, so no older slot keeps what this
-        generation removed (a keyslot, say).
+        generation removed (a keyslot, say). epoch_id adds a new journal epoch
+        (a mount) to the lineage.
         """
         if config is not None:
             self.config = config
+        if epoch_id is not None:
+            self.lineage = (*self.lineage, epoch_id)[-LINEAGE:]
         generation = self.generation + 1
         written = 0
         for member in self._online():
@@ -546,13 +554,14 @@ class DeviceArray:
                 errors=dict(member.errors),
                 resilver=member.resilver,
                 config=self.config,
+                lineage=self.lineage,
             )
             data = encode(sb, self._sb_key)
             slots = range(RING) if everywhere else [generation % RING]
             try:
                 for slot in slots:
                     member.device.write_superblock_slot(slot, data)
-                member.generation = generation
+                member.generation, member.lineage = generation, self.lineage
                 written += 1
             except DwfsError as exc:
                 self._count(member, "write", fault=str(exc))

@@ -159,7 +159,7 @@ def _member_state(index: int, member: Member, path: Path, pool: str, sb_key: byt
         return state
     state.device, state.state = device, ONLINE
     state.generation, state.errors = sb.generation, dict(sb.errors)
-    state.resilver = sb.resilver
+    state.resilver, state.lineage = sb.resilver, sb.lineage
     return state
 
 
@@ -192,6 +192,7 @@ def open_array(path: Path, sb_key: bytes, shard_key: bytes) -> DeviceArray:
         refreshed = _verified(source.path, sb_key)
         assert refreshed is not None
         sb = refreshed
+    _refuse_diverged(sb, members)
     for member in members:
         if member.online and member.generation < sb.generation:
             member.resilver = True  # it was away while the others moved on
@@ -200,6 +201,29 @@ def open_array(path: Path, sb_key: bytes, shard_key: bytes) -> DeviceArray:
         str(state.path) != m.path for state, m in zip(members, sb.members, strict=True)
     )
     return array
+
+
+def _refuse_diverged(newest: Superblock, members: list[MemberState]) -> None:
+    """Refuse a pool whose online members carry two histories: some member's newest
+    journal epoch is not on the newest superblock's line (the pool was mounted
+    from two sets of its devices apart). Healing either way would silently throw
+    away the other side's writes.
+
+    Raises:
+        IntegrityError: naming the devices on each side.
+    """
+    line = set(newest.lineage)
+    apart = [m for m in members if m.online and m.lineage and m.lineage[-1] not in line]
+    if not apart:
+        return
+    ours = [str(m.path) for m in members if m.online and m not in apart]
+    theirs = [str(m.path) for m in apart]
+    raise IntegrityError(
+        f"the devices of pool {newest.pool} carry two different histories (they were mounted "
+        f"apart): {', '.join(ours)} hold one, {', '.join(theirs)} the other; keep one side: "
+        "move the other side's directories away, mount with -o degraded, then "
+        "`dwfsctl replace` them"
+    )
 
 
 def new_pool_id() -> str:

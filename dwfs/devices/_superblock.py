@@ -55,24 +55,31 @@ class Superblock:
     config: dict[str, Any]
     resilver: bool = False
     """This device missed writes while it was away and is being rebuilt."""
+    lineage: tuple[str, ...] = ()
+    """The ids of the newest metadata journal epochs (mounts) of the history this
+    device carries, oldest first: two devices whose newest ids are not on one
+    line were mounted apart and carry two histories."""
 
     def to_json(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
         body["members"] = [dataclasses.asdict(m) for m in self.members]
+        body["lineage"] = list(self.lineage)
         return body
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Superblock:
+        """Raises ValueError, KeyError or TypeError on anything not of our shape."""
         return cls(
-            pool=str(body["pool"]),
-            device=str(body["device"]),
-            generation=int(body["generation"]),
-            layout=dict(body["layout"]),
-            members=tuple(Member(str(m["uuid"]), str(m["path"])) for m in body["members"]),
-            segment_size=int(body["segment_size"]),
-            errors={str(k): int(v) for k, v in body["errors"].items()},
-            config=dict(body["config"]),
-            resilver=bool(body.get("resilver", False)),
+            pool=_text(body["pool"]),
+            device=_text(body["device"]),
+            generation=_count(body["generation"]),
+            layout=_object(body["layout"]),
+            members=tuple(Member(_text(m["uuid"]), _text(m["path"])) for m in body["members"]),
+            segment_size=_count(body["segment_size"]),
+            errors={_text(k): _count(v) for k, v in _object(body["errors"]).items()},
+            config=_object(body["config"]),
+            resilver=body.get("resilver", False) is True,
+            lineage=tuple(_text(x) for x in body.get("lineage", [])),
         )
 
     def index(self) -> int:
@@ -90,6 +97,29 @@ class Slot:
 
     def verify(self, key: bytes) -> bool:
         return hmac.compare_digest(_mac(key, self.signed), self.tag)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected text")
+    return value
+
+
+def _count(value: Any) -> int:
+    """A non-negative integer that fits 63 bits (no floats, no booleans)."""
+    if type(value) is not int or not 0 <= value < 1 << 63:
+        raise ValueError("expected a count")
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("expected an object")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON dwfs writes")
 
 
 def _mac(key: bytes, data: bytes) -> bytes:
@@ -122,8 +152,9 @@ def decode(raw: bytes) -> Slot | None:
     if end + MAC_SIZE > len(raw):
         return None
     try:
-        sb = Superblock.from_json(json.loads(raw[_HEAD.size : end]))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        body = json.loads(raw[_HEAD.size : end], parse_constant=_no_constant)
+        sb = Superblock.from_json(_object(body))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     return Slot(sb, raw[:end], raw[end : end + MAC_SIZE])
 

@@ -22,7 +22,10 @@ from dwfs.vfs import Volume
 
 log = logging.getLogger(__name__)
 
-ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty", "kernel_limits"})
+KERNEL_FLAGS = frozenset({"rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"})
+"""Mount flags the kernel enforces, passed to the mount as they are (libfuse
+mounts nosuid,nodev unless told suid or dev)."""
+ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty", "kernel_limits"}) | KERNEL_FLAGS
 """allow_other: other users may use the mount; nonempty: mount over a non-empty
 directory; kernel_limits: keep the kernel's FUSE writeback and read-ahead limits
 (see dwfs.fuse.bdi)."""
@@ -87,7 +90,7 @@ async def serve(
 ) -> None:
     """Mount, call ready(), and serve requests until unmounted."""
     fuse_options = set(pyfuse3.default_options) | {f"fsname=dwfs:{volume.pool.id}", "subtype=dwfs"}
-    fuse_options |= options & {"allow_other"}
+    fuse_options |= options & ({"allow_other"} | KERNEL_FLAGS)
     target = Path(await trio.Path(mountpoint).resolve())  # once mounted, this would ask us
     operations = Operations(volume)
     before = requests.fuse_fds()

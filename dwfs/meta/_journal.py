@@ -1,16 +1,25 @@
-"""Journal records: one sealed record per txg, appended to every device.
+"""Journal records: one sealed record per txg, appended to every device, chained.
 
-On disk a record is `"DWJ1" | u32 length | u64 txg | sealed body`. The body is
-the txg's statements (JSON, bytes as base64, zstd-compressed), sealed with a key
-derived from the metadata key and the record's (pool, epoch, txg), which are
-also its associated data: a record cannot be replayed in another place. Each
-mount writes a new epoch (file), so a torn record can only ever be the last
-one of an epoch, and nothing is appended after it.
+On disk a record is `"DWJ2" | u32 length | u64 txg | sealed body`. The body is
+the txg's operations (JSON `[[name, [values...]], ...]`, bytes as base64,
+zstd-compressed), sealed with a key derived from the metadata key and the
+record's context: the pool, the random id of the mount's epoch, the txg and the
+tag of the record before it (in this epoch or, for an epoch's first record, the
+one the superblock says the epoch started from), which is also the associated
+data. So a record authenticates only in its place: it cannot be moved to another
+epoch, another txg or after another record, and a chain cannot be spliced. Each
+mount writes a new epoch (file) with a new id, so a torn record can only be the
+last one of an epoch.
+
+Bytes from a device are hostile until authenticated, and bounded after: a record
+is at most MAX_RECORD bytes sealed and MAX_BODY decompressed, and an authentic
+record of the wrong shape is an IntegrityError, not a crash.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import struct
 from typing import Any
@@ -19,69 +28,126 @@ import zstandard
 
 from dwfs.chunks.crypto import open_record, seal_record
 from dwfs.errors import IntegrityError
-from dwfs.meta._db import Statement
+from dwfs.meta._db import Param, Statement
 
-MAGIC = b"DWJ1"
+MAGIC = b"DWJ2"
+LEGACY_MAGIC = b"DWJ1"
 _HEAD = struct.Struct("<4sIQ")
+TAG_SIZE = 16
+EPOCH_ID_SIZE = 16
+MAX_RECORD = 256 * 1024 * 1024
+"""The largest sealed record read back."""
+MAX_BODY = 1024 * 1024 * 1024
+"""The largest decompressed record body accepted."""
+_PARAM_TYPES = (int, str, bytes, float, type(None))
 
 
-def _context(pool: str, epoch: int, txg: int) -> bytes:
-    return f"journal|{pool}|{epoch}|{txg}".encode()
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One authentic journal record: its txg, operations and tag (the next one's link)."""
+
+    txg: int
+    statements: list[Statement]
+    tag: bytes
+
+
+def _context(pool: str, epoch_id: bytes, txg: int, prev: bytes) -> bytes:
+    return b"dwfs journal v2|" + pool.encode() + b"|" + epoch_id + struct.pack("<Q", txg) + prev
 
 
 def _encode_bytes(value: object) -> Any:
     """json's hook for what it cannot encode itself: bytes, as {"b": base64}."""
     if isinstance(value, bytes | bytearray | memoryview):
         return {"b": base64.b64encode(value).decode()}
-    raise TypeError(f"a journal parameter cannot be {type(value).__name__}")
+    raise TypeError(f"a journal value cannot be {type(value).__name__}")
 
 
 def _decode_object(obj: dict[str, Any]) -> Any:
-    """json's hook for objects: {"b": base64} is bytes (and the only object a
-    statement's parameters hold; the record's top level is the other)."""
-    return base64.b64decode(obj["b"]) if obj.keys() == {"b"} else obj
+    """json's hook for objects: {"b": base64} is bytes, the only object a record holds."""
+    if obj.keys() != {"b"} or not isinstance(obj["b"], str):
+        raise ValueError("a journal record holds an object that is not bytes")
+    return base64.b64decode(obj["b"], validate=True)
 
 
-def encode(key: bytes, pool: str, epoch: int, txg: int, statements: list[Statement]) -> bytes:
-    sqls: dict[str, int] = {}
-    ops = [(sqls.setdefault(sql, len(sqls)), params) for sql, params in statements]
+def encode(
+    key: bytes, pool: str, epoch_id: bytes, txg: int, prev: bytes, statements: list[Statement]
+) -> bytes:
+    """The sealed record of one txg, chained to the record (tag) before it."""
     body = json.dumps(
-        {"sql": list(sqls), "ops": ops}, separators=(",", ":"), default=_encode_bytes
+        [[op, list(values)] for op, values in statements],
+        separators=(",", ":"),
+        default=_encode_bytes,
     ).encode()
-    sealed = seal_record(key, _context(pool, epoch, txg), zstandard.compress(body, 3))
+    sealed = seal_record(key, _context(pool, epoch_id, txg, prev), zstandard.compress(body, 3))
     return _HEAD.pack(MAGIC, len(sealed), txg) + sealed
 
 
-def decode_chain(
-    key: bytes, pool: str, epoch: int, blob: bytes
-) -> list[tuple[int, list[Statement]]]:
-    """The authentic records at the start of one device's copy of an epoch, in order.
+def tag_of(record: bytes) -> bytes:
+    """The tag of an encoded record: what the next record authenticates."""
+    return record[-TAG_SIZE:]
+
+
+def _statements(body: Any) -> list[Statement]:
+    """The operations of an authentic record's body, checked for shape."""
+    if not isinstance(body, list):
+        raise IntegrityError("a journal record's body is not a list of operations")
+    statements: list[Statement] = []
+    for item in body:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], list)
+            or not all(isinstance(v, _PARAM_TYPES) for v in item[1])
+        ):
+            raise IntegrityError("a journal record holds a malformed operation")
+        values: tuple[Param, ...] = tuple(item[1])
+        statements.append((item[0], values))
+    return statements
+
+
+def _open_body(key: bytes, context: bytes, sealed: bytes) -> Any:
+    plain = open_record(key, context, sealed)
+    try:
+        body = zstandard.ZstdDecompressor().decompress(plain, max_output_size=MAX_BODY)
+        return json.loads(body, object_hook=_decode_object)
+    except (zstandard.ZstdError, ValueError, RecursionError) as exc:
+        raise IntegrityError(f"an authentic journal record does not decode: {exc}") from None
+
+
+def decode_chain(key: bytes, pool: str, epoch_id: bytes, prev: bytes, blob: bytes) -> list[Record]:
+    """The authentic records at the start of one device's copy of an epoch, in order,
+    the first chained to `prev`.
 
     Stops at the first record that is torn, malformed or fails authentication.
     """
-    records: list[tuple[int, list[Statement]]] = []
+    records: list[Record] = []
     pos = 0
     while pos + _HEAD.size <= len(blob):
         magic, length, txg = _HEAD.unpack_from(blob, pos)
         start, end = pos + _HEAD.size, pos + _HEAD.size + length
-        if magic != MAGIC or end > len(blob):
+        if magic != MAGIC or length > MAX_RECORD or end > len(blob) or length < TAG_SIZE:
             break
+        sealed = blob[start:end]
         try:
-            body = json.loads(
-                zstandard.decompress(open_record(key, _context(pool, epoch, txg), blob[start:end])),
-                object_hook=_decode_object,
-            )
-        except (IntegrityError, ValueError, zstandard.ZstdError):
+            body = _open_body(key, _context(pool, epoch_id, txg, prev), sealed)
+            statements = _statements(body)
+        except IntegrityError:
             break
-        sqls = body["sql"]
-        records.append((txg, [(sqls[i], tuple(params)) for i, params in body["ops"]]))
+        prev = sealed[-TAG_SIZE:]
+        records.append(Record(txg, statements, prev))
         pos = end
     return records
 
 
 def best_chain(
-    key: bytes, pool: str, epoch: int, copies: list[bytes]
-) -> list[tuple[int, list[Statement]]]:
+    key: bytes, pool: str, epoch_id: bytes, prev: bytes, copies: list[bytes]
+) -> list[Record]:
     """The longest authentic chain among the devices' copies (each is a prefix of it)."""
-    chains = [decode_chain(key, pool, epoch, copy) for copy in copies]
+    chains = [decode_chain(key, pool, epoch_id, prev, copy) for copy in copies]
     return max(chains, key=len, default=[])
+
+
+def is_legacy(blob: bytes) -> bool:
+    """Whether an epoch holds records of the first journal format (unchained)."""
+    return blob[:4] == LEGACY_MAGIC

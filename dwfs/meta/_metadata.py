@@ -7,18 +7,28 @@ once). A checkpoint stores the whole database image as ordinary chunks (unchange
 pages deduplicate against the previous checkpoint), records its manifest in the
 superblock ring and starts a new journal epoch; older epochs are then deleted.
 Opening loads the newest checkpoint and replays the journal epochs after it.
+
+Freshness: every mount's epoch gets a random id, recorded (with the tag of the
+record it continues from) in the MAC'd superblock ring before its first record;
+records are chained (each authenticates the one before), and this machine
+records the chain head (txg, epoch id, tag) at every commit. Opening refuses a
+journal that breaks the chain, ends before the recorded head, or holds another
+record at its txg.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
+import secrets
 from typing import Any
 
 import trio
 
-from dwfs.chunks import ChunkRef, Pool
-from dwfs.errors import IntegrityError
+from dwfs.chunks import ChainHead, ChunkRef, Pool
+from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
 from dwfs.meta._db import MetaDB
 from dwfs.types import ChunkId, StripeAddr
@@ -39,56 +49,140 @@ def _ref_json(ref: ChunkRef) -> list[Any]:
     return [ref.chunk_id.hex(), ref.length, _addr_json(ref.addr)]
 
 
-def _ref(obj: list[Any]) -> ChunkRef:
-    return ChunkRef(ChunkId(bytes.fromhex(obj[0])), int(obj[1]), StripeAddr(*obj[2]))
+def _ref(obj: Any) -> ChunkRef:
+    """A chunk reference as a checkpoint entry or manifest lists it.
+
+    Raises:
+        IntegrityError: it is not of that shape.
+    """
+    try:
+        cid, length, addr = obj
+        fields = [length, *addr]
+        if len(addr) != 5 or not all(type(f) is int and 0 <= f < 1 << 63 for f in fields):
+            raise ValueError("not counts")
+        chunk_id = bytes.fromhex(cid)
+        if len(chunk_id) != 32:
+            raise ValueError("not a chunk id")
+    except (ValueError, TypeError):
+        raise IntegrityError("a checkpoint's chunk reference is malformed") from None
+    return ChunkRef(ChunkId(chunk_id), length, StripeAddr(*addr))
+
+
+def parse_manifest(data: bytes) -> list[ChunkRef]:
+    """The chunks of a checkpoint's image, from its (authenticated) manifest.
+
+    Raises:
+        IntegrityError: the manifest is not of our shape.
+    """
+    try:
+        body = json.loads(data)
+        chunks = body["chunks"]
+        if not isinstance(chunks, list):
+            raise TypeError("chunks is not a list")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise IntegrityError("the metadata checkpoint's manifest is malformed") from None
+    return [_ref(r) for r in chunks]
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    """One mount's journal epoch as the superblock ring records it: its number (the
+    file's name), its random id (bound into every record) and the tag of the
+    record the epoch continues from."""
+
+    number: int
+    id: bytes
+    prev: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.number, "id": self.id.hex(), "prev": self.prev.hex()}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Epoch:
+        try:
+            return cls(int(obj["n"]), bytes.fromhex(obj["id"]), bytes.fromhex(obj["prev"]))
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError("the superblock's journal epoch list is malformed") from None
 
 
 class Metadata:
     """The metadata database of one open pool, with its journal and checkpoints."""
 
-    def __init__(self, pool: Pool, db: MetaDB, epoch: int) -> None:
+    def __init__(self, pool: Pool, db: MetaDB, epoch: Epoch, epochs: list[Epoch]) -> None:
         self.pool = pool
         self.db = db
         self.epoch = epoch
+        self.epochs = epochs
+        """The epochs since the current checkpoint, this one last."""
+        self.head = epoch.prev
+        """The tag of the newest durable record: the next record's link."""
         self.durable_txg = db.txg
         self.journal_bytes = 0
         self.checkpoint_segments: set[int] = set()
         """Segments holding the current checkpoint, which garbage collection must keep."""
+        self.warnings: list[str] = []
+        """What the mount should tell its user (a freshness check it could not make)."""
         self._lock = trio.Lock()
 
     @classmethod
     async def open(cls, pool: Pool) -> Metadata:
-        """Load the newest checkpoint and replay the journal after it."""
+        """Load the newest checkpoint, replay the journal after it, check the result
+        against this machine's record of the chain, and start a new epoch.
+
+        Raises:
+            IntegrityError: the journal was cut, spliced or rolled back, or holds
+                operations that do not apply.
+            FormatError: the journal holds records of an older dwfs's format.
+        """
         checkpoint = pool.array.config.get("checkpoint")
+        chunks: list[ChunkRef] = []
         if checkpoint:
-            manifest = json.loads(await pool.store.get(*_locate(checkpoint["manifest"])))
-            image = await pool.store.read([_ref(r) for r in manifest["chunks"]])
+            chunks = parse_manifest(await pool.store.get(*_locate(checkpoint["manifest"])))
+            image = await pool.store.read(chunks)
             db = MetaDB(image, txg=int(checkpoint["txg"]))
-            first_epoch = int(checkpoint["epoch"])
+            first = int(checkpoint["epoch"])
+            tag = bytes.fromhex(str(checkpoint.get("tag", "")))
         else:
-            db = MetaDB()
-            first_epoch = 0
-        epochs = [e for e in pool.array.journal_epochs() if e >= first_epoch]
+            db, first, tag = MetaDB(), 0, b""
+        journal = pool.array.config.get("journal", {})
+        epochs = [Epoch.from_json(e) for e in journal.get("epochs", [])]
+        epochs = [e for e in epochs if e.number >= first]
+        await _refuse_legacy(pool, first, {e.number for e in epochs})
+        replay = _Replay(db, tag, pool.local.chain_head(pool.keys.local_state))
         for epoch in epochs:
-            copies = await trio.to_thread.run_sync(pool.array.journal_copies, epoch)
-            for txg, statements in _journal.best_chain(pool.keys.metadata, pool.id, epoch, copies):
-                if txg <= db.txg:
-                    continue
-                if txg != db.txg + 1:
-                    raise IntegrityError(
-                        f"the metadata journal of pool {pool.id} skips from txg {db.txg} to "
-                        f"{txg}: run `dwfsctl scrub` and report it"
-                    )
-                db.apply(txg, statements)
+            copies = await trio.to_thread.run_sync(pool.array.journal_copies, epoch.number)
+            replay.epoch(pool, epoch, copies)
+        meta_warnings = replay.verdict(pool.id, pool.local.dir)
         live = "SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks WHERE refs > 0"
         for row in db.query(live):
             pool.store.index.assign(ChunkId(row[0]), StripeAddr(*row[1:]))
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
-        meta = cls(pool, db, max([first_epoch - 1, *epochs]) + 1)
+        listed = pool.array.journal_epochs()
+        number = max([first - 1, *(e.number for e in epochs), *listed]) + 1
+        epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)
+        meta = cls(pool, db, epoch, [*epochs, epoch])
+        meta.warnings = meta_warnings
+        await meta._announce_epoch()
+        if replay.head is None or replay.head.txg < db.txg:
+            await meta._record_head(replay.last_epoch_id, replay.tag)
         if checkpoint:
-            meta.checkpoint_segments = {_ref(r).addr.segment for r in manifest["chunks"]}
+            meta.checkpoint_segments = {r.addr.segment for r in chunks}
             meta.checkpoint_segments.add(_ref(checkpoint["manifest"]).addr.segment)
         return meta
+
+    async def _announce_epoch(self, **changes: Any) -> None:
+        """Record the epochs (this one last) in the superblock ring, before any record
+        of the new epoch is written."""
+        journal = {"epochs": [e.to_json() for e in self.epochs]}
+        update = functools.partial(
+            self.pool.update_config, epoch_id=self.epoch.id.hex(), journal=journal, **changes
+        )
+        await trio.to_thread.run_sync(update)
+
+    async def _record_head(self, epoch_id: bytes, tag: bytes) -> None:
+        head = ChainHead(self.db.txg, epoch_id, tag)
+        key = self.pool.keys.local_state
+        await trio.to_thread.run_sync(self.pool.local.record_chain_head, key, head)
 
     async def commit(self) -> None:
         """Make every change made so far durable (group commit)."""
@@ -103,14 +197,16 @@ class Metadata:
             return
         txg, statements = self.db.take_pending()
         await self.pool.store.sync()
-        args = (self.pool.keys.metadata, self.pool.id, self.epoch, txg, statements)
+        args = (self.pool.keys.metadata, self.pool.id, self.epoch.id, txg, self.head, statements)
         if len(statements) > INLINE_STATEMENTS:  # encoding a big txg would stall requests
             record = await trio.to_thread.run_sync(_journal.encode, *args)
         else:
             record = _journal.encode(*args)
-        await trio.to_thread.run_sync(self.pool.array.append_journal, self.epoch, record)
+        await trio.to_thread.run_sync(self.pool.array.append_journal, self.epoch.number, record)
+        self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
+        await self._record_head(self.epoch.id, self.head)
 
     @property
     def checkpoint_due(self) -> bool:
@@ -125,13 +221,95 @@ class Metadata:
             manifest = json.dumps({"txg": txg, "chunks": [_ref_json(r) for r in refs]}).encode()
             mref = await self.pool.store.put_chunk(manifest)
             await self.pool.store.sync()
-            epoch = self.epoch + 1
-            entry = {"txg": txg, "epoch": epoch, "manifest": _ref_json(mref)}
-            await trio.to_thread.run_sync(lambda: self.pool.update_config(checkpoint=entry))
-            self.epoch, self.journal_bytes = epoch, 0
+            epoch = Epoch(
+                self.epoch.number + 1, secrets.token_bytes(_journal.EPOCH_ID_SIZE), self.head
+            )
+            entry = {
+                "txg": txg,
+                "epoch": epoch.number,
+                "manifest": _ref_json(mref),
+                "tag": self.head.hex(),
+            }
+            self.epoch, self.epochs = epoch, [epoch]
+            await self._announce_epoch(checkpoint=entry)
+            self.journal_bytes = 0
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
-            await trio.to_thread.run_sync(self.pool.array.trim_journals, epoch)
+            await trio.to_thread.run_sync(self.pool.array.trim_journals, epoch.number)
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
+
+
+class _Replay:
+    """Replay of the journal's epochs in order, following the chain of tags, and
+    the freshness verdict against this machine's record of the chain head."""
+
+    def __init__(self, db: MetaDB, tag: bytes, head: ChainHead | None) -> None:
+        self.db = db
+        self.tag = tag
+        self.head = head
+        self.last_epoch_id = b""
+        self.seen_head = head is not None and head.txg <= db.txg and head.tag == tag
+        self.checkpoint_txg = db.txg
+
+    def epoch(self, pool: Pool, epoch: Epoch, copies: list[bytes]) -> None:
+        if epoch.prev != self.tag:
+            raise IntegrityError(
+                f"the metadata journal of pool {pool.id} is broken before epoch {epoch.number}: "
+                "records were cut or deleted on every device, so fsync'd changes are missing; "
+                "restore the devices from a copy"
+            )
+        key = pool.keys.metadata
+        for record in _journal.best_chain(key, pool.id, epoch.id, self.tag, copies):
+            if record.txg != self.db.txg + 1:
+                raise IntegrityError(
+                    f"the metadata journal of pool {pool.id} skips from txg {self.db.txg} to "
+                    f"{record.txg}: run `dwfsctl scrub` and report it"
+                )
+            self.db.apply(record.txg, record.statements)
+            self.tag, self.last_epoch_id = record.tag, epoch.id
+            if self.head is not None and record.txg == self.head.txg:
+                if (record.tag, epoch.id) != (self.head.tag, self.head.epoch_id):
+                    raise IntegrityError(
+                        f"pool {pool.id}'s metadata journal at txg {record.txg} is not the one "
+                        "this machine committed: the devices carry another history; restore "
+                        "them from a copy"
+                    )
+                self.seen_head = True
+
+    def verdict(self, pool: str, state_dir: object) -> list[str]:
+        """Refuse a chain shorter than this machine's record; the warnings to show."""
+        if self.head is None:
+            message = (
+                f"no record of pool {pool} on this machine: freshness cannot be checked "
+                "this time (a rolled-back journal would go unnoticed)"
+            )
+            log.warning("%s", message)
+            return [message]
+        if self.head.txg > self.db.txg:
+            raise IntegrityError(
+                f"pool {pool}'s metadata journal ends at txg {self.db.txg}, but this machine "
+                f"committed txg {self.head.txg}: fsync'd changes were cut from every device "
+                f"(rolled back); restore the devices, or if you restored them on purpose, "
+                f"delete {state_dir} and mount again"
+            )
+        if not self.seen_head and self.head.txg >= self.checkpoint_txg:
+            raise IntegrityError(
+                f"pool {pool}'s metadata journal does not hold txg {self.head.txg} as this "
+                "machine committed it: the devices carry another history; restore them"
+            )
+        return []
+
+
+async def _refuse_legacy(pool: Pool, first: int, known: set[int]) -> None:
+    """Refuse records of the first journal format, which replay cannot trust."""
+    for number in pool.array.journal_epochs():
+        if number < first or number in known:
+            continue
+        copies = await trio.to_thread.run_sync(pool.array.journal_copies, number)
+        if any(_journal.is_legacy(c) for c in copies):
+            raise FormatError(
+                f"pool {pool.id} holds journal records of an older dwfs (epoch {number}): "
+                "mount it once with that version and unmount it cleanly, then use this one"
+            )
 
 
 def _locate(obj: list[Any]) -> tuple[ChunkId, StripeAddr]:

@@ -26,10 +26,11 @@ from typing import Any
 import trio
 
 from dwfs.chunks import Credential, Pool, open_pool
-from dwfs.errors import InvalidArgument, IsADirectory, NotFound, find_dwfs_error
+from dwfs.errors import DeviceError, InvalidArgument, IsADirectory, NotFound, find_dwfs_error
 from dwfs.meta import Metadata
 from dwfs.snapshots import Compactor, collect_garbage
 from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
+from dwfs.vfs._budget import WriteBudget
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
 from dwfs.vfs._tree import Tree
@@ -74,6 +75,7 @@ class Volume:
         self._fh = itertools.count(1)
         self._background: trio.Nursery | None = None
         self._compactor = Compactor(meta, pool)
+        self.budget = WriteBudget()
 
     # -- attributes and lookup counts -----------------------------------------------
 
@@ -268,9 +270,11 @@ class Volume:
         state = handle.state
         if state is None:
             raise InvalidArgument("not a regular file")
+        await self._make_room(len(data))
         if handle.flags & os.O_APPEND:
             off = state.size
         state.dirty.write(off, data)
+        self._count(handle.ino, state)
         state.size = max(state.size, off + len(data))
         state.mtime_ns = now_ns()
         state.changed = True
@@ -280,6 +284,25 @@ class Volume:
             else:
                 self._background.start_soon(self._flush_quietly, handle.ino, state)
         return len(data)
+
+    async def _make_room(self, nbytes: int) -> None:
+        """Store other writes until nbytes more fit the budget (back-pressure).
+
+        Raises:
+            DwfsError: storing failed (a full pool): this write is refused, not
+                taken and lost later.
+        """
+        while not self.budget.room_for(nbytes):
+            ino = self.budget.largest()
+            state = self._files.get(ino)
+            if state is None:
+                self.budget.update(ino, 0)
+                continue
+            await self.data.flush(ino, state)
+            self._count(ino, state)
+
+    def _count(self, ino: int, state: FileState) -> None:
+        self.budget.update(ino, state.dirty.nbytes + state.flushing.nbytes)
 
     async def _flush_quietly(self, ino: int, state: FileState) -> bool:
         """Store a file's writes; whether that worked. On a DwfsError (a full pool,
@@ -292,6 +315,8 @@ class Volume:
                 raise
             log.warning("writes to inode %d not stored yet: %s", ino, exc)
             return False
+        finally:
+            self._count(ino, state)
         return True
 
     async def flush(self, fh: int) -> None:
@@ -402,10 +427,31 @@ async def _resilver(pool: Pool) -> None:
     log.info("resilver done: %d shards rebuilt", rewritten)
 
 
+def _refuse_degraded(pool: Pool) -> None:
+    absent = [m for m in pool.array.members if not m.online]
+    if absent:
+        which = "; ".join(f"{m.path} is {m.state} ({m.reason})" for m in absent)
+        raise DeviceError(
+            f"pool {pool.id} is {pool.array.state()}: {which}; bring the devices back, or "
+            "mount with -o degraded to use the pool without them"
+        )
+
+
 @contextlib.asynccontextmanager
-async def open_volume(device: Path, credential: Credential) -> AsyncIterator[Volume]:
-    """Unlock the pool, load its metadata and yield the volume, committer running."""
+async def open_volume(
+    device: Path, credential: Credential, degraded: bool = False
+) -> AsyncIterator[Volume]:
+    """Unlock the pool, load its metadata and yield the volume, committer running.
+
+    A pool with members missing or faulted is used only when `degraded` says so:
+    writing to part of a pool is what lets two parts grow two histories.
+
+    Raises:
+        DeviceError: the pool is degraded and `degraded` is false.
+    """
     async with open_pool(device, credential) as pool:
+        if not degraded:
+            _refuse_degraded(pool)
         meta = await Metadata.open(pool)
         volume = Volume(pool, meta)
         volume.tree.ensure_root(os.getuid(), os.getgid())

@@ -7,9 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import PoolFactory, dwfsctl, mounted_at
 
 HELPER = Path(__file__).resolve().parents[2] / "mount_helpers" / "mount.dwfs"
+
+
+def mount_options(path: Path) -> list[str]:
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if fields[1] == str(path):
+                return fields[3].split(",")
+    return []
 
 
 def test_fstab_style_mount(make_pool: PoolFactory) -> None:
@@ -21,7 +32,7 @@ def test_fstab_style_mount(make_pool: PoolFactory) -> None:
             str(pool.devices[1]),
             str(pool.mnt),
             "-o",
-            f"rw,nofail,passfile={pool.passfile},allow_other",
+            f"rw,nofail,passfile={pool.passfile},allow_other,noexec,x-systemd.automount",
         ],
         capture_output=True,
         text=True,
@@ -29,8 +40,21 @@ def test_fstab_style_mount(make_pool: PoolFactory) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert mounted_at(pool.mnt)
-    (pool.mnt / "hello").write_text("from fstab")
+    assert "noexec" in mount_options(pool.mnt), "noexec reaches the kernel"
+    script = pool.mnt / "script"
+    script.write_text("#!/bin/sh\necho ran\n")
+    script.chmod(0o755)
+    with pytest.raises(PermissionError):
+        subprocess.run([str(script)], capture_output=True)
     dwfsctl("umount", pool.mnt)
+    assert not mounted_at(pool.mnt)
+    unknown = subprocess.run(
+        [HELPER, str(pool.devices[1]), str(pool.mnt), "-o", f"passfile={pool.passfile},noatimex"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert unknown.returncode == 2 and "unknown mount option 'noatimex'" in unknown.stderr
     assert not mounted_at(pool.mnt)
     bad = subprocess.run([HELPER, str(pool.devices[1])], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "usage" in bad.stderr

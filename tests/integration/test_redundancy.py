@@ -55,7 +55,7 @@ def test_raidz2_survives_any_two_lost_devices(make_pool: PoolFactory, tmp_path: 
         for i in gone:
             shutil.move(pool.devices[i], tmp_path / f"away{i}")
         survivor = next(d for i, d in enumerate(pool.devices) if i not in gone)
-        pool.mount(survivor)
+        pool.mount(survivor, "degraded")
         verify(pool, files)
         assert status(pool, pool.mnt)["state"] == "degraded"
         pool.umount()

@@ -1,13 +1,21 @@
-"""The metadata journal's record format and replay, on bytes."""
+"""The metadata journal's record format, its chain, typed replay and the guards
+around the database, on bytes and in-memory databases."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dwfs.errors import IntegrityError
 from dwfs.meta import MetaDB, _journal
+from dwfs.meta._ops import OPS
 
 KEY = bytes(range(32))
+EPOCH = bytes(16)
+OTHER_EPOCH = bytes([1] * 16)
 params = st.one_of(
     st.none(), st.integers(-(2**62), 2**62), st.text(max_size=20), st.binary(max_size=40)
 )
@@ -15,51 +23,120 @@ params = st.one_of(
 
 @given(
     st.lists(
-        st.tuples(
-            st.sampled_from(["INSERT a", "UPDATE b"]), st.lists(params, max_size=4).map(tuple)
-        ),
+        st.tuples(st.sampled_from(sorted(OPS)), st.lists(params, max_size=4).map(tuple)),
         max_size=10,
-    )
+    ),
+    st.binary(max_size=16),
 )
-def test_records_round_trip(statements: list[tuple[str, tuple[object, ...]]]) -> None:
-    blob = _journal.encode(KEY, "pool", 3, 7, statements)  # type: ignore[arg-type]
-    assert _journal.decode_chain(KEY, "pool", 3, blob) == [(7, statements)]
-    assert _journal.decode_chain(KEY, "pool", 4, blob) == [], "bound to its epoch"
-    assert _journal.decode_chain(bytes(32), "pool", 3, blob) == []
+def test_records_round_trip_and_are_bound_to_their_place(
+    statements: list[tuple[str, tuple[object, ...]]], prev: bytes
+) -> None:
+    blob = _journal.encode(KEY, "pool", EPOCH, 7, prev, statements)  # type: ignore[arg-type]
+    (record,) = _journal.decode_chain(KEY, "pool", EPOCH, prev, blob)
+    assert (record.txg, record.statements, record.tag) == (7, statements, _journal.tag_of(blob))
+    assert _journal.decode_chain(KEY, "pool", OTHER_EPOCH, prev, blob) == [], "its epoch"
+    assert _journal.decode_chain(KEY, "pool", EPOCH, prev + b"x", blob) == [], "its link"
+    assert _journal.decode_chain(KEY, "other", EPOCH, prev, blob) == [], "its pool"
+    assert _journal.decode_chain(bytes(32), "pool", EPOCH, prev, blob) == [], "its key"
 
 
-def test_a_torn_or_tampered_tail_ends_the_chain() -> None:
-    one = _journal.encode(KEY, "p", 1, 1, [("x", (1,))])
-    two = _journal.encode(KEY, "p", 1, 2, [("y", (2,))])
-    assert len(_journal.decode_chain(KEY, "p", 1, one + two)) == 2
-    assert len(_journal.decode_chain(KEY, "p", 1, one + two[:-3])) == 1
+def chain(*txgs: int, prev: bytes = b"", epoch: bytes = EPOCH) -> list[bytes]:
+    records = []
+    for txg in txgs:
+        record = _journal.encode(KEY, "p", epoch, txg, prev, [("chunk.ref", (b"%d" % txg,))])
+        records.append(record)
+        prev = _journal.tag_of(record)
+    return records
+
+
+def test_a_torn_tampered_reordered_or_spliced_record_ends_the_chain() -> None:
+    one, two, three = chain(1, 2, 3)
+    decode = _journal.decode_chain
+    assert len(decode(KEY, "p", EPOCH, b"", one + two + three)) == 3
+    assert len(decode(KEY, "p", EPOCH, b"", one + two[:-3])) == 1
     flipped = bytearray(one + two)
     flipped[len(one) + 30] ^= 1
-    assert len(_journal.decode_chain(KEY, "p", 1, bytes(flipped))) == 1
-    assert len(_journal.best_chain(KEY, "p", 1, [one, one + two, b""])) == 2
+    assert len(decode(KEY, "p", EPOCH, b"", bytes(flipped))) == 1
+    assert len(decode(KEY, "p", EPOCH, b"", one + three)) == 1, "a record cut out of the middle"
+    assert len(decode(KEY, "p", EPOCH, b"", two + one)) == 0, "reordered"
+    (other,) = chain(2, prev=_journal.tag_of(one), epoch=OTHER_EPOCH)
+    assert len(decode(KEY, "p", EPOCH, b"", one + other)) == 1, "spliced from another epoch"
+    assert len(_journal.best_chain(KEY, "p", EPOCH, b"", [one, one + two, b""])) == 2
 
 
-def test_replaying_statements_rebuilds_the_database() -> None:
+def test_an_oversized_record_header_is_not_read() -> None:
+    (one,) = chain(1)
+    huge = b"DWJ2" + (2**31).to_bytes(4, "little") + one[8:]
+    assert _journal.decode_chain(KEY, "p", EPOCH, b"", huge) == []
+
+
+def test_replaying_operations_rebuilds_the_database() -> None:
     db = MetaDB()
     with db.transaction():
-        db.execute("INSERT INTO counters VALUES (?, ?)", ("x", 41))
-        db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", ("x",))
+        db.execute("dirent.insert", (1, b"name", 3, 2, 1))
+        db.set_inode(1, {"mode": 0o40700, "ctime": 5})
+        cookie = db.next_counter("next_cookie")
     txg, statements = db.take_pending()
+    assert [op for op, _ in statements] == ["dirent.insert", "inode.set", "counter.next"]
     replica = MetaDB()
+    replica.conn.execute("INSERT INTO inodes VALUES (1, 0, 0, 0, 1, 0, 0, 0, 0, 0, NULL, 0, NULL)")
     replica.apply(txg, statements)
-    assert replica.query("SELECT value FROM counters WHERE name = 'x'") == [(42,)]
+    assert replica.query("SELECT name FROM dirents") == [(b"name",)]
+    assert replica.query("SELECT value FROM counters WHERE name = 'next_cookie'") == [(cookie + 1,)]
     assert replica.txg == txg == 1
     image = db.image()
-    assert MetaDB(image, txg=1).query("SELECT value FROM counters WHERE name='x'") == [(42,)]
+    assert MetaDB(image, txg=1).query("SELECT name FROM dirents") == [(b"name",)]
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        [("ATTACH DATABASE '/tmp/x' AS x", ())],
+        [("VACUUM INTO '/tmp/stolen'", ())],
+        [("inode.set", (1, "mode = 0, uid", 0))],
+        [("inode.set", (1, "birth", 0))],
+        [("chunk.ref", ())],
+        [("chunk.ref", (b"a", b"b"))],
+    ],
+)
+def test_replay_runs_only_our_operations(statements: list[tuple[str, tuple[object, ...]]]) -> None:
+    """An authentic record of a former key holder cannot make replay run SQL of its choosing."""
+    blob = _journal.encode(KEY, "p", EPOCH, 1, b"", statements)  # type: ignore[arg-type]
+    (record,) = _journal.decode_chain(KEY, "p", EPOCH, b"", blob)
+    db = MetaDB()
+    with pytest.raises(IntegrityError):
+        db.apply(record.txg, record.statements)
+    assert db.txg == 0
+
+
+def test_the_database_refuses_statements_outside_our_tables() -> None:
+    db = MetaDB()
+    for sql in (
+        "ATTACH DATABASE ':memory:' AS x",
+        "PRAGMA writable_schema = ON",
+        "CREATE TABLE evil(x)",
+        "DROP TABLE inodes",
+        "CREATE TRIGGER t AFTER INSERT ON chunks BEGIN DELETE FROM inodes; END",
+        "VACUUM INTO '/tmp/dwfs-stolen'",
+    ):
+        with pytest.raises(sqlite3.DatabaseError):
+            db.conn.execute(sql)
+
+
+def test_an_image_with_a_schema_not_ours_is_refused() -> None:
+    evil = sqlite3.connect(":memory:")
+    evil.deserialize(MetaDB().image())
+    evil.execute("CREATE TRIGGER t AFTER INSERT ON chunks BEGIN DELETE FROM inodes; END")
+    with pytest.raises(IntegrityError, match="does not make"):
+        MetaDB(evil.serialize())
+    with pytest.raises(IntegrityError, match="not an SQLite database"):
+        MetaDB(b"SQLite format 3\0" + bytes(200))
 
 
 def test_a_failed_transaction_leaves_no_statements() -> None:
     db = MetaDB()
-    try:
-        with db.transaction():
-            db.execute("INSERT INTO counters VALUES (?, ?)", ("y", 1))
-            raise RuntimeError
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), db.transaction():
+        db.execute("chunk.upsert", (b"y", 1, 1, 1, 1, 1))
+        raise RuntimeError
     assert not db.has_pending()
-    assert db.query("SELECT * FROM counters WHERE name = 'y'") == []
+    assert db.query("SELECT * FROM chunks") == []

@@ -243,7 +243,7 @@ async def test_nothing_is_compacted_while_degraded_nor_reclaimed_while_resilveri
     async with open_volume(device, credential()) as volume:
         kept = await keep_every_other(volume, 30)
     (tmp_path / "d2").rename(tmp_path / "away")
-    async with open_volume(device, credential()) as volume:
+    async with open_volume(device, credential(), degraded=True) as volume:
         assert volume.pool.array.state() == "degraded"
         assert await compact(volume.meta, volume.pool) == 0
         await check(volume, kept)

@@ -1,0 +1,64 @@
+"""What this machine keeps about a pool: written without following links, read
+with bounds, the chain head surviving a torn write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dwfs.chunks import ChainHead, LocalState, append_private
+from dwfs.errors import UsageError
+
+KEY = bytes(range(32))
+
+
+def test_state_files_are_never_written_through_a_link(tmp_path: Path) -> None:
+    state = LocalState("pool", tmp_path)
+    state.dir.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (state.dir / "generation").symlink_to(victim)
+    assert state.last_generation() == 0, "a link is not read"
+    state.record_generation(5)
+    assert victim.read_text() == "precious"
+    assert not (state.dir / "generation").is_symlink()
+    assert state.last_generation() == 5
+    assert (state.dir / "generation").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_state_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    state = LocalState("pool", tmp_path)
+    state.dir.mkdir(mode=0o777)
+    state.dir.chmod(0o777)
+    with pytest.raises(UsageError, match="writable by others"):
+        state.record_generation(1)
+
+
+def test_logs_are_private_and_not_opened_through_a_link(tmp_path: Path) -> None:
+    log = tmp_path / "mount.log"
+    os.close(append_private(log))
+    assert log.stat().st_mode & 0o777 == 0o600
+    log.unlink()
+    log.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError):
+        append_private(log)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_the_chain_head_survives_a_torn_write_and_a_wrong_key(tmp_path: Path) -> None:
+    state = LocalState("pool", tmp_path)
+    assert state.chain_head(KEY) is None
+    first = ChainHead(7, b"e" * 16, b"t" * 16)
+    second = ChainHead(8, b"e" * 16, b"u" * 16)
+    state.record_chain_head(KEY, first)
+    state.record_chain_head(KEY, second)
+    assert state.chain_head(KEY) == second
+    path = state.dir / "journal-head"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 - 20] ^= 0xFF  # slot 0 holds txg 8: tear it
+    path.write_bytes(bytes(raw))
+    assert state.chain_head(KEY) == first
+    assert state.chain_head(bytes(32)) is None, "a head MACed with another key is not ours"
+    state.close()
