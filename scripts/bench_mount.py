@@ -65,6 +65,7 @@ def dwfs(root: Path) -> Iterator[Path]:
     mnt, pw = root / "dwfs-mnt", root / "dwfs.pass"
     mnt.mkdir()
     pw.write_text("bench passphrase\n")
+    pw.chmod(0o600)
     env_state = root / "dwfs-state"
     os.environ["DWFS_STATE_DIR"] = str(env_state)
     sh(*DWFSCTL, "create", "--raid", "raidz1", "--passphrase-file", pw, *devices)

@@ -1,17 +1,23 @@
 """Where secrets come from: a file, the file DWFS_PASSPHRASE_FILE names, or a prompt.
 
-Never from argv, where any user of the machine could read them in ps.
+Never from argv, where any user of the machine could read them in ps. A secret
+file that other users can read or write is refused, as ssh refuses such a
+private key: the secret in it is no longer ours alone. And a process holding
+keys makes no core dumps and cannot be attached to by other processes of its
+user (protect_process).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import getpass
 import os
+import resource
+import stat
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from dwfs.chunks import KEYFILE, PASSPHRASE, Credential, Pool, open_pool
 from dwfs.errors import UsageError
@@ -19,12 +25,35 @@ from dwfs.errors import UsageError
 ENV = "DWFS_PASSPHRASE_FILE"
 
 
+MAX_SECRET_FILE = 1024 * 1024
+"""The most read of a passphrase or key file."""
+
+
+def protect_process() -> None:
+    """No core dumps, and no ptrace by other processes of this user (Linux)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+_PR_SET_DUMPABLE = 4
+
+
 def _read(path: str, what: str) -> bytearray:
+    if path == "-":
+        return bytearray(sys.stdin.buffer.read(MAX_SECRET_FILE))
     try:
-        data = bytearray(sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes())
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                raise UsageError(
+                    f"the {what} file {path} can be read or written by other users: "
+                    f"`chmod 600 {path}` (a secret must be yours alone)"
+                )
+            return bytearray(file.read(MAX_SECRET_FILE))
     except OSError as exc:
         raise UsageError(f"cannot read the {what} file {path}: {exc.strerror}") from None
-    return data
 
 
 def _strip_newline(data: bytearray) -> bytearray:

@@ -18,6 +18,7 @@ import trio
 
 from dwfs import __version__, _accel
 from dwfs.cli import (
+    _secrets,
     cmd_create,
     cmd_key,
     cmd_mount,
@@ -64,6 +65,7 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _accel.tune_allocator()
+    _secrets.protect_process()
     try:
         result: int = trio.run(args.run, args)
         return result

@@ -139,6 +139,7 @@ def make_pool(tmp_path: Path) -> Iterator[PoolFactory]:
         root.mkdir()
         passfile = root / "passphrase"
         passfile.write_bytes(PASSPHRASE_TEXT + b"\n")
+        passfile.chmod(0o600)
         devices = [root / f"dev{i}" for i in range(n)]
         create_pool(
             devices,

@@ -23,6 +23,7 @@ def test_mount_refuses_bad_input(make_pool: PoolFactory, tmp_path: Path) -> None
     pool: LivePool = make_pool(mount=False)
     wrong = tmp_path / "wrong"
     wrong.write_text("wrong\n")
+    wrong.chmod(0o600)
     empty = tmp_path / "empty"
     empty.mkdir()
     full = tmp_path / "full"

@@ -54,6 +54,7 @@ def pool_files(root: Path) -> dict[Path, bytes]:
 def pool(tmp_path: Path) -> tuple[Path, list[Path]]:
     secret = tmp_path / "pass"
     secret.write_text(PASS)
+    secret.chmod(0o600)
     devices = [tmp_path / f"dev{i}" for i in range(4)]
     out = ok("create", "--raid", "raidz2", "--passphrase-file", secret, *devices)
     assert "created pool" in out
@@ -99,11 +100,13 @@ def test_keys(pool: tuple[Path, list[Path]], tmp_path: Path) -> None:
     secret, devices = pool
     new = tmp_path / "new-pass"
     new.write_text("another passphrase\n")
+    new.chmod(0o600)
     ok("key", "add", "--passphrase-file", secret, "--new-passphrase-file", new, devices[0])
     out = ok("key", "add", "--recovery", "--passphrase-file", new, devices[0])
     recovery = out.rsplit(": ", 1)[1].strip()
     rec_file = tmp_path / "rec"
     rec_file.write_text(recovery)
+    rec_file.chmod(0o600)
     slots = json.loads(ok("key", "list", "--json", "--passphrase-file", rec_file, devices[1]))
     assert [s["kind"] for s in slots] == ["passphrase", "passphrase", "recovery"]
     ok("key", "remove", "--slot", "0", "--passphrase-file", new, devices[0])
@@ -129,6 +132,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(
     secret, devices = pool
     wrong = tmp_path / "wrong"
     wrong.write_text("wrong\n")
+    wrong.chmod(0o600)
     before = pool_files(tmp_path)
     fails(3, "status", "--passphrase-file", wrong, devices[0], match="wrong passphrase")
     fails(5, "status", "--passphrase-file", secret, tmp_path / "nope", match="does not exist")
@@ -200,3 +204,26 @@ def test_help_lists_every_command() -> None:
     out = ok("--help")
     for command in ("create", "status", "scrub", "replace", "key"):
         assert command in out
+
+
+def test_a_secret_file_other_users_can_read_is_refused(pool: tuple[Path, list[Path]]) -> None:
+    secret, devices = pool
+    before = pool_files(devices[0].parent)
+    secret.chmod(0o644)
+    fails(2, "status", "--passphrase-file", secret, devices[0], match="chmod 600")
+    fails(2, "status", devices[0], match="chmod 600", env={"DWFS_PASSPHRASE_FILE": str(secret)})
+    assert pool_files(devices[0].parent) == before
+    secret.chmod(0o600)
+    ok("status", "--passphrase-file", secret, devices[0])
+    ok("status", "--passphrase-file", "-", devices[0], stdin=PASS)
+
+
+def test_dwfsctl_makes_no_core_dumps_and_cannot_be_traced() -> None:
+    probe = (
+        "import ctypes, resource\n"
+        "from dwfs.cli._secrets import protect_process\n"
+        "protect_process()\n"
+        "print(resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split("\n")[0] == "(0, 0) 0", result.stderr
