@@ -1,4 +1,6 @@
 # dwfs: `make run` to try it, `make test` to check it, `make bench` to measure it.
+# `make fuzz` runs a coverage-guided fuzzer over every parser of device bytes
+# (FUZZ_SECONDS per target, 20 by default).
 # Every target that needs the environment runs `make setup` first, which installs
 # what is missing (Debian packages, the virtual environment, the native extension)
 # and does nothing when nothing changed.
@@ -11,7 +13,9 @@ STAMP := $(VENV)/.setup-stamp
 NATIVE := $(wildcard native/src/*.c native/include/*.h native/binding/*.c)
 DEMO := .dwfs-demo
 
-.PHONY: setup run test bench lint native-test clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: setup run test bench fuzz lint native-test clean
 
 setup: $(STAMP)
 
@@ -48,6 +52,10 @@ bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) scripts/bench_blockstore.py
 	$(PY) scripts/bench_mount.py
+
+fuzz: setup
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,fuzz]'
+	$(PY) scripts/fuzz.py $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) build native/build *.egg-info dwfs/*.so

@@ -79,15 +79,47 @@ def compress(algorithm: int, data: Buffer) -> tuple[int, Buffer]:
     return algorithm, packed
 
 
-def decompress(algorithm: int, payload: bytes) -> bytes:
+MAX_PLAIN = 64 * 1024 * 1024
+"""The most a chunk may decompress to: above any chunk the chunker cuts (1 MiB at
+most) or any manifest, so an authentic but hostile chunk cannot make a reader
+allocate without bound."""
+
+
+def decompress(algorithm: int, payload: bytes, limit: int = MAX_PLAIN) -> bytes:
+    """The chunk's bytes, at most `limit` of them.
+
+    Raises:
+        IntegrityError: it does not decompress, or to more than limit bytes.
+    """
     try:
         if algorithm == NONE:
             return payload
         if algorithm == ZSTD:
-            return zstandard.ZstdDecompressor().decompress(payload)
+            return _unzstd(payload, limit)
         if algorithm == LZ4:
-            result: bytes = lz4.frame.decompress(payload)
-            return result
+            return _unlz4(payload, limit)
     except (zstandard.ZstdError, RuntimeError) as exc:
         raise IntegrityError(f"an authenticated chunk does not decompress: {exc}") from None
     raise IntegrityError(f"unknown compression id {algorithm}")
+
+
+def _too_big(limit: int) -> IntegrityError:
+    return IntegrityError(f"an authenticated chunk decompresses to more than {limit} bytes")
+
+
+def _unzstd(payload: bytes, limit: int) -> bytes:
+    declared = zstandard.frame_content_size(payload)
+    if declared > limit:
+        raise _too_big(limit)
+    result: bytes = zstandard.ZstdDecompressor().decompress(payload, max_output_size=limit)
+    return result
+
+
+def _unlz4(payload: bytes, limit: int) -> bytes:
+    decompressor = lz4.frame.LZ4FrameDecompressor()
+    result: bytes = decompressor.decompress(payload, max_length=limit)
+    if not decompressor.eof:
+        if len(result) >= limit:
+            raise _too_big(limit)
+        raise RuntimeError("truncated lz4 frame")
+    return result

@@ -95,3 +95,21 @@ def payload_ok(key: bytes, header: ShardHeader, payload: bytes) -> bool:
     return len(payload) == header.addr.shard_len and hmac.compare_digest(
         mac(key, payload), header.payload_mac
     )
+
+
+_MARK = struct.Struct("<QQQ")
+
+
+def pack_sync_mark(key: bytes, segment: int, offset: int, seq: int) -> bytes:
+    """A device's sync mark: where the append point was at the last sync, MACed."""
+    body = _MARK.pack(segment, offset, seq)
+    return body + mac(key, body)
+
+
+def parse_sync_mark(key: bytes, raw: bytes) -> tuple[int, int, int] | None:
+    """(segment, offset, seq) of an authentic sync mark, else None."""
+    body, tag = raw[: _MARK.size], raw[_MARK.size : _MARK.size + MAC_SIZE]
+    if len(body) != _MARK.size or not hmac.compare_digest(mac(key, body), tag):
+        return None
+    segment, offset, seq = _MARK.unpack(body)
+    return segment, offset, seq

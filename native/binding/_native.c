@@ -86,12 +86,17 @@ static PyObject *py_cdc_cuts(PyObject *self, PyObject *args) {
                           &mask_s, &mask_l, &gear, &final))
         return NULL;
     PyObject *result = NULL;
+    size_t *cuts = NULL; /* on the heap: 512 KiB is too much for a thread's stack */
     if (gear.len != 256 * 8 || min_size < 0 || avg_size < min_size || max_size < avg_size ||
         max_size < 1) {
         PyErr_SetString(PyExc_ValueError, "bad chunker parameters");
         goto done;
     }
-    size_t cuts[MAX_CUTS];
+    cuts = PyMem_RawMalloc(MAX_CUTS * sizeof(size_t));
+    if (cuts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     size_t ncuts = 0, pos = 0, n = (size_t)data.len;
     const uint8_t *p = (const uint8_t *)data.buf;
     const uint64_t *g = (const uint64_t *)gear.buf;
@@ -112,6 +117,7 @@ static PyObject *py_cdc_cuts(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(result, (Py_ssize_t)i, v);
     }
 done:
+    PyMem_RawFree(cuts);
     PyBuffer_Release(&data);
     PyBuffer_Release(&gear);
     return result;

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,3 +52,19 @@ def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
         out.append(data[pos : pos + c])
         pos += c
     return out
+
+
+def test_the_chunker_runs_on_a_thread_with_a_small_stack() -> None:
+    """Worker threads may have small stacks (musl: 128 KiB): the chunker keeps its
+    cut list on the heap. In a child process, since a stack overflow kills it."""
+    probe = (
+        "import threading\n"
+        "from dwfs.chunks import Chunker, ChunkerParams\n"
+        "threading.stack_size(192 * 1024)\n"
+        "out = []\n"
+        "c = Chunker(ChunkerParams(min_size=256, avg_size=1024, max_size=4096), b'k' * 32)\n"
+        "t = threading.Thread(target=lambda: out.append(sum(c.cut(bytes(range(256)) * 400))))\n"
+        "t.start(); t.join(); print(out[0])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "102400", result.stderr

@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import random
 
+import lz4.frame
 import pytest
+import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,3 +63,12 @@ def test_compressible_text_with_random_runs_is_still_compressed() -> None:
     mixed = text[:200_000] + os.urandom(4096) + text[200_000:400_000]
     used, payload = c.compress(c.ZSTD, mixed)
     assert used == c.ZSTD and len(payload) < len(mixed) // 3
+
+
+@pytest.mark.parametrize("algorithm", [c.ZSTD, c.LZ4])
+def test_a_decompression_bomb_is_refused_before_it_is_allocated(algorithm: int) -> None:
+    bomb = bytes(c.MAX_PLAIN + 1)
+    packed = zstandard.compress(bomb) if algorithm == c.ZSTD else lz4.frame.compress(bomb)
+    with pytest.raises(IntegrityError, match="more than"):
+        c.decompress(algorithm, packed)
+    assert c.decompress(algorithm, packed, limit=len(bomb)) == bomb

@@ -64,3 +64,39 @@ def test_wipe_zeroes() -> None:
     secret = bytearray(b"secret")
     keys.wipe(secret)
     assert secret == bytes(6)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("memory_kib", 1 << 40),
+        ("memory_kib", 4),
+        ("iterations", 10**9),
+        ("iterations", 0),
+        ("lanes", 1 << 20),
+        ("lanes", 1.5),
+        ("salt", "00"),
+        ("name", "scrypt"),
+    ],
+)
+def test_a_crafted_slot_cannot_hang_unlock_or_ask_for_terabytes(field: str, value: object) -> None:
+    master = keys.new_master_key()
+    good = keys.make_keyslot(POOL, 0, keys.PASSPHRASE, b"pw", master, FAST_KDF)
+    crafted = {**good, "id": 1, "kdf": {**good["kdf"], field: value}}
+    with pytest.raises(BadKey):
+        keys.unlock(POOL, [crafted], cred(b"pw"))
+    assert keys.unlock(POOL, [crafted, good], cred(b"pw")) == (master, 0)
+
+
+def test_at_most_32_keyslots_are_tried() -> None:
+    master = keys.new_master_key()
+    slot = keys.make_keyslot(POOL, 40, keys.PASSPHRASE, b"pw", master, FAST_KDF)
+    other = keys.make_keyslot(POOL, 0, keys.PASSPHRASE, b"other", master, FAST_KDF)
+    with pytest.raises(BadKey):
+        keys.unlock(POOL, [other] * keys.MAX_KEYSLOTS + [slot], cred(b"pw"))
+
+
+def test_the_presets_are_within_the_bounds() -> None:
+    for preset in keys.KDF_PRESETS.values():
+        keys.check_kdf({**preset, "salt": "00" * 16})
+    assert keys.KDF_PRESETS["strong"]["memory_kib"] == 1 << 20, "1 GiB, as LUKS2"

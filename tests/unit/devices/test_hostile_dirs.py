@@ -174,3 +174,16 @@ def test_direct_opens_refuse_what_the_audit_did_not_see(tmp_path: Path) -> None:
         assert target.read_bytes() == b"precious\n"
     finally:
         device.close()
+
+
+def test_a_sparse_multi_terabyte_segment_is_not_walked_for_days(tmp_path: Path) -> None:
+    _, paths = make_pool(tmp_path)
+    for path in paths:
+        os.truncate(path / "segments" / "00000000.seg", 4 << 40)
+
+    async def reopen() -> int:
+        with trio.fail_after(60):
+            async with open_pool(paths[0], pw()) as pool:
+                return len(pool.store.index)
+
+    assert trio.run(reopen) > 0
