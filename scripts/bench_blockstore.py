@@ -112,23 +112,47 @@ def text_data(size: int) -> bytes:
 
 def put_rate(root: Path, layout: str, n: int, data: bytes, cores: int) -> float:
     """Bytes per second of one put() and sync() into a new pool at root."""
+    return sealed_put(root, layout, n, data, cores)[0]
+
+
+def sealed_put(
+    root: Path, layout: str, n: int, data: bytes, cores: int, padding: str = "none"
+) -> tuple[float, int]:
+    """(bytes per second, sealed bytes stored) of one put() and sync() into a new
+    pool at root."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     paths = [root / f"d{i}" for i in range(n)]
     kdf = {"name": "argon2id", "memory_kib": 1024, "iterations": 1, "lanes": 1}
-    create_pool(paths, Credential(PASSPHRASE, bytearray(b"bench")), PoolOptions(layout, kdf=kdf))
+    options = PoolOptions(layout, kdf=kdf, padding=padding)
+    create_pool(paths, Credential(PASSPHRASE, bytearray(b"bench")), options)
 
-    async def run() -> float:
+    async def run() -> tuple[float, int]:
         async with open_pool(paths[0], Credential(PASSPHRASE, bytearray(b"bench"))) as pool:
             pool.store._limiter.total_tokens = cores
             start = time.perf_counter()
             await pool.store.put(data)
             await pool.store.sync()
-            return time.perf_counter() - start
+            return time.perf_counter() - start, pool.store.stats.bytes_sealed
 
-    elapsed = trio.run(run)
+    elapsed, sealed = trio.run(run)
     shutil.rmtree(root)
-    return len(data) / elapsed
+    return len(data) / elapsed, sealed
+
+
+def padding_rows(quick: bool) -> list[str]:
+    size = (64 if quick else 256) << 20
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    root = base / f"dwfs-bench-{os.getpid()}"
+    rows = [
+        "| data | padding | put MB/s (raidz1, 2 threads) | sealed bytes / data bytes |",
+        "|---|---|---|---|",
+    ]
+    for name, data in (("incompressible", os.urandom(size)), ("text", text_data(size))):
+        for padding in ("none", "padme"):
+            rate, sealed = sealed_put(root, "raidz1", 3, data, 2, padding)
+            rows.append(f"| {name} | {padding} | {rate / MB:,.0f} | {sealed / len(data):.4f} |")
+    return rows
 
 
 def relocate_rate(root: Path, layout: str, n: int, data: bytes) -> tuple[float, float]:
@@ -223,6 +247,8 @@ def main() -> None:
     print("\n".join(pipeline_rows(args.quick)))
     print("\n## Compaction's copies, incompressible data, two worker threads\n")
     print("\n".join(compaction_rows(args.quick)))
+    print("\n## Padding sealed chunks to Padmé lengths (--padding padme)\n")
+    print("\n".join(padding_rows(args.quick)))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ class BlockStore:
         index: ChunkIndex,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         limiter: trio.CapacityLimiter | None = None,
+        seal_flags: int = 0,
     ) -> None:
         self.array = array
         self.chunker = chunker
@@ -92,6 +93,7 @@ class BlockStore:
         self._keys = keys
         self._cipher = cipher
         self._compression = compression
+        self._seal_flags = seal_flags
         self._limiter = limiter or trio.CapacityLimiter(os.cpu_count() or 2)
         self._inflight = 0
         self._idle = trio.Event()
@@ -121,7 +123,7 @@ class BlockStore:
                 self.stats.chunks_deduplicated += 1
             return cid, known
         algorithm, payload = _compress.compress(self._compression, chunk)
-        length = crypto.sealed_length(memoryview(payload).nbytes)
+        length = crypto.sealed_length(memoryview(payload).nbytes, self._seal_flags)
         layout = self.array.layout
         padded = crypto.seal(
             self._cipher,
@@ -130,6 +132,7 @@ class BlockStore:
             payload,
             algorithm,
             room=shard_length(layout, length) * layout.k,
+            flags=self._seal_flags,
         )
         shards = encode(layout, padded)  # whole shards already: no padding copy
         addr = self.array.allocate(length)

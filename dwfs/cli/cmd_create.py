@@ -8,6 +8,8 @@ from pathlib import Path
 from dwfs.chunks import (
     CIPHERS,
     COMPRESSIONS,
+    KDF_PRESETS,
+    PADDINGS,
     RECOVERY,
     PoolOptions,
     create_pool,
@@ -34,6 +36,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cipher", choices=sorted(CIPHERS), default="aes-256-gcm")
     p.add_argument("--compression", choices=sorted(COMPRESSIONS), default="zstd")
     p.add_argument(
+        "--padding",
+        choices=sorted(PADDINGS),
+        default="none",
+        help="padme pads each sealed chunk to one of few lengths (at most 12%% more space) "
+        "so its size says less about its content (docs/crypto.md)",
+    )
+    p.add_argument(
+        "--kdf",
+        choices=sorted(KDF_PRESETS),
+        default="standard",
+        help="how hard the passphrase is to guess: standard (Argon2id, 64 MiB, about 0.2 s "
+        "to unlock) or strong (1 GiB as LUKS2, about 3 s)",
+    )
+    p.add_argument(
         "--recovery-key",
         action="store_true",
         help="also make a printable recovery key and print it once",
@@ -45,7 +61,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     credential = _secrets.credential(args, confirm=True)
-    options = PoolOptions(layout=args.raid, cipher=args.cipher, compression=args.compression)
+    options = PoolOptions(
+        layout=args.raid,
+        cipher=args.cipher,
+        compression=args.compression,
+        padding=args.padding,
+        kdf=dict(KDF_PRESETS[args.kdf]),
+    )
     try:
         pool_id = create_pool(args.devices, credential, options)
         recovery = None

@@ -68,3 +68,27 @@ def test_same_plaintext_different_ciphertext() -> None:
 def test_unknown_cipher_name() -> None:
     with pytest.raises(UsageError, match="unknown cipher"):
         crypto.cipher_id("rot13")
+
+
+@given(length=st.integers(0, 1 << 26))
+def test_padme_costs_at_most_12_percent_and_keeps_few_lengths(length: int) -> None:
+    padded = crypto.padme(length)
+    assert length <= padded <= max(length * 1.12, length + 1)
+    assert crypto.padme(padded) == padded, "a padded length pads to itself"
+
+
+def test_padme_leaves_few_distinct_lengths() -> None:
+    lengths = {crypto.padme(n) for n in range(200_000, 1_100_000)}
+    assert len(lengths) < 100, "about 2^(log log n) lengths per octave, not 900,000"
+
+
+@given(payload=st.binary(max_size=5000), compression=st.integers(0, 2))
+def test_padded_round_trip(payload: bytes, compression: int) -> None:
+    sealed = crypto.seal(1, KEY, CID, payload, compression, flags=crypto.PADDED)
+    assert len(sealed) == crypto.sealed_length(len(payload), crypto.PADDED)
+    assert len(sealed) == crypto.OVERHEAD + crypto.padme(len(payload) + 4)
+    assert crypto.open_(KEY, CID, sealed) == (compression, payload)
+    relabelled = bytearray(sealed)
+    relabelled[3] = 0
+    with pytest.raises(IntegrityError):
+        crypto.open_(KEY, CID, relabelled)

@@ -12,7 +12,15 @@ import trio
 import trio.lowlevel
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
-from dwfs.chunks import KEYFILE, PASSPHRASE, RECOVERY, ChunkerParams, ChunkRef, new_recovery_key
+from dwfs.chunks import (
+    KEYFILE,
+    PASSPHRASE,
+    RECOVERY,
+    ChunkerParams,
+    ChunkRef,
+    crypto,
+    new_recovery_key,
+)
 from dwfs.devices import parse_layout
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
@@ -229,3 +237,16 @@ async def test_prefetch_loads_each_chunk_once_and_leaves_failures_to_readers(
         assert pool.store.stats.chunks_loaded == len(refs)
         with pytest.raises(IntegrityError):
             await pool.store.get(unknown)
+
+
+async def test_a_padded_pool_round_trips_and_seals_padme_lengths(tmp_path: Path) -> None:
+    paths = make(tmp_path, padding="padme", compression="none")
+    data = random.Random(5).randbytes(900_000)
+    async with open_pool(paths[0], pw()) as pool:
+        assert pool.status()["padding"] == "padme"
+        refs = await pool.store.put(data)
+    async with open_pool(paths[1], pw()) as pool:
+        pool.store.cache.capacity = 0
+        assert await pool.store.read(refs) == data
+        for ref in refs:
+            assert ref.addr.sealed_len == crypto.OVERHEAD + crypto.padme(ref.length + 4)
