@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
 
 from dwfs.errors import NotFound
 from dwfs.vfs import open_volume
@@ -38,3 +39,29 @@ async def test_a_forgotten_inode_that_is_still_linked_stays(tmp_path: Path) -> N
         volume.forget(attr.ino, 1)
         await volume.sync_all()
         assert volume.lookup(ROOT_INO, b"f").ino == attr.ino
+
+
+async def test_many_files_written_at_once_stay_within_the_write_budget(tmp_path: Path) -> None:
+    """Each file stays below its own 32 MiB limit; together they would not."""
+    device = make(tmp_path)
+    data = {i: os.urandom(3 << 20) for i in range(24)}
+    peak = 0
+    async with open_volume(device, credential()) as volume:
+        volume.budget.limit = 16 << 20
+        handles = {}
+        for i in data:
+            handles[i], _ = await volume.create(ROOT_INO, b"f%d" % i, 0o644, os.O_RDWR, 0, 0)
+
+        async def writer(i: int) -> None:
+            nonlocal peak
+            for off in range(0, len(data[i]), 128 << 10):
+                await volume.write(handles[i], off, data[i][off : off + (128 << 10)])
+                peak = max(peak, volume.budget.total)
+
+        async with trio.open_nursery() as nursery:
+            for i in data:
+                nursery.start_soon(writer, i)
+        for i, fh in handles.items():
+            assert await volume.read(fh, 0, len(data[i])) == data[i]
+            await volume.release(fh)
+    assert peak <= (16 << 20) + (128 << 10), f"{peak} unstored bytes at once"
