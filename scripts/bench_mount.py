@@ -129,6 +129,30 @@ def measure(directory: Path, quick: bool) -> dict[str, float]:
     return out
 
 
+def used_growth(directory: Path, name: str, data: bytes) -> int:
+    """Bytes `df` counts as used after writing and fsyncing data to a new file."""
+
+    def used() -> int:
+        st = os.statvfs(directory)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    before = used()
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return used() - before
+
+
+def dedup_oracle(directory: Path) -> tuple[int, int]:
+    """What a user who can write into the filesystem sees of a duplicate: df's
+    growth for a 4 MiB random file written once, then again under another name."""
+    data = os.urandom(4 << 20)
+    return used_growth(directory, "oracle-1", data), used_growth(directory, "oracle-2", data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="256 MiB and 2,000 files")
@@ -136,10 +160,12 @@ def main() -> None:
     root = BASE / f"dwfs-bench-mount-{os.getpid()}"
     root.mkdir()
     results: dict[str, dict[str, float]] = {}
+    oracle: dict[str, tuple[int, int]] = {}
     try:
         for name, target in (("raw tmpfs", raw), ("gocryptfs", gocryptfs), ("dwfs raidz1", dwfs)):
             with target(root) as directory:
                 results[name] = measure(directory, args.quick)
+                oracle[name] = dedup_oracle(directory)
                 print(f"{name}: done", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -150,6 +176,10 @@ def main() -> None:
         row = [f"{results[n][metric]:,.0f}" for n in names]
         ratio = results["dwfs raidz1"][metric] / results["gocryptfs"][metric]
         print(f"| {metric} | " + " | ".join(row) + f" | {ratio:.2f} |")
+    print("\n| df growth after write+fsync of 4 MiB random (KiB) | first copy | second copy |")
+    print("|---|---|---|")
+    for name, (first, second) in oracle.items():
+        print(f"| {name} | {first >> 10:,} | {second >> 10:,} |")
 
 
 if __name__ == "__main__":
