@@ -1,5 +1,7 @@
 """`make bench` (second part): the filesystem through its mount, beside the raw
-directory and gocryptfs, all on tmpfs, in one run.
+directory and gocryptfs, all on tmpfs, in one run; then the fsync-heavy loops
+(append+fsync, create+write+fsync+directory fsync, SQLite transactions) on a
+disk-backed directory (DISK_BASE), where an fsync costs what it costs users.
 
     python scripts/bench_mount.py [--quick]
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 DWFSCTL = [sys.executable, "-m", "dwfs.cli.main"]
 BASE = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+DISK_BASE = Path(os.environ.get("DWFS_BENCH_DISK", "/var/tmp"))
 
 
 def sh(*args: str | Path, stdin: str | None = None) -> str:
@@ -129,6 +132,71 @@ def measure(directory: Path, quick: bool) -> dict[str, float]:
     return out
 
 
+def fsync_loops(directory: Path, quick: bool) -> dict[str, float]:
+    """Milliseconds per operation of three fsync-heavy loops, and seconds of a
+    SQLite workload (transactions of 1,000 inserts each, default settings)."""
+    out: dict[str, float] = {}
+    count = 100 if quick else 500
+    block = os.urandom(4096)
+    fd = os.open(directory / "append", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start = time.perf_counter()
+    for _ in range(count):
+        os.write(fd, block)
+        os.fsync(fd)
+    out["append 4 KiB + fsync, ms"] = (time.perf_counter() - start) / count * 1000
+    os.close(fd)
+    files = directory / "files"
+    files.mkdir()
+    dirfd = os.open(files, os.O_RDONLY | os.O_DIRECTORY)
+    start = time.perf_counter()
+    for i in range(count):
+        fd = os.open(files / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, block)
+        os.fsync(fd)
+        os.close(fd)
+        os.fsync(dirfd)
+    out["create+write+fsync+dir fsync, ms"] = (time.perf_counter() - start) / count * 1000
+    os.close(dirfd)
+    import sqlite3
+
+    db = sqlite3.connect(directory / "bench.db")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    transactions = 40 if quick else 200
+    start = time.perf_counter()
+    for t in range(transactions):
+        with db:
+            db.executemany(
+                "INSERT INTO t VALUES (?, ?)", [(t * 1000 + i, "v" * 40) for i in range(1000)]
+            )
+    out[f"SQLite {transactions} x 1,000 inserts, s"] = time.perf_counter() - start
+    db.close()
+    return out
+
+
+def fsync_table(quick: bool) -> None:
+    root = DISK_BASE / f"dwfs-bench-fsync-{os.getpid()}"
+    root.mkdir()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for name, target in (("raw disk", raw), ("gocryptfs", gocryptfs), ("dwfs raidz1", dwfs)):
+            with target(root) as directory:
+                results[name] = fsync_loops(directory, quick)
+                print(f"{name} fsync loops: done", file=sys.stderr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    names = list(results)
+    print(
+        f"\n| fsync-heavy, on {DISK_BASE} (lower is better) | "
+        + " | ".join(names)
+        + " | dwfs / gocryptfs |"
+    )
+    print("|---|" + "---|" * (len(names) + 1))
+    for metric in results[names[0]]:
+        row = [f"{results[n][metric]:,.2f}" for n in names]
+        ratio = results["dwfs raidz1"][metric] / results["gocryptfs"][metric]
+        print(f"| {metric} | " + " | ".join(row) + f" | {ratio:.2f} |")
+
+
 def used_growth(directory: Path, name: str, data: bytes) -> int:
     """Bytes `df` counts as used after writing and fsyncing data to a new file."""
 
@@ -180,6 +248,7 @@ def main() -> None:
     print("|---|---|---|")
     for name, (first, second) in oracle.items():
         print(f"| {name} | {first >> 10:,} | {second >> 10:,} |")
+    fsync_table(args.quick)
 
 
 if __name__ == "__main__":

@@ -476,23 +476,25 @@ class DeviceArray:
 
     # -- the metadata journal ---------------------------------------------------
 
-    def append_journal(self, epoch: int, record: bytes) -> None:
-        """Append a sealed journal record on every online device, durably.
+    def journal_members(self) -> list[MemberState]:
+        """The members a journal record goes to (each may be written in parallel)."""
+        return self._online()
 
-        Raises:
-            DeviceError: fewer than m + 1 devices (or all online ones, if fewer are
-                online) took the record.
-        """
-        written = 0
-        online = self._online()
-        for member in online:
-            assert member.device is not None
-            try:
-                member.device.append_journal(epoch, record)
-                written += 1
-            except DwfsError as exc:
-                self._count(member, "write", fault=str(exc))
-        if written < min(self.layout.m + 1, len(online)) or not written:
+    def append_journal_to(self, member: MemberState, epoch: int, record: bytes) -> bool:
+        """Append a sealed journal record on one member, durably; whether it took it
+        (a failure faults the member)."""
+        assert member.device is not None
+        try:
+            member.device.append_journal(epoch, record)
+        except DwfsError as exc:
+            self._count(member, "write", fault=str(exc))
+            return False
+        return True
+
+    def check_journal_quorum(self, written: int, tried: int) -> None:
+        """Raises DeviceError unless m + 1 devices (or all that were tried, if fewer)
+        took a record."""
+        if written < min(self.layout.m + 1, tried) or not written:
             raise DeviceError(
                 f"the metadata journal of pool {self.pool} reached only {written} devices"
             )

@@ -34,7 +34,9 @@ Param = int | str | bytes | float | None
 Statement = tuple[str, tuple[Param, ...]]
 """One journaled write: an operation's name (see _ops) and its values."""
 
-TABLES = frozenset({"inodes", "dirents", "extents", "inline_data", "xattrs", "chunks", "counters"})
+TABLES = frozenset(
+    {"inodes", "dirents", "extents", "inline_data", "xattrs", "chunks", "counters", "logged"}
+)
 _ROW_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 _READ_ACTIONS = {sqlite3.SQLITE_READ}
 _PLAIN_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION}

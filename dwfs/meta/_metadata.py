@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from dwfs.chunks import ChainHead, ChunkRef, Pool
+from dwfs.devices import MemberState
 from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
 from dwfs.meta._db import MetaDB
@@ -202,11 +203,28 @@ class Metadata:
             record = await trio.to_thread.run_sync(_journal.encode, *args)
         else:
             record = _journal.encode(*args)
-        await trio.to_thread.run_sync(self.pool.array.append_journal, self.epoch.number, record)
+        await self._append(record)
         self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
         await self._record_head(self.epoch.id, self.head)
+
+    async def _append(self, record: bytes) -> None:
+        """Append a record to every online device in parallel, so a commit waits for
+        one device's fsync, not for each in turn."""
+        array, epoch = self.pool.array, self.epoch.number
+        members = array.journal_members()
+        took: list[bool] = []
+
+        async def one(member: MemberState) -> None:
+            took.append(
+                await trio.to_thread.run_sync(array.append_journal_to, member, epoch, record)
+            )
+
+        async with trio.open_nursery() as nursery:
+            for member in members:
+                nursery.start_soon(one, member)
+        array.check_journal_quorum(sum(took), len(members))
 
     @property
     def checkpoint_due(self) -> bool:

@@ -48,6 +48,12 @@ OPS: dict[str, str] = {
     "chunk.move": "UPDATE chunks SET seq = ?, segment = ?, offset = ?, shard_len = ?, "
     "sealed_len = ? WHERE id = ?",
     "chunk.drop_dead": "DELETE FROM chunks WHERE segment = ? AND refs <= 0",
+    "logged.insert": "INSERT INTO logged (seq, ino, off, data) VALUES (?,?,?,?)",
+    "logged.forget": "DELETE FROM logged WHERE ino = ? AND seq < ?",
+    "logged.cut": "DELETE FROM logged WHERE ino = ? AND off >= ?",
+    "logged.clip": "UPDATE logged SET data = substr(data, 1, ? - off) "
+    "WHERE ino = ? AND off < ? AND off + length(data) > ?",
+    "logged.delete_all": "DELETE FROM logged WHERE ino = ?",
 }
 INODE_SET = "inode.set"
 """Assigns some of INODE_FIELDS of one live inode: values (ino, name, value, ...)."""

@@ -7,7 +7,10 @@ so rows are deleted instead of ended; snapshots will end them instead and
 make a snapshot a txg number (see docs/design.md).
 
 inline_data holds the bytes of small files (see dwfs.vfs._files): a file has
-inline data or extents, never both.
+inline data or extents, never both. logged holds bytes an fsync made durable
+before they were stored as chunks (the intent log, see dwfs.vfs._files): they
+are applied over the file's content, in seq order, when a pool mounts after a
+crash, and dropped once a flush has stored them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS inline_data(
     ino INT NOT NULL, data BLOB NOT NULL, birth INT NOT NULL, death INT);
 CREATE UNIQUE INDEX IF NOT EXISTS inline_ino ON inline_data(ino) WHERE death IS NULL;
+CREATE TABLE IF NOT EXISTS logged(
+    seq INTEGER PRIMARY KEY, ino INT NOT NULL, off INT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS logged_ino ON logged(ino, seq);
+INSERT OR IGNORE INTO counters VALUES ('next_log', 1);
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them)."""

@@ -45,6 +45,9 @@ sequential: the kernel's read-ahead sends several requests at once, out of order
 REGION_ALIGN = 64 * 1024
 """Dirty bytes are re-chunked in whole blocks of this size at least."""
 INLINE_MAX = 2048
+LOG_LIMIT = 1024 * 1024
+"""The most an fsync logs into the metadata journal instead of storing the file as
+chunks (databases and editors fsync a few pages at a time; more is cheaper stored)."""
 """Files whose bytes end within this many bytes are stored in the metadata."""
 EXTENT_WINDOW = 64 * 1024 * 1024
 """How much of an open file's extent map a read looks up at once: sequential
@@ -71,10 +74,21 @@ class FileState:
     """Extents reads looked up, dropped by every change to the file's extents."""
     read_end: int | None = None
     """Where the last read of the file ended, to tell sequential readers."""
+    unlogged: DirtyMap | None = dataclasses.field(default_factory=DirtyMap)
+    """Writes since the last fsync logged them or a flush took them; None when
+    more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
 
     @property
     def busy(self) -> bool:
         return bool(self.handles or self.dirty or self.changed)
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Take a write into the unstored bytes (and the ones not yet logged)."""
+        self.dirty.write(offset, data)
+        if self.unlogged is not None:
+            self.unlogged.write(offset, data)
+            if self.unlogged.nbytes > LOG_LIMIT:
+                self.unlogged = None
 
 
 class FileData:
@@ -234,18 +248,70 @@ class FileData:
             if not state.dirty and not state.changed:
                 return
             state.flushing, state.dirty = state.dirty, DirtyMap()
+            state.unlogged = DirtyMap()
+            logged_before = self._next_log()
             try:
                 if state.flushing:
                     await self._store(ino, state)
                     state.stored += 1
                 mtime = state.mtime_ns
                 self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
+                self.db.execute("logged.forget", (ino, logged_before))
                 state.changed = False
             except BaseException:
                 state.dirty = state.dirty.merged_under(state.flushing)
+                state.unlogged = None
                 raise
             finally:
                 state.flushing = DirtyMap()
+
+    # -- the intent log -----------------------------------------------------------
+
+    def log_unstored(self, ino: int, state: FileState) -> bool:
+        """Make an fsync cheap: put the writes not yet logged into the metadata (the
+        `logged` table, journaled with the next commit) instead of storing the file
+        as chunks and stripes; whether it could (not with more than LOG_LIMIT of
+        them, nor while a flush of the file is under way).
+
+        The bytes stay unstored too; the file's next flush stores them as chunks
+        and drops the rows logged before it began. A crash before that leaves the
+        rows, which apply_logged() stores at the next mount.
+        """
+        if state.unlogged is None or state.lock.locked():
+            return False
+        with self.db.transaction():
+            for offset, data in state.unlogged.intervals():
+                seq = self.db.next_counter("next_log")
+                self.db.execute("logged.insert", (seq, ino, offset, data))
+            mtime = state.mtime_ns
+            self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
+        state.unlogged = DirtyMap()
+        return True
+
+    def _next_log(self) -> int:
+        row = self.db.one("SELECT value FROM counters WHERE name = 'next_log'")
+        return int(row[0]) if row else 0
+
+    def forget_logged(self, ino: int) -> None:
+        """Drop the logged writes of a file whose unstored writes were dropped."""
+        self.db.execute("logged.delete_all", (ino,))
+
+    def logged_files(self) -> list[int]:
+        """Files with logged writes (after a crash: what apply_logged must store)."""
+        return [int(r[0]) for r in self.db.query("SELECT DISTINCT ino FROM logged")]
+
+    async def apply_logged(self, ino: int) -> None:
+        """Store a file's logged writes (in the order they were logged, within its
+        recorded size) as its content, then drop them."""
+        attr = self.tree.attr(ino)
+        state = FileState(attr.size, attr.mtime_ns)
+        rows = self.db.query("SELECT off, data FROM logged WHERE ino = ? ORDER BY seq", (ino,))
+        for offset, data in rows:
+            piece = bytes(data)[: max(0, attr.size - int(offset))]
+            if piece:
+                state.dirty.write(int(offset), piece)
+        state.changed = True
+        await self.flush(ino, state)
 
     async def _store(self, ino: int, state: FileState) -> None:
         """Store state.flushing: inline when the file stays small, else as chunks."""
@@ -332,10 +398,14 @@ class FileData:
     async def truncate(self, ino: int, state: FileState, size: int) -> None:
         async with _holding(state.lock):
             state.dirty.truncate(size)
+            if state.unlogged is not None:
+                state.unlogged.truncate(size)
             state.stored += 1
             state.window = None
             with self.db.transaction():
                 if size < state.size:
+                    self.db.execute("logged.cut", (ino, size))
+                    self.db.execute("logged.clip", (size, ino, size, size))
                     self._replace(ino, size, _END_OF_ANY_FILE)
                     old = self.inline(ino)
                     if old is not None and len(old) > size:

@@ -414,6 +414,7 @@ class Tree:
             for op in (
                 "extent.delete_all",
                 "inline.delete_all",
+                "logged.delete_all",
                 "xattr.delete_all",
                 "inode.delete",
             ):

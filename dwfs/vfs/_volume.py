@@ -273,7 +273,7 @@ class Volume:
         await self._make_room(len(data))
         if handle.flags & os.O_APPEND:
             off = state.size
-        state.dirty.write(off, data)
+        state.write(off, data)
         self._count(handle.ino, state)
         state.size = max(state.size, off + len(data))
         state.mtime_ns = now_ns()
@@ -340,14 +340,20 @@ class Volume:
                 if handle.state.handles == 1:
                     handle.state.dirty = DirtyMap()
                     handle.state.changed = False
+                    self.data.forget_logged(handle.ino)
                     handle.state.size = self.tree.attr(handle.ino).size
             finally:
                 self._release_state(handle.ino)
 
     async def fsync(self, fh: int | None) -> None:
-        """Store the file's writes and commit (fsync, fdatasync and fsyncdir alike)."""
+        """Make the file's writes and every change so far durable (fsync, fdatasync
+        and fsyncdir alike): small writes go into the journal record itself (the
+        intent log, as ZFS's ZIL), larger ones are stored as chunks first."""
         if fh is not None:
-            await self.flush(fh)
+            handle = self._handle(fh)
+            state = handle.state
+            if state is None or not self.data.log_unstored(handle.ino, state):
+                await self.flush(fh)
         await self.meta.commit()
 
     async def sync_all(self) -> None:
@@ -456,6 +462,8 @@ async def open_volume(
         volume = Volume(pool, meta)
         volume.tree.ensure_root(os.getuid(), os.getgid())
         volume.purge_orphans()
+        for ino in volume.data.logged_files():
+            await volume.data.apply_logged(ino)
         await meta.commit()
         async with trio.open_nursery() as nursery:
             volume._background = volume.data.background = nursery
