@@ -29,7 +29,8 @@ import blake3
 
 from dwfs.errors import UsageError
 
-_HEAD = struct.Struct("<Q16s32s")
+_HEAD = struct.Struct("<Q16sB32s")
+"""txg, epoch id, the tag's length, the tag (binary, so its length is kept)."""
 _HEAD_MAC = 16
 _HEAD_SLOT = _HEAD.size + _HEAD_MAC
 SMALL_FILE = 64 * 1024
@@ -176,8 +177,8 @@ class LocalState:
             body, mac = slot[: _HEAD.size], slot[_HEAD.size :]
             if key and not hmac.compare_digest(_mac(key, body), mac):
                 continue
-            txg, epoch_id, tag = _HEAD.unpack(body)
-            heads.append(ChainHead(txg, epoch_id, tag.rstrip(b"\0")))
+            txg, epoch_id, length, tag = _HEAD.unpack(body)
+            heads.append(ChainHead(txg, epoch_id, tag[:length]))
         return max(heads, key=lambda h: h.txg, default=None)
 
     def record_chain_head(self, key: bytes, head: ChainHead) -> None:
@@ -193,7 +194,7 @@ class LocalState:
                 os.close(fd)
                 raise UsageError(f"{path} is not a file of this user's: remove it")
             self._head_fd = fd
-        body = _HEAD.pack(head.txg, head.epoch_id, head.tag)
+        body = _HEAD.pack(head.txg, head.epoch_id, len(head.tag), head.tag)
         slot = head.txg % 2
         os.pwrite(self._head_fd, body + _mac(key, body), slot * _HEAD_SLOT)
         os.fdatasync(self._head_fd)

@@ -62,3 +62,13 @@ def test_the_chain_head_survives_a_torn_write_and_a_wrong_key(tmp_path: Path) ->
     assert state.chain_head(KEY) == first
     assert state.chain_head(bytes(32)) is None, "a head MACed with another key is not ours"
     state.close()
+
+
+@pytest.mark.parametrize("tag", [b"", b"t" * 15 + b"\0", bytes(16), b"\0" + b"x" * 15])
+def test_a_tag_ending_in_zero_bytes_reads_back_whole(tmp_path: Path, tag: bytes) -> None:
+    """Tags are binary: one in 256 ends in a zero byte (a flaky mount refusal once)."""
+    state = LocalState("pool", tmp_path)
+    head = ChainHead(3, b"e" * 16, tag)
+    state.record_chain_head(KEY, head)
+    assert state.chain_head(KEY) == head
+    state.close()
