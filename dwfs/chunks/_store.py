@@ -198,7 +198,8 @@ class BlockStore:
     async def sync(self) -> None:
         """Wait for puts under way, then make everything stored so far durable."""
         await self._idle.wait()
-        await trio.to_thread.run_sync(self.array.sync, limiter=self._limiter)
+        if self.array.needs_sync():  # an fsync of logged writes often has nothing here
+            await trio.to_thread.run_sync(self.array.sync, limiter=self._limiter)
 
     # -- reading --------------------------------------------------------------
 

@@ -210,6 +210,12 @@ class DeviceArray:
         assert member.device is not None
         member.device.write(addr.segment, addr.offset, [header, payload])
 
+    def needs_sync(self) -> bool:
+        """Whether sync() has anything to do: stripes written since the last one."""
+        return self.frontier() != self._synced or any(
+            m.device.has_unsynced() for m in self._online() if m.device is not None
+        )
+
     def sync(self) -> None:
         """Make every shard written so far durable, then record the new stripes in the
         sync mark (which stays untouched when there are none, so reading writes nothing)."""

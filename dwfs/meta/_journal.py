@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import json
 import struct
+import threading
 from typing import Any
 
 import zstandard
@@ -78,8 +79,20 @@ def encode(
         separators=(",", ":"),
         default=_encode_bytes,
     ).encode()
-    sealed = seal_record(key, _context(pool, epoch_id, txg, prev), zstandard.compress(body, 3))
+    sealed = seal_record(key, _context(pool, epoch_id, txg, prev), _compressor().compress(body))
     return _HEAD.pack(MAGIC, len(sealed), txg) + sealed
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor (they are not thread-safe; making one per record
+    cost more than compressing a small record)."""
+    compressor: zstandard.ZstdCompressor | None = getattr(_local, "zstd", None)
+    if compressor is None:
+        compressor = _local.zstd = zstandard.ZstdCompressor(level=3)
+    return compressor
 
 
 def tag_of(record: bytes) -> bytes:

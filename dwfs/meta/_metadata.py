@@ -23,6 +23,8 @@ import functools
 import json
 import logging
 import secrets
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -36,8 +38,11 @@ from dwfs.types import ChunkId, StripeAddr
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_AFTER_BYTES = 64 * 1024 * 1024
-"""Journal bytes after which a checkpoint is due."""
+CHECKPOINT_AFTER_BYTES = 12 * 1024 * 1024
+"""Journal bytes after which a checkpoint is due. Every device holds the whole
+journal, in the 16 MiB each keeps in reserve for it (devices.RESERVE), and since
+fsyncs log small writes' bytes there (the intent log) it grows with data too;
+a checkpoint trims it."""
 INLINE_STATEMENTS = 64
 """Journal records of more statements are encoded and sealed in a worker thread."""
 
@@ -191,7 +196,8 @@ class Metadata:
         async with self._lock:
             if self.durable_txg >= target:
                 return
-            await self._commit_locked()
+            with trio.CancelScope(shield=True):  # a commit begun is a commit finished
+                await self._commit_locked()
 
     async def _commit_locked(self) -> None:
         if not self.db.has_pending():
@@ -207,31 +213,43 @@ class Metadata:
         self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
-        await self._record_head(self.epoch.id, self.head)
 
     async def _append(self, record: bytes) -> None:
-        """Append a record to every online device in parallel, so a commit waits for
-        one device's fsync, not for each in turn."""
+        """Append a record to every online device in parallel (a commit waits for
+        about one device's fsync, not for each in turn), and then record the new
+        chain head on this machine, from whichever thread finishes last (a thread
+        hop costs about as much as the head's fdatasync)."""
         array, epoch = self.pool.array, self.epoch.number
         members = array.journal_members()
-        took: list[bool] = []
+        head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
+        fanout = _Fanout(len(members), array.check_journal_quorum, self._head_writer(head))
 
         async def one(member: MemberState) -> None:
-            took.append(
-                await trio.to_thread.run_sync(array.append_journal_to, member, epoch, record)
+            await trio.to_thread.run_sync(
+                fanout.done, lambda: array.append_journal_to(member, epoch, record)
             )
 
         async with trio.open_nursery() as nursery:
             for member in members:
                 nursery.start_soon(one, member)
-        array.check_journal_quorum(sum(took), len(members))
+
+    def _head_writer(self, head: ChainHead) -> Callable[[], None]:
+        key, local = self.pool.keys.local_state, self.pool.local
+        return functools.partial(local.record_chain_head, key, head)
 
     @property
     def checkpoint_due(self) -> bool:
         return self.journal_bytes >= CHECKPOINT_AFTER_BYTES
 
     async def checkpoint(self) -> None:
-        """Store the database image in the pool and point the superblocks at it."""
+        """Store the database image in the pool and point the superblocks at it.
+
+        Not cancellable once begun: a checkpoint cut between its superblock and
+        its new epoch would leave the two disagreeing."""
+        with trio.CancelScope(shield=True):
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         async with self._lock:
             await self._commit_locked()
             txg, image = self.db.txg, self.db.image()
@@ -254,6 +272,32 @@ class Metadata:
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
             await trio.to_thread.run_sync(self.pool.array.trim_journals, epoch.number)
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
+
+
+class _Fanout:
+    """Parallel appends of one record: counts the devices that took it, and the
+    thread that finishes last checks the quorum and runs `then` (the chain head,
+    which must never get ahead of a durable record)."""
+
+    def __init__(
+        self, total: int, quorum: Callable[[int, int], None], then: Callable[[], None]
+    ) -> None:
+        self._total = total
+        self._quorum = quorum
+        self._then = then
+        self._finished = 0
+        self._took = 0
+        self._lock = threading.Lock()
+
+    def done(self, append: Callable[[], bool]) -> None:
+        took = append()
+        with self._lock:
+            self._finished += 1
+            self._took += took
+            last = self._finished == self._total
+        if last:
+            self._quorum(self._took, self._total)
+            self._then()
 
 
 class _Replay:

@@ -320,8 +320,12 @@ class Volume:
         return True
 
     async def flush(self, fh: int) -> None:
+        """Store the file's writes (close(2) does this), unless an fsync logged them
+        all: they are durable already, and the 5-second timer stores them with
+        others', so a program that writes, fsyncs and closes many small files
+        does not sync stripes for each."""
         handle = self._handle(fh)
-        if handle.state is not None:
+        if handle.state is not None and not _all_logged(handle.state):
             await self.data.flush(handle.ino, handle.state)
 
     async def release(self, fh: int) -> None:
@@ -330,7 +334,8 @@ class Volume:
             return
         if handle.state is not None:
             try:
-                await self.data.flush(handle.ino, handle.state)
+                if not _all_logged(handle.state):
+                    await self.data.flush(handle.ino, handle.state)
             except Exception as exc:
                 if find_dwfs_error(exc) is None:
                     raise
@@ -352,8 +357,8 @@ class Volume:
         if fh is not None:
             handle = self._handle(fh)
             state = handle.state
-            if state is None or not self.data.log_unstored(handle.ino, state):
-                await self.flush(fh)
+            if state is not None and not self.data.log_unstored(handle.ino, state):
+                await self.data.flush(handle.ino, state)
         await self.meta.commit()
 
     async def sync_all(self) -> None:
@@ -431,6 +436,11 @@ async def _resilver(pool: Pool) -> None:
         log.exception("resilver failed; it will run again at the next mount")
         return
     log.info("resilver done: %d shards rebuilt", rewritten)
+
+
+def _all_logged(state: FileState) -> bool:
+    """Whether every unstored write of the file is in the intent log already."""
+    return state.unlogged is not None and not state.unlogged and bool(state.dirty)
 
 
 def _refuse_degraded(pool: Pool) -> None:

@@ -33,6 +33,7 @@ async def write_file(volume: Volume, name: bytes, data: bytes, at: int = 0) -> i
     await volume.write(fh, at, data)
     await volume.fsync(fh)
     await volume.release(fh)
+    await volume.sync_all()  # fsync logged the bytes; the timer stores them
     return attr.ino
 
 
@@ -67,6 +68,7 @@ async def test_growing_past_the_limit_moves_the_bytes_into_chunks(tmp_path: Path
         await volume.write(fh, len(head), tail)
         await volume.fsync(fh)
         await volume.release(fh)
+        await volume.sync_all()  # fsync logged the tail; the timer stores it
         assert volume.data.inline(ino) is None
         assert volume.pool.store.stats.chunks_written > 0
         assert await read_file(volume, ino) == head + tail
@@ -86,6 +88,7 @@ async def test_truncate_and_holes_in_an_inline_file(tmp_path: Path) -> None:
         await volume.write(fh, 50, b"x")
         await volume.fsync(fh)
         await volume.release(fh)
+        await volume.sync_all()
         assert volume.data.inline(ino) == b"0123" + bytes(46) + b"x"
         expected = b"0123" + bytes(46) + b"x" + bytes(100_000 - 51)
         assert await read_file(volume, ino) == expected
