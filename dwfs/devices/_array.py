@@ -482,9 +482,14 @@ class DeviceArray:
 
     # -- the metadata journal ---------------------------------------------------
 
-    def journal_members(self) -> list[MemberState]:
-        """The members a journal record goes to (each may be written in parallel)."""
-        return self._online()
+    def journal_groups(self) -> list[list[MemberState]]:
+        """The journal's members grouped by the filesystem that holds them: writes
+        to different groups can overlap, writes within one queue in its journal."""
+        groups: dict[int, list[MemberState]] = {}
+        for member in self._online():
+            assert member.device is not None
+            groups.setdefault(member.device.filesystem_id(), []).append(member)
+        return list(groups.values())
 
     def append_journal_to(self, member: MemberState, epoch: int, record: bytes) -> bool:
         """Append a sealed journal record on one member, durably; whether it took it

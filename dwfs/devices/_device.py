@@ -297,6 +297,10 @@ class DirDevice:
         sizes = (self._segment_stat(s) for s in self.segments())
         return sum(st.st_blocks * 512 for st in sizes if st is not None)
 
+    def filesystem_id(self) -> int:
+        """The id (st_dev) of the filesystem holding the device."""
+        return os.fstat(self._dir).st_dev
+
     def filesystem(self) -> tuple[int, int, int]:
         """(filesystem id, total bytes, free bytes) of the filesystem holding the device."""
         st = os.statvfs(self._dir)

@@ -215,23 +215,32 @@ class Metadata:
         self.journal_bytes += len(record)
 
     async def _append(self, record: bytes) -> None:
-        """Append a record to every online device in parallel (a commit waits for
-        about one device's fsync, not for each in turn), and then record the new
-        chain head on this machine, from whichever thread finishes last (a thread
-        hop costs about as much as the head's fdatasync)."""
+        """Append a record to every online device, then record the new chain head
+        on this machine, from whichever thread finishes last (a thread hop costs
+        about as much as the head's fdatasync).
+
+        Devices on different filesystems are written in parallel, one worker
+        thread each, so a commit waits for about one disk's flush; devices that
+        share a filesystem are written one after another in one thread, since
+        their fsyncs queue in that filesystem's journal anyway (measured through
+        the mount with three devices on one disk: 1.7-1.8 ms per append+fsync
+        in one thread, 2.0-2.4 ms with a thread each)."""
         array, epoch = self.pool.array, self.epoch.number
-        members = array.journal_members()
+        groups = array.journal_groups()
         head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
-        fanout = _Fanout(len(members), array.check_journal_quorum, self._head_writer(head))
+        total = sum(len(group) for group in groups)
+        fanout = _Fanout(total, array.check_journal_quorum, self._head_writer(head))
 
-        async def one(member: MemberState) -> None:
-            await trio.to_thread.run_sync(
-                fanout.done, lambda: array.append_journal_to(member, epoch, record)
-            )
+        def write(group: list[MemberState]) -> None:
+            for member in group:
+                fanout.done(functools.partial(array.append_journal_to, member, epoch, record))
 
+        if len(groups) == 1:
+            await trio.to_thread.run_sync(write, groups[0])
+            return
         async with trio.open_nursery() as nursery:
-            for member in members:
-                nursery.start_soon(one, member)
+            for group in groups:
+                nursery.start_soon(functools.partial(trio.to_thread.run_sync, write, group))
 
     def _head_writer(self, head: ChainHead) -> Callable[[], None]:
         key, local = self.pool.keys.local_state, self.pool.local

@@ -46,8 +46,9 @@ def make_pool(tmp_path: Path) -> tuple[Path, list[Path]]:
         async with open_pool(paths[0], pw()) as pool:
             await pool.store.put(os.urandom(50_000))
             await pool.store.sync()
-            for member in pool.array.journal_members():
-                assert pool.array.append_journal_to(member, 0, b"record")
+            for group in pool.array.journal_groups():
+                for member in group:
+                    assert pool.array.append_journal_to(member, 0, b"record")
 
     trio.run(fill)
     for path in paths:
