@@ -114,7 +114,7 @@ def add_unlock_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--passphrase-file",
         metavar="F",
-        help=f"read the passphrase (or recovery key) from F ('-' for stdin); default: ${ENV}, "
-        "else a prompt",
+        help=f"read the passphrase (or recovery key) from F, a file only you can read "
+        f"(chmod 600), or '-' for stdin; default: ${ENV}, else a prompt",
     )
     group.add_argument("--key-file", metavar="F", help="unlock with a key file instead")

@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kdf",
         choices=sorted(KDF_PRESETS),
         default="standard",
-        help="how hard the passphrase is to guess: standard (Argon2id, 64 MiB, about 0.2 s "
-        "to unlock) or strong (1 GiB as LUKS2, about 3 s)",
+        help="what each guess of the passphrase costs an attacker: standard (Argon2id, "
+        "64 MiB, about 0.2 s to unlock) or strong (1 GiB as LUKS2, about 3 s)",
     )
     p.add_argument(
         "--recovery-key",
