@@ -97,7 +97,7 @@ class MetaDB:
             self.conn.executescript(MIGRATIONS)
             schema = _schema_of(self.conn)
             self.conn.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # schema text may not be UTF-8
             raise IntegrityError(
                 f"the metadata checkpoint is not a database dwfs made: {exc}"
             ) from None

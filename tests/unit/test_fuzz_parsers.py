@@ -61,3 +61,15 @@ def test_known_crashers_of_the_superblock_parser() -> None:
     for body in (b"[" * 100_000, b'{"generation": 1e400}', b'{"generation": NaN}'):
         raw = _superblock._HEAD.pack(_superblock.MAGIC, _superblock.FORMAT, 0, len(body)) + body
         assert _superblock.decode(raw + bytes(32)) is None
+
+
+def test_known_crashers_of_the_checkpoint_loader() -> None:
+    """Schema text that is not UTF-8 once escaped as UnicodeDecodeError (make fuzz found it)."""
+    from dwfs.errors import IntegrityError
+    from dwfs.meta import MetaDB
+
+    image = bytearray(MetaDB().image())
+    at = image.index(b"CREATE TABLE inodes")
+    image[at + 7] = 0xAB
+    with pytest.raises(IntegrityError):
+        MetaDB(bytes(image))
