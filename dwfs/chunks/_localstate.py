@@ -159,15 +159,10 @@ class LocalState:
         private_dir(self.dir)
         write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
 
-    def known(self) -> bool:
-        """Whether this machine has any record of the pool."""
-        return self.last_generation() > 0 or self.chain_head(b"") is not None
-
     # -- the journal's chain head -------------------------------------------------
 
     def chain_head(self, key: bytes) -> ChainHead | None:
-        """The newest authentic head recorded (key: the MAC key it was written with);
-        with an empty key, any well-formed one (just to tell whether one exists)."""
+        """The newest authentic head recorded (key: the MAC key it was written with)."""
         raw = read_private(self.dir / "journal-head", 2 * _HEAD_SLOT) or b""
         heads = []
         for at in (0, _HEAD_SLOT):
@@ -175,7 +170,7 @@ class LocalState:
             if len(slot) != _HEAD_SLOT or not any(slot):
                 continue
             body, mac = slot[: _HEAD.size], slot[_HEAD.size :]
-            if key and not hmac.compare_digest(_mac(key, body), mac):
+            if not hmac.compare_digest(_mac(key, body), mac):
                 continue
             txg, epoch_id, length, tag = _HEAD.unpack(body)
             heads.append(ChainHead(txg, epoch_id, tag[:length]))

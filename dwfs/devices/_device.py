@@ -304,7 +304,7 @@ class DirDevice:
     def filesystem(self) -> tuple[int, int, int]:
         """(filesystem id, total bytes, free bytes) of the filesystem holding the device."""
         st = os.statvfs(self._dir)
-        return os.fstat(self._dir).st_dev, st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        return self.filesystem_id(), st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
     def _read_whole(self, dir_fd: int, name: str, label: str, limit: int) -> bytes | None:
         """A small file's bytes, at most `limit` of them; None if it does not exist."""

@@ -153,7 +153,8 @@ class Metadata:
         journal = pool.array.config.get("journal", {})
         epochs = [Epoch.from_json(e) for e in journal.get("epochs", [])]
         epochs = [e for e in epochs if e.number >= first]
-        await _refuse_legacy(pool, first, {e.number for e in epochs})
+        listed = pool.array.journal_epochs()
+        await _refuse_legacy(pool, listed, first, {e.number for e in epochs})
         replay = _Replay(db, tag, pool.local.chain_head(pool.keys.local_state))
         for epoch in epochs:
             copies = await trio.to_thread.run_sync(pool.array.journal_copies, epoch.number)
@@ -163,7 +164,6 @@ class Metadata:
         for row in db.query(live):
             pool.store.index.assign(ChunkId(row[0]), StripeAddr(*row[1:]))
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
-        listed = pool.array.journal_epochs()
         number = max([first - 1, *(e.number for e in epochs), *listed]) + 1
         epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)
         meta = cls(pool, db, epoch, [*epochs, epoch])
@@ -186,9 +186,7 @@ class Metadata:
         await trio.to_thread.run_sync(update)
 
     async def _record_head(self, epoch_id: bytes, tag: bytes) -> None:
-        head = ChainHead(self.db.txg, epoch_id, tag)
-        key = self.pool.keys.local_state
-        await trio.to_thread.run_sync(self.pool.local.record_chain_head, key, head)
+        await trio.to_thread.run_sync(self._head_writer(ChainHead(self.db.txg, epoch_id, tag)))
 
     async def commit(self) -> None:
         """Make every change made so far durable (group commit)."""
@@ -370,9 +368,9 @@ class _Replay:
         return []
 
 
-async def _refuse_legacy(pool: Pool, first: int, known: set[int]) -> None:
+async def _refuse_legacy(pool: Pool, listed: list[int], first: int, known: set[int]) -> None:
     """Refuse records of the first journal format, which replay cannot trust."""
-    for number in pool.array.journal_epochs():
+    for number in listed:
         if number < first or number in known:
             continue
         copies = await trio.to_thread.run_sync(pool.array.journal_copies, number)

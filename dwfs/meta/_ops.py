@@ -55,6 +55,7 @@ OPS: dict[str, str] = {
     "WHERE ino = ? AND off < ? AND off + length(data) > ?",
     "logged.delete_all": "DELETE FROM logged WHERE ino = ?",
 }
+_ARITY = {name: sql.count("?") for name, sql in OPS.items()}
 INODE_SET = "inode.set"
 """Assigns some of INODE_FIELDS of one live inode: values (ino, name, value, ...)."""
 
@@ -88,6 +89,6 @@ def statement(name: str, values: tuple[object, ...]) -> tuple[str, tuple[object,
     fixed = OPS.get(name)
     if fixed is None:
         raise IntegrityError(f"unknown metadata operation {name[:40]!r}")
-    if fixed.count("?") != len(values):
-        raise IntegrityError(f"metadata operation {name} takes {fixed.count('?')} values")
+    if _ARITY[name] != len(values):
+        raise IntegrityError(f"metadata operation {name} takes {_ARITY[name]} values")
     return fixed, values

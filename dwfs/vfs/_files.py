@@ -80,6 +80,8 @@ class FileState:
     unlogged: DirtyMap | None = dataclasses.field(default_factory=DirtyMap)
     """Writes since the last fsync logged them or a flush took them; None when
     more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
+    logged: bool = False
+    """The file may have rows in the intent log (its flushes must drop them)."""
 
     @property
     def busy(self) -> bool:
@@ -252,14 +254,16 @@ class FileData:
                 return
             state.flushing, state.dirty = state.dirty, DirtyMap()
             state.unlogged = DirtyMap()
-            logged_before = self._next_log()
+            logged_before = self._next_log() if state.logged else 0
             try:
                 if state.flushing:
                     await self._store(ino, state)
                     state.stored += 1
                 mtime = state.mtime_ns
                 self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
-                self.db.execute("logged.forget", (ino, logged_before))
+                if state.logged:  # most flushes have no rows to drop: no journaled op
+                    self.db.execute("logged.forget", (ino, logged_before))
+                    state.logged = self._next_log() != logged_before
                 state.changed = False
             except BaseException:
                 state.dirty = state.dirty.merged_under(state.flushing)
@@ -288,6 +292,7 @@ class FileData:
             for offset, data in state.unlogged.intervals():
                 seq = self.db.next_counter("next_log")
                 self.db.execute("logged.insert", (seq, ino, offset, data))
+            state.logged = True
             mtime = state.mtime_ns
             self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
         state.unlogged = DirtyMap()
@@ -309,7 +314,7 @@ class FileData:
         """Store a file's logged writes (in the order they were logged, within its
         recorded size) as its content, then drop them."""
         attr = self.tree.attr(ino)
-        state = FileState(attr.size, attr.mtime_ns)
+        state = FileState(attr.size, attr.mtime_ns, logged=True)
         rows = self.db.query("SELECT off, data FROM logged WHERE ino = ? ORDER BY seq", (ino,))
         for offset, data in rows:
             piece = bytes(data)[: max(0, attr.size - int(offset))]
@@ -409,8 +414,9 @@ class FileData:
             state.window = None
             with self.db.transaction():
                 if size < state.size:
-                    self.db.execute("logged.cut", (ino, size))
-                    self.db.execute("logged.clip", (size, ino, size, size))
+                    if state.logged:
+                        self.db.execute("logged.cut", (ino, size))
+                        self.db.execute("logged.clip", (size, ino, size, size))
                     self._replace(ino, size, _END_OF_ANY_FILE)
                     old = self.inline(ino)
                     if old is not None and len(old) > size:

@@ -414,11 +414,12 @@ class Tree:
             for op in (
                 "extent.delete_all",
                 "inline.delete_all",
-                "logged.delete_all",
                 "xattr.delete_all",
                 "inode.delete",
             ):
                 self.db.execute(op, (ino,))
+            if self.db.one("SELECT 1 FROM logged WHERE ino = ?", (ino,)):
+                self.db.execute("logged.delete_all", (ino,))
             self._rows.pop(ino, None)
 
     def orphans(self) -> list[int]:
