@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
@@ -21,6 +23,8 @@ from dwfs.devices._layout import Layout, shards_on
 from dwfs.devices._superblock import RING, Member, Superblock, encode
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer, ChunkId, StripeAddr
+
+_T = TypeVar("_T")
 
 ONLINE, MISSING, FAULTED = "online", "missing", "faulted"
 RESERVE = 16 * 1024 * 1024
@@ -482,32 +486,53 @@ class DeviceArray:
 
     # -- the metadata journal ---------------------------------------------------
 
-    def journal_groups(self) -> list[list[MemberState]]:
-        """The journal's members grouped by the filesystem that holds them: writes
-        to different groups can overlap, writes within one queue in its journal."""
+    def journal_groups(self) -> list[list[tuple[MemberState, bool]]]:
+        """The journal's members grouped by the filesystem that holds them (writes to
+        different groups can overlap, writes within one queue in its journal),
+        each with whether a commit waits for its record to be durable.
+
+        A record is durable once m + 1 devices hold it: m lost devices leave one.
+        Those m + 1 are spread over as many filesystems as there are, and the
+        others take the record into the page cache only, so devices sharing a disk
+        cost m + 1 flushes per commit rather than one each."""
         groups: dict[int, list[MemberState]] = {}
         for member in self._online():
             assert member.device is not None
             groups.setdefault(member.device.filesystem_id(), []).append(member)
-        return list(groups.values())
+        durable = {id(m) for m in spread(list(groups.values()))[: self.layout.m + 1]}
+        return [[(m, id(m) in durable) for m in group] for group in groups.values()]
 
-    def append_journal_to(self, member: MemberState, epoch: int, record: bytes) -> bool:
-        """Append a sealed journal record on one member, durably; whether it took it
-        (a failure faults the member)."""
+    def append_journal_to(
+        self, member: MemberState, epoch: int, record: bytes, durable: bool = True
+    ) -> bool:
+        """Append a sealed journal record on one member (durably, or into the page
+        cache); whether it took it (a failure faults the member)."""
         assert member.device is not None
         try:
-            member.device.append_journal(epoch, record)
+            member.device.append_journal(epoch, record, durable)
         except DwfsError as exc:
             self._count(member, "write", fault=str(exc))
             return False
         return True
 
-    def check_journal_quorum(self, written: int, tried: int) -> None:
-        """Raises DeviceError unless m + 1 devices (or all that were tried, if fewer)
-        took a record."""
-        if written < min(self.layout.m + 1, tried) or not written:
+    def settle_journal(self, durable: int, cached: list[MemberState], tried: int) -> None:
+        """Make a record durable on m + 1 devices (or all that were tried, if fewer):
+        when devices that should have synced it failed, the ones that hold it in the
+        page cache sync now. Raises DeviceError when too few remain."""
+        need = min(self.layout.m + 1, tried)
+        for member in cached:
+            if durable >= need:
+                break
+            assert member.device is not None
+            try:
+                member.device.sync_journal()
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
+                continue
+            durable += 1
+        if durable < need or not durable:
             raise DeviceError(
-                f"the metadata journal of pool {self.pool} reached only {written} devices"
+                f"the metadata journal of pool {self.pool} reached only {durable} devices"
             )
 
     def journal_copies(self, epoch: int) -> list[bytes]:
@@ -623,3 +648,13 @@ class DeviceArray:
         for member in self.members:
             if member.device is not None:
                 member.device.close()
+
+
+def spread(groups: list[list[_T]]) -> list[_T]:
+    """Every item, the first of each group before the second of any: picking the
+    first k spreads them over as many groups as there are."""
+    rows = itertools.zip_longest(*groups, fillvalue=_GAP)
+    return [item for row in rows for item in row if item is not _GAP]
+
+
+_GAP: Any = object()

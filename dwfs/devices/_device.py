@@ -113,6 +113,7 @@ class DirDevice:
         self._journal: tuple[int, int, int, int] | None = None
         """(epoch, descriptor, end of records, allocated size) being appended."""
         self._dir = _open_dir(path, path, None)
+        self._filesystem = os.fstat(self._dir).st_dev
         self._subdirs: dict[str, int] = {}
         try:
             self._audit()
@@ -299,7 +300,7 @@ class DirDevice:
 
     def filesystem_id(self) -> int:
         """The id (st_dev) of the filesystem holding the device."""
-        return os.fstat(self._dir).st_dev
+        return self._filesystem
 
     def filesystem(self) -> tuple[int, int, int]:
         """(filesystem id, total bytes, free bytes) of the filesystem holding the device."""
@@ -334,8 +335,10 @@ class DirDevice:
     def write_sync_mark(self, data: bytes) -> None:
         self._write_durably(SYNC_MARK, data, 0)
 
-    def append_journal(self, epoch: int, data: bytes) -> None:
-        """Append a record to the epoch's journal file, durably (fdatasync).
+    def append_journal(self, epoch: int, data: bytes, durable: bool = True) -> None:
+        """Append a record to the epoch's journal file, durably (fdatasync) unless
+        `durable` is false, when the record waits in the page cache for
+        sync_journal() or the kernel's writeback.
 
         Records of one epoch are appended by one writer at a time (one commit
         at a time); this process keeps the file open and its end in memory.
@@ -346,10 +349,20 @@ class DirDevice:
                 size = _grow(fd, size, end + len(data) - size)
             if os.pwrite(fd, data, end) != len(data):
                 raise OSError(errno.ENOSPC, "short write")
-            os.fdatasync(fd)
+            if durable:
+                os.fdatasync(fd)
         except OSError as exc:
             raise _io_error(self.path, exc) from None
         self._journal = (epoch, fd, end + len(data), size)
+
+    def sync_journal(self) -> None:
+        """Make every record appended to the current epoch's file durable."""
+        if self._journal is None:
+            return
+        try:
+            os.fdatasync(self._journal[1])
+        except OSError as exc:
+            raise _io_error(self.path, exc) from None
 
     def _journal_file(self, epoch: int) -> tuple[int, int, int]:
         """(descriptor, end of records, allocated size) of the epoch being appended."""

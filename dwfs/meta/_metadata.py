@@ -213,9 +213,9 @@ class Metadata:
         self.journal_bytes += len(record)
 
     async def _append(self, record: bytes) -> None:
-        """Append a record to every online device, then record the new chain head
-        on this machine, from whichever thread finishes last (a thread hop costs
-        about as much as the head's fdatasync).
+        """Append a record to every online device, durably on m + 1 of them, then
+        record the new chain head on this machine, from whichever thread finishes
+        last (a thread hop costs about as much as the head's fdatasync).
 
         Devices on different filesystems are written in parallel, one worker
         thread each, so a commit waits for about one disk's flush; devices that
@@ -227,11 +227,12 @@ class Metadata:
         groups = array.journal_groups()
         head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
         total = sum(len(group) for group in groups)
-        fanout = _Fanout(total, array.check_journal_quorum, self._head_writer(head))
+        fanout = _Fanout(total, array.settle_journal, self._head_writer(head))
 
-        def write(group: list[MemberState]) -> None:
-            for member in group:
-                fanout.done(functools.partial(array.append_journal_to, member, epoch, record))
+        def write(group: list[tuple[MemberState, bool]]) -> None:
+            for member, durable in group:
+                append = functools.partial(array.append_journal_to, member, epoch, record)
+                fanout.done(member, durable, functools.partial(append, durable))
 
         if len(groups) == 1:
             await trio.to_thread.run_sync(write, groups[0])
@@ -282,28 +283,36 @@ class Metadata:
 
 
 class _Fanout:
-    """Parallel appends of one record: counts the devices that took it, and the
-    thread that finishes last checks the quorum and runs `then` (the chain head,
-    which must never get ahead of a durable record)."""
+    """Parallel appends of one record: counts the devices that made it durable and
+    those that hold it in the page cache, and the thread that finishes last
+    settles the quorum and runs `then` (the chain head, which must never get
+    ahead of a durable record)."""
 
     def __init__(
-        self, total: int, quorum: Callable[[int, int], None], then: Callable[[], None]
+        self,
+        total: int,
+        settle: Callable[[int, list[MemberState], int], None],
+        then: Callable[[], None],
     ) -> None:
         self._total = total
-        self._quorum = quorum
+        self._settle = settle
         self._then = then
         self._finished = 0
-        self._took = 0
+        self._durable = 0
+        self._cached: list[MemberState] = []
         self._lock = threading.Lock()
 
-    def done(self, append: Callable[[], bool]) -> None:
+    def done(self, member: MemberState, durable: bool, append: Callable[[], bool]) -> None:
         took = append()
         with self._lock:
             self._finished += 1
-            self._took += took
+            if took and durable:
+                self._durable += 1
+            elif took:
+                self._cached.append(member)
             last = self._finished == self._total
         if last:
-            self._quorum(self._took, self._total)
+            self._settle(self._durable, self._cached, self._total)
             self._then()
 
 

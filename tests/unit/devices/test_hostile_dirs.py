@@ -47,7 +47,7 @@ def make_pool(tmp_path: Path) -> tuple[Path, list[Path]]:
             await pool.store.put(os.urandom(50_000))
             await pool.store.sync()
             for group in pool.array.journal_groups():
-                for member in group:
+                for member, _ in group:
                     assert pool.array.append_journal_to(member, 0, b"record")
 
     trio.run(fill)

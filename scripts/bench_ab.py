@@ -1,0 +1,109 @@
+"""A/B the fsync loops of two or more source trees against gocryptfs, all mounted
+at once on one disk and alternated in short rounds, so the machine's drift hits
+every side alike; prints medians and ratios to gocryptfs.
+
+    python scripts/bench_ab.py TREE [TREE...]     (e.g. a `git worktree` of main)
+
+Each TREE needs its native extension built in place (`make native` there, or a
+copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
+/var/tmp) tune it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BLOCK = os.urandom(4096)
+
+
+def ctl(tree: str, state: Path, *args: object) -> None:
+    env = {**os.environ, "PYTHONPATH": tree, "DWFS_STATE_DIR": str(state)}
+    command = [sys.executable, "-m", "dwfs.cli.main", *map(str, args)]
+    subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True)
+
+
+def append(directory: Path, n: int = 150) -> float:
+    """Milliseconds per 4 KiB append + fsync."""
+    fd = os.open(directory / "append", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start = time.perf_counter()
+    for _ in range(n):
+        os.write(fd, BLOCK)
+        os.fsync(fd)
+    took = time.perf_counter() - start
+    os.close(fd)
+    return took / n * 1000
+
+
+def create(directory: Path, n: int = 100) -> float:
+    """Milliseconds per create + 4 KiB write + fsync + directory fsync."""
+    sub = directory / f"c{time.time_ns()}"
+    sub.mkdir()
+    dfd = os.open(sub, os.O_RDONLY)
+    start = time.perf_counter()
+    for i in range(n):
+        fd = os.open(sub / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, BLOCK)
+        os.fsync(fd)
+        os.close(fd)
+        os.fsync(dfd)
+    took = time.perf_counter() - start
+    os.close(dfd)
+    return took / n * 1000
+
+
+LOOPS: dict[str, Callable[[Path], float]] = {"append+fsync ms": append, "create loop ms": create}
+
+
+def main(trees: list[str]) -> None:
+    root = Path(os.environ.get("DWFS_BENCH_DISK", "/var/tmp")) / f"dwfs-ab-{os.getpid()}"
+    root.mkdir()
+    pw = root / "pass"
+    pw.write_text("bench passphrase\n")
+    pw.chmod(0o600)
+    mounted: list[tuple[str, Path, Path]] = []
+    cipher, plain = root / "gc-cipher", root / "gc-plain"
+    try:
+        for i, tree in enumerate(trees):
+            side = root / f"tree{i}"
+            side.mkdir()
+            devices = [side / f"dev{j}" for j in range(3)]
+            state, mnt = side / "state", side / "mnt"
+            ctl(tree, state, "create", "--raid", "raidz1", "--passphrase-file", pw, *devices)
+            mnt.mkdir()
+            ctl(tree, state, "mount", "--passphrase-file", pw, devices[0], mnt)
+            mounted.append((tree, mnt, state))
+        cipher.mkdir()
+        plain.mkdir()
+        subprocess.run(["gocryptfs", "-init", "-q", "-passfile", pw, cipher], check=True)
+        subprocess.run(["gocryptfs", "-q", "-nosyslog", "-passfile", pw, cipher, plain], check=True)
+        sides = [("gocryptfs", plain)] + [(tree, mnt) for tree, mnt, _ in mounted]
+        runs = {name: {loop: list[float]() for loop in LOOPS} for name, _ in sides}
+        for _ in range(int(os.environ.get("ROUNDS", "8"))):
+            for name, directory in sides:
+                for loop, measure in LOOPS.items():
+                    runs[name][loop].append(measure(directory))
+        base = {k: statistics.median(v) for k, v in runs["gocryptfs"].items()}
+        for name, _ in sides:
+            medians = {k: statistics.median(v) for k, v in runs[name].items()}
+            cells = ", ".join(f"{k} {medians[k]:.2f} ({medians[k] / base[k]:.2f}x)" for k in LOOPS)
+            print(f"{name}: {cells}")
+    finally:
+        for tree, mnt, state in mounted:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ctl(tree, state, "umount", mnt)
+        subprocess.run(["fusermount", "-u", "-q", plain], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: bench_ab.py TREE [TREE...]")
+    main(sys.argv[1:])
