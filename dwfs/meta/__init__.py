@@ -1,7 +1,14 @@
 """Metadata: the tree's rows in an in-memory SQLite database, journaled and
-checkpointed into the pool. Knows nothing of FUSE or POSIX semantics."""
+checkpointed into the pool. Knows nothing of FUSE or POSIX semantics; every
+statement over the rows is here (TreeRows, ChunkRows), with the rule of which
+rows a View sees written once."""
 
+from dwfs.meta._chunk_rows import ChunkRows as ChunkRows
 from dwfs.meta._db import MetaDB as MetaDB
 from dwfs.meta._metadata import Metadata as Metadata
+from dwfs.meta._rows import INODE_COLUMNS as INODE_COLUMNS
+from dwfs.meta._rows import LIVE as LIVE
+from dwfs.meta._rows import TreeRows as TreeRows
+from dwfs.meta._rows import View as View
 
-__all__ = ["MetaDB", "Metadata"]
+__all__ = ["INODE_COLUMNS", "LIVE", "ChunkRows", "Metadata", "MetaDB", "TreeRows", "View"]

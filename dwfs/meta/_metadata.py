@@ -33,7 +33,9 @@ from dwfs.chunks import ChainHead, ChunkRef, Pool
 from dwfs.devices import MemberState
 from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
+from dwfs.meta._chunk_rows import ChunkRows
 from dwfs.meta._db import MetaDB
+from dwfs.meta._rows import TreeRows
 from dwfs.types import ChunkId, StripeAddr
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,8 @@ class Metadata:
     def __init__(self, pool: Pool, db: MetaDB, epoch: Epoch, epochs: list[Epoch]) -> None:
         self.pool = pool
         self.db = db
+        self.rows = TreeRows(db)
+        self.chunk_rows = ChunkRows(db)
         self.epoch = epoch
         self.epochs = epochs
         """The epochs since the current checkpoint, this one last."""
@@ -160,9 +164,8 @@ class Metadata:
             copies = await trio.to_thread.run_sync(pool.array.journal_copies, epoch.number)
             replay.epoch(pool, epoch, copies)
         meta_warnings = replay.verdict(pool.id, pool.local.dir)
-        live = "SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks WHERE refs > 0"
-        for row in db.query(live):
-            pool.store.index.assign(ChunkId(row[0]), StripeAddr(*row[1:]))
+        for chunk, addr in ChunkRows(db).live():
+            pool.store.index.assign(chunk, addr)
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
         number = max([first - 1, *(e.number for e in epochs), *listed]) + 1
         epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)

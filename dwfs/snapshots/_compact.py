@@ -26,7 +26,6 @@ import logging
 from dwfs.chunks import Moved, Pool
 from dwfs.devices import COMPACTION_RESERVE, ONLINE, SHARD_HEADER_SIZE
 from dwfs.meta import Metadata
-from dwfs.types import ChunkId, StripeAddr
 
 LIVE_FRACTION = 2 / 3
 """Segments whose live stripes fill less than this share of them are compacted:
@@ -47,17 +46,13 @@ def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
     if pool.array.state() != ONLINE or any(m.resilver for m in pool.array.members):
         return []
     keep = meta.checkpoint_segments | {pool.array.current_segment}
-    rows = meta.db.query(
-        "SELECT segment, sum(shard_len) + count(*) * ? FROM chunks WHERE refs > 0 GROUP BY segment",
-        (SHARD_HEADER_SIZE,),
-    )
     found = []
     # live and size both count offsets: a stripe takes its offsets on every
     # device, a declustered one as a hole on the devices it skips
-    for segment, live in rows:
-        size = pool.array.segment_end(int(segment)) if int(segment) not in keep else 0
+    for segment, live in meta.chunk_rows.live_bytes(SHARD_HEADER_SIZE):
+        size = pool.array.segment_end(segment) if segment not in keep else 0
         if size and live < size * LIVE_FRACTION:
-            found.append((live / size, int(segment), int(live)))
+            found.append((live / size, segment, live))
     return [(segment, live) for _, segment, live in sorted(found)]
 
 
@@ -89,15 +84,9 @@ async def compact(meta: Metadata, pool: Pool, budget: int = BUDGET) -> int:
 
 async def move_out(meta: Metadata, pool: Pool, chosen: list[int]) -> int:
     """Copy the live chunks out of these segments and commit; how many moved."""
-    marks = ",".join("?" * len(chosen))
-    rows = meta.db.query(
-        "SELECT id, seq, segment, offset, shard_len, sealed_len FROM chunks "
-        f"WHERE refs > 0 AND segment IN ({marks})",
-        chosen,
-    )
     order = {segment: i for i, segment in enumerate(chosen)}
     moves = sorted(  # victim by victim, so the pool's room empties whole ones first
-        ((ChunkId(bytes(r[0])), StripeAddr(*map(int, r[1:]))) for r in rows),
+        meta.chunk_rows.live_in(chosen),
         key=lambda move: (order[move[1].segment], move[1].offset),
     )
     copied = await pool.store.relocate(moves)
@@ -124,8 +113,7 @@ class Compactor:
 
     async def run(self) -> int:
         """A pass if one may find victims; how many chunks it moved."""
-        row = self.meta.db.one("SELECT count(*) FROM chunks WHERE refs <= 0")
-        dead = int(row[0]) if row else 0
+        dead = self.meta.chunk_rows.dead_count()
         if dead == self._dead_seen:
             return 0
         chosen = _choose(self.meta, self.pool, BUDGET)
@@ -142,29 +130,16 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
     changes only once the transaction is in, so a rollback leaves both as
     they were."""
     moved: list[Moved] = []
-    marks = ",".join("?" * len(segments))
+    rows = meta.chunk_rows
     with meta.db.transaction():
         for move in copied:
-            row = meta.db.one(
-                "SELECT seq, segment, offset, shard_len, sealed_len, refs FROM chunks WHERE id = ?",
-                (move.chunk_id,),
-            )
-            if row is None or int(row[5]) <= 0 or StripeAddr(*map(int, row[:5])) != move.old:
+            if rows.live_at(move.chunk_id) != move.old:
                 continue  # freed meanwhile: the copy is garbage, the dead row goes below
-            new = move.new
-            meta.db.execute(
-                "chunk.move",
-                (new.seq, new.segment, new.offset, new.shard_len, new.sealed_len, move.chunk_id),
-            )
+            rows.move(move.chunk_id, move.new)
             moved.append(move)
-        dead = [
-            ChunkId(bytes(r[0]))
-            for r in meta.db.query(
-                f"SELECT id FROM chunks WHERE refs <= 0 AND segment IN ({marks})", segments
-            )
-        ]
+        dead = rows.dead_in(segments)
         for segment in segments:
-            meta.db.execute("chunk.drop_dead", (segment,))
+            rows.drop_dead(segment)
     for move in moved:
         pool.store.index.assign(move.chunk_id, move.new)
     pool.store.index.discard(dead, set(segments))

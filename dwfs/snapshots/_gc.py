@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def dead_segments(meta: Metadata, pool: Pool) -> list[int]:
-    live = {int(r[0]) for r in meta.db.query("SELECT DISTINCT segment FROM chunks WHERE refs > 0")}
-    keep = live | meta.checkpoint_segments | {pool.array.current_segment}
+    keep = meta.chunk_rows.live_segments() | meta.checkpoint_segments | {pool.array.current_segment}
     return [s for s in pool.array.segments() if s not in keep]
 
 
@@ -38,7 +37,7 @@ async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
         return 0
     with meta.db.transaction():
         for segment in dead:
-            meta.db.execute("chunk.drop_dead", (segment,))
+            meta.chunk_rows.drop_dead(segment)
     pool.store.index.discard_segments(set(dead))
     await meta.commit()
     await pool.store.wait_for_loads()

@@ -11,8 +11,6 @@ ROOT_INO = 1
 MAX_NAME = 255
 BLOCK = 4096
 
-INODE_COLUMNS = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
-
 
 def now_ns() -> int:
     return time.time_ns()

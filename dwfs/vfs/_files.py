@@ -100,6 +100,7 @@ class FileData:
     def __init__(self, tree: Tree, store: BlockStore) -> None:
         self.tree = tree
         self.db = tree.db
+        self.rows = tree.rows
         self.store = store
         self.active = 0
         """Flushes under way: garbage collection waits until there are none."""
@@ -107,16 +108,8 @@ class FileData:
         """Where read-ahead runs; set while the volume is open."""
 
     def extents(self, ino: int, start: int, end: int) -> list[Extent]:
-        # Extents do not overlap, so the scan can start at the last one that starts
-        # at or before `start`; the index range stays short however long the file.
-        rows = self.db.query(
-            "SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ?1 AND off < ?2 "
-            "AND off >= coalesce((SELECT off FROM extents WHERE ino = ?1 AND off <= ?3 "
-            "AND death IS NULL ORDER BY off DESC LIMIT 1), 0) "
-            "AND off + len > ?3 AND death IS NULL ORDER BY off",
-            (ino, end, start),
-        )
-        return [Extent(int(o), int(n), ChunkId(bytes(c)), int(co)) for o, n, c, co in rows]
+        rows = self.rows.extents(ino, start, end)
+        return [Extent(o, n, ChunkId(c), co) for o, n, c, co in rows]
 
     async def _gather(self, pieces: list[Extent]) -> list[memoryview]:
         """Each piece's bytes, out of the cache or fetched, the misses in parallel."""
@@ -201,14 +194,7 @@ class FileData:
 
     def inline(self, ino: int) -> bytes | None:
         """The bytes of a small file kept in the metadata, if it is one."""
-        row = self.db.one("SELECT data FROM inline_data WHERE ino = ? AND death IS NULL", (ino,))
-        return None if row is None else bytes(row[0])
-
-    def _set_inline(self, ino: int, data: bytes | None) -> None:
-        if not data:
-            self.db.execute("inline.delete", (ino,))
-            return
-        self.db.execute("inline.set", (ino, data, self.db.open_txg))
+        return self.rows.inline(ino)
 
     def _copy_inline(self, ino: int, buf: bytearray, offset: int) -> None:
         data = self.inline(ino)
@@ -217,9 +203,7 @@ class FileData:
             buf[: len(piece)] = piece
 
     def _has_extents(self, ino: int) -> bool:
-        return (
-            self.db.one("SELECT 1 FROM extents WHERE ino = ? AND death IS NULL", (ino,)) is not None
-        )
+        return self.rows.has_extents(ino)
 
     def _read_ahead(self, ino: int, state: FileState, end: int) -> None:
         """Start fetching the chunks after a read into the cache, as sequential
@@ -230,12 +214,8 @@ class FileData:
         if window is not None and window.covers(end, end + READ_AHEAD_BYTES):
             ahead = [e.chunk for e in window.starting_in(end, end + READ_AHEAD_BYTES)]
         else:
-            rows = self.db.query(
-                "SELECT chunk FROM extents WHERE ino = ? AND off >= ? AND off < ? "
-                "AND death IS NULL ORDER BY off",
-                (ino, end, end + READ_AHEAD_BYTES),
-            )
-            ahead = [ChunkId(bytes(chunk)) for (chunk,) in rows]
+            chunks = self.rows.chunks_from(ino, end, end + READ_AHEAD_BYTES)
+            ahead = [ChunkId(chunk) for chunk in chunks]
         wanted = [c for c in ahead if not self.store.has_or_loading(c)]
         for i in range(0, len(wanted), READ_AHEAD_BATCH):
             self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
@@ -262,7 +242,7 @@ class FileData:
                 mtime = state.mtime_ns
                 self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
                 if state.logged:  # most flushes have no rows to drop: no journaled op
-                    self.db.execute("logged.forget", (ino, logged_before))
+                    self.rows.forget_logged(ino, logged_before)
                     state.logged = self._next_log() != logged_before
                 state.changed = False
             except BaseException:
@@ -290,8 +270,7 @@ class FileData:
             return True  # written nothing since: the commit alone makes the rest durable
         with self.db.transaction():
             for offset, data in state.unlogged.intervals():
-                seq = self.db.next_counter("next_log")
-                self.db.execute("logged.insert", (seq, ino, offset, data))
+                self.rows.log_write(ino, offset, data)
             state.logged = True
             mtime = state.mtime_ns
             self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
@@ -299,25 +278,23 @@ class FileData:
         return True
 
     def _next_log(self) -> int:
-        row = self.db.one("SELECT value FROM counters WHERE name = 'next_log'")
-        return int(row[0]) if row else 0
+        return self.rows.next_log()
 
     def forget_logged(self, ino: int) -> None:
         """Drop the logged writes of a file whose unstored writes were dropped."""
-        self.db.execute("logged.delete_all", (ino,))
+        self.rows.forget_logged(ino)
 
     def logged_files(self) -> list[int]:
         """Files with logged writes (after a crash: what apply_logged must store)."""
-        return [int(r[0]) for r in self.db.query("SELECT DISTINCT ino FROM logged")]
+        return self.rows.logged_files()
 
     async def apply_logged(self, ino: int) -> None:
         """Store a file's logged writes (in the order they were logged, within its
         recorded size) as its content, then drop them."""
         attr = self.tree.attr(ino)
         state = FileState(attr.size, attr.mtime_ns, logged=True)
-        rows = self.db.query("SELECT off, data FROM logged WHERE ino = ? ORDER BY seq", (ino,))
-        for offset, data in rows:
-            piece = bytes(data)[: max(0, attr.size - int(offset))]
+        for offset, data in self.rows.logged_writes(ino):
+            piece = data[: max(0, attr.size - offset)]
             if piece:
                 state.dirty.write(int(offset), piece)
         state.changed = True
@@ -332,7 +309,7 @@ class FileData:
             content = bytearray(end)
             content[: len(held)] = held
             state.flushing.overlay(0, content)
-            self._set_inline(ino, bytes(content))
+            self.rows.set_inline(ino, bytes(content))
             return
         if old is not None:
             inline = DirtyMap()
@@ -377,33 +354,24 @@ class FileData:
         state.window = None
         with self.db.transaction():
             if drop_inline:
-                self._set_inline(ino, None)
+                self.rows.set_inline(ino, None)
             self._replace(ino, lo, hi)
             pos = lo
             for ref in refs:
+                self.rows.record_chunk(ref.chunk_id, ref.addr)
                 self._add_extent(ino, Extent(pos, ref.length, ref.chunk_id, 0))
-                a = ref.addr
-                self.db.execute(
-                    "chunk.upsert",
-                    (ref.chunk_id, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len),
-                )
-                self.db.execute("chunk.ref", (ref.chunk_id,))
                 pos += ref.length
 
     def _add_extent(self, ino: int, e: Extent) -> None:
-        self.db.execute(
-            "extent.insert", (ino, e.off, e.len, e.chunk, e.chunk_off, self.db.open_txg)
-        )
+        self.rows.add_extent(ino, e.off, e.len, e.chunk, e.chunk_off)
 
     def _replace(self, ino: int, start: int, end: int) -> None:
         """Remove [start, end) from the file's extents, keeping the parts outside it."""
         removed, kept = cut_out(self.extents(ino, start, end), start, end)
         for e in removed:
-            self.db.execute("extent.delete", (ino, e.off))
-            self.db.execute("chunk.unref", (e.chunk,))
+            self.rows.remove_extent(ino, e.off, e.chunk)
         for e in kept:
             self._add_extent(ino, e)
-            self.db.execute("chunk.ref", (e.chunk,))
 
     async def truncate(self, ino: int, state: FileState, size: int) -> None:
         async with _holding(state.lock):
@@ -415,12 +383,11 @@ class FileData:
             with self.db.transaction():
                 if size < state.size:
                     if state.logged:
-                        self.db.execute("logged.cut", (ino, size))
-                        self.db.execute("logged.clip", (size, ino, size, size))
+                        self.rows.cut_logged(ino, size)
                     self._replace(ino, size, _END_OF_ANY_FILE)
                     old = self.inline(ino)
                     if old is not None and len(old) > size:
-                        self._set_inline(ino, old[:size])
+                        self.rows.set_inline(ino, old[:size])
                 now = now_ns()
                 state.size, state.mtime_ns = size, now
                 self.tree.set_fields(ino, size=size, mtime=now, ctime=now)

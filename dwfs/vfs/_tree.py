@@ -21,9 +21,9 @@ from dwfs.errors import (
     NotFound,
     NotPermitted,
 )
-from dwfs.meta import MetaDB
+from dwfs.meta import INODE_COLUMNS, MetaDB, TreeRows
 from dwfs.vfs import _acl
-from dwfs.vfs._attrs import INODE_COLUMNS, MAX_NAME, ROOT_INO, Attr, now_ns
+from dwfs.vfs._attrs import MAX_NAME, ROOT_INO, Attr, now_ns
 
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -54,6 +54,7 @@ class Tree:
 
     def __init__(self, db: MetaDB) -> None:
         self.db = db
+        self.rows = TreeRows(db)
         self._rows: dict[int, tuple[Any, ...]] = {}
         db.on_rollback(self._rows.clear)
 
@@ -62,9 +63,7 @@ class Tree:
     def attr(self, ino: int) -> Attr:
         row = self._rows.get(ino)
         if row is None:
-            row = self.db.one(
-                f"SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ? AND death IS NULL", (ino,)
-            )
+            row = self.rows.inode(ino)
             if row is None:
                 raise NotFound(f"inode {ino} does not exist")
             if len(self._rows) >= ATTR_CACHE_ROWS:
@@ -79,11 +78,7 @@ class Tree:
         return attr
 
     def find(self, parent: int, name: bytes) -> int | None:
-        row = self.db.one(
-            "SELECT ino FROM dirents WHERE parent = ? AND name = ? AND death IS NULL",
-            (parent, name),
-        )
-        return None if row is None else int(row[0])
+        return self.rows.dirent(parent, name)
 
     def lookup(self, parent: int, name: bytes) -> int:
         self.directory(parent)
@@ -100,68 +95,45 @@ class Tree:
     def parent_of(self, ino: int) -> int:
         if ino == ROOT_INO:
             return ROOT_INO
-        row = self.db.one("SELECT parent FROM dirents WHERE ino = ? AND death IS NULL", (ino,))
-        return ROOT_INO if row is None else int(row[0])
+        parent = self.rows.parent_of(ino)
+        return ROOT_INO if parent is None else parent
 
     def entries(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, int]]:
         """(cookie, name, ino) of entries with cookie > after, in cookie order."""
-        rows = self.db.query(
-            "SELECT cookie, name, ino FROM dirents WHERE parent = ? AND cookie > ? "
-            "AND death IS NULL ORDER BY cookie LIMIT ?",
-            (parent, after, limit),
-        )
-        return [(int(c), bytes(n), int(i)) for c, n, i in rows]
+        return self.rows.entries(parent, after, limit)
 
     def is_empty(self, ino: int) -> bool:
-        return (
-            self.db.one("SELECT 1 FROM dirents WHERE parent = ? AND death IS NULL", (ino,)) is None
-        )
+        return not self.rows.has_entries(ino)
 
     def inode_count(self) -> int:
-        row = self.db.one("SELECT count(*) FROM inodes WHERE death IS NULL")
-        return int(row[0]) if row else 0
+        return self.rows.inode_count()
 
     # -- writing ----------------------------------------------------------------
 
     def ensure_root(self, uid: int, gid: int) -> None:
-        if self.db.one("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)) is None:
+        if not self.rows.has_root():
             now = now_ns()
-            self.db.execute(
-                "inode.insert",
-                (
-                    ROOT_INO,
-                    stat.S_IFDIR | 0o755,
-                    uid,
-                    gid,
-                    2,
-                    0,
-                    now,
-                    now,
-                    now,
-                    0,
-                    None,
-                    self.db.open_txg,
-                ),
-            )
+            row = (ROOT_INO, stat.S_IFDIR | 0o755, uid, gid, 2, 0, now, now, now, 0, None)
+            self.rows.insert_inode(row)
 
     def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
         """Assign columns of one inode row; a cached row takes the same values, so
         the getattr that follows (a setattr's reply, say) reads no row again."""
         row = self._rows.pop(ino, None)
-        self.db.set_inode(ino, fields)
+        self.rows.set_inode(ino, fields)
         self._write_through(ino, row, fields)
 
     def _add_links(self, ino: int, delta: int) -> None:
         row = self._rows.pop(ino, None)
         now = now_ns()
-        self.db.execute("inode.add_links", (delta, now, ino))
+        self.rows.add_links(ino, delta, now)
         if row is not None:
             self._write_through(ino, row, {"nlink": row[_COLUMN["nlink"]] + delta, "ctime": now})
 
     def _touch_dir(self, ino: int, nlink_delta: int = 0) -> None:
         row = self._rows.pop(ino, None)
         now = now_ns()
-        self.db.execute("inode.touch_dir", (now, now, nlink_delta, ino))
+        self.rows.touch_dir(ino, now, nlink_delta)
         if row is not None:
             nlink = row[_COLUMN["nlink"]] + nlink_delta
             self._write_through(ino, row, {"mtime": now, "ctime": now, "nlink": nlink})
@@ -177,11 +149,10 @@ class Tree:
             self._rows[ino] = tuple(updated)
 
     def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
-        cookie = self.db.next_counter("next_cookie")
-        self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
+        self.rows.add_dirent(parent, name, ino)
 
     def _remove_entry(self, parent: int, name: bytes) -> None:
-        self.db.execute("dirent.delete", (parent, name))
+        self.rows.remove_dirent(parent, name)
 
     def create(
         self,
@@ -214,17 +185,17 @@ class Tree:
                 mode, acls[_acl.ACCESS], acls[_acl.DEFAULT] = _acl.inherit(default, mode, is_dir)
             elif not stat.S_ISLNK(mode):
                 mode &= ~(umask & 0o777)
-            ino = self.db.next_counter("next_ino")
+            ino = self.rows.next_ino()
             now = now_ns()
             size = len(target) if target is not None else 0
             row = (ino, mode, uid, gid, 2 if is_dir else 1, size, now, now, now, rdev, target)
-            self.db.execute("inode.insert", (*row, self.db.open_txg))
+            self.rows.insert_inode(row)
             self._rows[ino] = row
             self._add_entry(parent, name, ino)
             self._touch_dir(parent, 1 if is_dir else 0)
             for key, value in acls.items():
                 if value is not None:
-                    self.db.execute("xattr.insert", (ino, key, value, self.db.open_txg))
+                    self.rows.insert_xattr(ino, key, value)
             return self.attr(ino)
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
@@ -325,7 +296,7 @@ class Tree:
         if a2.is_dir and self._is_ancestor(i2, p1):
             raise InvalidArgument("cannot move a directory into itself")
         for parent, name, ino in ((p1, n1, i2), (p2, n2, i1)):
-            self.db.execute("dirent.repoint", (ino, parent, name))
+            self.rows.repoint_dirent(parent, name, ino)
         if p1 != p2 and a1.is_dir != a2.is_dir:
             moved_to_p2 = 1 if a1.is_dir else -1
             self._touch_dir(p1, -moved_to_p2)
@@ -340,10 +311,7 @@ class Tree:
     # -- xattrs -------------------------------------------------------------------
 
     def _xattr(self, ino: int, name: bytes) -> bytes | None:
-        row = self.db.one(
-            "SELECT value FROM xattrs WHERE ino = ? AND name = ? AND death IS NULL", (ino, name)
-        )
-        return None if row is None else bytes(row[0])
+        return self.rows.xattr(ino, name)
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         self.attr(ino)
@@ -354,10 +322,7 @@ class Tree:
 
     def listxattr(self, ino: int) -> list[bytes]:
         self.attr(ino)
-        rows = self.db.query(
-            "SELECT name FROM xattrs WHERE ino = ? AND death IS NULL ORDER BY name", (ino,)
-        )
-        return [bytes(r[0]) for r in rows]
+        return self.rows.xattr_names(ino)
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
         """Set an xattr; a POSIX ACL also sets the mode bits it implies, and an access
@@ -373,7 +338,7 @@ class Tree:
                 raise Exists("attribute exists")
             if flags & XATTR_REPLACE and not exists:
                 raise NoAttribute("no such attribute")
-            self.db.execute("xattr.delete", (ino, name))
+            self.rows.delete_xattr(ino, name)
             keep = True
             if name in (_acl.ACCESS, _acl.DEFAULT):
                 try:
@@ -386,7 +351,7 @@ class Tree:
                     self.set_fields(ino, mode=(attr.mode & ~0o777) | bits)
                     keep = not equivalent
             if keep:
-                self.db.execute("xattr.insert", (ino, name, value, self.db.open_txg))
+                self.rows.insert_xattr(ino, name, value)
             self.set_fields(ino, ctime=now_ns())
 
     def chmod(self, ino: int, mode: int) -> None:
@@ -395,12 +360,12 @@ class Tree:
         self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode))
         access = self._xattr(ino, _acl.ACCESS)
         if access is not None:
-            self.db.execute("xattr.update", (_acl.chmod(access, mode), ino, _acl.ACCESS))
+            self.rows.update_xattr(ino, _acl.ACCESS, _acl.chmod(access, mode))
 
     def removexattr(self, ino: int, name: bytes) -> None:
         with self.db.transaction():
             self.attr(ino)
-            if not self.db.execute("xattr.delete", (ino, name)):
+            if not self.rows.delete_xattr(ino, name):
                 raise NoAttribute("no such attribute")
             self.set_fields(ino, ctime=now_ns())
 
@@ -409,20 +374,9 @@ class Tree:
     def purge(self, ino: int) -> None:
         """Delete an inode that no entry, handle or kernel reference names any more."""
         with self.db.transaction():
-            for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
-                self.db.execute("chunk.unref", (chunk,))
-            for op in (
-                "extent.delete_all",
-                "inline.delete_all",
-                "xattr.delete_all",
-                "inode.delete",
-            ):
-                self.db.execute(op, (ino,))
-            if self.db.one("SELECT 1 FROM logged WHERE ino = ?", (ino,)):
-                self.db.execute("logged.delete_all", (ino,))
+            self.rows.purge(ino)
             self._rows.pop(ino, None)
 
     def orphans(self) -> list[int]:
         """Inodes with no links left (their last handle closed in a crash)."""
-        rows = self.db.query("SELECT ino FROM inodes WHERE nlink = 0 AND death IS NULL")
-        return [int(r[0]) for r in rows]
+        return self.rows.orphans()

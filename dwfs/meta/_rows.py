@@ -1,0 +1,263 @@
+"""The tree's rows: every statement over inodes, directory entries, extents,
+inline data, xattrs, chunk references and logged writes, in one place.
+
+Rows carry birth and death txgs. A read names a View: the live head (rows not
+ended) or a snapshot's txg T, which sees the rows born at or before T and not
+ended by then. That rule is written here once (View.where). Changes go only to
+live rows, as the fixed operations of _ops, so they are journaled and replay
+the same way; callers above (vfs, snapshots) hold the POSIX rules and never
+write SQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from dwfs.meta._db import MetaDB, Param
+from dwfs.types import StripeAddr
+
+INODE_COLUMNS = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
+"""The columns of an inode row as inode() returns them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Which rows a read sees: the live head, or the tree as it was when the txg
+    `txg` ended (a snapshot)."""
+
+    txg: int | None = None
+
+    def where(self, number: int = 0) -> tuple[str, tuple[int, ...]]:
+        """The visibility condition and its values; the txg as parameter ?number
+        when one is given (for statements with numbered parameters)."""
+        if self.txg is None:
+            return "death IS NULL", ()
+        mark = f"?{number}" if number else "?"
+        return f"birth <= {mark} AND (death IS NULL OR death > {mark})", (
+            (self.txg,) if number else (self.txg, self.txg)
+        )
+
+
+LIVE = View()
+
+
+class TreeRows:
+    """Reads and changes of the tree's rows over one metadata database."""
+
+    def __init__(self, db: MetaDB) -> None:
+        self.db = db
+
+    def _one(self, sql: str, params: tuple[Param, ...], view: View) -> tuple[Any, ...] | None:
+        """One row of `sql`, whose WHERE begins with {seen} (the view's condition)."""
+        where, values = view.where()
+        return self.db.one(sql.replace("{seen}", where), (*values, *params))
+
+    def _all(self, sql: str, params: tuple[Param, ...], view: View) -> list[tuple[Any, ...]]:
+        where, values = view.where()
+        return self.db.query(sql.replace("{seen}", where), (*values, *params))
+
+    # -- inodes -------------------------------------------------------------------
+
+    def inode(self, ino: int, view: View = LIVE) -> tuple[Any, ...] | None:
+        """The inode's row (INODE_COLUMNS), or None."""
+        return self._one(
+            f"SELECT {INODE_COLUMNS} FROM inodes WHERE {{seen}} AND ino = ?", (ino,), view
+        )
+
+    def inode_count(self, view: View = LIVE) -> int:
+        row = self._one("SELECT count(*) FROM inodes WHERE {seen}", (), view)
+        return int(row[0]) if row else 0
+
+    def orphans(self) -> list[int]:
+        """Live inodes with no links left."""
+        rows = self._all("SELECT ino FROM inodes WHERE {seen} AND nlink = 0", (), LIVE)
+        return [int(r[0]) for r in rows]
+
+    def insert_inode(self, row: tuple[Param, ...]) -> None:
+        """A new inode from a row of INODE_COLUMNS."""
+        self.db.execute("inode.insert", (*row, self.db.open_txg))
+
+    def set_inode(self, ino: int, fields: Mapping[str, Param]) -> None:
+        self.db.set_inode(ino, fields)
+
+    def add_links(self, ino: int, delta: int, ctime: int) -> None:
+        self.db.execute("inode.add_links", (delta, ctime, ino))
+
+    def touch_dir(self, ino: int, now: int, nlink_delta: int) -> None:
+        self.db.execute("inode.touch_dir", (now, now, nlink_delta, ino))
+
+    def next_ino(self) -> int:
+        return self.db.next_counter("next_ino")
+
+    # -- directory entries --------------------------------------------------------
+
+    def dirent(self, parent: int, name: bytes, view: View = LIVE) -> int | None:
+        """The inode `name` in `parent` names, or None."""
+        row = self._one(
+            "SELECT ino FROM dirents WHERE {seen} AND parent = ? AND name = ?", (parent, name), view
+        )
+        return None if row is None else int(row[0])
+
+    def parent_of(self, ino: int, view: View = LIVE) -> int | None:
+        """The directory holding an entry for `ino` (the one, for a directory)."""
+        row = self._one("SELECT parent FROM dirents WHERE {seen} AND ino = ?", (ino,), view)
+        return None if row is None else int(row[0])
+
+    def entries(
+        self, parent: int, after: int, limit: int, view: View = LIVE
+    ) -> list[tuple[int, bytes, int]]:
+        """(cookie, name, ino) of entries with cookie > after, in cookie order."""
+        rows = self._all(
+            "SELECT cookie, name, ino FROM dirents WHERE {seen} AND parent = ? AND cookie > ? "
+            "ORDER BY cookie LIMIT ?",
+            (parent, after, limit),
+            view,
+        )
+        return [(int(c), bytes(n), int(i)) for c, n, i in rows]
+
+    def has_entries(self, parent: int, view: View = LIVE) -> bool:
+        return (
+            self._one("SELECT 1 FROM dirents WHERE {seen} AND parent = ?", (parent,), view)
+            is not None
+        )
+
+    def add_dirent(self, parent: int, name: bytes, ino: int) -> None:
+        cookie = self.db.next_counter("next_cookie")
+        self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
+
+    def remove_dirent(self, parent: int, name: bytes) -> None:
+        self.db.execute("dirent.delete", (parent, name))
+
+    def repoint_dirent(self, parent: int, name: bytes, ino: int) -> None:
+        self.db.execute("dirent.repoint", (ino, parent, name))
+
+    # -- xattrs -------------------------------------------------------------------
+
+    def xattr(self, ino: int, name: bytes, view: View = LIVE) -> bytes | None:
+        row = self._one(
+            "SELECT value FROM xattrs WHERE {seen} AND ino = ? AND name = ?", (ino, name), view
+        )
+        return None if row is None else bytes(row[0])
+
+    def xattr_names(self, ino: int, view: View = LIVE) -> list[bytes]:
+        rows = self._all(
+            "SELECT name FROM xattrs WHERE {seen} AND ino = ? ORDER BY name", (ino,), view
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def insert_xattr(self, ino: int, name: bytes, value: bytes) -> None:
+        self.db.execute("xattr.insert", (ino, name, value, self.db.open_txg))
+
+    def update_xattr(self, ino: int, name: bytes, value: bytes) -> None:
+        self.db.execute("xattr.update", (value, ino, name))
+
+    def delete_xattr(self, ino: int, name: bytes) -> bool:
+        """Remove one xattr; whether there was one."""
+        return bool(self.db.execute("xattr.delete", (ino, name)))
+
+    # -- file contents ------------------------------------------------------------
+
+    def inline(self, ino: int, view: View = LIVE) -> bytes | None:
+        """The bytes of a small file kept in the metadata, if it is one."""
+        row = self._one("SELECT data FROM inline_data WHERE {seen} AND ino = ?", (ino,), view)
+        return None if row is None else bytes(row[0])
+
+    def set_inline(self, ino: int, data: bytes | None) -> None:
+        if not data:
+            self.db.execute("inline.delete", (ino,))
+            return
+        self.db.execute("inline.set", (ino, data, self.db.open_txg))
+
+    def extents(
+        self, ino: int, start: int, end: int, view: View = LIVE
+    ) -> list[tuple[int, int, bytes, int]]:
+        """(off, len, chunk, chunk_off) of the extents overlapping [start, end), in order."""
+        # Extents do not overlap, so the scan can start at the last one that starts
+        # at or before `start`; the index range stays short however long the file.
+        seen, values = view.where(4)
+        rows = self.db.query(
+            f"SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ?1 AND off < ?2 "
+            f"AND off >= coalesce((SELECT off FROM extents WHERE ino = ?1 AND off <= ?3 "
+            f"AND {seen} ORDER BY off DESC LIMIT 1), 0) "
+            f"AND off + len > ?3 AND {seen} ORDER BY off",
+            (ino, end, start, *values),
+        )
+        return [(int(o), int(n), bytes(c), int(co)) for o, n, c, co in rows]
+
+    def chunks_from(self, ino: int, start: int, end: int, view: View = LIVE) -> list[bytes]:
+        """The chunks of the extents that start in [start, end), in order."""
+        rows = self._all(
+            "SELECT chunk FROM extents WHERE {seen} AND ino = ? AND off >= ? AND off < ? "
+            "ORDER BY off",
+            (ino, start, end),
+            view,
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def has_extents(self, ino: int, view: View = LIVE) -> bool:
+        return self._one("SELECT 1 FROM extents WHERE {seen} AND ino = ?", (ino,), view) is not None
+
+    def add_extent(self, ino: int, off: int, length: int, chunk: bytes, chunk_off: int) -> None:
+        """A new extent, which holds a reference to its chunk."""
+        self.db.execute("extent.insert", (ino, off, length, chunk, chunk_off, self.db.open_txg))
+        self.db.execute("chunk.ref", (chunk,))
+
+    def remove_extent(self, ino: int, off: int, chunk: bytes) -> None:
+        """End the extent at `off` and the reference to its chunk."""
+        self.db.execute("extent.delete", (ino, off))
+        self.db.execute("chunk.unref", (chunk,))
+
+    def record_chunk(self, chunk: bytes, addr: StripeAddr) -> None:
+        """Where a chunk is stored (before the first extent that references it)."""
+        a = addr
+        self.db.execute(
+            "chunk.upsert", (chunk, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len)
+        )
+
+    # -- removal ------------------------------------------------------------------
+
+    def purge(self, ino: int) -> None:
+        """Remove an inode and everything it holds (its extents' references too)."""
+        for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
+            self.db.execute("chunk.unref", (chunk,))
+        for op in ("extent.delete_all", "inline.delete_all", "xattr.delete_all", "inode.delete"):
+            self.db.execute(op, (ino,))
+        if self.db.one("SELECT 1 FROM logged WHERE ino = ?", (ino,)):
+            self.db.execute("logged.delete_all", (ino,))
+
+    def has_root(self) -> bool:
+        return self.db.one("SELECT 1 FROM inodes WHERE ino = 1") is not None
+
+    # -- the intent log -----------------------------------------------------------
+
+    def log_write(self, ino: int, offset: int, data: bytes) -> None:
+        """Keep bytes an fsync made durable before they are stored as chunks."""
+        seq = self.db.next_counter("next_log")
+        self.db.execute("logged.insert", (seq, ino, offset, data))
+
+    def next_log(self) -> int:
+        """The seq the next logged write takes: those before it are logged already."""
+        row = self.db.one("SELECT value FROM counters WHERE name = 'next_log'")
+        return int(row[0]) if row else 0
+
+    def forget_logged(self, ino: int, before: int | None = None) -> None:
+        """Drop a file's logged writes (those with seq < before, if given)."""
+        if before is None:
+            self.db.execute("logged.delete_all", (ino,))
+        else:
+            self.db.execute("logged.forget", (ino, before))
+
+    def cut_logged(self, ino: int, size: int) -> None:
+        """Drop the logged bytes at and past `size` (a truncate)."""
+        self.db.execute("logged.cut", (ino, size))
+        self.db.execute("logged.clip", (size, ino, size, size))
+
+    def logged_files(self) -> list[int]:
+        return [int(r[0]) for r in self.db.query("SELECT DISTINCT ino FROM logged")]
+
+    def logged_writes(self, ino: int) -> list[tuple[int, bytes]]:
+        """(offset, bytes) of a file's logged writes, in the order they were made."""
+        rows = self.db.query("SELECT off, data FROM logged WHERE ino = ? ORDER BY seq", (ino,))
+        return [(int(o), bytes(d)) for o, d in rows]
