@@ -23,7 +23,7 @@ from dwfs.errors import Busy, DwfsError, ExitCode, NotFound
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 def registry(pool: str) -> Path:

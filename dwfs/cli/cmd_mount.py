@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from dwfs.chunks import KEYFILE, append_private, private_dir, state_root
-from dwfs.cli import _mounts, _secrets
+from dwfs.cli import _mounts, _secrets, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
 from dwfs.fuse import ALLOWED_OPTIONS, serve
 from dwfs.vfs import Volume, open_volume
@@ -114,7 +114,7 @@ def _log_to(path: Path, foreground: bool) -> None:
 
 
 def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
-    async def handle(request: dict[str, Any]) -> dict[str, Any]:
+    async def handle(request: dict[str, Any]) -> Any:
         if request.get("cmd") == "status":
             status = volume.pool.status()
             status["mount"] = {"mountpoint": str(mountpoint), "pid": os.getpid()}
@@ -122,6 +122,8 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
         if request.get("cmd") == "sync":
             await volume.sync_all()
             return {}
+        if request.get("cmd") == "snapshot":
+            return await cmd_snapshot.serve(volume, request)
         raise UsageError(f"unknown control request {request.get('cmd')!r}")
 
     return handle

@@ -24,12 +24,22 @@ from dwfs.cli import (
     cmd_mount,
     cmd_replace,
     cmd_scrub,
+    cmd_snapshot,
     cmd_status,
     cmd_umount,
 )
 from dwfs.errors import ExitCode, find_dwfs_error
 
-COMMANDS = (cmd_create, cmd_mount, cmd_umount, cmd_status, cmd_scrub, cmd_replace, cmd_key)
+COMMANDS = (
+    cmd_create,
+    cmd_mount,
+    cmd_umount,
+    cmd_status,
+    cmd_snapshot,
+    cmd_scrub,
+    cmd_replace,
+    cmd_key,
+)
 
 
 class _Parser(argparse.ArgumentParser):

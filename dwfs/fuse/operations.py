@@ -48,6 +48,10 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
     return handler
 
 
+def _forget_name(parent: int, name: bytes) -> None:
+    pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+
+
 def missing() -> pyfuse3.EntryAttributes:
     """A negative entry (inode 0): the kernel answers lookups of the name with
     ENOENT itself until it expires or the name is created through the mount,
@@ -78,6 +82,7 @@ class Operations(pyfuse3.Operations):
     def __init__(self, volume: Volume) -> None:
         super().__init__()
         self.volume = volume
+        volume.forget_name = _forget_name
         self.initialised = trio.Event()
         """Set once the kernel's INIT request is answered."""
 

@@ -10,5 +10,17 @@ from dwfs.meta._rows import INODE_COLUMNS as INODE_COLUMNS
 from dwfs.meta._rows import LIVE as LIVE
 from dwfs.meta._rows import TreeRows as TreeRows
 from dwfs.meta._rows import View as View
+from dwfs.meta._snapshot_rows import SnapshotRow as SnapshotRow
+from dwfs.meta._snapshot_rows import SnapshotRows as SnapshotRows
 
-__all__ = ["INODE_COLUMNS", "LIVE", "ChunkRows", "Metadata", "MetaDB", "TreeRows", "View"]
+__all__ = [
+    "INODE_COLUMNS",
+    "LIVE",
+    "ChunkRows",
+    "Metadata",
+    "MetaDB",
+    "SnapshotRow",
+    "SnapshotRows",
+    "TreeRows",
+    "View",
+]

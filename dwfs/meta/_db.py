@@ -28,15 +28,27 @@ from typing import Any
 
 from dwfs.errors import IntegrityError
 from dwfs.meta._ops import INODE_SET, inode_set_sql, statement
-from dwfs.meta._schema import MIGRATIONS, SCHEMA
+from dwfs.meta._schema import INODES_V1, MIGRATIONS, REBUILD_INODES, SCHEMA
 
 Param = int | str | bytes | float | None
 Statement = tuple[str, tuple[Param, ...]]
 """One journaled write: an operation's name (see _ops) and its values."""
 
 TABLES = frozenset(
-    {"inodes", "dirents", "extents", "inline_data", "xattrs", "chunks", "counters", "logged"}
+    {
+        "inodes",
+        "dirents",
+        "extents",
+        "inline_data",
+        "xattrs",
+        "chunks",
+        "counters",
+        "logged",
+        "snapshots",
+    }
 )
+_RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"
+_INODES_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inodes'"
 _ROW_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 _READ_ACTIONS = {sqlite3.SQLITE_READ}
 _PLAIN_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION}
@@ -94,6 +106,14 @@ class MetaDB:
             raise IntegrityError("the metadata checkpoint is not an SQLite database")
         try:
             self.conn.deserialize(image)
+            if self.conn.execute(_RUNS_CODE).fetchone() is not None:
+                raise IntegrityError(
+                    "the metadata checkpoint holds triggers or views dwfs does not make: "
+                    "it is not from this dwfs; report it"
+                )
+            (inodes,) = self.conn.execute(_INODES_SQL).fetchone() or ("",)
+            if INODES_V1 in str(inodes):
+                self.conn.executescript(REBUILD_INODES)
             self.conn.executescript(MIGRATIONS)
             schema = _schema_of(self.conn)
             self.conn.execute("PRAGMA quick_check").fetchall()

@@ -36,6 +36,7 @@ from dwfs.meta import _journal
 from dwfs.meta._chunk_rows import ChunkRows
 from dwfs.meta._db import MetaDB
 from dwfs.meta._rows import TreeRows
+from dwfs.meta._snapshot_rows import SnapshotRows
 from dwfs.types import ChunkId, StripeAddr
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class Metadata:
         self.db = db
         self.rows = TreeRows(db)
         self.chunk_rows = ChunkRows(db)
+        self.snapshot_rows = SnapshotRows(db)
         self.epoch = epoch
         self.epochs = epochs
         """The epochs since the current checkpoint, this one last."""

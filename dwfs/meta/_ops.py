@@ -10,6 +10,8 @@ operations in order rebuilds the same database.
 
 from __future__ import annotations
 
+import re
+
 from dwfs.errors import IntegrityError
 
 INODE_FIELDS = ("mode", "uid", "gid", "nlink", "size", "atime", "mtime", "ctime", "rdev", "target")
@@ -55,7 +57,85 @@ OPS: dict[str, str] = {
     "WHERE ino = ? AND off < ? AND off + length(data) > ?",
     "logged.delete_all": "DELETE FROM logged WHERE ino = ?",
 }
-_ARITY = {name: sql.count("?") for name, sql in OPS.items()}
+
+_COLUMNS = {
+    "inodes": "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target",
+    "dirents": "parent, name, cookie, ino",
+    "xattrs": "ino, name, value",
+    "inline_data": "ino, data",
+    "extents": "ino, off, len, chunk, chunk_off",
+}
+"""The columns of each versioned table, birth and death aside."""
+ROW_KEYS = {
+    "inode": ("inodes", "ino = ?1", 2),
+    "dirent": ("dirents", "parent = ?1 AND name = ?2", 3),
+    "xattr": ("xattrs", "ino = ?1 AND name = ?2", 3),
+    "inline": ("inline_data", "ino = ?1", 2),
+    "extent": ("extents", "ino = ?1 AND off = ?2", 3),
+}
+"""(table, the live row's key, the number of the parameter holding the open txg)."""
+_UNPINNED = "(birth > ?3 OR birth >= ?2)"
+"""Rows no snapshot sees: born after the newest snapshot (?3), or in the open txg (?2)."""
+
+
+def _versioning() -> dict[str, str]:
+    """The operations that keep what snapshots see: `keep` copies a live row as
+    ended now, `renew` makes the live row's birth now (the two precede an
+    update in place), `end` ends a live row; and, over all rows of an inode,
+    the deletion of those no snapshot sees and the ending of the rest; and the
+    deletion of ended rows only the snapshot between ?1 and ?3 (at ?2) saw."""
+    ops = {}
+    for kind, (table, key, now) in ROW_KEYS.items():
+        columns = _COLUMNS[table]
+        live = f"{key} AND death IS NULL"
+        if kind != "extent":  # extents are never updated in place
+            ops[f"{kind}.keep"] = (
+                f"INSERT INTO {table} ({columns}, birth, death) "
+                f"SELECT {columns}, birth, ?{now} FROM {table} WHERE {live}"
+            )
+            ops[f"{kind}.renew"] = f"UPDATE {table} SET birth = ?{now} WHERE {live}"
+        ops[f"{kind}.end"] = f"UPDATE {table} SET death = ?{now} WHERE {live}"
+        ops[f"{kind}.forget_between"] = (
+            f"DELETE FROM {table} WHERE death IS NOT NULL AND death > ?2 AND death <= ?3 "
+            "AND birth > ?1 AND birth <= ?2"
+        )
+    for kind in ("inode", "xattr", "inline", "extent"):
+        table = ROW_KEYS[kind][0]
+        ops[f"{kind}.delete_unpinned"] = (
+            f"DELETE FROM {table} WHERE ino = ?1 AND death IS NULL AND {_UNPINNED}"
+        )
+        ops[f"{kind}.end_all"] = f"UPDATE {table} SET death = ?2 WHERE ino = ?1 AND death IS NULL"
+    ops["extent.unref_unpinned"] = _unref(f"ino = ?1 AND death IS NULL AND {_UNPINNED}")
+    ops["extent.unref_between"] = _unref(
+        "death IS NOT NULL AND death > ?2 AND death <= ?3 AND birth > ?1 AND birth <= ?2"
+    )
+    return ops
+
+
+def _unref(extents: str) -> str:
+    """Drop one reference to each chunk per extent row that `extents` selects."""
+    return (
+        "UPDATE chunks SET refs = refs - (SELECT count(*) FROM extents "
+        f"WHERE chunk = chunks.id AND {extents}) "
+        f"WHERE id IN (SELECT chunk FROM extents WHERE {extents})"
+    )
+
+
+def _arity(sql: str) -> int:
+    numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
+    return max(numbered) if numbered else sql.count("?")
+
+
+OPS.update(_versioning())
+OPS.update(
+    {
+        "snapshot.insert": "INSERT INTO snapshots (name, id, txg, created, auto, held, "
+        "held_until) VALUES (?,?,?,?,?,?,?)",
+        "snapshot.delete": "DELETE FROM snapshots WHERE name = ?",
+        "snapshot.hold": "UPDATE snapshots SET held = ?, held_until = ? WHERE name = ?",
+    }
+)
+_ARITY = {name: _arity(sql) for name, sql in OPS.items()}
 INODE_SET = "inode.set"
 """Assigns some of INODE_FIELDS of one live inode: values (ino, name, value, ...)."""
 

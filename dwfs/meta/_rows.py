@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dwfs.meta._db import MetaDB, Param
+from dwfs.meta._ops import ROW_KEYS
 from dwfs.types import StripeAddr
 
 INODE_COLUMNS = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
@@ -44,10 +45,43 @@ LIVE = View()
 
 
 class TreeRows:
-    """Reads and changes of the tree's rows over one metadata database."""
+    """Reads and changes of the tree's rows over one metadata database.
+
+    A change to a live row that a snapshot sees keeps that version: an update
+    first copies it as ended now and renews the live row's birth; a removal
+    ends it instead of deleting it, and an ended extent keeps its chunk's
+    reference until the last snapshot that sees it goes. A row no snapshot
+    sees (born after the newest one, or in the open txg) is changed in place,
+    as every row is while there is no snapshot."""
 
     def __init__(self, db: MetaDB) -> None:
         self.db = db
+
+    def pin(self) -> int:
+        """The txg of the newest snapshot, or -1 if there is none."""
+        row = self.db.one("SELECT max(txg) FROM snapshots")
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def _pinned(self, kind: str, key: tuple[Param, ...]) -> bool:
+        """Whether a snapshot sees the live row of this kind with this key."""
+        pin = self.pin()
+        if pin < 0:
+            return False
+        table, where, _ = ROW_KEYS[kind]
+        row = self.db.one(f"SELECT birth FROM {table} WHERE {where} AND death IS NULL", key)
+        return row is not None and int(row[0]) <= pin and int(row[0]) < self.db.open_txg
+
+    def _keep(self, kind: str, key: tuple[Param, ...]) -> None:
+        """Before an update in place: keep the version a snapshot sees."""
+        if self._pinned(kind, key):
+            self.db.execute(f"{kind}.keep", (*key, self.db.open_txg))
+            self.db.execute(f"{kind}.renew", (*key, self.db.open_txg))
+
+    def _remove(self, kind: str, key: tuple[Param, ...]) -> int:
+        """End or delete the live row of this kind with this key; how many there were."""
+        if self._pinned(kind, key):
+            return self.db.execute(f"{kind}.end", (*key, self.db.open_txg))
+        return self.db.execute(f"{kind}.delete", key)
 
     def _one(self, sql: str, params: tuple[Param, ...], view: View) -> tuple[Any, ...] | None:
         """One row of `sql`, whose WHERE begins with {seen} (the view's condition)."""
@@ -80,12 +114,15 @@ class TreeRows:
         self.db.execute("inode.insert", (*row, self.db.open_txg))
 
     def set_inode(self, ino: int, fields: Mapping[str, Param]) -> None:
+        self._keep("inode", (ino,))
         self.db.set_inode(ino, fields)
 
     def add_links(self, ino: int, delta: int, ctime: int) -> None:
+        self._keep("inode", (ino,))
         self.db.execute("inode.add_links", (delta, ctime, ino))
 
     def touch_dir(self, ino: int, now: int, nlink_delta: int) -> None:
+        self._keep("inode", (ino,))
         self.db.execute("inode.touch_dir", (now, now, nlink_delta, ino))
 
     def next_ino(self) -> int:
@@ -128,9 +165,10 @@ class TreeRows:
         self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
 
     def remove_dirent(self, parent: int, name: bytes) -> None:
-        self.db.execute("dirent.delete", (parent, name))
+        self._remove("dirent", (parent, name))
 
     def repoint_dirent(self, parent: int, name: bytes, ino: int) -> None:
+        self._keep("dirent", (parent, name))
         self.db.execute("dirent.repoint", (ino, parent, name))
 
     # -- xattrs -------------------------------------------------------------------
@@ -151,11 +189,12 @@ class TreeRows:
         self.db.execute("xattr.insert", (ino, name, value, self.db.open_txg))
 
     def update_xattr(self, ino: int, name: bytes, value: bytes) -> None:
+        self._keep("xattr", (ino, name))
         self.db.execute("xattr.update", (value, ino, name))
 
     def delete_xattr(self, ino: int, name: bytes) -> bool:
         """Remove one xattr; whether there was one."""
-        return bool(self.db.execute("xattr.delete", (ino, name)))
+        return bool(self._remove("xattr", (ino, name)))
 
     # -- file contents ------------------------------------------------------------
 
@@ -166,8 +205,9 @@ class TreeRows:
 
     def set_inline(self, ino: int, data: bytes | None) -> None:
         if not data:
-            self.db.execute("inline.delete", (ino,))
+            self._remove("inline", (ino,))
             return
+        self._keep("inline", (ino,))
         self.db.execute("inline.set", (ino, data, self.db.open_txg))
 
     def extents(
@@ -205,7 +245,11 @@ class TreeRows:
         self.db.execute("chunk.ref", (chunk,))
 
     def remove_extent(self, ino: int, off: int, chunk: bytes) -> None:
-        """End the extent at `off` and the reference to its chunk."""
+        """End the extent at `off`; deleted (no snapshot sees it), it drops its
+        chunk's reference too."""
+        if self._pinned("extent", (ino, off)):
+            self.db.execute("extent.end", (ino, off, self.db.open_txg))
+            return
         self.db.execute("extent.delete", (ino, off))
         self.db.execute("chunk.unref", (chunk,))
 
@@ -219,11 +263,21 @@ class TreeRows:
     # -- removal ------------------------------------------------------------------
 
     def purge(self, ino: int) -> None:
-        """Remove an inode and everything it holds (its extents' references too)."""
-        for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
-            self.db.execute("chunk.unref", (chunk,))
-        for op in ("extent.delete_all", "inline.delete_all", "xattr.delete_all", "inode.delete"):
-            self.db.execute(op, (ino,))
+        """Remove an inode and everything it holds (its extents' references too);
+        what snapshots see of it is ended instead."""
+        pin = self.pin()
+        if pin < 0:  # no row of the inode is ended, and none is seen
+            for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):
+                self.db.execute("chunk.unref", (chunk,))
+            for op in ("extent.delete_all", "inline.delete_all", "xattr.delete_all"):
+                self.db.execute(op, (ino,))
+            self.db.execute("inode.delete", (ino,))
+        else:
+            now = self.db.open_txg
+            self.db.execute("extent.unref_unpinned", (ino, now, pin))
+            for kind in ("extent", "inline", "xattr", "inode"):
+                self.db.execute(f"{kind}.delete_unpinned", (ino, now, pin))
+                self.db.execute(f"{kind}.end_all", (ino, now))
         if self.db.one("SELECT 1 FROM logged WHERE ino = ?", (ino,)):
             self.db.execute("logged.delete_all", (ino,))
 

@@ -1,10 +1,12 @@
 """The metadata schema.
 
 Every table that describes the tree carries birth and death: the txg that
-created a row and the txg that ended it (NULL while it is live). Live queries
-filter on `death IS NULL`. Until snapshots exist nothing can see an ended row,
-so rows are deleted instead of ended; snapshots will end them instead and
-make a snapshot a txg number (see docs/design.md).
+created a row and the txg that ended it (NULL while it is live). A snapshot is
+a txg number T in the snapshots table, and sees the rows with
+birth <= T < death (meta._rows.View). A change to a row some snapshot sees ends
+it (sets death) and, for an update, inserts the new version; rows no snapshot
+sees are changed or deleted in place. Deleting a snapshot deletes the ended
+rows only it saw. With no snapshot, no ended row exists.
 
 inline_data holds the bytes of small files (see dwfs.vfs._files): a file has
 inline data or extents, never both. logged holds bytes an fsync made durable
@@ -23,6 +25,17 @@ CREATE TABLE IF NOT EXISTS logged(
     seq INTEGER PRIMARY KEY, ino INT NOT NULL, off INT NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS logged_ino ON logged(ino, seq);
 INSERT OR IGNORE INTO counters VALUES ('next_log', 1);
+CREATE TABLE IF NOT EXISTS snapshots(
+    name TEXT PRIMARY KEY, id INT NOT NULL, txg INT NOT NULL, created INT NOT NULL,
+    auto INT NOT NULL, held INT NOT NULL, held_until INT);
+CREATE UNIQUE INDEX IF NOT EXISTS snapshots_id ON snapshots(id);
+CREATE INDEX IF NOT EXISTS snapshots_txg ON snapshots(txg);
+INSERT OR IGNORE INTO counters VALUES ('next_snapshot', 1);
+CREATE INDEX IF NOT EXISTS inodes_ended ON inodes(death) WHERE death IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dirents_ended ON dirents(death) WHERE death IS NOT NULL;
+CREATE INDEX IF NOT EXISTS extents_ended ON extents(death) WHERE death IS NOT NULL;
+CREATE INDEX IF NOT EXISTS xattrs_ended ON xattrs(death) WHERE death IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inline_ended ON inline_data(death) WHERE death IS NOT NULL;
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them)."""
@@ -30,9 +43,11 @@ INSERT OR IGNORE INTO counters VALUES ('next_log', 1);
 SCHEMA = (
     """
 CREATE TABLE inodes(
-    ino INTEGER PRIMARY KEY, mode INT NOT NULL, uid INT NOT NULL, gid INT NOT NULL,
+    ino INT NOT NULL, mode INT NOT NULL, uid INT NOT NULL, gid INT NOT NULL,
     nlink INT NOT NULL, size INT NOT NULL, atime INT NOT NULL, mtime INT NOT NULL,
     ctime INT NOT NULL, rdev INT NOT NULL, target BLOB, birth INT NOT NULL, death INT);
+CREATE UNIQUE INDEX inodes_live ON inodes(ino) WHERE death IS NULL;
+CREATE INDEX inodes_ino ON inodes(ino, birth);
 CREATE TABLE dirents(
     parent INT NOT NULL, name BLOB NOT NULL, cookie INT NOT NULL, ino INT NOT NULL,
     birth INT NOT NULL, death INT);
@@ -55,3 +70,18 @@ INSERT INTO counters VALUES ('next_ino', 2), ('next_cookie', 3);
 """
     + MIGRATIONS
 )
+
+INODES_V1 = "ino INTEGER PRIMARY KEY"
+"""How the inodes table of images made before snapshots begins (one row per
+inode, keyed by it); _db rebuilds such a table with REBUILD_INODES."""
+REBUILD_INODES = """
+ALTER TABLE inodes RENAME TO inodes_v1;
+CREATE TABLE inodes(
+    ino INT NOT NULL, mode INT NOT NULL, uid INT NOT NULL, gid INT NOT NULL,
+    nlink INT NOT NULL, size INT NOT NULL, atime INT NOT NULL, mtime INT NOT NULL,
+    ctime INT NOT NULL, rdev INT NOT NULL, target BLOB, birth INT NOT NULL, death INT);
+INSERT INTO inodes SELECT * FROM inodes_v1;
+DROP TABLE inodes_v1;
+CREATE UNIQUE INDEX inodes_live ON inodes(ino) WHERE death IS NULL;
+CREATE INDEX inodes_ino ON inodes(ino, birth);
+"""

@@ -28,6 +28,7 @@ import trio
 
 from dwfs import _accel
 from dwfs.chunks import BlockStore
+from dwfs.meta import LIVE, View
 from dwfs.types import ChunkId
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
@@ -107,8 +108,8 @@ class FileData:
         self.background: trio.Nursery | None = None
         """Where read-ahead runs; set while the volume is open."""
 
-    def extents(self, ino: int, start: int, end: int) -> list[Extent]:
-        rows = self.rows.extents(ino, start, end)
+    def extents(self, ino: int, start: int, end: int, view: View = LIVE) -> list[Extent]:
+        rows = self.rows.extents(ino, start, end, view)
         return [Extent(o, n, ChunkId(c), co) for o, n, c, co in rows]
 
     async def _gather(self, pieces: list[Extent]) -> list[memoryview]:
@@ -139,15 +140,23 @@ class FileData:
             buf[piece.off - offset : piece.end - offset] = view
 
     async def read(
-        self, ino: int, state: FileState | None, size: int, off: int, length: int
+        self,
+        ino: int,
+        state: FileState | None,
+        size: int,
+        off: int,
+        length: int,
+        view: View = LIVE,
     ) -> bytes:
+        """Bytes of a file: its stored content as `view` shows it, under the
+        unstored writes of its open state (the live view's only)."""
         end = min(off + length, size)
         if off >= end:
             return b""
         while True:
             stored = state.stored if state else 0
             flushing = state.flushing if state else None
-            extents = self._read_extents(ino, state, off, end)
+            extents = self._read_extents(ino, state, off, end, view)
             pieces = _clipped(extents, off, end)
             views = await self._gather(pieces)
             if state is None or state.stored == stored:
@@ -157,10 +166,10 @@ class FileData:
         if clean and _covers(pieces, off, end):
             return _accel.join(views)  # the one copy a read needs, without the GIL
         buf = bytearray(end - off)
-        for piece, view in zip(pieces, views, strict=True):
-            buf[piece.off - off : piece.end - off] = view
+        for piece, got in zip(pieces, views, strict=True):
+            buf[piece.off - off : piece.end - off] = got
         if not extents:
-            self._copy_inline(ino, buf, off)
+            self._copy_inline(ino, buf, off, view)
         if state is not None:
             assert flushing is not None
             for newer in (flushing, state.flushing, state.dirty):  # oldest first
@@ -168,7 +177,7 @@ class FileData:
         return bytes(buf)
 
     def _read_extents(
-        self, ino: int, state: FileState | None, start: int, end: int
+        self, ino: int, state: FileState | None, start: int, end: int, view: View
     ) -> list[Extent]:
         """The extents overlapping [start, end): from the open file's window when
         it covers them (and, for a sequential read, its read-ahead too), else a
@@ -181,7 +190,7 @@ class FileData:
         if window is not None and window.covers(start, ahead):
             return window.overlapping(start, end)
         if state is None or not sequential:
-            return self.extents(ino, start, end)
+            return self.extents(ino, start, end, view)
         hi = max(ahead, start + EXTENT_WINDOW)
         window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
         return window.overlapping(start, end)
@@ -196,8 +205,8 @@ class FileData:
         """The bytes of a small file kept in the metadata, if it is one."""
         return self.rows.inline(ino)
 
-    def _copy_inline(self, ino: int, buf: bytearray, offset: int) -> None:
-        data = self.inline(ino)
+    def _copy_inline(self, ino: int, buf: bytearray, offset: int, view: View = LIVE) -> None:
+        data = self.rows.inline(ino, view)
         if data is not None and offset < len(data):
             piece = data[offset : offset + len(buf)]
             buf[: len(piece)] = piece

@@ -19,20 +19,31 @@ import itertools
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from dwfs import snapshots
 from dwfs.chunks import Credential, Pool, open_pool
-from dwfs.errors import DeviceError, InvalidArgument, IsADirectory, NotFound, find_dwfs_error
+from dwfs.errors import (
+    DeviceError,
+    InvalidArgument,
+    IsADirectory,
+    NoAttribute,
+    NotADirectory,
+    NotFound,
+    find_dwfs_error,
+)
 from dwfs.meta import Metadata
-from dwfs.snapshots import Compactor, collect_garbage
+from dwfs.snapshots import Compactor, Deletion, collect_garbage
+from dwfs.vfs import _snapshot_tree as snapdir
 from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
 from dwfs.vfs._budget import WriteBudget
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
+from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
 from dwfs.vfs._tree import Tree
 
 log = logging.getLogger(__name__)
@@ -68,6 +79,11 @@ class Volume:
         self.db = meta.db
         self.tree = Tree(meta.db)
         self.data = FileData(self.tree, pool.store)
+        self.snapshot_tree = SnapshotTree(self.tree.rows, meta.snapshot_rows)
+        self._snapshot_lock = trio.Lock()
+        self.forget_name: Callable[[int, bytes], None] = lambda parent, name: None
+        """Set by the adapter: tell the kernel to drop what it caches of parent/name
+        (a name that came or went other than through a request of its own)."""
         self._lookups: dict[int, int] = {}
         self._forgotten: set[int] = set()
         self._files: dict[int, FileState] = {}
@@ -80,6 +96,8 @@ class Volume:
     # -- attributes and lookup counts -----------------------------------------------
 
     def attr(self, ino: int) -> Attr:
+        if is_snapshot_ino(ino):
+            return self.snapshot_tree.attr(ino, self.tree.attr(ROOT_INO))
         attr = self.tree.attr(ino)
         state = self._files.get(ino)
         if state is not None:
@@ -92,7 +110,16 @@ class Volume:
         return self.attr(ino)
 
     def lookup(self, parent: int, name: bytes) -> Attr:
+        if is_snapshot_ino(parent):
+            return self._referenced(self.snapshot_tree.lookup(parent, name))
+        if parent == ROOT_INO and name == snapdir.NAME:
+            return self._referenced(snapdir.DIR_INO)
         return self._referenced(self.tree.lookup(parent, name))
+
+    def _writable(self, parent: int, *names: bytes) -> None:
+        """Refuse changes under .snapshots, and to .snapshots itself."""
+        if is_snapshot_ino(parent) or (parent == ROOT_INO and snapdir.NAME in names):
+            raise snapdir.refuse()
 
     def forget(self, ino: int, count: int) -> None:
         """The kernel dropped references. An inode left with no links is purged at
@@ -116,7 +143,7 @@ class Volume:
                 self._maybe_purge(ino)
 
     def _maybe_purge(self, ino: int) -> None:
-        if ino == ROOT_INO or self._lookups.get(ino) or ino in self._files:
+        if ino == ROOT_INO or is_snapshot_ino(ino) or self._lookups.get(ino) or ino in self._files:
             return
         try:
             attr = self.tree.attr(ino)
@@ -137,29 +164,37 @@ class Volume:
         rdev: int = 0,
         umask: int = 0,
     ) -> Attr:
+        self._writable(parent, name)
         attr = self.tree.create(parent, name, mode, uid, gid, rdev, umask=umask)
         return self._referenced(attr.ino)
 
     def symlink(self, parent: int, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
+        self._writable(parent, name)
         attr = self.tree.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
         return self._referenced(attr.ino)
 
     def readlink(self, ino: int) -> bytes:
-        attr = self.tree.attr(ino)
+        attr = self.attr(ino)
         if attr.target is None:
             raise InvalidArgument("not a symbolic link")
         return attr.target
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
+        self._writable(ino)
+        self._writable(parent, name)
         return self._referenced(self.tree.link(ino, parent, name).ino)
 
     def unlink(self, parent: int, name: bytes) -> None:
+        self._writable(parent, name)
         self._maybe_purge(self.tree.unlink(parent, name))
 
     def rmdir(self, parent: int, name: bytes) -> None:
+        self._writable(parent, name)
         self._maybe_purge(self.tree.rmdir(parent, name))
 
     def rename(self, p_old: int, n_old: bytes, p_new: int, n_new: bytes, flags: int) -> None:
+        self._writable(p_old, n_old)
+        self._writable(p_new, n_new)
         dropped = self.tree.rename(p_old, n_old, p_new, n_new, flags)
         if dropped is not None:
             self._maybe_purge(dropped)
@@ -167,19 +202,23 @@ class Volume:
     def entries(self, ino: int, after: int, limit: int = 256) -> list[tuple[int, bytes, Attr]]:
         """(cookie, name, attributes) of directory entries after cookie `after`;
         '.' is cookie 1 and '..' cookie 2."""
-        self.tree.directory(ino)
+        self.opendir(ino)
+        snapshot = is_snapshot_ino(ino)
         out: list[tuple[int, bytes, Attr]] = []
         if after < 1:
             out.append((1, b".", self.attr(ino)))
         if after < 2:
-            out.append((2, b"..", self.attr(self.tree.parent_of(ino))))
-        for cookie, name, child in self.tree.entries(ino, max(after, 2), limit):
+            parent = self.snapshot_tree.parent_of(ino) if snapshot else self.tree.parent_of(ino)
+            out.append((2, b"..", self.attr(parent)))
+        tree = self.snapshot_tree if snapshot else self.tree
+        for cookie, name, child in tree.entries(ino, max(after, 2), limit):
             out.append((cookie, name, self.attr(child)))
         return out
 
     def opendir(self, ino: int) -> int:
         """A handle for reading a directory: the directory's inode number."""
-        self.tree.directory(ino)
+        if not self.attr(ino).is_dir:
+            raise NotADirectory("not a directory")
         return ino
 
     def count_lookup(self, ino: int) -> None:
@@ -189,6 +228,7 @@ class Volume:
     # -- attributes -------------------------------------------------------------------
 
     async def setattr(self, ino: int, changes: AttrChanges) -> Attr:
+        self._writable(ino)
         attr = self.tree.attr(ino)
         if changes.size is not None:
             if attr.is_dir:
@@ -237,10 +277,12 @@ class Volume:
             self._maybe_purge(ino)
 
     async def open(self, ino: int, flags: int) -> int:
-        attr = self.tree.attr(ino)
+        if is_snapshot_ino(ino) and (flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC):
+            raise snapdir.refuse()
+        attr = self.attr(ino)
         if attr.is_dir and flags & os.O_ACCMODE != os.O_RDONLY:
             raise IsADirectory("is a directory")
-        state = self._state(ino) if attr.is_reg else None
+        state = self._state(ino) if attr.is_reg and not is_snapshot_ino(ino) else None
         fh = next(self._fh)
         self._handles[fh] = Handle(ino, flags, state)
         if state is not None and flags & os.O_TRUNC and flags & os.O_ACCMODE != os.O_RDONLY:
@@ -262,6 +304,10 @@ class Volume:
 
     async def read(self, fh: int, off: int, length: int) -> bytes:
         handle = self._handle(fh)
+        if is_snapshot_ino(handle.ino):
+            view, ino = self.snapshot_tree.locate(handle.ino)
+            size = self.attr(handle.ino).size
+            return await self.data.read(ino, None, size, off, length, view)
         size = handle.state.size if handle.state else self.tree.attr(handle.ino).size
         return await self.data.read(handle.ino, handle.state, size, off, length)
 
@@ -376,18 +422,51 @@ class Volume:
         self.purge_forgotten()
         await self.meta.commit()
 
+    # -- snapshots ----------------------------------------------------------------------
+
+    async def snapshot_create(self, name: str | None, auto: bool = False) -> dict[str, object]:
+        """Store every write made so far, then snapshot (a row and a commit); the
+        snapshot as `snapshot list` shows it, without the space figures."""
+        async with self._snapshot_lock:
+            await self.sync_all()
+            snap = await snapshots.take(self.meta, name, now_ns(), auto)
+        self.forget_name(snapdir.DIR_INO, snap.name.encode("utf-8", "surrogateescape"))
+        return snapshots.describe(self.meta, snap, space=False)
+
+    def snapshot_list(self) -> list[dict[str, object]]:
+        return [snapshots.describe(self.meta, s) for s in self.meta.snapshot_rows.all()]
+
+    async def snapshot_delete(self, names: list[str], dry_run: bool = False) -> Deletion:
+        """Delete snapshots (all or none); with dry_run, only say what it would free."""
+        async with self._snapshot_lock:
+            if dry_run:
+                return snapshots.plan_deletion(self.meta, names, now_ns())
+            done = await snapshots.delete(self.meta, names, now_ns())
+        for name in done.names:
+            self.forget_name(snapdir.DIR_INO, name.encode("utf-8", "surrogateescape"))
+        return done
+
     # -- xattrs and statfs -------------------------------------------------------------
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
-        return self.tree.getxattr(ino, name)
+        if not is_snapshot_ino(ino):
+            return self.tree.getxattr(ino, name)
+        value = self.snapshot_tree.xattr(ino, name)
+        if value is None:
+            raise NoAttribute("no such attribute")
+        return value
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
+        self._writable(ino)
         self.tree.setxattr(ino, name, value, flags)
 
     def listxattr(self, ino: int) -> list[bytes]:
+        if is_snapshot_ino(ino):
+            return self.snapshot_tree.xattr_names(ino)
         return self.tree.listxattr(ino)
 
     def removexattr(self, ino: int, name: bytes) -> None:
+        self._writable(ino)
         self.tree.removexattr(ino, name)
 
     def statfs(self) -> dict[str, int]:
