@@ -7,9 +7,11 @@ daemon's side of it.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
+from dwfs import snapshots
 from dwfs.cli import _mounts
 from dwfs.cli._output import human_bytes, print_json
 from dwfs.errors import UsageError
@@ -61,6 +63,88 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     delete.add_argument("names", metavar="NAME", nargs="+")
     delete.set_defaults(run=run_delete)
 
+    diff = verbs.add_parser(
+        "diff",
+        help="list what changed since a snapshot",
+        description="List the files and directories that changed from snapshot NAME to "
+        "snapshot NAME2 (default: the filesystem as it is now): added (+), removed (-), "
+        "modified (M), renamed (R, with where it was) or only their attributes or xattrs "
+        "changed (m).",
+    )
+    diff.add_argument("--json", action="store_true", help="print a JSON list")
+    diff.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    diff.add_argument("name", metavar="NAME")
+    diff.add_argument("other", metavar="NAME2", nargs="?")
+    diff.set_defaults(run=run_diff)
+
+    restore = verbs.add_parser(
+        "restore",
+        help="copy a file or tree back out of a snapshot",
+        description="Put PATH, as snapshot NAME shows it, back at PATH or at DEST (paths "
+        "inside the filesystem, from its root; absolute paths under MOUNTPOINT work too); "
+        "DEST must not exist. Nothing is copied: the restored files share the snapshot's "
+        "chunks, so a big file restores as fast as a small one.",
+    )
+    restore.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    restore.add_argument("name", metavar="NAME")
+    restore.add_argument("path", metavar="PATH")
+    restore.add_argument("dest", metavar="DEST", nargs="?")
+    restore.set_defaults(run=run_restore)
+
+    rollback = verbs.add_parser(
+        "rollback",
+        help="make the filesystem what a snapshot shows",
+        description="Make the whole filesystem what snapshot NAME shows. Nothing is lost: "
+        "a snapshot of the filesystem as it was is taken first (pre-rollback-TIME), and "
+        "later snapshots stay. Files open meanwhile keep their content, unlinked, as after "
+        "a rename over them. A crash leaves the filesystem wholly before or wholly after.",
+    )
+    rollback.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    rollback.add_argument("name", metavar="NAME")
+    rollback.set_defaults(run=run_rollback)
+
+    policy = verbs.add_parser(
+        "policy",
+        help="show or set automatic snapshots and their retention",
+        description="Show the snapshot policy, or change the settings given: while mounted, "
+        "take an automatic snapshot (auto-TIME) every DURATION and delete the automatic ones "
+        "no --keep-* rule keeps, as restic's forget does (keep-hourly N: the newest snapshot "
+        "of each of the N newest hours that have one; likewise daily, weekly, monthly, "
+        "yearly, in UTC). Snapshots taken by hand, and held ones, are never deleted by it.",
+    )
+    policy.add_argument("--json", action="store_true", help="print the policy as JSON")
+    policy.add_argument(
+        "--every", metavar="DURATION", help="15m, 1h, 1d, 1w...; off stops automatic snapshots"
+    )
+    for rule in snapshots.RULES:
+        policy.add_argument(f"--keep-{rule}", metavar="N", type=int, dest=f"keep_{rule}")
+    policy.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    policy.set_defaults(run=run_policy)
+
+    hold = verbs.add_parser(
+        "hold",
+        help="keep a snapshot from being deleted",
+        description="Keep NAME from deletion, by hand or by a retention policy: until "
+        "`snapshot release`, or with --until until that date, which can later be extended "
+        "but never shortened or released early (against mistakes and scripts, not against "
+        "root with the devices: see docs/design.md).",
+    )
+    hold.add_argument(
+        "--until", metavar="DATE", help="ISO 8601 date or time, UTC unless it says (2027-01-31)"
+    )
+    hold.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    hold.add_argument("name", metavar="NAME")
+    hold.set_defaults(run=run_hold)
+
+    release = verbs.add_parser(
+        "release",
+        help="lift a hold",
+        description="Lift the hold on NAME (a dated hold only once its date has passed).",
+    )
+    release.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    release.add_argument("name", metavar="NAME")
+    release.set_defaults(run=run_release)
+
 
 def _ask(mountpoint: Path, body: dict[str, Any]) -> Any:
     return _mounts.request(_mounts.find(mountpoint), {"cmd": "snapshot", **body}, timeout=600)
@@ -106,14 +190,109 @@ async def run_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+MARKS = {"added": "+", "removed": "-", "modified": "M", "renamed": "R", "metadata": "m"}
+
+
+async def run_diff(args: argparse.Namespace) -> int:
+    changes = _ask(args.mountpoint, {"op": "diff", "name": args.name, "other": args.other})
+    if args.json:
+        print_json(changes)
+    for c in [] if args.json else changes:
+        moved = f"  (was {c['from']})" if c["from"] else ""
+        print(f"{MARKS[c['change']]}  {c['path']}{moved}")
+    return 0
+
+
+def _inside(mountpoint: Path, path: str) -> str:
+    """A path inside the filesystem, relative to its root: an absolute path under
+    the mountpoint (or under a snapshot's directory there) loses that prefix, any
+    other path is taken from the filesystem's root."""
+    root = mountpoint.resolve()
+    full = Path(os.path.normpath(path))
+    if full.is_absolute() and (full == root or root in full.parents):
+        parts = full.relative_to(root).parts
+        return "/".join(parts[2:] if parts[:1] == (".snapshots",) else parts)
+    return path.lstrip("/")
+
+
+async def run_restore(args: argparse.Namespace) -> int:
+    path = _inside(args.mountpoint, args.path)
+    dest = None if args.dest is None else _inside(args.mountpoint, args.dest)
+    body = {"op": "restore", "name": args.name, "path": path, "dest": dest}
+    done = _ask(args.mountpoint, body)
+    print(f"restored {path or '/'} from {args.name} to {args.mountpoint / done['path']}")
+    return 0
+
+
+async def run_rollback(args: argparse.Namespace) -> int:
+    done = _ask(args.mountpoint, {"op": "rollback", "name": args.name})
+    print(
+        f"rolled {args.mountpoint} back to {done['rolled_back_to']}; "
+        f"what it was is snapshot {done['saved_as']}"
+    )
+    return 0
+
+
+async def run_policy(args: argparse.Namespace) -> int:
+    keep = {rule: getattr(args, f"keep_{rule}") for rule in snapshots.RULES}
+    shown = _ask(args.mountpoint, {"op": "policy", "every": args.every, "keep": keep})
+    if args.json:
+        print_json(shown)
+    else:
+        rules = ", ".join(f"{k[5:]} {v}" for k, v in shown.items() if k != "every" and v)
+        print(f"automatic snapshots: every {shown['every']}; keep: {rules or 'everything'}")
+    return 0
+
+
+async def run_hold(args: argparse.Namespace) -> int:
+    snap = _ask(args.mountpoint, {"op": "hold", "name": args.name, "until": args.until})
+    until = f" until {snap['held_until']}" if snap["held_until"] else " until released"
+    print(f"snapshot {snap['name']} is held{until}")
+    return 0
+
+
+async def run_release(args: argparse.Namespace) -> int:
+    snap = _ask(args.mountpoint, {"op": "release", "name": args.name})
+    print(f"snapshot {snap['name']} is no longer held")
+    return 0
+
+
+def _text(request: dict[str, Any], key: str, optional: bool = False) -> Any:
+    value = request.get(key)
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise UsageError(f"a snapshot request's {key} is text")
+
+
 async def serve(volume: Volume, request: dict[str, Any]) -> Any:
     """The mount daemon's answer to a snapshot request."""
     op = request.get("op")
     if op == "create":
-        name = request.get("name")
-        if name is not None and not isinstance(name, str):
-            raise UsageError("a snapshot name is text")
-        return await volume.snapshot_create(name)
+        return await volume.snapshot_create(_text(request, "name", optional=True))
+    if op == "diff":
+        return await volume.snapshot_diff(
+            _text(request, "name"), _text(request, "other", optional=True)
+        )
+    if op == "restore":
+        path = _text(request, "path").encode("utf-8", "surrogateescape")
+        dest = _text(request, "dest", optional=True)
+        target = None if dest is None else dest.encode("utf-8", "surrogateescape")
+        return await volume.snapshot_restore(_text(request, "name"), path, target)
+    if op == "rollback":
+        return await volume.snapshot_rollback(_text(request, "name"))
+    if op == "policy":
+        keep = request.get("keep") or {}
+        if not isinstance(keep, dict) or not all(
+            k in snapshots.RULES and (v is None or isinstance(v, int)) for k, v in keep.items()
+        ):
+            raise UsageError("a snapshot policy request's keep rules are counts")
+        return await volume.snapshot_policy(_text(request, "every", optional=True), keep)
+    if op == "hold":
+        return await volume.snapshot_hold(
+            _text(request, "name"), _text(request, "until", optional=True)
+        )
+    if op == "release":
+        return await volume.snapshot_release(_text(request, "name"))
     if op == "list":
         return volume.snapshot_list()
     if op == "delete":

@@ -52,6 +52,10 @@ def _forget_name(parent: int, name: bytes) -> None:
     pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
 
 
+def _forget_inode(ino: int) -> None:
+    pyfuse3.invalidate_inode(ino, attr_only=True)
+
+
 def missing() -> pyfuse3.EntryAttributes:
     """A negative entry (inode 0): the kernel answers lookups of the name with
     ENOENT itself until it expires or the name is created through the mount,
@@ -83,6 +87,7 @@ class Operations(pyfuse3.Operations):
         super().__init__()
         self.volume = volume
         volume.forget_name = _forget_name
+        volume.forget_inode = _forget_inode
         self.initialised = trio.Event()
         """Set once the kernel's INIT request is answered."""
 

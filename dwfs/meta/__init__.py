@@ -8,6 +8,7 @@ from dwfs.meta._db import MetaDB as MetaDB
 from dwfs.meta._metadata import Metadata as Metadata
 from dwfs.meta._rows import INODE_COLUMNS as INODE_COLUMNS
 from dwfs.meta._rows import LIVE as LIVE
+from dwfs.meta._rows import ROOT_INO as ROOT_INO
 from dwfs.meta._rows import TreeRows as TreeRows
 from dwfs.meta._rows import View as View
 from dwfs.meta._snapshot_rows import SnapshotRow as SnapshotRow
@@ -16,6 +17,7 @@ from dwfs.meta._snapshot_rows import SnapshotRows as SnapshotRows
 __all__ = [
     "INODE_COLUMNS",
     "LIVE",
+    "ROOT_INO",
     "ChunkRows",
     "Metadata",
     "MetaDB",

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dwfs.errors import IntegrityError
-from dwfs.meta._ops import INODE_SET, inode_set_sql, statement
+from dwfs.meta._ops import INODE_SET, SUBTREE, inode_set_sql, statement
 from dwfs.meta._schema import INODES_V1, MIGRATIONS, REBUILD_INODES, SCHEMA
 
 Param = int | str | bytes | float | None
@@ -45,20 +45,26 @@ TABLES = frozenset(
         "counters",
         "logged",
         "snapshots",
+        "settings",
     }
 )
 _RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"
 _INODES_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inodes'"
 _ROW_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 _READ_ACTIONS = {sqlite3.SQLITE_READ}
-_PLAIN_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION}
+_PLAIN_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_TRANSACTION,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
 
 
 def _authorize(
     action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
 ) -> int:
     """SQLite's authorizer: reads and row changes of our tables in main, nothing else."""
-    if trigger is not None or db not in (None, "main"):
+    if trigger not in (None, SUBTREE) or db not in (None, "main"):
         return sqlite3.SQLITE_DENY
     if action in _PLAIN_ACTIONS:
         return sqlite3.SQLITE_OK

@@ -121,18 +121,108 @@ def _unref(extents: str) -> str:
     )
 
 
+def arity(name: str) -> int:
+    """How many values operation `name` takes."""
+    return _ARITY[name]
+
+
 def _arity(sql: str) -> int:
     numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
     return max(numbered) if numbered else sql.count("?")
 
 
+_SEEN_AT_2 = "birth <= ?2 AND (death IS NULL OR death > ?2)"
+SUBTREE = "sub"
+"""The name of the recursive view of a subtree in the copy operations (SQLite's
+authorizer reports reads through it under this name)."""
+_SUBTREE = (
+    f"WITH RECURSIVE {SUBTREE}(ino) AS (SELECT ?1 UNION SELECT d.ino FROM dirents d "
+    f"JOIN {SUBTREE} ON d.parent = {SUBTREE}.ino "
+    "WHERE d.birth <= ?2 AND (d.death IS NULL OR d.death > ?2)) "
+)
+_MAPPED = "CASE {0} WHEN ?1 THEN ?6 ELSE {0} + ?3 END"
+
+
+def _copying() -> dict[str, str]:
+    """Copies of a subtree as a snapshot shows it into live rows, sharing chunks.
+
+    Parameters: ?1 the subtree's root, ?2 the snapshot's txg, ?3 the amount added
+    to every other inode number, ?4 the open txg, ?5 the amount added to every
+    entry's cookie, ?6 the inode number the root becomes (each operation takes
+    the first of these it needs, see arity()). The root's own inode row
+    is the caller's to write (a restore makes a new one, a rollback keeps the
+    root's); everything else comes out whole, so a restore or a rollback is a few
+    operations however big the tree, and a crash leaves all or none of it."""
+    ino = _MAPPED.format("ino")
+    inode_columns = _COLUMNS["inodes"].replace("ino, ", "", 1)
+    ops = {
+        "copy.inodes": f"{_SUBTREE}INSERT INTO inodes (ino, {inode_columns}, birth) "
+        f"SELECT ino + ?3, {inode_columns}, ?4 FROM inodes "
+        f"WHERE {_SEEN_AT_2} AND ino IN sub AND ino != ?1",
+        "copy.dirents": f"{_SUBTREE}INSERT INTO dirents (parent, name, cookie, ino, birth) "
+        f"SELECT {_MAPPED.format('parent')}, name, cookie + ?5, ino + ?3, ?4 FROM dirents "
+        f"WHERE {_SEEN_AT_2} AND parent IN sub",
+        "copy.refs": f"{_SUBTREE}UPDATE chunks SET refs = refs + (SELECT count(*) FROM extents "
+        f"WHERE chunk = chunks.id AND {_SEEN_AT_2} AND ino IN sub) "
+        f"WHERE id IN (SELECT chunk FROM extents WHERE {_SEEN_AT_2} AND ino IN sub)",
+    }
+    for table in ("xattrs", "inline_data", "extents"):
+        rest = _COLUMNS[table].replace("ino, ", "", 1)
+        ops[f"copy.{table}"] = (
+            f"{_SUBTREE}INSERT INTO {table} (ino, {rest}, birth) "
+            f"SELECT {ino}, {rest}, ?4 FROM {table} WHERE {_SEEN_AT_2} AND ino IN sub"
+        )
+    return ops
+
+
+def _rolling_back() -> dict[str, str]:
+    """What a rollback needs besides copying (?1 the open txg, ?2 the newest
+    snapshot's txg, ?3 the root, whose inode stays): keeping an open file's rows
+    alive (those a snapshot sees copied as ended now, all renewed: born now),
+    deleting the live rows no snapshot sees and ending the others, except those
+    born now; and link counts recounted from the entries."""
+    ops = {}
+    for kind in ("xattr", "inline", "extent"):
+        table = ROW_KEYS[kind][0]
+        columns = _COLUMNS[table]
+        live = "ino = ?3 AND death IS NULL"
+        ops[f"{kind}.keep_all"] = (
+            f"INSERT INTO {table} ({columns}, birth, death) "
+            f"SELECT {columns}, birth, ?1 FROM {table} WHERE {live} AND birth <= ?2"
+        )
+        ops[f"{kind}.renew_all"] = f"UPDATE {table} SET birth = ?1 WHERE {live}"
+    for table in ("dirents", "xattrs", "inline_data", "extents", "inodes"):
+        spare, root = (" AND ino != ?3", " AND ino != ?2") if table == "inodes" else ("", "")
+        ops[f"{table}.drop_unseen"] = (
+            f"DELETE FROM {table} WHERE death IS NULL AND birth > ?2 AND birth < ?1{spare}"
+        )
+        ops[f"{table}.end_older"] = (
+            f"UPDATE {table} SET death = ?1 WHERE death IS NULL AND birth < ?1{root}"
+        )
+    ops["extents.unref_unseen"] = _unref("death IS NULL AND birth > ?2 AND birth < ?1")
+    directory = "({0}mode & 61440) = 16384"
+    ops["inodes.recount"] = (
+        f"UPDATE inodes SET nlink = CASE WHEN {directory.format('')} THEN 2 + (SELECT count(*) "
+        "FROM dirents d JOIN inodes c ON c.ino = d.ino AND c.death IS NULL "
+        f"WHERE d.parent = inodes.ino AND d.death IS NULL AND {directory.format('c.')}) "
+        "ELSE (SELECT count(*) FROM dirents d WHERE d.ino = inodes.ino AND d.death IS NULL) "
+        "END WHERE death IS NULL AND (birth = ?1 OR ino = ?2)"
+    )
+    ops["counter.raise"] = "UPDATE counters SET value = max(value, ?2) WHERE name = ?1"
+    return ops
+
+
 OPS.update(_versioning())
+OPS.update(_copying())
+OPS.update(_rolling_back())
 OPS.update(
     {
         "snapshot.insert": "INSERT INTO snapshots (name, id, txg, created, auto, held, "
         "held_until) VALUES (?,?,?,?,?,?,?)",
         "snapshot.delete": "DELETE FROM snapshots WHERE name = ?",
         "snapshot.hold": "UPDATE snapshots SET held = ?, held_until = ? WHERE name = ?",
+        "setting.set": "INSERT INTO settings (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     }
 )
 _ARITY = {name: _arity(sql) for name, sql in OPS.items()}

@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from dwfs.meta._db import MetaDB, Param
-from dwfs.meta._ops import ROW_KEYS
+from dwfs.meta._ops import ROW_KEYS, arity
 from dwfs.types import StripeAddr
 
+ROOT_INO = 1
+"""The inode number of the tree's root."""
 INODE_COLUMNS = "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, target"
 """The columns of an inode row as inode() returns them."""
 
@@ -142,6 +144,36 @@ class TreeRows:
         row = self._one("SELECT parent FROM dirents WHERE {seen} AND ino = ?", (ino,), view)
         return None if row is None else int(row[0])
 
+    def name_of(self, ino: int, view: View = LIVE) -> tuple[int, bytes] | None:
+        """(directory, name) of one entry naming `ino`, or None."""
+        row = self._one(
+            "SELECT parent, name FROM dirents WHERE {seen} AND ino = ? ORDER BY cookie LIMIT 1",
+            (ino,),
+            view,
+        )
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def changed(self, since: int, until: int | None) -> list[int]:
+        """The inodes some row of changed (was born or ended) after txg `since` and
+        up to `until` (None: up to now), in order: the candidates of a diff."""
+        upper = "" if until is None else " AND {0} <= ?2"
+        born = "birth > ?1" + upper.format("birth")
+        ended = "death IS NOT NULL AND death > ?1" + upper.format("death")
+        picks = []
+        for table, column in (
+            ("inodes", "ino"),
+            ("xattrs", "ino"),
+            ("inline_data", "ino"),
+            ("extents", "ino"),
+            ("dirents", "ino"),
+            ("dirents", "parent"),
+        ):
+            picks.append(f"SELECT {column} FROM {table} WHERE {born}")
+            picks.append(f"SELECT {column} FROM {table} WHERE {ended}")
+        values = (since,) if until is None else (since, until)
+        rows = self.db.query(" UNION ".join(picks) + " ORDER BY 1", values)
+        return [int(r[0]) for r in rows]
+
     def entries(
         self, parent: int, after: int, limit: int, view: View = LIVE
     ) -> list[tuple[int, bytes, int]]:
@@ -260,6 +292,66 @@ class TreeRows:
             "chunk.upsert", (chunk, a.seq, a.segment, a.offset, a.shard_len, a.sealed_len)
         )
 
+    # -- copies out of snapshots -----------------------------------------------------
+
+    def copy_subtree(self, txg: int, root: int, target: int | None = None) -> int:
+        """Copy the subtree at `root`, as the snapshot at `txg` shows it, into new
+        live inodes that share its chunks (a few operations, whatever its size);
+        the inode its root becomes: `target`, or a new one (left unlinked: the
+        caller names it, then calls recount_links)."""
+        row = self.inode(root, View(txg))
+        assert row is not None, "the caller checks that the snapshot holds the inode"
+        shift = self._reserve("next_ino", "SELECT max(ino) FROM inodes")
+        cookies = self._reserve("next_cookie", "SELECT max(cookie) FROM dirents")
+        new_root = root + shift if target is None else target
+        if target is None:
+            self.insert_inode((new_root, *row[1:]))
+        values = (root, txg, shift, self.db.open_txg, cookies, new_root)
+        for table in ("inodes", "dirents", "xattrs", "inline_data", "extents", "refs"):
+            op = f"copy.{table}"
+            self.db.execute(op, values[: arity(op)])
+        return new_root
+
+    def _reserve(self, counter: str, highest: str) -> int:
+        """A counter's value, moved past it plus the highest number in use, so that
+        adding it to any number in use gives one never used."""
+        start = self.db.one("SELECT value FROM counters WHERE name = ?", (counter,))
+        top = self.db.one(highest)
+        first = int(start[0]) if start else 1
+        self.db.execute("counter.raise", (counter, first + int(top[0] or 0 if top else 0) + 1))
+        return first
+
+    def recount_links(self, root: int) -> None:
+        """Set the link counts of the inodes made in this txg (and of `root`) from
+        their entries, after a copy."""
+        self.db.execute("inodes.recount", (self.db.open_txg, root))
+
+    def roll_back(self, txg: int, root: int, keep_open: list[int]) -> None:
+        """Make the live tree what the snapshot at `txg` shows: every live row goes
+        (ended where a snapshot sees it: the caller takes one just before) and the
+        snapshot's tree is copied in under new inode numbers, so a file open now
+        keeps its content, unlinked, as after a rename over it. The root keeps its
+        number. Nothing else may have changed in the open txg."""
+        now, pin = self.db.open_txg, self.pin()
+        for ino in keep_open:
+            self._keep("inode", (ino,))
+            self.db.execute("inode.renew", (ino, now))
+            for kind in ("xattr", "inline", "extent"):
+                self.db.execute(f"{kind}.keep_all", (now, pin, ino))
+                self.db.execute(f"{kind}.renew_all", (now, pin, ino))
+            self.db.set_inode(ino, {"nlink": 0})
+        self.db.execute("extents.unref_unseen", (now, pin))
+        for table in ("dirents", "xattrs", "inline_data", "extents", "inodes"):
+            drop, end = f"{table}.drop_unseen", f"{table}.end_older"
+            self.db.execute(drop, (now, pin, root)[: arity(drop)])
+            self.db.execute(end, (now, root)[: arity(end)])
+        self.copy_subtree(txg, root, target=root)
+        old = self.inode(root, View(txg))
+        assert old is not None
+        fields = dict(zip(INODE_COLUMNS.split(", ")[1:], old[1:], strict=True))
+        self.set_inode(root, fields)
+        self.recount_links(root)
+
     # -- removal ------------------------------------------------------------------
 
     def purge(self, ino: int) -> None:
@@ -282,7 +374,7 @@ class TreeRows:
             self.db.execute("logged.delete_all", (ino,))
 
     def has_root(self) -> bool:
-        return self.db.one("SELECT 1 FROM inodes WHERE ino = 1") is not None
+        return self.db.one("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)) is not None
 
     # -- the intent log -----------------------------------------------------------
 

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS snapshots(
 CREATE UNIQUE INDEX IF NOT EXISTS snapshots_id ON snapshots(id);
 CREATE INDEX IF NOT EXISTS snapshots_txg ON snapshots(txg);
 INSERT OR IGNORE INTO counters VALUES ('next_snapshot', 1);
+CREATE TABLE IF NOT EXISTS settings(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS inodes_ended ON inodes(death) WHERE death IS NOT NULL;
 CREATE INDEX IF NOT EXISTS dirents_ended ON dirents(death) WHERE death IS NOT NULL;
 CREATE INDEX IF NOT EXISTS extents_ended ON extents(death) WHERE death IS NOT NULL;

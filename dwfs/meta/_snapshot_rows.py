@@ -75,6 +75,14 @@ class SnapshotRows:
             self.db.execute("snapshot.insert", (name, number, txg, created, int(auto), 0, None))
         return SnapshotRow(name, number, txg, created, auto, False, None)
 
+    def policy(self) -> str | None:
+        """The snapshot policy as the snapshots layer wrote it, if one was set."""
+        row = self.db.one("SELECT value FROM settings WHERE name = 'snapshot_policy'")
+        return None if row is None else str(row[0])
+
+    def set_policy(self, text: str) -> None:
+        self.db.execute("setting.set", ("snapshot_policy", text))
+
     def hold(self, name: str, held: bool, until: int | None) -> None:
         self.db.execute("snapshot.hold", (int(held), until, name))
 

@@ -15,6 +15,7 @@ import datetime
 
 from dwfs.errors import Exists, InvalidArgument, NameTooLong, NotFound, NotPermitted
 from dwfs.meta import Metadata, SnapshotRow
+from dwfs.snapshots._retention import Policy, changed, kept
 
 MAX_NAME = 255
 """Bytes of a snapshot name (UTF-8): it is a directory name under .snapshots."""
@@ -42,9 +43,9 @@ def iso(ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def default_name(meta: Metadata, now_ns: int) -> str:
-    """The creation time, with -2, -3... if a snapshot of that second exists."""
-    base = iso(now_ns)
+def default_name(meta: Metadata, now_ns: int, prefix: str = "") -> str:
+    """The creation time after `prefix`, with -2, -3... if that name is taken."""
+    base = prefix + iso(now_ns)
     name, n = base, 1
     while meta.snapshot_rows.get(name) is not None:
         n += 1
@@ -59,10 +60,12 @@ def find(meta: Metadata, name: str) -> SnapshotRow:
     return snap
 
 
-async def take(meta: Metadata, name: str | None, now_ns: int, auto: bool = False) -> SnapshotRow:
+async def take(
+    meta: Metadata, name: str | None, now_ns: int, auto: bool = False, prefix: str = ""
+) -> SnapshotRow:
     """A snapshot of everything stored and committed so far, durable on return."""
     if name is None:
-        name = default_name(meta, now_ns)
+        name = default_name(meta, now_ns, prefix)
     check_name(name)
     if meta.snapshot_rows.get(name) is not None:
         raise Exists(f"a snapshot named {name!r} exists: choose another name")
@@ -73,6 +76,56 @@ async def take(meta: Metadata, name: str | None, now_ns: int, auto: bool = False
 
 def held(snap: SnapshotRow, now_ns: int) -> bool:
     return snap.held or (snap.held_until is not None and snap.held_until > now_ns)
+
+
+def parse_date(text: str, now_ns: int) -> int:
+    """A future moment given as an ISO 8601 date or time (UTC unless it says),
+    in nanoseconds.
+
+    Raises:
+        InvalidArgument: not such a date, or not in the future.
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{text!r} is not a date: give one like 2027-01-31 or 2027-01-31T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    ns = int(moment.timestamp()) * 1_000_000_000
+    if ns <= now_ns:
+        raise InvalidArgument(f"{text} has passed: a hold lasts until a date to come")
+    return ns
+
+
+def hold(meta: Metadata, name: str, until_ns: int | None, now_ns: int) -> SnapshotRow:
+    """Keep a snapshot from deletion: until released, or (with a date) until then,
+    which may be extended but never shortened (S3 Object Lock's compliance mode)."""
+    snap = find(meta, name)
+    if until_ns is None:
+        meta.snapshot_rows.hold(name, True, snap.held_until)
+    else:
+        current = snap.held_until
+        if current is not None and current > now_ns and until_ns < current:
+            raise NotPermitted(
+                f"snapshot {name!r} is held until {iso(current)}: a hold can be extended, "
+                "never shortened"
+            )
+        meta.snapshot_rows.hold(name, snap.held, until_ns)
+    return find(meta, name)
+
+
+def release(meta: Metadata, name: str, now_ns: int) -> SnapshotRow:
+    """Lift a hold; a dated one only once its date has passed."""
+    snap = find(meta, name)
+    if snap.held_until is not None and snap.held_until > now_ns:
+        raise NotPermitted(
+            f"snapshot {name!r} is held until {iso(snap.held_until)} and cannot be released "
+            "before then"
+        )
+    meta.snapshot_rows.hold(name, False, None)
+    return find(meta, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +167,9 @@ async def delete(meta: Metadata, names: list[str], now_ns: int) -> Deletion:
     return plan
 
 
-def describe(meta: Metadata, snap: SnapshotRow, space: bool = True) -> dict[str, object]:
+def describe(
+    meta: Metadata, snap: SnapshotRow, time_ns: int, space: bool = True
+) -> dict[str, object]:
     """A snapshot as `snapshot list --json` prints it (the space figures read
     every row the snapshot sees; without `space`, constant time)."""
     shown: dict[str, object] = {
@@ -122,9 +177,43 @@ def describe(meta: Metadata, snap: SnapshotRow, space: bool = True) -> dict[str,
         "txg": snap.txg,
         "created": iso(snap.created),
         "auto": snap.auto,
-        "held": snap.held or snap.held_until is not None,
-        "held_until": None if snap.held_until is None else iso(snap.held_until),
+        "held": held(snap, time_ns),
+        "held_until": iso(snap.held_until)
+        if snap.held_until and snap.held_until > time_ns
+        else None,
     }
     if space:
         shown.update(meta.snapshot_rows.space(snap))
     return shown
+
+
+def policy(meta: Metadata) -> Policy:
+    """The pool's snapshot policy (none set: no automatic snapshots, no pruning)."""
+    text = meta.snapshot_rows.policy()
+    return Policy() if text is None else Policy.from_json(text)
+
+
+async def set_policy(meta: Metadata, every: str | None, keep: dict[str, int | None]) -> Policy:
+    """Change the policy (None leaves a setting as it is) and commit."""
+    new = changed(policy(meta), every, keep)
+    meta.snapshot_rows.set_policy(new.to_json())
+    await meta.commit()
+    return new
+
+
+def due(meta: Metadata, rules: Policy, now_ns: int) -> bool:
+    """Whether the policy wants an automatic snapshot now."""
+    if not rules.every:
+        return False
+    autos = [s.created for s in meta.snapshot_rows.all() if s.auto]
+    return not autos or now_ns - max(autos) >= rules.every * 1_000_000_000
+
+
+def prunable(meta: Metadata, rules: Policy, now_ns: int) -> list[str]:
+    """The automatic snapshots, not held, that no keep rule keeps (none while the
+    policy has no keep rule at all)."""
+    if not any(rules.keep.values()):
+        return []
+    autos = [s for s in meta.snapshot_rows.all() if s.auto]
+    keep = kept(((s.name, s.created) for s in autos), rules)
+    return [s.name for s in autos if s.name not in keep and not held(s, now_ns)]

@@ -7,7 +7,8 @@ import stat
 import time
 from typing import Any
 
-ROOT_INO = 1
+from dwfs.meta import ROOT_INO as ROOT_INO
+
 MAX_NAME = 255
 BLOCK = 4096
 

@@ -308,6 +308,29 @@ class Tree:
         self.set_fields(i1, ctime=now)
         self.set_fields(i2, ctime=now)
 
+    # -- snapshots ----------------------------------------------------------------
+
+    def restore(self, txg: int, ino: int, parent: int, name: bytes) -> Attr:
+        """Link at parent/name a copy of an inode as the snapshot at txg shows it,
+        with everything below it, sharing its chunks (no byte is copied)."""
+        check_name(name)
+        with self.db.transaction():
+            self.directory(parent)
+            if self.find(parent, name) is not None:
+                raise Exists(f"{name.decode(errors='replace')} exists: choose another name")
+            new = self.rows.copy_subtree(txg, ino)
+            self._add_entry(parent, name, new)
+            self._touch_dir(parent, 1 if self.attr(new).is_dir else 0)
+            self.rows.recount_links(parent)
+            self._rows.clear()
+            return self.attr(new)
+
+    def roll_back(self, txg: int, keep_open: list[int]) -> None:
+        """Make the live tree the snapshot's at txg (see TreeRows.roll_back)."""
+        with self.db.transaction():
+            self.rows.roll_back(txg, ROOT_INO, keep_open)
+            self._rows.clear()
+
     # -- xattrs -------------------------------------------------------------------
 
     def _xattr(self, ino: int, name: bytes) -> bytes | None:

@@ -10,8 +10,10 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,3 +207,192 @@ def test_bad_snapshot_requests_say_so_and_change_nothing(make_pool: PoolFactory)
     default = json.loads(snap(pool, "create", "--json", str(pool.mnt)).stdout)
     assert default["name"].endswith("Z") and default["name"][:4].isdigit()
     assert not default["auto"]
+
+
+def test_holds_keep_snapshots_until_released_or_their_date(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    snap(pool, "create", str(pool.mnt), "kept")
+    snap(pool, "hold", str(pool.mnt), "kept")
+    refused = snap(pool, "delete", str(pool.mnt), "kept", check=False)
+    assert refused.returncode != 0 and "is held" in refused.stderr
+    snap(pool, "release", str(pool.mnt), "kept")
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    snap(pool, "hold", "--until", soon, str(pool.mnt), "kept")
+    assert listing(pool)[0]["held_until"] == soon
+    for args, message in [
+        (("release", str(pool.mnt), "kept"), "cannot be released before"),
+        (("delete", str(pool.mnt), "kept"), f"held until {soon}"),
+        (("hold", "--until", "2001-01-01", str(pool.mnt), "kept"), "has passed"),
+        (("hold", "--until", "next week", str(pool.mnt), "kept"), "is not a date"),
+    ]:
+        result = snap(pool, *args, check=False)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+    snap(pool, "hold", "--until", later, str(pool.mnt), "kept")  # extending is allowed
+    shorter = snap(pool, "hold", "--until", soon, str(pool.mnt), "kept", check=False)
+    assert shorter.returncode != 0 and "never shortened" in shorter.stderr
+    pool.remount()
+    assert listing(pool)[0]["held_until"] == later, "holds survive a remount"
+    assert snap(pool, "delete", str(pool.mnt), "kept", check=False).returncode != 0
+    assert [s["name"] for s in listing(pool)] == ["kept"]
+
+
+def test_restore_puts_files_and_trees_back_sharing_chunks(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    populate(pool.mnt)
+    before = tree_of(pool.mnt / "docs")
+    snap(pool, "create", str(pool.mnt), "monday")
+    used = _used(pool)
+    shutil.rmtree(pool.mnt / "docs")
+    snap(pool, "restore", str(pool.mnt), "monday", "docs")
+    assert _unlinked(tree_of(pool.mnt / "docs")) == _unlinked(before)
+    assert (pool.mnt / "docs" / "a.txt").stat().st_nlink == 1, "its other link was not restored"
+    snap(pool, "restore", str(pool.mnt), "monday", "docs/big.bin", str(pool.mnt / "big-again"))
+    assert (pool.mnt / "big-again").read_bytes() == (pool.mnt / "docs" / "big.bin").read_bytes()
+    assert _used(pool) < used + 1_000_000, "a restore shares chunks: nothing was copied"
+    snap(pool, "restore", str(pool.mnt), "monday", "/", "whole")
+    assert set(os.listdir(pool.mnt / "whole")) == {"docs", "hard-a", "link", "sparse"}
+    (pool.mnt / "docs" / "a.txt").write_text("edited after the restore")
+    assert (pool.mnt / ".snapshots" / "monday" / "docs" / "a.txt").read_text() == "first version\n"
+    for args, message in [
+        (("monday", "docs"), "exists: give a DEST"),
+        (("monday", "nothing/here", "x"), "holds no nothing/here"),
+        (("nosuch", "docs", "x"), "no snapshot named"),
+        (("monday", "docs", "/docs"), "exists: give a DEST"),
+        (("monday", "docs", ".snapshots/x"), "read-only"),
+        (("monday", "../etc", "x"), "cannot hold '..'"),
+    ]:
+        result = snap(pool, "restore", str(pool.mnt), *args, check=False)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+    pool.remount()
+    assert _unlinked(tree_of(pool.mnt / "whole" / "docs")) == _unlinked(before)
+
+
+def test_rollback_returns_to_a_snapshot_and_loses_nothing(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    populate(pool.mnt)
+    monday = tree_of(pool.mnt)
+    snap(pool, "create", str(pool.mnt), "monday")
+    (pool.mnt / "docs" / "a.txt").write_text("tuesday's version")
+    (pool.mnt / "tuesday").mkdir()
+    (pool.mnt / "tuesday" / "notes").write_text("kept in the pre-rollback snapshot")
+    snap(pool, "create", str(pool.mnt), "tuesday")
+    (pool.mnt / "wednesday").write_text("not in any snapshot yet")
+    tuesday_evening = tree_of(pool.mnt)
+    held = open(pool.mnt / "wednesday", "rb")  # noqa: SIM115 (open across the rollback)
+    out = snap(pool, "rollback", str(pool.mnt), "monday").stdout
+    saved = out.split("snapshot ")[-1].strip()
+    assert saved.startswith("pre-rollback-")
+    assert _shape(tree_of(pool.mnt)) == _shape(monday)
+    assert held.read() == b"not in any snapshot yet", "an open file keeps its content"
+    held.close()
+    names = [s["name"] for s in listing(pool)]
+    assert names == ["monday", "tuesday", saved], "later snapshots stay"
+    assert _shape(tree_of(pool.mnt / ".snapshots" / saved)) == _shape(tuesday_evening)
+    (pool.mnt / "after").write_text("life goes on")
+    pool.remount()
+    assert (pool.mnt / "after").read_text() == "life goes on"
+    assert (pool.mnt / "docs" / "a.txt").read_text() == "first version\n"
+    result = snap(pool, "rollback", str(pool.mnt), "nosuch", check=False)
+    assert result.returncode != 0 and "no snapshot named" in result.stderr
+
+
+def test_a_rollback_killed_midway_is_all_or_nothing(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    for i in range(300):
+        (pool.mnt / f"f{i}").write_text(f"monday {i}")
+    snap(pool, "create", str(pool.mnt), "monday")
+    for i in range(300):
+        (pool.mnt / f"f{i}").write_text(f"tuesday {i}")
+    job = subprocess.Popen(
+        [*_dwfsctl(), "snapshot", "rollback", str(pool.mnt), "monday"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    pool.crash()
+    job.wait(timeout=60)
+    pool.mount()
+    days = {(pool.mnt / f"f{i}").read_text().split()[0] for i in range(300)}
+    assert days in ({"monday"}, {"tuesday"}), days
+
+
+def _unlinked(tree: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """A tree_of() without link counts."""
+    return {path: entry[:3] + entry[4:] for path, entry in tree.items()}
+
+
+def _dwfsctl() -> list[str]:
+    return [sys.executable, "-m", "dwfs.cli.main"]
+
+
+def _shape(tree: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """A tree_of() without inode identity's first path and mtime of directories
+    (a rollback gives every inode a new number)."""
+    shaped = {}
+    for path, (mode, uid, gid, nlink, size, mtime, _, body, xattrs) in tree.items():
+        shaped[path] = (
+            mode,
+            uid,
+            gid,
+            nlink,
+            size,
+            None if stat.S_ISDIR(mode) else mtime,
+            body,
+            xattrs,
+        )
+    return shaped
+
+
+def test_diff_lists_what_changed(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    populate(pool.mnt)
+    (pool.mnt / "stays").write_text("untouched")
+    snap(pool, "create", str(pool.mnt), "before")
+    (pool.mnt / "docs" / "a.txt").write_text("changed")
+    os.rename(pool.mnt / "sparse", pool.mnt / "docs" / "sparse-moved")
+    (pool.mnt / "docs" / "big.bin").unlink()
+    (pool.mnt / "fresh").write_text("new")
+    os.chmod(pool.mnt / "stays", 0o600)
+    changes = json.loads(snap(pool, "diff", "--json", str(pool.mnt), "before").stdout)
+    got = {(c["path"], c["change"], c["from"]) for c in changes}
+    assert ("/docs/a.txt", "modified", None) in got
+    assert ("/docs/sparse-moved", "renamed", "/sparse") in got
+    assert ("/docs/big.bin", "removed", None) in got
+    assert ("/fresh", "added", None) in got
+    assert ("/stays", "metadata", None) in got
+    assert ("/docs", "modified", None) in got
+    assert not any(path == "/link" for path, _, _ in got), "unchanged files are not listed"
+    snap(pool, "create", str(pool.mnt), "after")
+    (pool.mnt / "later").write_text("not between the two")
+    between = json.loads(snap(pool, "diff", "--json", str(pool.mnt), "before", "after").stdout)
+    assert {(c["path"], c["change"], c["from"]) for c in between} == got
+    text = snap(pool, "diff", str(pool.mnt), "before", "after").stdout
+    assert "R  /docs/sparse-moved  (was /sparse)" in text and "+  /fresh" in text
+
+
+def test_a_policy_takes_and_prunes_automatic_snapshots_only(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    snap(pool, "create", str(pool.mnt), "by-hand")
+    bad = snap(pool, "policy", str(pool.mnt), "--every", "5s", check=False)
+    assert bad.returncode != 0 and "keep none" in bad.stderr
+    assert json.loads(snap(pool, "policy", "--json", str(pool.mnt)).stdout)["every"] == "off"
+    out = snap(pool, "policy", str(pool.mnt), "--every", "5s", "--keep-last", "2").stdout
+    assert "every 5s" in out and "last 2" in out
+    first_auto = [s for s in listing(pool) if s["auto"]]
+    assert len(first_auto) == 1, "a new policy takes its first snapshot at once"
+    snap(pool, "hold", str(pool.mnt), str(first_auto[0]["name"]))
+    deadline = time.monotonic() + 60
+    while len([s for s in listing(pool) if s["auto"] and not s["held"]]) < 2:
+        assert time.monotonic() < deadline, "the policy took no more snapshots"
+        time.sleep(1)
+    time.sleep(12)  # two more intervals: snapshots taken, the oldest unheld pruned
+    snaps = listing(pool)
+    autos = [s for s in snaps if s["auto"]]
+    assert "by-hand" in [s["name"] for s in snaps], "a snapshot taken by hand stays"
+    assert first_auto[0]["name"] in [s["name"] for s in autos], "a held one stays"
+    assert len([s for s in autos if not s["held"]]) <= 2
+    snap(pool, "policy", str(pool.mnt), "--every", "off")
+    pool.remount()
+    policy = json.loads(snap(pool, "policy", "--json", str(pool.mnt)).stdout)
+    assert policy["every"] == "off" and policy["keep_last"] == 2, "the policy is in the pool"

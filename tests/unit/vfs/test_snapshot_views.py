@@ -48,6 +48,19 @@ def walk(t: Tree, view: View) -> dict[bytes, Any]:
     return out
 
 
+def shape(tree: dict[bytes, Any], under: bytes = b"") -> dict[bytes, Any]:
+    """A walk below `under`, paths made relative, inode numbers replaced by the
+    first path that showed them (a copy has new numbers, the same links), and
+    link counts left out (a copy of part of a tree counts only its own links)."""
+    first: dict[int, bytes] = {}
+    out = {}
+    for path, (ino, mode, _, size, xattrs, inline, extents) in sorted(tree.items()):
+        if path == under or path.startswith(under + b"/"):
+            rel = path[len(under) :]
+            out[rel] = (first.setdefault(ino, rel), mode, size, xattrs, inline, extents)
+    return out
+
+
 class SnapshotMachine(RuleBasedStateMachine):
     files = Bundle("files")
     dirs = Bundle("dirs")
@@ -144,6 +157,9 @@ class SnapshotMachine(RuleBasedStateMachine):
 
     @rule()
     def take(self) -> None:
+        self.snapshot()
+
+    def snapshot(self) -> None:
         self.counter += 1
         name = f"s{self.counter}"
         self.taken[name] = walk(self.t, LIVE)
@@ -157,10 +173,50 @@ class SnapshotMachine(RuleBasedStateMachine):
         self.snaps.drop(name)
         del self.taken[name]
 
+    @precondition(lambda self: self.taken)
+    @rule(data=st.data(), name=NAMES)
+    def restore(self, data: st.DataObject, name: bytes) -> None:
+        snap = self.snaps.get(data.draw(st.sampled_from(sorted(self.taken))))
+        assert snap is not None
+        paths = sorted(p for p in self.taken[snap.name] if p)
+        if not paths:
+            return
+        path = data.draw(st.sampled_from(paths))
+        dest = b"r" + name
+        if self.t.find(ROOT_INO, dest) is not None:
+            return
+        ino = self.taken[snap.name][path][0]
+        self.t.restore(snap.txg, ino, ROOT_INO, dest)
+        assert shape(walk(self.t, LIVE), b"/" + dest) == shape(self.taken[snap.name], path)
+
+    @precondition(lambda self: self.taken)
+    @rule(data=st.data())
+    def roll_back(self, data: st.DataObject) -> None:
+        snap = self.snaps.get(data.draw(st.sampled_from(sorted(self.taken))))
+        assert snap is not None
+        self.snapshot()  # what a rollback does first
+        self.t.roll_back(snap.txg, keep_open=[])
+        assert shape(walk(self.t, LIVE)) == shape(self.taken[snap.name])
+
     @invariant()
     def snapshots_see_what_was(self) -> None:
         for snap in self.snaps.all():
             assert walk(self.t, View(snap.txg)) == self.taken[snap.name], snap.name
+
+    @invariant()
+    def links_count_the_entries(self) -> None:
+        for ino, nlink, mode in self.t.db.query(
+            "SELECT ino, nlink, mode FROM inodes WHERE death IS NULL"
+        ):
+            entries = self.t.rows.entries(ino, 0, 1000) if stat.S_ISDIR(mode) else []
+            if stat.S_ISDIR(mode):
+                subdirs = [c for _, _, c in entries if self.t.attr(c).is_dir]
+                assert nlink == 2 + len(subdirs), ino
+            else:
+                named = self.t.db.one(
+                    "SELECT count(*) FROM dirents WHERE ino = ? AND death IS NULL", (ino,)
+                )
+                assert (nlink,) == named, ino
 
     @invariant()
     def references_count_every_kept_extent(self) -> None:
