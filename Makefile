@@ -52,6 +52,7 @@ bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) scripts/bench_blockstore.py
 	$(PY) scripts/bench_mount.py
+	$(PY) scripts/bench_snapshots.py
 
 fuzz: setup
 	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,fuzz]'

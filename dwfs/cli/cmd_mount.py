@@ -122,6 +122,8 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
         if request.get("cmd") == "sync":
             await volume.sync_all()
             return {}
+        if request.get("cmd") == "fsck":
+            return await volume.fsck(bool(request.get("repair")))
         if request.get("cmd") == "snapshot":
             return await cmd_snapshot.serve(volume, request)
         raise UsageError(f"unknown control request {request.get('cmd')!r}")

@@ -268,37 +268,37 @@ async def serve(volume: Volume, request: dict[str, Any]) -> Any:
     """The mount daemon's answer to a snapshot request."""
     op = request.get("op")
     if op == "create":
-        return await volume.snapshot_create(_text(request, "name", optional=True))
+        return await volume.snapshots.create(_text(request, "name", optional=True))
     if op == "diff":
-        return await volume.snapshot_diff(
+        return await volume.snapshots.diff(
             _text(request, "name"), _text(request, "other", optional=True)
         )
     if op == "restore":
         path = _text(request, "path").encode("utf-8", "surrogateescape")
         dest = _text(request, "dest", optional=True)
         target = None if dest is None else dest.encode("utf-8", "surrogateescape")
-        return await volume.snapshot_restore(_text(request, "name"), path, target)
+        return await volume.snapshots.restore(_text(request, "name"), path, target)
     if op == "rollback":
-        return await volume.snapshot_rollback(_text(request, "name"))
+        return await volume.snapshots.rollback(_text(request, "name"))
     if op == "policy":
         keep = request.get("keep") or {}
         if not isinstance(keep, dict) or not all(
             k in snapshots.RULES and (v is None or isinstance(v, int)) for k, v in keep.items()
         ):
             raise UsageError("a snapshot policy request's keep rules are counts")
-        return await volume.snapshot_policy(_text(request, "every", optional=True), keep)
+        return await volume.snapshots.policy(_text(request, "every", optional=True), keep)
     if op == "hold":
-        return await volume.snapshot_hold(
+        return await volume.snapshots.hold(
             _text(request, "name"), _text(request, "until", optional=True)
         )
     if op == "release":
-        return await volume.snapshot_release(_text(request, "name"))
+        return await volume.snapshots.release(_text(request, "name"))
     if op == "list":
-        return volume.snapshot_list()
+        return volume.snapshots.listing()
     if op == "delete":
         names = request.get("names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise UsageError("a snapshot delete request names snapshots")
-        done = await volume.snapshot_delete(names, bool(request.get("dry_run")))
+        done = await volume.snapshots.delete(names, bool(request.get("dry_run")))
         return {"names": done.names, "freed_bytes": done.freed_bytes}
     raise UsageError(f"unknown snapshot request {op!r}")

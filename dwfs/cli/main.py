@@ -20,6 +20,7 @@ from dwfs import __version__, _accel
 from dwfs.cli import (
     _secrets,
     cmd_create,
+    cmd_fsck,
     cmd_key,
     cmd_mount,
     cmd_replace,
@@ -37,6 +38,7 @@ COMMANDS = (
     cmd_status,
     cmd_snapshot,
     cmd_scrub,
+    cmd_fsck,
     cmd_replace,
     cmd_key,
 )

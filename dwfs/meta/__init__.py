@@ -3,6 +3,9 @@ checkpointed into the pool. Knows nothing of FUSE or POSIX semantics; every
 statement over the rows is here (TreeRows, ChunkRows), with the rule of which
 rows a View sees written once."""
 
+from dwfs.meta._check import Problem as Problem
+from dwfs.meta._check import check as check
+from dwfs.meta._check import repair as repair
 from dwfs.meta._chunk_rows import ChunkRows as ChunkRows
 from dwfs.meta._db import MetaDB as MetaDB
 from dwfs.meta._metadata import Metadata as Metadata
@@ -25,4 +28,6 @@ __all__ = [
     "SnapshotRows",
     "TreeRows",
     "View",
+    "check",
+    "repair",
 ]

@@ -212,9 +212,26 @@ def _rolling_back() -> dict[str, str]:
     return ops
 
 
+def _repairing() -> dict[str, str]:
+    """fsck's repairs: ended rows no snapshot sees deleted (extents' chunk
+    references first), a chunk's reference count set."""
+    unseen = (
+        "death IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s "
+        "WHERE s.txg >= {0}.birth AND s.txg < {0}.death)"
+    )
+    ops = {
+        f"{table}.drop_unseen_ended": f"DELETE FROM {table} WHERE {unseen.format(table)}"
+        for table in ("inodes", "dirents", "xattrs", "inline_data", "extents")
+    }
+    ops["extents.unref_unseen_ended"] = _unref(unseen.format("extents"))
+    ops["chunk.set_refs"] = "UPDATE chunks SET refs = ? WHERE id = ?"
+    return ops
+
+
 OPS.update(_versioning())
 OPS.update(_copying())
 OPS.update(_rolling_back())
+OPS.update(_repairing())
 OPS.update(
     {
         "snapshot.insert": "INSERT INTO snapshots (name, id, txg, created, auto, held, "

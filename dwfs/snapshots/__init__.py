@@ -6,6 +6,7 @@ from dwfs.snapshots._compact import Compactor as Compactor
 from dwfs.snapshots._compact import compact as compact
 from dwfs.snapshots._diff import Change as Change
 from dwfs.snapshots._diff import diff as diff
+from dwfs.snapshots._fsck import fsck as fsck
 from dwfs.snapshots._gc import collect as collect_garbage
 from dwfs.snapshots._retention import RULES as RULES
 from dwfs.snapshots._retention import Policy as Policy
@@ -39,6 +40,7 @@ __all__ = [
     "diff",
     "due",
     "find",
+    "fsck",
     "hold",
     "iso",
     "parse_date",

@@ -155,8 +155,14 @@ def make_pool(tmp_path: Path) -> Iterator[PoolFactory]:
         return pool
 
     yield make
+    broken = []
     for pool in made:
+        if pool.pid is not None and mounted_at(pool.mnt):  # end every test with fsck
+            result = dwfsctl("fsck", "--json", pool.mnt, check=False)
+            if result.returncode:
+                broken.append(f"{pool.mnt}: {result.stdout or result.stderr}")
         pool.cleanup()
+    assert not broken, f"fsck found problems at the end of the test: {broken}"
 
 
 @pytest.fixture

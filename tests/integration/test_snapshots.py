@@ -166,7 +166,9 @@ def _used(pool: LivePool) -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-def test_snapshots_survive_kill_9_and_a_lost_state_directory(make_pool: PoolFactory) -> None:
+def test_snapshots_survive_kill_9_a_lost_state_directory_and_a_lost_device(
+    make_pool: PoolFactory,
+) -> None:
     pool = make_pool()
     (pool.mnt / "f").write_bytes(b"one")
     snap(pool, "create", str(pool.mnt), "s1")
@@ -182,6 +184,11 @@ def test_snapshots_survive_kill_9_and_a_lost_state_directory(make_pool: PoolFact
     pool.mount()
     assert [s["name"] for s in listing(pool)] == ["s1", "s2"]
     assert (pool.mnt / ".snapshots" / "s1" / "f").read_bytes() == b"one"
+    pool.umount()
+    shutil.rmtree(pool.devices[0])  # m = 1 device lost
+    pool.mount(pool.devices[1], "degraded")
+    assert (pool.mnt / ".snapshots" / "s1" / "f").read_bytes() == b"one"
+    assert [s["name"] for s in listing(pool)] == ["s1", "s2"]
     pool.umount()
 
 
@@ -216,7 +223,7 @@ def test_holds_keep_snapshots_until_released_or_their_date(make_pool: PoolFactor
     refused = snap(pool, "delete", str(pool.mnt), "kept", check=False)
     assert refused.returncode != 0 and "is held" in refused.stderr
     snap(pool, "release", str(pool.mnt), "kept")
-    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 300))
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     snap(pool, "hold", "--until", soon, str(pool.mnt), "kept")
     assert listing(pool)[0]["held_until"] == soon
@@ -396,3 +403,17 @@ def test_a_policy_takes_and_prunes_automatic_snapshots_only(make_pool: PoolFacto
     pool.remount()
     policy = json.loads(snap(pool, "policy", "--json", str(pool.mnt)).stdout)
     assert policy["every"] == "off" and policy["keep_last"] == 2, "the policy is in the pool"
+
+
+def test_fsck_checks_a_mounted_and_an_unmounted_pool(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    populate(pool.mnt)
+    snap(pool, "create", str(pool.mnt), "s")
+    shutil.rmtree(pool.mnt / "docs")
+    report = json.loads(pool.ctl("fsck", "--json", str(pool.mnt)).stdout)
+    assert report["ok"] and report["snapshots"] == 1 and report["chunks_read"] >= 3
+    pool.umount()
+    text = pool.ctl("fsck", "--passphrase-file", str(pool.passfile), str(pool.devices[0])).stdout
+    assert "fsck: clean" in text
+    wrong = pool.ctl("fsck", str(pool.root / "nowhere"), check=False)
+    assert wrong.returncode != 0 and wrong.stderr.count("\n") == 1

@@ -19,7 +19,7 @@ from hypothesis.stateful import (
 )
 
 from dwfs.errors import DwfsError
-from dwfs.meta import LIVE, MetaDB, SnapshotRows, View
+from dwfs.meta import LIVE, MetaDB, SnapshotRows, View, check
 from dwfs.meta._db import Statement
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._tree import Tree
@@ -135,7 +135,8 @@ class SnapshotMachine(RuleBasedStateMachine):
 
     @rule(ino=files, data=st.binary(max_size=4))
     def write_inline(self, ino: int, data: bytes) -> None:
-        if ino != ROOT_INO and self.t.rows.inode(ino) is not None:
+        rows = self.t.rows
+        if ino != ROOT_INO and rows.inode(ino) is not None and not rows.has_extents(ino):
             with self.t.db.transaction():
                 self.t.rows.set_inline(ino, data)
                 self.t.set_fields(ino, size=len(data))
@@ -143,13 +144,14 @@ class SnapshotMachine(RuleBasedStateMachine):
     @rule(ino=files, slot=st.integers(0, 3), chunk=CHUNKS)
     def put_extent(self, ino: int, slot: int, chunk: bytes) -> None:
         rows = self.t.rows
-        if ino == ROOT_INO or rows.inode(ino) is None:
+        if ino == ROOT_INO or rows.inode(ino) is None or rows.inline(ino) is not None:
             return
         with self.t.db.transaction():
             for off, _, old, _ in rows.extents(ino, slot * 10, slot * 10 + 10):
                 rows.remove_extent(ino, off, old)
             self.t.db.execute("chunk.upsert", (chunk, 0, 0, 0, 0, 0))
             rows.add_extent(ino, slot * 10, 10, chunk, 0)
+            self.t.set_fields(ino, size=max(self.t.attr(ino).size, slot * 10 + 10))
 
     @rule()
     def commit_txg(self) -> None:
@@ -234,6 +236,7 @@ class SnapshotMachine(RuleBasedStateMachine):
                 )
 
     def teardown(self) -> None:
+        assert check(self.t.db) == []
         self.commit()
         replica = MetaDB()
         for txg, statements in self.journal:
