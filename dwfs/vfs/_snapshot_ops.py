@@ -93,7 +93,7 @@ class SnapshotOps:
         ino = self._in_snapshot(snap.txg, path)
         target = dest if dest is not None else path
         parent, leaf = self._live_parent(target)
-        self.volume._writable(parent, leaf)
+        self.volume.check_writable(parent, leaf)
         if self.volume.tree.find(parent, leaf) is not None:
             raise Exists(
                 f"{target.decode(errors='replace')} exists: give a DEST that does not, or move "
@@ -116,7 +116,7 @@ class SnapshotOps:
             saved = await snapshots.take(self.meta, None, now_ns(), prefix="pre-rollback-")
             while self.volume.db.has_pending():  # the rollback must be alone in its txg
                 await self.meta.commit()
-            self.volume.tree.roll_back(snap.txg, keep_open=sorted(self.volume._files))
+            self.volume.tree.roll_back(snap.txg, keep_open=sorted(self.volume.open_inodes()))
             await self.meta.commit()
             after = {n for _, n, _ in self.volume.tree.entries(ROOT_INO, 0, 1 << 30)}
         for entry in before | after:

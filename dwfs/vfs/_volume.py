@@ -120,7 +120,11 @@ class Volume:
             return self._referenced(snapdir.DIR_INO)
         return self._referenced(self.tree.lookup(parent, name))
 
-    def _writable(self, parent: int, *names: bytes) -> None:
+    def open_inodes(self) -> frozenset[int]:
+        """The files open now (they may be unlinked, and live until their last close)."""
+        return frozenset(self._files)
+
+    def check_writable(self, parent: int, *names: bytes) -> None:
         """Refuse changes under .snapshots, and to .snapshots itself."""
         if is_snapshot_ino(parent) or (parent == ROOT_INO and snapdir.NAME in names):
             raise snapdir.refuse()
@@ -168,12 +172,12 @@ class Volume:
         rdev: int = 0,
         umask: int = 0,
     ) -> Attr:
-        self._writable(parent, name)
+        self.check_writable(parent, name)
         attr = self.tree.create(parent, name, mode, uid, gid, rdev, umask=umask)
         return self._referenced(attr.ino)
 
     def symlink(self, parent: int, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
-        self._writable(parent, name)
+        self.check_writable(parent, name)
         attr = self.tree.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
         return self._referenced(attr.ino)
 
@@ -184,21 +188,21 @@ class Volume:
         return attr.target
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
-        self._writable(ino)
-        self._writable(parent, name)
+        self.check_writable(ino)
+        self.check_writable(parent, name)
         return self._referenced(self.tree.link(ino, parent, name).ino)
 
     def unlink(self, parent: int, name: bytes) -> None:
-        self._writable(parent, name)
+        self.check_writable(parent, name)
         self._maybe_purge(self.tree.unlink(parent, name))
 
     def rmdir(self, parent: int, name: bytes) -> None:
-        self._writable(parent, name)
+        self.check_writable(parent, name)
         self._maybe_purge(self.tree.rmdir(parent, name))
 
     def rename(self, p_old: int, n_old: bytes, p_new: int, n_new: bytes, flags: int) -> None:
-        self._writable(p_old, n_old)
-        self._writable(p_new, n_new)
+        self.check_writable(p_old, n_old)
+        self.check_writable(p_new, n_new)
         dropped = self.tree.rename(p_old, n_old, p_new, n_new, flags)
         if dropped is not None:
             self._maybe_purge(dropped)
@@ -232,7 +236,7 @@ class Volume:
     # -- attributes -------------------------------------------------------------------
 
     async def setattr(self, ino: int, changes: AttrChanges) -> Attr:
-        self._writable(ino)
+        self.check_writable(ino)
         attr = self.tree.attr(ino)
         if changes.size is not None:
             if attr.is_dir:
@@ -433,7 +437,7 @@ class Volume:
         first (see dwfs.snapshots.fsck); files open now may be unlinked."""
         async with self.snapshots.lock:
             await self.sync_all()
-            return await snapshots.fsck(self.meta, self.pool, repair, frozenset(self._files))
+            return await snapshots.fsck(self.meta, self.pool, repair, self.open_inodes())
 
     # -- xattrs and statfs -------------------------------------------------------------
 
@@ -446,7 +450,7 @@ class Volume:
         return value
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
-        self._writable(ino)
+        self.check_writable(ino)
         self.tree.setxattr(ino, name, value, flags)
 
     def listxattr(self, ino: int) -> list[bytes]:
@@ -455,7 +459,7 @@ class Volume:
         return self.tree.listxattr(ino)
 
     def removexattr(self, ino: int, name: bytes) -> None:
-        self._writable(ino)
+        self.check_writable(ino)
         self.tree.removexattr(ino, name)
 
     def statfs(self) -> dict[str, int]:
