@@ -53,6 +53,9 @@ def _row(r: tuple[Any, ...]) -> SnapshotRow:
 class SnapshotRows:
     def __init__(self, db: MetaDB) -> None:
         self.db = db
+        self._seen: dict[tuple[int, int], tuple[int, int]] = {}
+        """(referenced, written) by (txg, txg of the snapshot before): what a
+        snapshot sees never changes, and reading it takes a pass over the rows."""
 
     def all(self) -> list[SnapshotRow]:
         """Every snapshot, oldest first (one query)."""
@@ -110,9 +113,14 @@ class SnapshotRows:
         two snapshots share counts in neither's unique until one of them goes;
         deduplicated chunks count once per snapshot."""
         before, after = self._neighbours(snap.txg)
-        seen, values = View(snap.txg).where()
-        referenced = self._bytes(seen, values)
-        written = self._bytes(f"{seen} AND birth > ?", (*values, before))
+        cached = self._seen.get((snap.txg, before))
+        if cached is None:
+            seen, values = View(snap.txg).where()
+            cached = self._seen[snap.txg, before] = (
+                self._bytes(seen, values),
+                self._bytes(f"{seen} AND birth > ?", (*values, before)),
+            )
+        referenced, written = cached
         only = "death IS NOT NULL AND death > ?2 AND death <= ?3 AND birth > ?1 AND birth <= ?2"
         bounds = (before, snap.txg, after)
         row = self.db.one(
