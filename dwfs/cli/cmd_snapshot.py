@@ -116,8 +116,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy.add_argument(
         "--every", metavar="DURATION", help="15m, 1h, 1d, 1w...; off stops automatic snapshots"
     )
+    periods = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month"}
     for rule in snapshots.RULES:
-        policy.add_argument(f"--keep-{rule}", metavar="N", type=int, dest=f"keep_{rule}")
+        period = periods.get(rule, "year")
+        what = "the N newest" if rule == "last" else f"the newest of each of N {period}s"
+        policy.add_argument(
+            f"--keep-{rule}", metavar="N", type=int, dest=f"keep_{rule}", help=f"keep {what}"
+        )
     policy.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
     policy.set_defaults(run=run_policy)
 
