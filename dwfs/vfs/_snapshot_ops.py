@@ -153,7 +153,7 @@ class SnapshotOps:
         doomed = snapshots.prunable(self.meta, rules, now_ns())
         if doomed:
             done = await self.delete(doomed)
-            log.info("snapshot policy pruned %s", ", ".join(done.names))
+            log.info("snapshot policy pruned %d automatic snapshots", len(done.names))
 
     async def hold(self, name: str, until: str | None) -> dict[str, object]:
         """Hold a snapshot (until released, or until a date that only grows)."""
