@@ -12,12 +12,9 @@ import dataclasses
 from typing import Any
 
 from dwfs.meta._db import MetaDB
+from dwfs.meta._ops import UNSEEN_ENDED, VERSIONED_TABLES
 from dwfs.meta._rows import TreeRows
 
-_UNSEEN = (
-    "death IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s "
-    "WHERE s.txg >= {0}.birth AND s.txg < {0}.death)"
-)
 _DIR = "({0}.mode & 61440) = 16384"
 _REG = "({0}.mode & 61440) = 32768"
 
@@ -84,16 +81,15 @@ CHECKS: dict[str, tuple[str, str]] = {
         "inode {0} is not a regular file but has extents",
     ),
 }
-for _table in ("inodes", "dirents", "xattrs", "inline_data", "extents"):
+for _table in VERSIONED_TABLES:
     CHECKS[f"ended {_table} row no snapshot sees"] = (
-        f"SELECT count(*) AS n FROM {_table} WHERE {_UNSEEN.format(_table)} HAVING n > 0",
+        f"SELECT count(*) AS n FROM {_table} WHERE {UNSEEN_ENDED.format(_table)} HAVING n > 0",
         f"{{0}} ended {_table} rows no snapshot sees",
     )
 
-_VERSIONED = ("inodes", "dirents", "xattrs", "inline_data", "extents")
 REPAIRABLE = frozenset(
     {"reference count", "link count", "orphan"}
-    | {f"ended {table} row no snapshot sees" for table in _VERSIONED}
+    | {f"ended {table} row no snapshot sees" for table in VERSIONED_TABLES}
 )
 
 
@@ -127,7 +123,7 @@ def repair(db: MetaDB, rows: TreeRows, open_inodes: frozenset[int] = frozenset()
             if ino not in open_inodes:
                 rows.purge(ino)
                 fixes += 1
-        for table in _VERSIONED:
+        for table in VERSIONED_TABLES:
             if table == "extents":
                 fixes += db.execute("extents.unref_unseen_ended")
             fixes += db.execute(f"{table}.drop_unseen_ended")

@@ -212,18 +212,23 @@ def _rolling_back() -> dict[str, str]:
     return ops
 
 
+VERSIONED_TABLES = ("inodes", "dirents", "xattrs", "inline_data", "extents")
+"""The tables whose rows carry birth and death."""
+UNSEEN_ENDED = (
+    "death IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s "
+    "WHERE s.txg >= {0}.birth AND s.txg < {0}.death)"
+)
+"""Ended rows of table {0} that no snapshot sees (nothing should keep them)."""
+
+
 def _repairing() -> dict[str, str]:
     """fsck's repairs: ended rows no snapshot sees deleted (extents' chunk
     references first), a chunk's reference count set."""
-    unseen = (
-        "death IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s "
-        "WHERE s.txg >= {0}.birth AND s.txg < {0}.death)"
-    )
     ops = {
-        f"{table}.drop_unseen_ended": f"DELETE FROM {table} WHERE {unseen.format(table)}"
-        for table in ("inodes", "dirents", "xattrs", "inline_data", "extents")
+        f"{table}.drop_unseen_ended": f"DELETE FROM {table} WHERE {UNSEEN_ENDED.format(table)}"
+        for table in VERSIONED_TABLES
     }
-    ops["extents.unref_unseen_ended"] = _unref(unseen.format("extents"))
+    ops["extents.unref_unseen_ended"] = _unref(UNSEEN_ENDED.format("extents"))
     ops["chunk.set_refs"] = "UPDATE chunks SET refs = ? WHERE id = ?"
     return ops
 
