@@ -1,9 +1,18 @@
-"""Value types shared by every layer; they depend on nothing else in dwfs."""
+"""Value types shared by every layer, and the Protocols through which the layers
+above `chunks` use the pool; they depend on nothing else in dwfs.
+
+The Protocols name what meta, snapshots and vfs need of a pool (a block store,
+a place for the metadata journal, segments to collect), so that a pool whose
+chunks also live on a remote tier can stand where a pool of devices stands
+without those layers changing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NewType, TypeAlias
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NewType, Protocol, TypeAlias, TypeVar
 
 ChunkId = NewType("ChunkId", bytes)
 """Keyed BLAKE3 of a chunk's plaintext: 32 bytes that identify it within one pool."""
@@ -28,3 +37,173 @@ class StripeAddr:
     offset: int
     shard_len: int
     sealed_len: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """One chunk of some content: its id, plaintext length and where it is stored."""
+
+    chunk_id: ChunkId
+    length: int
+    addr: StripeAddr
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moved:
+    """A chunk compaction copied: where it was and where its copy is."""
+
+    chunk_id: ChunkId
+    old: StripeAddr
+    new: StripeAddr
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainHead:
+    """Where the metadata journal's chain stood at a commit: the txg, the epoch's
+    random id and the last record's tag."""
+
+    txg: int
+    epoch_id: bytes
+    tag: bytes
+
+
+class ChunkStore(Protocol):
+    """Content in, chunk ids out, and back again; nothing durable before sync()."""
+
+    async def put(self, data: Buffer) -> list[ChunkRef]:
+        """Cut content into chunks and store those the pool lacks."""
+
+    async def put_chunk(self, chunk: Buffer) -> ChunkRef:
+        """Store one chunk as it is, uncut."""
+
+    async def get(self, cid: ChunkId, addr: StripeAddr | None = None) -> bytes:
+        """One chunk's plaintext, authenticated."""
+
+    async def read(self, refs: list[ChunkRef]) -> bytes:
+        """The concatenated plaintext of refs."""
+
+    def cached(self, cid: ChunkId) -> bytes | None:
+        """A chunk's plaintext if it is in the cache, without waiting."""
+
+    def has_or_loading(self, cid: ChunkId) -> bool:
+        """Whether a get() of cid would find it cached or join a load under way."""
+
+    async def prefetch(self, cids: list[ChunkId]) -> None:
+        """Load chunks into the cache ahead of need."""
+
+    async def sync(self) -> None:
+        """Make every chunk stored so far durable."""
+
+    async def relocate(self, moves: list[tuple[ChunkId, StripeAddr]]) -> list[Moved]:
+        """Copy chunks to new stripes; nothing points at the copies yet."""
+
+    async def wait_for_puts(self) -> None:
+        """Return once no put is under way."""
+
+    async def wait_for_loads(self) -> None:
+        """Return once every load begun before the call has ended."""
+
+    def learn(self, chunks: Iterable[tuple[ChunkId, StripeAddr]]) -> None:
+        """Take these addresses as the truth (the metadata's, at open)."""
+
+    def repoint(self, moved: list[Moved], dead: list[ChunkId], segments: set[int]) -> None:
+        """Point the moved chunks at their copies and forget the dead ones."""
+
+    def forget_segments(self, segments: set[int]) -> None:
+        """Forget every chunk stored in these segments (they are about to go)."""
+
+
+class SegmentSpace(Protocol):
+    """The pool's append-only segments, as compaction and garbage collection see them."""
+
+    @property
+    def current_segment(self) -> int:
+        """The segment being appended to."""
+
+    def segments(self) -> list[int]:
+        """Every segment that exists."""
+
+    def segment_end(self, segment: int) -> int:
+        """How far a segment is written, per device."""
+
+    def room(self, reserve: int) -> int:
+        """Bytes each device can still take before its free space is down to reserve."""
+
+    def remove_segment(self, segment: int) -> None:
+        """Delete a segment that holds nothing live."""
+
+    def degraded(self) -> bool:
+        """Whether a member is missing or faulted."""
+
+    def resilvering(self) -> bool:
+        """Whether a resilver is due or under way."""
+
+
+M = TypeVar("M")
+
+
+class JournalStore(Protocol[M]):
+    """Where the metadata journal's sealed records live: epochs of appended records,
+    each appended to a set of members (of type M), durably on enough of them."""
+
+    def journal_epochs(self) -> list[int]:
+        """The epochs present."""
+
+    def journal_copies(self, epoch: int) -> list[bytes]:
+        """Every member's copy of one epoch."""
+
+    def journal_groups(self) -> list[list[tuple[M, bool]]]:
+        """Members grouped by what their writes queue behind, each with whether a
+        commit waits for its copy to be durable."""
+
+    def append_journal_to(self, member: M, epoch: int, record: bytes, durable: bool) -> bool:
+        """Append a record on one member; whether it took it."""
+
+    def settle_journal(self, durable: int, cached: list[M], tried: int) -> None:
+        """Make a record durable on enough members, or raise DeviceError."""
+
+    def trim_journals(self, before: int) -> None:
+        """Delete every epoch older than `before`."""
+
+
+class PoolServices(Protocol):
+    """What the metadata and snapshot layers use of an open pool."""
+
+    @property
+    def id(self) -> str:
+        """The pool's uuid."""
+
+    @property
+    def store(self) -> ChunkStore:
+        """The block store."""
+
+    @property
+    def journal(self) -> JournalStore[Any]:
+        """Where the metadata journal lives."""
+
+    @property
+    def space(self) -> SegmentSpace:
+        """The segments chunks are stored in."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration the newest superblock generation carries."""
+
+    @property
+    def metadata_key(self) -> bytes:
+        """The key journal records and checkpoints are sealed with."""
+
+    @property
+    def state_dir(self) -> Path:
+        """This machine's directory for the pool (for messages that name it)."""
+
+    def update_config(
+        self, everywhere: bool = False, epoch_id: str | None = None, **changes: Any
+    ) -> None:
+        """Write a new superblock generation with these entries changed."""
+
+    def chain_head(self) -> ChainHead | None:
+        """This machine's record of the journal's chain head, if it has one."""
+
+    def record_chain_head(self, head: ChainHead) -> None:
+        """Record the chain head durably on this machine."""

@@ -7,7 +7,6 @@ Knows nothing of files: content in, chunk ids out.
 from dwfs.chunks._chunker import Chunker as Chunker
 from dwfs.chunks._chunker import ChunkerParams as ChunkerParams
 from dwfs.chunks._compress import ALGORITHMS as COMPRESSIONS
-from dwfs.chunks._localstate import ChainHead as ChainHead
 from dwfs.chunks._localstate import LocalState as LocalState
 from dwfs.chunks._localstate import append_private as append_private
 from dwfs.chunks._localstate import private_dir as private_dir
@@ -19,8 +18,6 @@ from dwfs.chunks._pool import PoolOptions as PoolOptions
 from dwfs.chunks._pool import create_pool as create_pool
 from dwfs.chunks._pool import open_pool as open_pool
 from dwfs.chunks._store import BlockStore as BlockStore
-from dwfs.chunks._store import ChunkRef as ChunkRef
-from dwfs.chunks._store import Moved as Moved
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
 from dwfs.chunks.crypto import PADDINGS as PADDINGS
 from dwfs.chunks.keys import KDF_PRESETS as KDF_PRESETS
@@ -37,8 +34,6 @@ __all__ = [
     "PASSPHRASE",
     "RECOVERY",
     "BlockStore",
-    "ChunkRef",
-    "Moved",
     "Chunker",
     "ChunkerParams",
     "Credential",
@@ -50,7 +45,6 @@ __all__ = [
     "state_root",
     "KDF_PRESETS",
     "PADDINGS",
-    "ChainHead",
     "append_private",
     "LocalState",
     "private_dir",

@@ -16,7 +16,6 @@ rename) and read with a size bound.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import blake3
 
 from dwfs.errors import UsageError
+from dwfs.types import ChainHead
 
 _HEAD = struct.Struct("<Q16sB32s")
 """txg, epoch id, the tag's length, the tag (binary, so its length is kept)."""
@@ -127,16 +127,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@dataclasses.dataclass(frozen=True)
-class ChainHead:
-    """Where the metadata journal's chain stood at a commit: the txg, the epoch's
-    random id and the last record's tag."""
-
-    txg: int
-    epoch_id: bytes
-    tag: bytes
 
 
 class LocalState:

@@ -19,7 +19,7 @@ import trio
 from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
-from dwfs.chunks._localstate import ChainHead, LocalState
+from dwfs.chunks._localstate import LocalState
 from dwfs.chunks._store import BlockStore
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
@@ -37,7 +37,8 @@ from dwfs.devices import (
 )
 from dwfs.devices import replace as replace_device
 from dwfs.devices import scrub as scrub_devices
-from dwfs.errors import Busy, IntegrityError, NotFound, UsageError
+from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, UsageError
+from dwfs.types import ChainHead
 
 Progress = Callable[[int, int], None]
 RESILVER_BATCH = 64
@@ -90,7 +91,9 @@ def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOpt
 
 
 class Pool:
-    """An unlocked, open pool."""
+    """An unlocked, open pool of devices. What meta and snapshots use of it is
+    named by dwfs.types.PoolServices: the block store, the journal (the device
+    array) and its segments (the device array again)."""
 
     def __init__(self, array: DeviceArray, master: bytearray, slot: int) -> None:
         self.array = array
@@ -109,6 +112,48 @@ class Pool:
             ChunkIndex(),
             seal_flags=crypto.padding_flags(config.get("padding", "none")),
         )
+
+    # -- what meta and snapshots use (dwfs.types.PoolServices) -----------------
+
+    @property
+    def journal(self) -> DeviceArray:
+        return self.array
+
+    @property
+    def space(self) -> DeviceArray:
+        return self.array
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.array.config
+
+    @property
+    def metadata_key(self) -> bytes:
+        return self.keys.metadata
+
+    @property
+    def state_dir(self) -> Path:
+        return self.local.dir
+
+    def chain_head(self) -> ChainHead | None:
+        return self.local.chain_head(self.keys.local_state)
+
+    def record_chain_head(self, head: ChainHead) -> None:
+        self.local.record_chain_head(self.keys.local_state, head)
+
+    def capacity(self) -> dict[str, int]:
+        """Usable bytes (after redundancy) and bytes used."""
+        return self.array.capacity()
+
+    def refuse_degraded(self) -> None:
+        """Raise DeviceError naming the members missing or faulted, if any."""
+        absent = [m for m in self.array.members if not m.online]
+        if absent:
+            which = "; ".join(f"{m.path} is {m.state} ({m.reason})" for m in absent)
+            raise DeviceError(
+                f"pool {self.id} is {self.array.state()}: {which}; bring the devices back, "
+                "or mount with -o degraded to use the pool without them"
+            )
 
     # -- keyslots -------------------------------------------------------------
 

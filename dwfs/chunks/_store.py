@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import trio
@@ -31,9 +31,8 @@ from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._putjob import PutJob
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
-from dwfs.devices._parity import encode, shard_length
 from dwfs.errors import IntegrityError, NoSpace
-from dwfs.types import Buffer, ChunkId, StripeAddr
+from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, StripeAddr
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,24 +42,6 @@ INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 4 * 1024 * 1024
 PUT_BUDGET = 16
 """Chunks a worker stores per thread call before it queues for the limiter again."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ChunkRef:
-    """One chunk of some content: its id, plaintext length and where it is stored."""
-
-    chunk_id: ChunkId
-    length: int
-    addr: StripeAddr
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Moved:
-    """A chunk compaction copied: where it was and where its copy is."""
-
-    chunk_id: ChunkId
-    old: StripeAddr
-    new: StripeAddr
 
 
 @dataclasses.dataclass
@@ -124,19 +105,17 @@ class BlockStore:
             return cid, known
         algorithm, payload = _compress.compress(self._compression, chunk)
         length = crypto.sealed_length(memoryview(payload).nbytes, self._seal_flags)
-        layout = self.array.layout
         padded = crypto.seal(
             self._cipher,
             self._keys.chunk_data,
             cid,
             payload,
             algorithm,
-            room=shard_length(layout, length) * layout.k,
+            room=self.array.stripe_room(length),
             flags=self._seal_flags,
         )
-        shards = encode(layout, padded)  # whole shards already: no padding copy
         addr = self.array.allocate(length)
-        self.array.write_stripe(addr, cid, shards)
+        self.array.write_sealed(addr, cid, padded)
         kept = self.index.add(cid, addr)
         with self._stats_lock:
             self.stats.chunks_written += 1
@@ -200,6 +179,26 @@ class BlockStore:
         await self._idle.wait()
         if self.array.needs_sync():  # an fsync of logged writes often has nothing here
             await trio.to_thread.run_sync(self.array.sync, limiter=self._limiter)
+
+    # -- addresses ------------------------------------------------------------
+
+    def learn(self, chunks: Iterable[tuple[ChunkId, StripeAddr]]) -> None:
+        """Take these addresses as the truth: the metadata's, which outrank a scan
+        of the stripe headers (a crash may leave copies the metadata never named)."""
+        for cid, addr in chunks:
+            self.index.assign(cid, addr)
+
+    def repoint(self, moved: list[Moved], dead: list[ChunkId], segments: set[int]) -> None:
+        """Point the moved chunks at their copies and forget the dead ones stored
+        in these segments (compaction's victims)."""
+        for move in moved:
+            self.index.assign(move.chunk_id, move.new)
+        self.index.discard(dead, segments)
+
+    def forget_segments(self, segments: set[int]) -> None:
+        """Forget every chunk stored in these segments, so no put deduplicates
+        against a stripe that is about to go."""
+        self.index.discard_segments(segments)
 
     # -- reading --------------------------------------------------------------
 
@@ -307,6 +306,10 @@ class BlockStore:
                 if cid not in announced:
                     announce(cid)
 
+    def cached(self, cid: ChunkId) -> bytes | None:
+        """A chunk's plaintext if it is in the cache, without waiting."""
+        return self.cache.get(cid)
+
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""
         return cid in self._loading or self.cache.contains(cid)
@@ -325,24 +328,13 @@ class BlockStore:
 
     # -- compaction -------------------------------------------------------------
 
-    def _copy_stripe(self, cid: ChunkId, addr: StripeAddr) -> StripeAddr:
-        """The stripe at addr, every shard it uses authenticated (and rebuilt
-        from redundancy if need be), written again at the append point. The
-        sealed bytes are copied as they are: nothing is encrypted again."""
-        sealed = self.array.read_stripe(addr, cid)
-        layout = self.array.layout
-        padded = bytearray(shard_length(layout, addr.sealed_len) * layout.k)
-        padded[: len(sealed)] = sealed
-        new = self.array.allocate(addr.sealed_len)
-        self.array.write_stripe(new, cid, encode(layout, padded), reserve=COMPACTION_RESERVE)
-        return new
-
     def _copy_stripes(self, moves: list[tuple[ChunkId, StripeAddr]]) -> tuple[list[Moved], bool]:
         """Copy stripes in order; those copied, and whether the pool ran out of room."""
         copied = []
         for cid, addr in moves:
             try:
-                copied.append(Moved(cid, addr, self._copy_stripe(cid, addr)))
+                new = self.array.copy_stripe(addr, cid, COMPACTION_RESERVE)
+                copied.append(Moved(cid, addr, new))
             except NoSpace:
                 return copied, True
             except IntegrityError as exc:  # the old stripe stays, for scrub to judge

@@ -120,8 +120,40 @@ class DeviceArray:
 
     # -- writing --------------------------------------------------------------
 
-    def write_stripe(
-        self, addr: StripeAddr, chunk_id: ChunkId, shards: list[Buffer], reserve: int = RESERVE
+    def stripe_room(self, sealed_len: int) -> int:
+        """The length a sealed chunk is padded to before coding: k whole shards, so
+        a sealer that writes into a buffer this long spares the coder a copy."""
+        return _parity.shard_length(self.layout, sealed_len) * self.layout.k
+
+    def write_sealed(
+        self, addr: StripeAddr, chunk_id: ChunkId, padded: Buffer, reserve: int = RESERVE
+    ) -> None:
+        """Erasure-code a sealed chunk and write its stripe at addr, leaving
+        `reserve` bytes free. Given already padded to stripe_room, the coder
+        copies nothing.
+
+        Raises:
+            NoSpace: the devices' free space is down to the reserve.
+            DeviceError: fewer than k shards could be written.
+        """
+        self._write_shards(addr, chunk_id, _parity.encode(self.layout, padded), reserve)
+
+    def copy_stripe(self, addr: StripeAddr, chunk_id: ChunkId, reserve: int) -> StripeAddr:
+        """The stripe at addr, every shard it uses authenticated (and rebuilt from
+        redundancy if need be), written again at the append point; its new address.
+        The sealed bytes are copied as they are: nothing is encrypted again.
+
+        Raises:
+            Unrecoverable: too few authentic shards are left.
+            NoSpace: the devices' free space is down to the reserve.
+        """
+        sealed = self.read_stripe(addr, chunk_id)
+        new = self.allocate(addr.sealed_len)
+        self.write_sealed(new, chunk_id, sealed, reserve)
+        return new
+
+    def _write_shards(
+        self, addr: StripeAddr, chunk_id: ChunkId, shards: list[Buffer], reserve: int
     ) -> None:
         """Write every shard of one stripe to its device, leaving `reserve` bytes free.
 
@@ -193,6 +225,15 @@ class DeviceArray:
 
     def segments(self) -> list[int]:
         return self._segments()
+
+    def resilvering(self) -> bool:
+        """Whether a resilver is due or under way: its walk over every stripe must
+        not meet segments deleted or rewritten meanwhile."""
+        return any(m.resilver for m in self.members)
+
+    def degraded(self) -> bool:
+        """Whether a member is missing or faulted."""
+        return any(not m.online for m in self.members)
 
     @property
     def current_segment(self) -> int:

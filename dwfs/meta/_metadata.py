@@ -29,15 +29,13 @@ from typing import Any
 
 import trio
 
-from dwfs.chunks import ChainHead, ChunkRef, Pool
-from dwfs.devices import MemberState
 from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
 from dwfs.meta._chunk_rows import ChunkRows
 from dwfs.meta._db import MetaDB
 from dwfs.meta._rows import TreeRows
 from dwfs.meta._snapshot_rows import SnapshotRows
-from dwfs.types import ChunkId, StripeAddr
+from dwfs.types import ChainHead, ChunkId, ChunkRef, PoolServices, StripeAddr
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +115,7 @@ class Epoch:
 class Metadata:
     """The metadata database of one open pool, with its journal and checkpoints."""
 
-    def __init__(self, pool: Pool, db: MetaDB, epoch: Epoch, epochs: list[Epoch]) -> None:
+    def __init__(self, pool: PoolServices, db: MetaDB, epoch: Epoch, epochs: list[Epoch]) -> None:
         self.pool = pool
         self.db = db
         self.rows = TreeRows(db)
@@ -137,7 +135,7 @@ class Metadata:
         self._lock = trio.Lock()
 
     @classmethod
-    async def open(cls, pool: Pool) -> Metadata:
+    async def open(cls, pool: PoolServices) -> Metadata:
         """Load the newest checkpoint, replay the journal after it, check the result
         against this machine's record of the chain, and start a new epoch.
 
@@ -146,7 +144,7 @@ class Metadata:
                 operations that do not apply.
             FormatError: the journal holds records of an older dwfs's format.
         """
-        checkpoint = pool.array.config.get("checkpoint")
+        checkpoint = pool.config.get("checkpoint")
         chunks: list[ChunkRef] = []
         if checkpoint:
             chunks = parse_manifest(await pool.store.get(*_locate(checkpoint["manifest"])))
@@ -156,18 +154,17 @@ class Metadata:
             tag = bytes.fromhex(str(checkpoint.get("tag", "")))
         else:
             db, first, tag = MetaDB(), 0, b""
-        journal = pool.array.config.get("journal", {})
+        journal = pool.config.get("journal", {})
         epochs = [Epoch.from_json(e) for e in journal.get("epochs", [])]
         epochs = [e for e in epochs if e.number >= first]
-        listed = pool.array.journal_epochs()
+        listed = pool.journal.journal_epochs()
         await _refuse_legacy(pool, listed, first, {e.number for e in epochs})
-        replay = _Replay(db, tag, pool.local.chain_head(pool.keys.local_state))
+        replay = _Replay(db, tag, pool.chain_head())
         for epoch in epochs:
-            copies = await trio.to_thread.run_sync(pool.array.journal_copies, epoch.number)
+            copies = await trio.to_thread.run_sync(pool.journal.journal_copies, epoch.number)
             replay.epoch(pool, epoch, copies)
-        meta_warnings = replay.verdict(pool.id, pool.local.dir)
-        for chunk, addr in ChunkRows(db).live():
-            pool.store.index.assign(chunk, addr)
+        meta_warnings = replay.verdict(pool.id, pool.state_dir)
+        pool.store.learn(ChunkRows(db).live())
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
         number = max([first - 1, *(e.number for e in epochs), *listed]) + 1
         epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)
@@ -207,7 +204,7 @@ class Metadata:
             return
         txg, statements = self.db.take_pending()
         await self.pool.store.sync()
-        args = (self.pool.keys.metadata, self.pool.id, self.epoch.id, txg, self.head, statements)
+        args = (self.pool.metadata_key, self.pool.id, self.epoch.id, txg, self.head, statements)
         if len(statements) > INLINE_STATEMENTS:  # encoding a big txg would stall requests
             record = await trio.to_thread.run_sync(_journal.encode, *args)
         else:
@@ -228,13 +225,13 @@ class Metadata:
         their fsyncs queue in that filesystem's journal anyway (measured through
         the mount with three devices on one disk: 1.7-1.8 ms per append+fsync
         in one thread, 2.0-2.4 ms with a thread each)."""
-        array, epoch = self.pool.array, self.epoch.number
+        array, epoch = self.pool.journal, self.epoch.number
         groups = array.journal_groups()
         head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
         total = sum(len(group) for group in groups)
         fanout = _Fanout(total, array.settle_journal, self._head_writer(head))
 
-        def write(group: list[tuple[MemberState, bool]]) -> None:
+        def write(group: list[tuple[Any, bool]]) -> None:
             for member, durable in group:
                 append = functools.partial(array.append_journal_to, member, epoch, record)
                 fanout.done(member, durable, functools.partial(append, durable))
@@ -247,8 +244,7 @@ class Metadata:
                 nursery.start_soon(functools.partial(trio.to_thread.run_sync, write, group))
 
     def _head_writer(self, head: ChainHead) -> Callable[[], None]:
-        key, local = self.pool.keys.local_state, self.pool.local
-        return functools.partial(local.record_chain_head, key, head)
+        return functools.partial(self.pool.record_chain_head, head)
 
     @property
     def checkpoint_due(self) -> bool:
@@ -283,7 +279,7 @@ class Metadata:
             await self._announce_epoch(checkpoint=entry)
             self.journal_bytes = 0
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
-            await trio.to_thread.run_sync(self.pool.array.trim_journals, epoch.number)
+            await trio.to_thread.run_sync(self.pool.journal.trim_journals, epoch.number)
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
 
 
@@ -296,7 +292,7 @@ class _Fanout:
     def __init__(
         self,
         total: int,
-        settle: Callable[[int, list[MemberState], int], None],
+        settle: Callable[[int, list[Any], int], None],
         then: Callable[[], None],
     ) -> None:
         self._total = total
@@ -304,10 +300,10 @@ class _Fanout:
         self._then = then
         self._finished = 0
         self._durable = 0
-        self._cached: list[MemberState] = []
+        self._cached: list[Any] = []
         self._lock = threading.Lock()
 
-    def done(self, member: MemberState, durable: bool, append: Callable[[], bool]) -> None:
+    def done(self, member: Any, durable: bool, append: Callable[[], bool]) -> None:
         took = append()
         with self._lock:
             self._finished += 1
@@ -333,14 +329,14 @@ class _Replay:
         self.seen_head = head is not None and head.txg <= db.txg and head.tag == tag
         self.checkpoint_txg = db.txg
 
-    def epoch(self, pool: Pool, epoch: Epoch, copies: list[bytes]) -> None:
+    def epoch(self, pool: PoolServices, epoch: Epoch, copies: list[bytes]) -> None:
         if epoch.prev != self.tag:
             raise IntegrityError(
                 f"the metadata journal of pool {pool.id} is broken before epoch {epoch.number}: "
                 "records were cut or deleted on every device, so fsync'd changes are missing; "
                 "restore the devices from a copy"
             )
-        key = pool.keys.metadata
+        key = pool.metadata_key
         for record in _journal.best_chain(key, pool.id, epoch.id, self.tag, copies):
             if record.txg != self.db.txg + 1:
                 raise IntegrityError(
@@ -382,12 +378,14 @@ class _Replay:
         return []
 
 
-async def _refuse_legacy(pool: Pool, listed: list[int], first: int, known: set[int]) -> None:
+async def _refuse_legacy(
+    pool: PoolServices, listed: list[int], first: int, known: set[int]
+) -> None:
     """Refuse records of the first journal format, which replay cannot trust."""
     for number in listed:
         if number < first or number in known:
             continue
-        copies = await trio.to_thread.run_sync(pool.array.journal_copies, number)
+        copies = await trio.to_thread.run_sync(pool.journal.journal_copies, number)
         if any(_journal.is_legacy(c) for c in copies):
             raise FormatError(
                 f"pool {pool.id} holds journal records of an older dwfs (epoch {number}): "

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 
-from dwfs.chunks import Moved, Pool
-from dwfs.devices import COMPACTION_RESERVE, ONLINE, SHARD_HEADER_SIZE
+from dwfs.devices import COMPACTION_RESERVE, SHARD_HEADER_SIZE
 from dwfs.meta import Metadata
+from dwfs.types import Moved, PoolServices
 
 LIVE_FRACTION = 2 / 3
 """Segments whose live stripes fill less than this share of them are compacted:
@@ -36,21 +36,21 @@ BUDGET = 64 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-def victims(meta: Metadata, pool: Pool) -> list[tuple[int, int]]:
+def victims(meta: Metadata, pool: PoolServices) -> list[tuple[int, int]]:
     """(segment, live bytes per device) of the segments worth compacting, the
     least live first. The segment being appended to and those holding the
     current checkpoint (whose chunks have no rows) are never victims. A pool
     missing a device has none (copies made then would lack that device's
     shards, trading whole stripes for degraded ones), nor one being
     resilvered (its walk over every stripe must not meet deleted segments)."""
-    if pool.array.state() != ONLINE or any(m.resilver for m in pool.array.members):
+    if pool.space.degraded() or pool.space.resilvering():
         return []
-    keep = meta.checkpoint_segments | {pool.array.current_segment}
+    keep = meta.checkpoint_segments | {pool.space.current_segment}
     found = []
     # live and size both count offsets: a stripe takes its offsets on every
     # device, a declustered one as a hole on the devices it skips
     for segment, live in meta.chunk_rows.live_bytes(SHARD_HEADER_SIZE):
-        size = pool.array.segment_end(segment) if segment not in keep else 0
+        size = pool.space.segment_end(segment) if segment not in keep else 0
         if size and live < size * LIVE_FRACTION:
             found.append((live / size, segment, live))
     return [(segment, live) for _, segment, live in sorted(found)]
@@ -72,17 +72,17 @@ def choose(candidates: list[tuple[int, int]], budget: int, room: int) -> list[in
     return chosen
 
 
-def _choose(meta: Metadata, pool: Pool, budget: int) -> list[int]:
-    return choose(victims(meta, pool), budget, pool.array.room(COMPACTION_RESERVE))
+def _choose(meta: Metadata, pool: PoolServices, budget: int) -> list[int]:
+    return choose(victims(meta, pool), budget, pool.space.room(COMPACTION_RESERVE))
 
 
-async def compact(meta: Metadata, pool: Pool, budget: int = BUDGET) -> int:
+async def compact(meta: Metadata, pool: PoolServices, budget: int = BUDGET) -> int:
     """Copy the live chunks out of mostly dead segments and commit; how many moved."""
     chosen = _choose(meta, pool, budget)
     return await move_out(meta, pool, chosen) if chosen else 0
 
 
-async def move_out(meta: Metadata, pool: Pool, chosen: list[int]) -> int:
+async def move_out(meta: Metadata, pool: PoolServices, chosen: list[int]) -> int:
     """Copy the live chunks out of these segments and commit; how many moved."""
     order = {segment: i for i, segment in enumerate(chosen)}
     moves = sorted(  # victim by victim, so the pool's room empties whole ones first
@@ -106,7 +106,7 @@ class Compactor:
     rows changed since the last look that found no victims (a covering-index
     count, about 20 ms)."""
 
-    def __init__(self, meta: Metadata, pool: Pool) -> None:
+    def __init__(self, meta: Metadata, pool: PoolServices) -> None:
         self.meta = meta
         self.pool = pool
         self._dead_seen = -1
@@ -124,7 +124,7 @@ class Compactor:
         return await move_out(self.meta, self.pool, chosen)
 
 
-def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) -> int:
+def _swap(meta: Metadata, pool: PoolServices, copied: list[Moved], segments: list[int]) -> int:
     """Point rows and index at the copies, drop the victims' dead rows; how many
     moved. Must run with no put under way and no await inside. The index
     changes only once the transaction is in, so a rollback leaves both as
@@ -140,7 +140,5 @@ def _swap(meta: Metadata, pool: Pool, copied: list[Moved], segments: list[int]) 
         dead = rows.dead_in(segments)
         for segment in segments:
             rows.drop_dead(segment)
-    for move in moved:
-        pool.store.index.assign(move.chunk_id, move.new)
-    pool.store.index.discard(dead, set(segments))
+    pool.store.repoint(moved, dead, set(segments))
     return len(moved)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dwfs.chunks import Pool
 from dwfs.errors import DwfsError
 from dwfs.meta import Metadata, Problem, check, repair
+from dwfs.types import PoolServices
 
 
 async def fsck(
-    meta: Metadata, pool: Pool, fix: bool = False, open_inodes: frozenset[int] = frozenset()
+    meta: Metadata, pool: PoolServices, fix: bool = False, open_inodes: frozenset[int] = frozenset()
 ) -> dict[str, Any]:
     """What is wrong (and, with fix, what was fixed); "ok" when nothing is left."""
     problems = check(meta.db, open_inodes)

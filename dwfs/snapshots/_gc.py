@@ -16,21 +16,21 @@ import logging
 
 import trio
 
-from dwfs.chunks import Pool
 from dwfs.meta import Metadata
+from dwfs.types import PoolServices
 
 log = logging.getLogger(__name__)
 
 
-def dead_segments(meta: Metadata, pool: Pool) -> list[int]:
-    keep = meta.chunk_rows.live_segments() | meta.checkpoint_segments | {pool.array.current_segment}
-    return [s for s in pool.array.segments() if s not in keep]
+def dead_segments(meta: Metadata, pool: PoolServices) -> list[int]:
+    keep = meta.chunk_rows.live_segments() | meta.checkpoint_segments | {pool.space.current_segment}
+    return [s for s in pool.space.segments() if s not in keep]
 
 
-async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
+async def collect(meta: Metadata, pool: PoolServices, writers_active: int) -> int:
     """Delete dead segments; how many. Call only when no write is storing chunks.
     Nothing is deleted while a resilver walks the stripes it listed."""
-    if writers_active or any(m.resilver for m in pool.array.members):
+    if writers_active or pool.space.resilvering():
         return 0
     dead = dead_segments(meta, pool)
     if not dead:
@@ -38,11 +38,11 @@ async def collect(meta: Metadata, pool: Pool, writers_active: int) -> int:
     with meta.db.transaction():
         for segment in dead:
             meta.chunk_rows.drop_dead(segment)
-    pool.store.index.discard_segments(set(dead))
+    pool.store.forget_segments(set(dead))
     await meta.commit()
     await pool.store.wait_for_loads()
     gone = [s for s in dead if s in set(dead_segments(meta, pool))]
     for segment in gone:
-        await trio.to_thread.run_sync(pool.array.remove_segment, segment)
+        await trio.to_thread.run_sync(pool.space.remove_segment, segment)
     log.info("garbage collection deleted %d segments", len(gone))
     return len(gone)

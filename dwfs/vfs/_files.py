@@ -27,9 +27,8 @@ from collections.abc import AsyncIterator
 import trio
 
 from dwfs import _accel
-from dwfs.chunks import BlockStore
 from dwfs.meta import LIVE, View
-from dwfs.types import ChunkId
+from dwfs.types import ChunkId, ChunkStore
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, span
@@ -98,7 +97,7 @@ class FileState:
 
 
 class FileData:
-    def __init__(self, tree: Tree, store: BlockStore) -> None:
+    def __init__(self, tree: Tree, store: ChunkStore) -> None:
         self.tree = tree
         self.db = tree.db
         self.rows = tree.rows
@@ -117,7 +116,7 @@ class FileData:
         views: list[memoryview | None] = []
         missing = []
         for i, piece in enumerate(pieces):
-            data = self.store.cache.get(piece.chunk)
+            data = self.store.cached(piece.chunk)
             views.append(None if data is None else _view(piece, data))
             if data is None:
                 missing.append(i)

@@ -28,7 +28,6 @@ import trio
 from dwfs import snapshots
 from dwfs.chunks import Credential, Pool, open_pool
 from dwfs.errors import (
-    DeviceError,
     InvalidArgument,
     IsADirectory,
     NoAttribute,
@@ -463,7 +462,7 @@ class Volume:
         self.tree.removexattr(ino, name)
 
     def statfs(self) -> dict[str, int]:
-        capacity = self.pool.array.capacity()
+        capacity = self.pool.capacity()
         return {
             "size": capacity["size"],
             "free": max(capacity["size"] - capacity["used"], 0),
@@ -516,16 +515,6 @@ def _all_logged(state: FileState) -> bool:
     return state.unlogged is not None and not state.unlogged and bool(state.dirty)
 
 
-def _refuse_degraded(pool: Pool) -> None:
-    absent = [m for m in pool.array.members if not m.online]
-    if absent:
-        which = "; ".join(f"{m.path} is {m.state} ({m.reason})" for m in absent)
-        raise DeviceError(
-            f"pool {pool.id} is {pool.array.state()}: {which}; bring the devices back, or "
-            "mount with -o degraded to use the pool without them"
-        )
-
-
 @contextlib.asynccontextmanager
 async def open_volume(
     device: Path, credential: Credential, degraded: bool = False
@@ -540,7 +529,7 @@ async def open_volume(
     """
     async with open_pool(device, credential) as pool:
         if not degraded:
-            _refuse_degraded(pool)
+            pool.refuse_degraded()
         meta = await Metadata.open(pool)
         volume = Volume(pool, meta)
         volume.tree.ensure_root(os.getuid(), os.getgid())

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dwfs.chunks import ChainHead, LocalState, append_private
+from dwfs.chunks import LocalState, append_private
 from dwfs.errors import UsageError
+from dwfs.types import ChainHead
 
 KEY = bytes(range(32))
 

@@ -17,14 +17,13 @@ from dwfs.chunks import (
     PASSPHRASE,
     RECOVERY,
     ChunkerParams,
-    ChunkRef,
     crypto,
     new_recovery_key,
 )
 from dwfs.devices import parse_layout
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
-from dwfs.types import ChunkId
+from dwfs.types import ChunkId, ChunkRef
 from tests.conftest import FAST_KDF
 
 SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536)

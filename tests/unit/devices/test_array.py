@@ -19,7 +19,6 @@ from dwfs.devices import (
     scrub,
 )
 from dwfs.devices._layout import shards_on
-from dwfs.devices._parity import encode
 from dwfs.devices._shard import HEADER_SIZE
 from dwfs.errors import DeviceError, IntegrityError, NotFound, Unrecoverable, UsageError
 from dwfs.types import ChunkId
@@ -37,7 +36,7 @@ def make(tmp_path: Path, spec: str, n: int, segment_size: int = 1 << 20) -> list
 def put(array: DeviceArray, payload: bytes) -> tuple:  # type: ignore[type-arg]
     cid = ChunkId(os.urandom(32))
     addr = array.allocate(len(payload))
-    array.write_stripe(addr, cid, encode(array.layout, payload))
+    array.write_sealed(addr, cid, payload)
     return addr, cid
 
 
