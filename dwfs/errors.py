@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     DEVICE = 5
     NO_SPACE = 6
     BUSY = 7
+    REMOTE = 8
     INTERRUPTED = 130
 
 
@@ -140,8 +141,20 @@ class FormatError(DeviceError):
     """An on-disk structure has a format version this dwfs does not know."""
 
 
-class TierUnavailable(DwfsError):
+class RemoteError(DwfsError):
+    """The remote tier refused a request: a bucket that does not exist, refused
+    credentials, an object that is missing or malformed."""
+
     errno = _errno.EIO
+    exit_code = ExitCode.REMOTE
+
+
+class ObjectMissing(RemoteError):
+    """An object dwfs wrote is not on the remote (deleted there, or never written)."""
+
+
+class TierUnavailable(RemoteError):
+    """The remote tier cannot be reached now (down, slow past the timeout)."""
 
 
 def find_dwfs_error(exc: BaseException) -> DwfsError | None:

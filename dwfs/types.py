@@ -40,6 +40,16 @@ class StripeAddr:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RemoteAddr:
+    """Where a sealed chunk lies on the remote tier: a byte range of one pack."""
+
+    pack: bytes
+    """The pack's random 16-byte id (its object name is derived from it)."""
+    offset: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChunkRef:
     """One chunk of some content: its id, plaintext length and where it is stored."""
 
@@ -111,6 +121,15 @@ class ChunkStore(Protocol):
 
     def forget_segments(self, segments: set[int]) -> None:
         """Forget every chunk stored in these segments (they are about to go)."""
+
+    def learn_remote(self, chunks: Iterable[tuple[ChunkId, RemoteAddr]]) -> None:
+        """Where these chunks lie on the remote tier."""
+
+    def is_local(self, cid: ChunkId) -> bool:
+        """Whether the devices hold a copy of the chunk."""
+
+    def take_hydrated(self) -> list[tuple[ChunkId, StripeAddr]]:
+        """Chunks fetched from the remote and kept locally since the last call."""
 
 
 class SegmentSpace(Protocol):

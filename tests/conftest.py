@@ -10,6 +10,8 @@ from pathlib import Path
 import hypothesis
 import pytest
 
+from tests.servers import S3Server, moto_s3
+
 hypothesis.settings.register_profile(
     "dwfs",
     deadline=None,
@@ -46,3 +48,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for mountpoint in leftovers:
         if mountpoint.startswith(base):
             subprocess.run(["fusermount3", "-uz", mountpoint], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server on loopback, for the whole run."""
+    with moto_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(moto: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The AWS environment pointed at moto, for this test and what it runs."""
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    return moto

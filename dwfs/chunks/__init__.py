@@ -15,9 +15,12 @@ from dwfs.chunks._localstate import state_root as state_root
 from dwfs.chunks._localstate import write_private as write_private
 from dwfs.chunks._pool import Pool as Pool
 from dwfs.chunks._pool import PoolOptions as PoolOptions
+from dwfs.chunks._pool import create_attached as create_attached
 from dwfs.chunks._pool import create_pool as create_pool
 from dwfs.chunks._pool import open_pool as open_pool
+from dwfs.chunks._pool import read_remote as read_remote
 from dwfs.chunks._store import BlockStore as BlockStore
+from dwfs.chunks._tier import Tier as Tier
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
 from dwfs.chunks.crypto import PADDINGS as PADDINGS
 from dwfs.chunks.keys import KDF_PRESETS as KDF_PRESETS
@@ -39,7 +42,10 @@ __all__ = [
     "Credential",
     "Pool",
     "PoolOptions",
+    "create_attached",
     "create_pool",
+    "read_remote",
+    "Tier",
     "new_recovery_key",
     "open_pool",
     "state_root",

@@ -149,6 +149,31 @@ class LocalState:
         private_dir(self.dir)
         write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
 
+    def start_over(self, generation: int, key: bytes) -> None:
+        """Forget what this machine knew of the pool's devices (their generation and
+        the journal's chain head) and start from new devices at `generation`: for
+        a pool attached anew from its remote tier, whose devices start empty."""
+        private_dir(self.dir)
+        write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.dir / "journal-head")
+        self.record_chain_head(key, ChainHead(0, b"", b""))
+
+    def last_remote_generation(self) -> int:
+        """The newest generation of the remote tier's superblock this machine
+        wrote or read (0: none)."""
+        raw = read_private(self.dir / "remote-generation", 64)
+        try:
+            return int(raw.decode().strip()) if raw else 0
+        except ValueError:
+            return 0
+
+    def record_remote_generation(self, generation: int) -> None:
+        if generation <= self.last_remote_generation():
+            return
+        private_dir(self.dir)
+        write_private(self.dir / "remote-generation", f"{generation}\n".encode(), sync=True)
+
     # -- the journal's chain head -------------------------------------------------
 
     def chain_head(self, key: bytes) -> ChainHead | None:

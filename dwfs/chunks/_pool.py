@@ -21,6 +21,7 @@ from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._localstate import LocalState
 from dwfs.chunks._store import BlockStore
+from dwfs.chunks._tier import Tier
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
     DeviceArray,
@@ -37,7 +38,8 @@ from dwfs.devices import (
 )
 from dwfs.devices import replace as replace_device
 from dwfs.devices import scrub as scrub_devices
-from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, UsageError
+from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, RemoteError, UsageError
+from dwfs.tiers import SUPERBLOCK, RemoteSuperblock, decode_superblock, open_backend
 from dwfs.types import ChainHead
 
 Progress = Callable[[int, int], None]
@@ -90,6 +92,75 @@ def create_pool(paths: list[Path], credential: keys.Credential, options: PoolOpt
     return pool
 
 
+PUBLIC_CONFIG = ("cipher", "compression", "padding", "chunker", "kdf", "keyslots")
+"""What of a pool's config its remote copy carries: enough to unlock it and to
+read and write its chunks on new devices."""
+
+
+async def read_remote(url: str, credential: keys.Credential) -> tuple[str, RemoteSuperblock]:
+    """(the pool id, its verified remote superblock) of the pool on a remote.
+
+    Raises:
+        RemoteError: the remote holds no dwfs pool, or cannot be read.
+        BadKey: the credential opens none of its keyslots.
+        IntegrityError: the superblock fails authentication, or is older than
+            one this machine saw there (the remote was rolled back).
+    """
+    backend = await trio.to_thread.run_sync(open_backend, url)
+    try:
+        if await trio.to_thread.run_sync(backend.size, SUPERBLOCK) is None:
+            raise RemoteError(f"{url} holds no dwfs pool: check the URL")
+        raw = await trio.to_thread.run_sync(backend.get, SUPERBLOCK)
+    finally:
+        backend.close()
+    read = decode_superblock(raw, url)
+    sb = read.superblock
+    slots = sb.config.get("keyslots")
+    master, _ = keys.unlock(sb.pool, slots if isinstance(slots, list) else [], credential)
+    try:
+        if not read.verify(keys.derive_keys(master).remote):
+            raise IntegrityError(
+                f"the superblock on {url} fails authentication: it was changed there"
+            )
+    finally:
+        keys.wipe(master)
+    seen = LocalState(sb.pool).last_remote_generation()
+    if sb.generation < seen:
+        raise IntegrityError(
+            f"{url} holds generation {sb.generation} of pool {sb.pool}, but this machine "
+            f"saw generation {seen} there: the remote was rolled back"
+        )
+    return sb.pool, sb
+
+
+def create_attached(
+    paths: list[Path],
+    credential: keys.Credential,
+    remote: RemoteSuperblock,
+    layout_name: str | None = None,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> None:
+    """Make new devices for a pool that exists on a remote: its id, keyslots and
+    chunk format, no data (every chunk starts remote-only). Everything is
+    checked before anything is written."""
+    layout = parse_layout(layout_name or default_layout_name(len(paths)), len(paths))
+    config = {k: remote.config[k] for k in PUBLIC_CONFIG if k in remote.config}
+    crypto.cipher_id(str(config.get("cipher")))
+    _compress.algorithm_id(str(config.get("compression")))
+    ChunkerParams(**config["chunker"])
+    check_new_devices(paths)
+    master, _ = keys.unlock(remote.pool, config["keyslots"], credential)
+    try:
+        derived = keys.derive_keys(master)
+        create_devices(paths, layout, config, derived.superblock, remote.pool, segment_size)
+    finally:
+        keys.wipe(master)
+    local = LocalState(remote.pool)
+    local.start_over(1, derived.local_state)
+    local.record_remote_generation(remote.generation)
+    local.close()
+
+
 class Pool:
     """An unlocked, open pool of devices. What meta and snapshots use of it is
     named by dwfs.types.PoolServices: the block store, the journal (the device
@@ -102,6 +173,7 @@ class Pool:
         self._master = master
         self.local = LocalState(self.id)
         self.keys = keys.derive_keys(master)
+        self.tier: Tier | None = None
         config = array.config
         self.store = BlockStore(
             array,
@@ -140,6 +212,40 @@ class Pool:
 
     def record_chain_head(self, head: ChainHead) -> None:
         self.local.record_chain_head(self.keys.local_state, head)
+
+    # -- the remote tier --------------------------------------------------------
+
+    def connect(self, url: str, timeout: float | None = None) -> Tier:
+        """Use the remote at url as this pool's tier: chunks with no local copy
+        come from it. Nothing is contacted yet.
+
+        Raises:
+            UsageError: the URL is malformed. RemoteError: it cannot be set up.
+        """
+        self.disconnect()
+        backend = open_backend(url)
+        tier = (
+            Tier(backend, self.array, self.keys)
+            if timeout is None
+            else (Tier(backend, self.array, self.keys, timeout))
+        )
+        self.tier = self.store.tier = tier
+        return tier
+
+    def disconnect(self) -> None:
+        if self.tier is not None:
+            self.tier.close()
+        self.tier = self.store.tier = None
+
+    def public_config(self) -> dict[str, Any]:
+        """What of the config the remote copy carries (PUBLIC_CONFIG)."""
+        return {k: self.array.config[k] for k in PUBLIC_CONFIG if k in self.array.config}
+
+    def record_remote_generation(self, generation: int) -> None:
+        self.local.record_remote_generation(generation)
+
+    def last_remote_generation(self) -> int:
+        return self.local.last_remote_generation()
 
     def capacity(self) -> dict[str, int]:
         """Usable bytes (after redundancy) and bytes used."""
@@ -285,6 +391,7 @@ class Pool:
         }
 
     def close(self) -> None:
+        self.disconnect()
         self.array.close()
         self.local.close()
         keys.wipe(self._master)

@@ -29,10 +29,11 @@ from dwfs.chunks._chunker import Chunker
 from dwfs.chunks._id import chunk_id
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._putjob import PutJob
+from dwfs.chunks._tier import Fetched, Tier
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
-from dwfs.errors import IntegrityError, NoSpace
-from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, StripeAddr
+from dwfs.errors import DwfsError, IntegrityError, NoSpace
+from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, RemoteAddr, StripeAddr
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class BlockStore:
         self._load_epoch = 0
         self._loads: collections.Counter[int] = collections.Counter()
         self._loads_ended = trio.Event()
+        self.tier: Tier | None = None
+        """The remote tier, where the pool has one: chunks with no local copy
+        come from it, and are kept locally once fetched."""
+        self._remote: dict[ChunkId, RemoteAddr] = {}
+        self._hydrated: list[tuple[ChunkId, StripeAddr]] = []
 
     async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, or right here when it is too small to be
@@ -195,6 +201,25 @@ class BlockStore:
             self.index.assign(move.chunk_id, move.new)
         self.index.discard(dead, segments)
 
+    def learn_remote(self, chunks: Iterable[tuple[ChunkId, RemoteAddr]]) -> None:
+        """Where these chunks lie on the remote tier (the metadata's record)."""
+        with self._stats_lock:
+            self._remote.update(chunks)
+
+    def on_remote(self, cid: ChunkId) -> RemoteAddr | None:
+        with self._stats_lock:
+            return self._remote.get(cid)
+
+    def is_local(self, cid: ChunkId) -> bool:
+        return cid in self.index
+
+    def take_hydrated(self) -> list[tuple[ChunkId, StripeAddr]]:
+        """The chunks fetched from the remote and stored locally since the last
+        call, for the metadata to record where they are now."""
+        with self._stats_lock:
+            taken, self._hydrated = self._hydrated, []
+        return taken
+
     def forget_segments(self, segments: set[int]) -> None:
         """Forget every chunk stored in these segments, so no put deduplicates
         against a stripe that is about to go."""
@@ -245,11 +270,35 @@ class BlockStore:
         epoch = self._begin_load()
         try:
             addr = addr or self.index.get(cid)
+            where = None if addr is not None else self.on_remote(cid)
+            if where is not None and self.tier is not None:
+                return await self._hydrate(cid, where)
             return await self._work(addr.sealed_len if addr else 0, self._fetch, cid, addr)
         finally:
             self._end_load(epoch)
             del self._loading[cid]
             done.set()
+
+    async def _hydrate(self, cid: ChunkId, where: RemoteAddr) -> bytes:
+        """Fetch a chunk that is only on the remote, keep its sealed bytes on the
+        devices as they are (when there is room), and cache its plaintext."""
+        assert self.tier is not None
+        fetched = await self.tier.fetch(cid, where)
+        return await self._work(len(fetched.sealed), self._adopt, cid, fetched)
+
+    def _adopt(self, cid: ChunkId, fetched: Fetched) -> bytes:
+        try:
+            addr = self.array.allocate(len(fetched.sealed))
+            self.array.write_sealed(addr, cid, fetched.sealed)
+        except DwfsError as exc:  # a full or failing pool: served, not kept
+            log.warning("chunk %s fetched but not kept locally: %s", cid.hex()[:16], exc)
+        else:
+            if self.index.add(cid, addr) == addr:
+                with self._stats_lock:
+                    self._hydrated.append((cid, addr))
+        data = _compress.decompress(fetched.compression, fetched.payload)
+        self.cache.put(cid, data)
+        return data
 
     def _begin_load(self) -> int:
         epoch = self._load_epoch
@@ -288,6 +337,16 @@ class BlockStore:
             announced.add(cid)
             self._loading.pop(cid).set()
 
+        remote = [cid for cid in wanted if self.index.get(cid) is None and self.on_remote(cid)]
+        if remote:
+            local = set(wanted) - set(remote)
+            wanted = [cid for cid in wanted if cid in local]
+            for cid in remote:
+                self._loading.pop(cid).set()
+            async with trio.open_nursery() as nursery:
+                for cid in remote:
+                    nursery.start_soon(self._prefetch_remote, cid)
+
         def load_all() -> None:
             for cid in wanted:
                 try:
@@ -305,6 +364,14 @@ class BlockStore:
             for cid in wanted:  # cancelled before the thread started
                 if cid not in announced:
                     announce(cid)
+
+    async def _prefetch_remote(self, cid: ChunkId) -> None:
+        if self.has_or_loading(cid):
+            return
+        try:
+            await self.get(cid)
+        except DwfsError as exc:
+            log.debug("read-ahead of chunk %s from the remote failed: %s", cid.hex()[:16], exc)
 
     def cached(self, cid: ChunkId) -> bytes | None:
         """A chunk's plaintext if it is in the cache, without waiting."""

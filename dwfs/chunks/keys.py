@@ -68,6 +68,8 @@ class Keys:
     chunker: bytes
     local_state: bytes
     """MAC of what this machine records about the pool (the journal's chain head)."""
+    remote: bytes
+    """MAC of the remote tier's superblock, and key of the manifests kept there."""
 
 
 def derive(master: bytearray | bytes, purpose: str) -> bytes:

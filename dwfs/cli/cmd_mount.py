@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from dwfs.chunks import KEYFILE, append_private, private_dir, state_root
-from dwfs.cli import _mounts, _secrets, cmd_snapshot
+from dwfs.cli import _mounts, _secrets, cmd_remote, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
 from dwfs.fuse import ALLOWED_OPTIONS, serve
 from dwfs.vfs import Volume, open_volume
@@ -126,6 +126,8 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
             return await volume.fsck(bool(request.get("repair")))
         if request.get("cmd") == "snapshot":
             return await cmd_snapshot.serve(volume, request)
+        if request.get("cmd") == "remote":
+            return await cmd_remote.serve(volume, request)
         raise UsageError(f"unknown control request {request.get('cmd')!r}")
 
     return handle

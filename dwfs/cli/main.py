@@ -19,10 +19,12 @@ import trio
 from dwfs import __version__, _accel
 from dwfs.cli import (
     _secrets,
+    cmd_attach,
     cmd_create,
     cmd_fsck,
     cmd_key,
     cmd_mount,
+    cmd_remote,
     cmd_replace,
     cmd_scrub,
     cmd_snapshot,
@@ -37,6 +39,8 @@ COMMANDS = (
     cmd_umount,
     cmd_status,
     cmd_snapshot,
+    cmd_remote,
+    cmd_attach,
     cmd_scrub,
     cmd_fsck,
     cmd_replace,

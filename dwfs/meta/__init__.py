@@ -6,7 +6,9 @@ rows a View sees written once."""
 from dwfs.meta._check import Problem as Problem
 from dwfs.meta._check import check as check
 from dwfs.meta._check import repair as repair
+from dwfs.meta._chunk_rows import NOT_LOCAL as NOT_LOCAL
 from dwfs.meta._chunk_rows import ChunkRows as ChunkRows
+from dwfs.meta._chunk_rows import RemoteRows as RemoteRows
 from dwfs.meta._db import MetaDB as MetaDB
 from dwfs.meta._metadata import Metadata as Metadata
 from dwfs.meta._rows import INODE_COLUMNS as INODE_COLUMNS
@@ -21,7 +23,9 @@ __all__ = [
     "INODE_COLUMNS",
     "LIVE",
     "ROOT_INO",
+    "NOT_LOCAL",
     "ChunkRows",
+    "RemoteRows",
     "Metadata",
     "MetaDB",
     "SnapshotRow",

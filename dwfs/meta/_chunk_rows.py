@@ -8,9 +8,12 @@ dead ones with their segments; both ask here, and never write SQL.
 from __future__ import annotations
 
 from dwfs.meta._db import MetaDB
-from dwfs.types import ChunkId, StripeAddr
+from dwfs.types import ChunkId, RemoteAddr, StripeAddr
 
 _ADDR = "seq, segment, offset, shard_len, sealed_len"
+NOT_LOCAL = -1
+"""The segment of a chunk with no local copy (only the remote tier has it)."""
+_LOCAL = "segment >= 0"
 
 
 def _addr(row: tuple[int, ...]) -> StripeAddr:
@@ -23,7 +26,7 @@ class ChunkRows:
 
     def live(self) -> list[tuple[ChunkId, StripeAddr]]:
         """Every live chunk and where it is stored."""
-        rows = self.db.query(f"SELECT id, {_ADDR} FROM chunks WHERE refs > 0")
+        rows = self.db.query(f"SELECT id, {_ADDR} FROM chunks WHERE refs > 0 AND {_LOCAL}")
         return [(ChunkId(bytes(r[0])), _addr(r[1:])) for r in rows]
 
     def live_in(self, segments: list[int]) -> list[tuple[ChunkId, StripeAddr]]:
@@ -38,15 +41,18 @@ class ChunkRows:
         """(segment, bytes its live stripes take per device, `header` each) of every
         segment holding a live chunk."""
         rows = self.db.query(
-            "SELECT segment, sum(shard_len) + count(*) * ? FROM chunks WHERE refs > 0 "
-            "GROUP BY segment",
+            "SELECT segment, sum(shard_len) + count(*) * ? FROM chunks "
+            f"WHERE refs > 0 AND {_LOCAL} GROUP BY segment",
             (header,),
         )
         return [(int(s), int(n)) for s, n in rows]
 
     def live_segments(self) -> set[int]:
         return {
-            int(r[0]) for r in self.db.query("SELECT DISTINCT segment FROM chunks WHERE refs > 0")
+            int(r[0])
+            for r in self.db.query(
+                f"SELECT DISTINCT segment FROM chunks WHERE refs > 0 AND {_LOCAL}"
+            )
         }
 
     def dead_count(self) -> int:
@@ -55,9 +61,9 @@ class ChunkRows:
         return int(row[0]) if row else 0
 
     def live_at(self, chunk: ChunkId) -> StripeAddr | None:
-        """Where a chunk is stored, if it is live."""
+        """Where a chunk is stored locally, if it is live and here."""
         row = self.db.one(f"SELECT {_ADDR}, refs FROM chunks WHERE id = ?", (chunk,))
-        if row is None or int(row[5]) <= 0:
+        if row is None or int(row[5]) <= 0 or int(row[1]) == NOT_LOCAL:
             return None
         return _addr(row[:5])
 
@@ -74,5 +80,84 @@ class ChunkRows:
         return [ChunkId(bytes(r[0])) for r in rows]
 
     def drop_dead(self, segment: int) -> None:
-        """Forget the dead chunks stored in a segment (which is about to go)."""
+        """Forget the dead chunks stored in a segment (which is about to go), or
+        with NOT_LOCAL, those only the remote has, and their remote copies."""
+        self.db.execute("remote.drop_dead", (segment,))
         self.db.execute("chunk.drop_dead", (segment,))
+
+    def remote_dead_count(self) -> int:
+        """How many dead chunks only the remote has."""
+        row = self.db.one(
+            "SELECT count(*) FROM chunks WHERE segment = ? AND refs <= 0", (NOT_LOCAL,)
+        )
+        return int(row[0]) if row else 0
+
+    def evict(self, chunk: ChunkId) -> None:
+        """Record that a chunk's local copy is gone (its remote copy stays)."""
+        self.db.execute("chunk.evict", (chunk,))
+
+    def evict_all(self) -> None:
+        """Record that no chunk has a local copy (a pool attached from its remote)."""
+        self.db.execute("chunk.evict_all", (0,))
+
+
+class RemoteRows:
+    """The remote tier's URL, where chunks lie there, and which have yet to go."""
+
+    def __init__(self, db: MetaDB) -> None:
+        self.db = db
+
+    def url(self) -> str | None:
+        row = self.db.one("SELECT value FROM settings WHERE name = 'remote_url'")
+        return None if row is None else str(row[0])
+
+    def set_url(self, url: str | None) -> None:
+        if url is None:
+            self.db.execute("setting.delete", ("remote_url",))
+        else:
+            self.db.execute("setting.set", ("remote_url", url))
+
+    def add(self, chunk: ChunkId, where: RemoteAddr) -> None:
+        self.db.execute("remote.add", (chunk, where.pack, where.offset, where.length))
+
+    def all(self) -> list[tuple[ChunkId, RemoteAddr]]:
+        """Every chunk the remote holds, with where."""
+        rows = self.db.query("SELECT id, pack, offset, length FROM remote")
+        return [(ChunkId(bytes(r[0])), RemoteAddr(bytes(r[1]), int(r[2]), int(r[3]))) for r in rows]
+
+    def pending(self, limit: int) -> list[tuple[ChunkId, StripeAddr]]:
+        """Live local chunks the remote does not hold yet, in write order."""
+        rows = self.db.query(
+            f"SELECT c.id, {', '.join('c.' + f for f in _ADDR.split(', '))} FROM chunks c "
+            f"WHERE c.refs > 0 AND c.{_LOCAL} AND NOT EXISTS "
+            "(SELECT 1 FROM remote r WHERE r.id = c.id) ORDER BY c.seq LIMIT ?",
+            (limit,),
+        )
+        return [(ChunkId(bytes(r[0])), _addr(r[1:])) for r in rows]
+
+    def pending_totals(self) -> tuple[int, int]:
+        """(chunks, sealed bytes) live here and not yet on the remote."""
+        row = self.db.one(
+            f"SELECT count(*), coalesce(sum(c.sealed_len), 0) FROM chunks c WHERE c.refs > 0 "
+            f"AND c.{_LOCAL} AND NOT EXISTS (SELECT 1 FROM remote r WHERE r.id = c.id)"
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def totals(self) -> dict[str, int]:
+        """Counts of live chunks by where they are: local only, both, remote only."""
+        row = self.db.one(
+            "SELECT "
+            f"sum(c.{_LOCAL} AND r.id IS NULL), sum(c.{_LOCAL} AND r.id IS NOT NULL), "
+            f"sum(NOT c.{_LOCAL}), "
+            f"coalesce(sum(CASE WHEN c.{_LOCAL} THEN c.sealed_len END), 0), "
+            f"coalesce(sum(CASE WHEN NOT c.{_LOCAL} THEN c.sealed_len END), 0) "
+            "FROM chunks c LEFT JOIN remote r ON r.id = c.id WHERE c.refs > 0"
+        )
+        values = [int(v or 0) for v in (row or (0, 0, 0, 0, 0))]
+        return dict(
+            zip(
+                ("local_only", "both", "remote_only", "local_bytes", "remote_only_bytes"),
+                values,
+                strict=True,
+            )
+        )

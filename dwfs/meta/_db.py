@@ -46,6 +46,7 @@ TABLES = frozenset(
         "logged",
         "snapshots",
         "settings",
+        "remote",
     }
 )
 _RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"

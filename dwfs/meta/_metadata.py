@@ -31,7 +31,7 @@ import trio
 
 from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
-from dwfs.meta._chunk_rows import ChunkRows
+from dwfs.meta._chunk_rows import ChunkRows, RemoteRows
 from dwfs.meta._db import MetaDB
 from dwfs.meta._rows import TreeRows
 from dwfs.meta._snapshot_rows import SnapshotRows
@@ -120,6 +120,7 @@ class Metadata:
         self.db = db
         self.rows = TreeRows(db)
         self.chunk_rows = ChunkRows(db)
+        self.remote_rows = RemoteRows(db)
         self.snapshot_rows = SnapshotRows(db)
         self.epoch = epoch
         self.epochs = epochs
@@ -130,6 +131,9 @@ class Metadata:
         self.journal_bytes = 0
         self.checkpoint_segments: set[int] = set()
         """Segments holding the current checkpoint, which garbage collection must keep."""
+        self.checkpoint_image: list[ChunkRef] = []
+        """The chunks of the current checkpoint's image, in order (when this process
+        wrote it)."""
         self.warnings: list[str] = []
         """What the mount should tell its user (a freshness check it could not make)."""
         self._lock = trio.Lock()
@@ -165,6 +169,7 @@ class Metadata:
             replay.epoch(pool, epoch, copies)
         meta_warnings = replay.verdict(pool.id, pool.state_dir)
         pool.store.learn(ChunkRows(db).live())
+        pool.store.learn_remote(RemoteRows(db).all())
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
         number = max([first - 1, *(e.number for e in epochs), *listed]) + 1
         epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)
@@ -176,6 +181,21 @@ class Metadata:
         if checkpoint:
             meta.checkpoint_segments = {r.addr.segment for r in chunks}
             meta.checkpoint_segments.add(_ref(checkpoint["manifest"]).addr.segment)
+        return meta
+
+    @classmethod
+    async def adopt(cls, pool: PoolServices, image: bytes, txg: int) -> Metadata:
+        """The metadata of new, empty devices from an image made elsewhere (the
+        pool's copy on its remote tier): every chunk starts with no local copy,
+        and the image becomes this pool's first checkpoint."""
+        db = MetaDB(image, txg=txg)
+        epoch = Epoch(0, secrets.token_bytes(_journal.EPOCH_ID_SIZE), b"")
+        meta = cls(pool, db, epoch, [epoch])
+        await meta._announce_epoch()
+        with db.transaction():
+            meta.chunk_rows.evict_all()
+        await meta.checkpoint()
+        pool.store.learn_remote(meta.remote_rows.all())
         return meta
 
     async def _announce_epoch(self, **changes: Any) -> None:
@@ -279,6 +299,7 @@ class Metadata:
             await self._announce_epoch(checkpoint=entry)
             self.journal_bytes = 0
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
+            self.checkpoint_image = refs
             await trio.to_thread.run_sync(self.pool.journal.trim_journals, epoch.number)
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
 

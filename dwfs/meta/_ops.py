@@ -245,6 +245,14 @@ OPS.update(
         "snapshot.hold": "UPDATE snapshots SET held = ?, held_until = ? WHERE name = ?",
         "setting.set": "INSERT INTO settings (name, value) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        "setting.delete": "DELETE FROM settings WHERE name = ?",
+        "remote.add": "INSERT OR REPLACE INTO remote (id, pack, offset, length) VALUES (?,?,?,?)",
+        "remote.drop_dead": "DELETE FROM remote WHERE id IN "
+        "(SELECT id FROM chunks WHERE segment = ? AND refs <= 0)",
+        "chunk.evict": "UPDATE chunks SET seq = 0, segment = -1, offset = 0, shard_len = 0 "
+        "WHERE id = ?",
+        "chunk.evict_all": "UPDATE chunks SET seq = 0, segment = -1, offset = 0, shard_len = 0 "
+        "WHERE segment >= ?",
     }
 )
 _ARITY = {name: _arity(sql) for name, sql in OPS.items()}

@@ -13,6 +13,10 @@ inline data or extents, never both. logged holds bytes an fsync made durable
 before they were stored as chunks (the intent log, see dwfs.vfs._files): they
 are applied over the file's content, in seq order, when a pool mounts after a
 crash, and dropped once a flush has stored them.
+
+remote holds where each chunk's sealed copy lies on the remote tier (a byte range
+of a pack). A chunk whose local copy was evicted, or that a pool attached from
+the remote never had, keeps its chunks row with segment NOT_LOCAL (-1).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ CREATE INDEX IF NOT EXISTS dirents_ended ON dirents(death) WHERE death IS NOT NU
 CREATE INDEX IF NOT EXISTS extents_ended ON extents(death) WHERE death IS NOT NULL;
 CREATE INDEX IF NOT EXISTS xattrs_ended ON xattrs(death) WHERE death IS NOT NULL;
 CREATE INDEX IF NOT EXISTS inline_ended ON inline_data(death) WHERE death IS NOT NULL;
+CREATE TABLE IF NOT EXISTS remote(
+    id BLOB PRIMARY KEY, pack BLOB NOT NULL, offset INT NOT NULL, length INT NOT NULL);
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them)."""

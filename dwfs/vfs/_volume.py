@@ -33,6 +33,7 @@ from dwfs.errors import (
     NoAttribute,
     NotADirectory,
     NotFound,
+    NotPermitted,
     find_dwfs_error,
 )
 from dwfs.meta import Metadata
@@ -42,6 +43,8 @@ from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
 from dwfs.vfs._budget import WriteBudget
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
+from dwfs.vfs._remote_ops import NAMES as REMOTE_XATTRS
+from dwfs.vfs._remote_ops import RemoteOps
 from dwfs.vfs._snapshot_ops import SnapshotOps
 from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
 from dwfs.vfs._tree import Tree
@@ -81,6 +84,7 @@ class Volume:
         self.data = FileData(self.tree, pool.store)
         self.snapshot_tree = SnapshotTree(self.tree.rows, meta.snapshot_rows)
         self.snapshots = SnapshotOps(self)
+        self.remote = RemoteOps(self)
         self.forget_name: Callable[[int, bytes], None] = lambda parent, name: None
         """Set by the adapter: tell the kernel to drop what it caches of parent/name
         (a name that came or went other than through a request of its own)."""
@@ -442,6 +446,8 @@ class Volume:
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         if not is_snapshot_ino(ino):
+            if name in REMOTE_XATTRS and stat.S_ISREG(self.tree.attr(ino).mode):
+                return self.remote.xattr(ino, name)
             return self.tree.getxattr(ino, name)
         value = self.snapshot_tree.xattr(ino, name)
         if value is None:
@@ -450,6 +456,8 @@ class Volume:
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
         self.check_writable(ino)
+        if name in REMOTE_XATTRS:
+            raise NotPermitted(f"{name.decode()} is read-only: dwfs keeps it")
         self.tree.setxattr(ino, name, value, flags)
 
     def listxattr(self, ino: int) -> list[bytes]:
@@ -484,6 +492,7 @@ class Volume:
         while True:
             await trio.sleep(COMMIT_INTERVAL)
             try:
+                self.remote.record_hydrated()
                 await self.sync_all()
                 await self.snapshots.apply_policy()
                 await self._compactor.run()
@@ -496,6 +505,7 @@ class Volume:
     async def close(self) -> None:
         for fh in list(self._handles):
             await self.release(fh)
+        self.remote.record_hydrated()
         await self.sync_all()
         await self.meta.checkpoint()
 
@@ -532,6 +542,7 @@ async def open_volume(
             pool.refuse_degraded()
         meta = await Metadata.open(pool)
         volume = Volume(pool, meta)
+        volume.remote.connect_saved()
         volume.tree.ensure_root(os.getuid(), os.getgid())
         volume.purge_orphans()
         for ino in volume.data.logged_files():
@@ -540,6 +551,7 @@ async def open_volume(
         async with trio.open_nursery() as nursery:
             volume._background = volume.data.background = nursery
             await nursery.start(volume.run_committer)
+            await nursery.start(volume.remote.run_uploader)
             if pool.needs_resilver:
                 nursery.start_soon(_resilver, pool)
             try:

@@ -1,0 +1,249 @@
+"""A pool's remote tier: sealed chunks in packs, and the remote's superblock.
+
+Chunks go up exactly as the devices hold them: the sealed bytes (AEAD, with the
+chunk id as associated data) read back from their stripe, concatenated into
+packs of about PACK_BYTES so a million small files are not a million PUTs. A
+pack's name is `packs/XX/<32 hex>`, a random id: it says nothing of what is in
+it. Coming back, a chunk is one ranged GET of its bytes, opened with its id,
+so a changed, swapped or truncated object fails authentication and is never
+returned as data.
+
+Network calls run in worker threads under their own limiter (so a slow remote
+never takes the threads the devices' work needs), each bounded by a timeout
+after which the call is abandoned and TierUnavailable raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import trio
+
+from dwfs.chunks import _compress, crypto
+from dwfs.chunks.keys import Keys
+from dwfs.devices import DeviceArray
+from dwfs.errors import IntegrityError, RemoteError, TierUnavailable
+from dwfs.tiers import (
+    SUPERBLOCK,
+    Backend,
+    RemoteSuperblock,
+    decode_superblock,
+    encode_superblock,
+)
+from dwfs.types import ChunkId, RemoteAddr, StripeAddr
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+PACK_BYTES = 16 * 1024 * 1024
+"""A pack is closed once it holds this much: large enough that small files do
+not cost a request each, small enough that one failed upload redoes little."""
+UPLOADS = 4
+"""Uploads (and fetches) in flight at once."""
+TIMEOUT = 30.0
+"""Seconds a remote call may take before it is abandoned and reads get EIO."""
+PACK_ID_SIZE = 16
+
+
+def pack_name(pack: bytes) -> str:
+    return f"packs/{pack[:1].hex()}/{pack.hex()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """A chunk as the remote gave it, authenticated: its sealed bytes (to keep
+    locally as they are) and its opened, still compressed, payload."""
+
+    sealed: bytes
+    compression: int
+    payload: bytes
+
+
+@dataclasses.dataclass
+class TierStats:
+    """What went up and came down, and what failed to verify."""
+
+    packs_uploaded: int = 0
+    chunks_uploaded: int = 0
+    bytes_uploaded: int = 0
+    chunks_fetched: int = 0
+    bytes_fetched: int = 0
+    failed_authentication: int = 0
+    unavailable: int = 0
+
+
+class Tier:
+    """One pool's remote: uploads, fetches and the superblock there."""
+
+    def __init__(
+        self, backend: Backend, array: DeviceArray, keys: Keys, timeout: float = TIMEOUT
+    ) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self.stats = TierStats()
+        self.timeout = timeout
+        self._array = array
+        self._keys = keys
+        self._limiter = trio.CapacityLimiter(UPLOADS)
+        self._lock = threading.Lock()
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in a worker thread, abandoned after the timeout."""
+        with trio.move_on_after(self.timeout):
+            return await trio.to_thread.run_sync(
+                fn, *args, limiter=self._limiter, abandon_on_cancel=True
+            )
+        raise TierUnavailable(f"{self.url} did not answer within {self.timeout:g} s")
+
+    # -- up -------------------------------------------------------------------
+
+    async def upload(
+        self, chunks: list[tuple[ChunkId, StripeAddr]]
+    ) -> list[tuple[ChunkId, RemoteAddr]]:
+        """Send these locally stored chunks up, in packs; where each now lies.
+
+        A chunk whose stripe cannot be read is left out (scrub's business).
+        Raises RemoteError or TierUnavailable when a pack cannot be stored:
+        the chunks of packs stored before it are returned by the next call.
+        """
+        placed: list[tuple[ChunkId, RemoteAddr]] = []
+        batch: list[tuple[ChunkId, StripeAddr]] = []
+        size = 0
+        for cid, addr in chunks:
+            batch.append((cid, addr))
+            size += addr.sealed_len
+            if size >= PACK_BYTES:
+                placed += await self._upload_pack(batch)
+                batch, size = [], 0
+        if batch:
+            placed += await self._upload_pack(batch)
+        return placed
+
+    def _read_sealed(self, batch: list[tuple[ChunkId, StripeAddr]]) -> list[tuple[ChunkId, bytes]]:
+        found = []
+        for cid, addr in batch:
+            try:
+                found.append((cid, self._array.read_stripe(addr, cid)))
+            except IntegrityError as exc:
+                log.warning("chunk %s not uploaded: %s", cid.hex()[:16], exc)
+        return found
+
+    async def _upload_pack(
+        self, batch: list[tuple[ChunkId, StripeAddr]]
+    ) -> list[tuple[ChunkId, RemoteAddr]]:
+        sealed = await trio.to_thread.run_sync(self._read_sealed, batch)
+        return await self.upload_sealed(sealed)
+
+    async def upload_sealed(
+        self, sealed: list[tuple[ChunkId, bytes]]
+    ) -> list[tuple[ChunkId, RemoteAddr]]:
+        """Store these sealed chunks as one pack; where each lies."""
+        pack = secrets.token_bytes(PACK_ID_SIZE)
+        placed, offset = [], 0
+        for cid, data in sealed:
+            placed.append((cid, RemoteAddr(pack, offset, len(data))))
+            offset += len(data)
+        body = b"".join(data for _, data in sealed)
+        try:
+            await self._call(self.backend.put, pack_name(pack), body)
+        except TierUnavailable:
+            self.stats.unavailable += 1
+            raise
+        self.stats.packs_uploaded += 1
+        self.stats.chunks_uploaded += len(sealed)
+        self.stats.bytes_uploaded += len(body)
+        return placed
+
+    # -- down -----------------------------------------------------------------
+
+    async def fetch(self, cid: ChunkId, where: RemoteAddr) -> Fetched:
+        """One chunk from the remote, authenticated (not yet decompressed).
+
+        Raises:
+            IntegrityError: the remote's bytes are not the chunk's (changed,
+                swapped, truncated, or the pack deleted); counted in stats.
+            TierUnavailable: the remote did not answer in time.
+        """
+        try:
+            fetched = await self._call(self._get_and_open, cid, where)
+        except TierUnavailable:
+            self.stats.unavailable += 1
+            raise
+        except (RemoteError, IntegrityError) as exc:
+            with self._lock:
+                self.stats.failed_authentication += 1
+            log.error("chunk %s from %s: %s", cid.hex()[:16], self.url, exc)
+            raise IntegrityError(
+                f"chunk {cid.hex()[:16]} cannot be read from {self.url}: {exc}"
+            ) from None
+        return fetched
+
+    def _get_and_open(self, cid: ChunkId, where: RemoteAddr) -> Fetched:
+        sealed = self.backend.get(pack_name(where.pack), where.offset, where.length)
+        compression, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
+        with self._lock:
+            self.stats.chunks_fetched += 1
+            self.stats.bytes_fetched += len(sealed)
+        return Fetched(sealed, compression, payload)
+
+    async def fetch_plain(self, cid: ChunkId, where: RemoteAddr) -> bytes:
+        """One chunk's plaintext, fetched and authenticated."""
+        fetched = await self.fetch(cid, where)
+        return _compress.decompress(fetched.compression, fetched.payload)
+
+    # -- other objects --------------------------------------------------------
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self._call(self.backend.put, name, data)
+
+    async def get(self, name: str) -> bytes:
+        return await self._call(self.backend.get, name)
+
+    async def delete(self, name: str) -> None:
+        await self._call(self.backend.delete, name)
+
+    # -- the superblock -------------------------------------------------------
+
+    async def read_superblock(self, pool: str) -> RemoteSuperblock | None:
+        """The remote's superblock, verified; None where the remote is empty.
+
+        Raises:
+            RemoteError: it holds another pool, or a superblock that fails its MAC.
+        """
+        if await self._call(self.backend.size, SUPERBLOCK) is None:
+            return None
+        raw = await self._call(self.backend.get, SUPERBLOCK)
+        read = decode_superblock(raw, self.url)
+        if read.superblock.pool != pool:
+            raise RemoteError(
+                f"{self.url} holds another pool ({read.superblock.pool}): "
+                "use an empty place for this one"
+            )
+        if not read.verify(self._keys.remote):
+            raise IntegrityError(
+                f"the superblock on {self.url} fails authentication: it was changed there"
+            )
+        return read.superblock
+
+    async def write_superblock(self, sb: RemoteSuperblock) -> None:
+        await self._call(self.backend.put, SUPERBLOCK, encode_superblock(sb, self._keys.remote))
+
+    def seal_manifest(self, pool: str, generation: int, body: bytes) -> bytes:
+        """A manifest sealed for the remote, bound to the superblock generation
+        that names it (an older manifest put in its place fails to open)."""
+        return crypto.seal_record(self._keys.remote, _manifest_context(pool, generation), body)
+
+    def open_manifest(self, pool: str, generation: int, sealed: bytes) -> bytes:
+        return crypto.open_record(self._keys.remote, _manifest_context(pool, generation), sealed)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _manifest_context(pool: str, generation: int) -> bytes:
+    return f"dwfs remote manifest {pool} {generation}".encode()

@@ -1,0 +1,140 @@
+"""dwfsctl remote add|remove|show and dwfsctl sync: the remote tier of a mounted
+filesystem, through the mount daemon's control socket; serve() is the daemon's
+side of it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dwfs.cli import _mounts
+from dwfs.cli._output import human_bytes, print_json
+from dwfs.errors import UsageError
+from dwfs.tiers import parse_url
+from dwfs.vfs import Volume
+
+REMOTE_HELP = (
+    "URL is dir:///PATH (a local or network directory), s3://BUCKET[/PREFIX] (any S3 "
+    "store: endpoint, region and credentials come from AWS_ENDPOINT_URL, AWS_REGION, "
+    "AWS_ACCESS_KEY_ID, AWS_PROFILE and ~/.aws as for every AWS tool, in the environment "
+    "of the mount) or rclone:REMOTE:PATH (any remote in rclone's config)."
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "remote",
+        help="add, show or remove the remote tier of a mounted filesystem",
+        description="A remote tier keeps a complete, encrypted copy of the pool: chunks go "
+        "up in the background as they are written, and `dwfsctl sync` makes the remote a "
+        "copy that `dwfsctl attach` can bring up on another machine. " + REMOTE_HELP,
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add = verbs.add_parser(
+        "add",
+        help="start keeping a copy on a remote",
+        description="Check that URL can be reached and written and holds no other pool, "
+        "record it, and start uploading. " + REMOTE_HELP,
+    )
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    add.add_argument("url", metavar="URL")
+    add.set_defaults(run=run_add)
+    show = verbs.add_parser(
+        "show",
+        help="show the remote and what is left to upload",
+        description="Show the remote tier's URL, what is waiting to go up, what is only "
+        "on the remote, and the uploads and fetches so far.",
+    )
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    show.set_defaults(run=run_show)
+    remove = verbs.add_parser(
+        "remove",
+        help="stop using the remote",
+        description="Stop uploading and forget the remote (its objects stay there). "
+        "Refused while some data is only on the remote.",
+    )
+    remove.add_argument("--json", action="store_true", help="print JSON")
+    remove.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    remove.set_defaults(run=run_remove)
+
+    sync = sub.add_parser(
+        "sync",
+        help="upload everything pending and make the remote a complete copy",
+        description="Store every write, upload every chunk the remote lacks and a "
+        "checkpoint of the metadata, then replace the remote's superblock: on exit 0 the "
+        "remote holds a complete copy that `dwfsctl attach` can mount elsewhere.",
+    )
+    sync.add_argument("--json", action="store_true", help="print JSON")
+    sync.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    sync.set_defaults(run=run_sync)
+
+
+def _ask(mountpoint: Path, body: dict[str, Any]) -> Any:
+    return _mounts.request(_mounts.find(mountpoint), {"cmd": "remote", **body}, timeout=86400)
+
+
+def render(shown: dict[str, Any]) -> str:
+    if shown.get("url") is None:
+        return "no remote tier"
+    chunks = shown["chunks"]
+    lines = [
+        f"remote:       {shown['url']}",
+        f"pending:      {shown['pending_chunks']} chunks, {human_bytes(shown['pending_bytes'])}",
+        f"chunks:       {chunks['both']} on both, {chunks['local_only']} local only, "
+        f"{chunks['remote_only']} remote only",
+        f"generation:   {shown['generation']}",
+    ]
+    if shown.get("last_error"):
+        lines.append(f"last error:   {shown['last_error']}")
+    return "\n".join(lines)
+
+
+async def run_add(args: argparse.Namespace) -> int:
+    parse_url(args.url)
+    shown = _ask(args.mountpoint, {"op": "add", "url": args.url})
+    print_json(shown) if args.json else print(render(shown))
+    return 0
+
+
+async def run_show(args: argparse.Namespace) -> int:
+    shown = _ask(args.mountpoint, {"op": "show"})
+    print_json(shown) if args.json else print(render(shown))
+    return 0
+
+
+async def run_remove(args: argparse.Namespace) -> int:
+    done = _ask(args.mountpoint, {"op": "remove"})
+    print_json(done) if args.json else print(f"removed the remote {done['url']}")
+    return 0
+
+
+async def run_sync(args: argparse.Namespace) -> int:
+    done = _ask(args.mountpoint, {"op": "sync"})
+    if args.json:
+        print_json(done)
+    else:
+        print(
+            f"{done['url']} holds a complete copy at generation {done['generation']} "
+            f"(txg {done['txg']}; {done['chunks_uploaded']} chunks uploaded)"
+        )
+    return 0
+
+
+async def serve(volume: Volume, request: dict[str, Any]) -> Any:
+    """The mount daemon's answer to a remote request."""
+    op = request.get("op")
+    if op == "add":
+        url = request.get("url")
+        if not isinstance(url, str):
+            raise UsageError("a remote add request names a URL")
+        return await volume.remote.add(url)
+    if op == "show":
+        return volume.remote.show()
+    if op == "remove":
+        return await volume.remote.remove()
+    if op == "sync":
+        return await volume.remote.sync()
+    raise UsageError(f"unknown remote request {op!r}")

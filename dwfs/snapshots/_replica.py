@@ -1,0 +1,186 @@
+"""The pool's copy on its remote tier: uploads, sync, and attaching new devices.
+
+Chunks go up in the background as they are written (`upload_pending`), each
+recorded in the metadata's `remote` table once its pack is stored, so a
+restart resumes where uploads stopped. `sync` makes the remote a complete,
+mountable copy: every live chunk uploaded, then a checkpoint of the metadata
+(which lists where every chunk lies on the remote), its chunks uploaded, a
+manifest of them sealed for the remote, and last the remote's superblock
+replaced with the next generation naming that manifest. Until the superblock
+is replaced the remote's previous copy stands whole, so a crash anywhere in a
+sync leaves a mountable remote.
+
+`attach` brings the pool up on new devices from the remote alone: the newest
+manifest's metadata image becomes the devices' first checkpoint, with every
+chunk remote-only; reading a file fetches its chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.chunks import (
+    Credential,
+    Tier,
+    create_attached,
+    open_pool,
+    read_remote,
+)
+from dwfs.chunks._pool import Pool
+from dwfs.errors import DwfsError, IntegrityError, RemoteError
+from dwfs.meta import Metadata
+from dwfs.tiers import RemoteSuperblock, check_name
+from dwfs.types import ChunkId, PoolServices, RemoteAddr
+
+log = logging.getLogger(__name__)
+
+UPLOAD_BATCH = 4096
+"""Chunks one look for pending uploads takes at most."""
+MAX_MANIFEST = 64 << 20
+MAX_IMAGE = 1 << 34
+
+
+async def upload_pending(meta: Metadata, pool: PoolServices, tier: Tier) -> int:
+    """Upload every live local chunk the remote lacks, committing where each went;
+    how many went up. Raises RemoteError or TierUnavailable when the remote
+    fails (what was stored before stays recorded)."""
+    total = 0
+    while pending := meta.remote_rows.pending(UPLOAD_BATCH):
+        placed = await tier.upload(pending)
+        if not placed:
+            break
+        with meta.db.transaction():
+            for cid, where in placed:
+                meta.remote_rows.add(cid, where)
+        pool.store.learn_remote(placed)
+        await meta.commit()
+        total += len(placed)
+        if len(placed) < len(pending):
+            break  # unreadable stripes stay pending, for scrub to mend
+    return total
+
+
+def _manifest(pool: str, txg: int, placed: list[tuple[ChunkId, int, RemoteAddr]]) -> bytes:
+    chunks = [[c.hex(), n, w.pack.hex(), w.offset, w.length] for c, n, w in placed]
+    return json.dumps({"pool": pool, "txg": txg, "chunks": chunks}).encode()
+
+
+def parse_manifest(pool: str, body: bytes) -> tuple[int, list[tuple[ChunkId, int, RemoteAddr]]]:
+    """(txg, [(chunk, plaintext length, where)]) of an opened remote manifest.
+
+    Raises:
+        IntegrityError: it is not of our shape.
+    """
+    try:
+        obj = json.loads(body)
+        if obj["pool"] != pool or type(obj["txg"]) is not int or obj["txg"] < 0:
+            raise ValueError("another pool's")
+        chunks = []
+        for cid, length, pack, offset, sealed in obj["chunks"]:
+            numbers = (length, offset, sealed)
+            if not all(type(n) is int and 0 <= n < 1 << 40 for n in numbers):
+                raise ValueError("not counts")
+            chunk, pack_id = bytes.fromhex(cid), bytes.fromhex(pack)
+            if len(chunk) != 32 or len(pack_id) != 16:
+                raise ValueError("not ids")
+            chunks.append((ChunkId(chunk), length, RemoteAddr(pack_id, offset, sealed)))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise IntegrityError("the remote's manifest is malformed") from None
+    if sum(n for _, n, _ in chunks) > MAX_IMAGE:
+        raise IntegrityError("the remote's manifest names an image larger than any dwfs makes")
+    return int(obj["txg"]), chunks
+
+
+async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
+    """Make the remote a complete, mountable copy of the pool as it is now."""
+    started = time.monotonic()
+    uploaded = await upload_pending(meta, pool, tier)
+    await meta.checkpoint()
+    image, txg = list(meta.checkpoint_image), meta.db.txg
+    placed = await tier.upload([(r.chunk_id, r.addr) for r in image])
+    if len(placed) != len(image):
+        raise IntegrityError("the metadata checkpoint cannot be read back: run `dwfsctl scrub`")
+    where = dict(placed)
+    previous = await tier.read_superblock(pool.id)
+    seen = pool.last_remote_generation()
+    if previous is not None and previous.generation < seen:
+        raise IntegrityError(
+            f"{tier.url} holds generation {previous.generation} of the pool, but this machine "
+            f"wrote generation {seen} there: the remote was rolled back; sync to a new remote"
+        )
+    generation = max(previous.generation if previous else 0, seen) + 1
+    body = _manifest(pool.id, txg, [(r.chunk_id, r.length, where[r.chunk_id]) for r in image])
+    name = f"manifests/{secrets.token_hex(16)}"
+    sealed = tier.seal_manifest(pool.id, generation, body)
+    await tier.put(name, sealed)
+    config = {**pool.public_config(), "manifest": name, "txg": txg}
+    await tier.write_superblock(RemoteSuperblock(pool.id, generation, config))
+    pool.record_remote_generation(generation)
+    if previous is not None:
+        await _forget_manifest(tier, previous)
+    log.info("remote copy at generation %d (txg %d): %d chunks uploaded", generation, txg, uploaded)
+    return {
+        "url": tier.url,
+        "generation": generation,
+        "txg": txg,
+        "chunks_uploaded": uploaded,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+async def _forget_manifest(tier: Tier, previous: RemoteSuperblock) -> None:
+    old = previous.config.get("manifest")
+    if not isinstance(old, str):
+        return
+    try:
+        await tier.delete(check_name(old))
+    except DwfsError as exc:  # a leftover manifest is garbage, never a failed sync
+        log.warning("the previous manifest on %s stays: %s", tier.url, exc)
+
+
+async def load_image(tier: Tier, sb: RemoteSuperblock) -> tuple[int, bytes]:
+    """(txg, metadata image) of the copy a verified remote superblock names."""
+    name = sb.config.get("manifest")
+    if not isinstance(name, str):
+        raise RemoteError(f"{tier.url} holds a pool that was never synced: run `dwfsctl sync`")
+    sealed = await tier.get(check_name(name))
+    if len(sealed) > MAX_MANIFEST:
+        raise IntegrityError(f"the manifest on {tier.url} is larger than any dwfs writes")
+    body = tier.open_manifest(sb.pool, sb.generation, sealed)
+    txg, chunks = parse_manifest(sb.pool, body)
+    parts: list[bytes] = [b""] * len(chunks)
+
+    async def one(i: int, cid: ChunkId, length: int, where: RemoteAddr) -> None:
+        data = await tier.fetch_plain(cid, where)
+        if len(data) != length:
+            raise IntegrityError(f"a chunk of the metadata on {tier.url} has the wrong length")
+        parts[i] = data
+
+    async with trio.open_nursery() as nursery:
+        for i, (cid, length, where) in enumerate(chunks):
+            nursery.start_soon(one, i, cid, length, where)
+    return txg, b"".join(parts)
+
+
+async def attach(
+    url: str, paths: list[Path], credential: Credential, layout: str | None = None
+) -> dict[str, Any]:
+    """Make new devices for the pool on a remote, with its whole tree and every
+    chunk remote-only; what was attached."""
+    pool_id, sb = await read_remote(url, credential)
+    await trio.to_thread.run_sync(lambda: create_attached(paths, credential, sb, layout))
+    async with open_pool(paths[0], credential) as pool:
+        tier = pool.connect(url)
+        txg, image = await load_image(tier, sb)
+        meta = await Metadata.adopt(pool, image, txg)
+        meta.remote_rows.set_url(url)
+        await meta.commit()
+        files = meta.rows.inode_count()
+    return {"pool": pool_id, "url": url, "generation": sb.generation, "txg": txg, "inodes": files}

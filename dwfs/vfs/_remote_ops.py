@@ -1,0 +1,203 @@
+"""The remote tier of a mounted volume: add, show, remove, sync, the background
+uploader, and what each file's xattrs say of where its data is.
+
+The uploader wakes every UPLOAD_INTERVAL seconds (and at once after `remote
+add`), sends up what the remote lacks and commits where it went; a failing
+remote is retried with backoff doubling to BACKOFF_MAX, and never delays a
+write, a read of local data, stat or readdir. Chunks fetched from the remote
+are kept on the devices; the committer records where before it commits.
+
+Files answer three read-only xattrs that listxattr does not list (so cp -a,
+rsync -X and backups do not copy them): `user.dwfs.state` (`local`: every byte
+is here; `remote`: none is; `partial`; `pending`: some of it is not uploaded
+yet), and `user.dwfs.local_bytes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dwfs import snapshots
+from dwfs.chunks import Tier
+from dwfs.errors import DwfsError, NoAttribute, NotFound, RemoteError, UsageError
+from dwfs.tiers import parse_url
+from dwfs.types import ChunkId
+
+if TYPE_CHECKING:
+    from dwfs.vfs._volume import Volume
+
+log = logging.getLogger(__name__)
+
+UPLOAD_INTERVAL = 5.0
+BACKOFF_MAX = 300.0
+STATE = b"user.dwfs.state"
+LOCAL_BYTES = b"user.dwfs.local_bytes"
+NAMES = (STATE, LOCAL_BYTES)
+
+
+class RemoteOps:
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self.meta = volume.meta
+        self.pool = volume.pool
+        self.lock = trio.Lock()
+        """Held by sync, add and remove, so the remote's copy is made by one at a time."""
+        self._wake = trio.Event()
+        self.last_error = ""
+        self.last_sync: dict[str, Any] | None = None
+
+    def connect_saved(self) -> None:
+        """Use the remote the metadata names, if it names one."""
+        url = self.meta.remote_rows.url()
+        if url is not None:
+            try:
+                self.pool.connect(url)
+            except DwfsError as exc:
+                self.last_error = str(exc)
+                log.error("the remote tier cannot be used: %s", exc)
+
+    # -- commands ---------------------------------------------------------------
+
+    async def add(self, url: str) -> dict[str, Any]:
+        """Use url as the remote tier: checked (reachable, writable, empty or this
+        pool's), recorded, and uploads start."""
+        parse_url(url)
+        async with self.lock:
+            if self.meta.remote_rows.url() is not None:
+                raise UsageError(
+                    f"the pool already has the remote {self.meta.remote_rows.url()}: "
+                    "remove it first"
+                )
+            tier = self.pool.connect(url)
+            try:
+                await trio.to_thread.run_sync(tier.backend.check)
+                await tier.read_superblock(self.pool.id)
+            except BaseException:
+                self.pool.disconnect()
+                raise
+            self.meta.remote_rows.set_url(url)
+            await self.meta.commit()
+        self._wake.set()
+        return self.show()
+
+    async def remove(self) -> dict[str, Any]:
+        """Stop using the remote tier; refused while some data is only there."""
+        async with self.lock:
+            url = self.meta.remote_rows.url()
+            if url is None:
+                raise NotFound("the pool has no remote tier")
+            only_there = self.meta.remote_rows.totals()["remote_only"]
+            if only_there:
+                raise UsageError(
+                    f"{only_there} chunks are only on {url}: hydrate every file "
+                    "(`dwfsctl hydrate MOUNTPOINT`) before removing the remote"
+                )
+            self.meta.remote_rows.set_url(None)
+            await self.meta.commit()
+            self.pool.disconnect()
+        return {"url": url, "removed": True}
+
+    def show(self) -> dict[str, Any]:
+        url = self.meta.remote_rows.url()
+        if url is None:
+            return {"url": None}
+        pending, pending_bytes = self.meta.remote_rows.pending_totals()
+        tier = self.pool.tier
+        stats = dict(vars(tier.stats)) if tier is not None else {}
+        return {
+            "url": url,
+            "pending_chunks": pending,
+            "pending_bytes": pending_bytes,
+            "chunks": self.meta.remote_rows.totals(),
+            "generation": self.pool.last_remote_generation(),
+            "last_sync": self.last_sync,
+            "last_error": self.last_error,
+            "stats": stats,
+        }
+
+    async def sync(self) -> dict[str, Any]:
+        """Store every write, upload everything pending and make the remote a
+        complete, mountable copy; what was done."""
+        tier = self._tier()
+        async with self.lock:
+            await self.volume.sync_all()
+            self.record_hydrated()
+            result = await snapshots.sync_remote(self.meta, self.pool, tier)
+        self.last_sync, self.last_error = result, ""
+        return result
+
+    def _tier(self) -> Tier:
+        if self.meta.remote_rows.url() is None:
+            raise NotFound("the pool has no remote tier: add one with `dwfsctl remote add`")
+        if self.pool.tier is None:
+            raise RemoteError(f"the remote tier cannot be used: {self.last_error}")
+        return self.pool.tier
+
+    # -- background ----------------------------------------------------------------
+
+    def record_hydrated(self) -> None:
+        """Record where the chunks fetched from the remote are kept now."""
+        taken = self.pool.store.take_hydrated()
+        if taken:
+            with self.meta.db.transaction():
+                for cid, addr in taken:
+                    self.meta.chunk_rows.move(cid, addr)
+
+    async def run_uploader(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        delay = UPLOAD_INTERVAL
+        while True:
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            tier = self.pool.tier
+            if tier is None:
+                delay = UPLOAD_INTERVAL
+                continue
+            try:
+                async with self.lock:
+                    sent = await snapshots.upload_pending(self.meta, self.pool, tier)
+            except DwfsError as exc:
+                delay = min(delay * 2, BACKOFF_MAX)
+                if str(exc) != self.last_error:
+                    log.warning(
+                        "uploads to %s paused, retrying in %.0f s: %s", tier.url, delay, exc
+                    )
+                self.last_error = str(exc)
+                continue
+            if sent:
+                log.info("uploaded %d chunks to %s", sent, tier.url)
+            delay, self.last_error = UPLOAD_INTERVAL, ""
+
+    # -- xattrs ---------------------------------------------------------------------
+
+    def xattr(self, ino: int, name: bytes) -> bytes:
+        """The value of one of NAMES for a file."""
+        chunks = self._chunks(ino)
+        store = self.pool.store
+        local_bytes = sum(n for c, n in chunks if store.is_local(c))
+        if name == LOCAL_BYTES:
+            return str(local_bytes + self._inline_bytes(ino)).encode()
+        if name != STATE:
+            raise NoAttribute("no such attribute")
+        state = self.volume._files.get(ino)
+        remote = self.meta.remote_rows.url() is not None
+        unsent = remote and any(store.is_local(c) and store.on_remote(c) is None for c, _ in chunks)
+        if (state is not None and (state.dirty or state.flushing)) or unsent:
+            return b"pending"
+        if all(store.is_local(c) for c, _ in chunks):
+            return b"local"
+        return b"remote" if local_bytes == 0 else b"partial"
+
+    def _chunks(self, ino: int) -> list[tuple[ChunkId, int]]:
+        end = 1 << 62
+        return [(ChunkId(c), n) for _, n, c, _ in self.volume.tree.rows.extents(ino, 0, end)]
+
+    def _inline_bytes(self, ino: int) -> int:
+        data = self.volume.tree.rows.inline(ino)
+        return 0 if data is None else len(data)
