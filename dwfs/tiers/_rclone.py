@@ -50,7 +50,7 @@ class RcloneBackend:
 
     def __init__(self, url: RemoteURL, timeout: float = TIMEOUT) -> None:
         self._url = str(url)
-        self._root = f"{url.location}:{url.prefix}"
+        self._remote, self._prefix = url.location, url.prefix
         self._program = find_rclone()
         self._timeout = timeout
 
@@ -59,7 +59,10 @@ class RcloneBackend:
         return self._url
 
     def _path(self, name: str) -> str:
-        return f"{self._root.rstrip('/')}/{check_name(name)}"
+        name = check_name(name)
+        if not self._prefix:
+            return f"{self._remote}:{name}"
+        return f"{self._remote}:{self._prefix.rstrip('/')}/{name}"
 
     def _run(self, what: str, name: str, args: list[str], data: bytes | None = None) -> bytes:
         command = [self._program, "--retries", "3", "--low-level-retries", "3", *args]

@@ -29,7 +29,9 @@ class RemoteURL:
     location: str
     """dir: the absolute path; s3: the bucket; rclone: the remote's name."""
     prefix: str = ""
-    """s3 and rclone: the path inside the bucket or remote, no slash at either end."""
+    """s3: the path inside the bucket, no slash at either end; rclone: the path on the
+    remote, no slash at its end (a leading one is kept: for local and sftp remotes
+    it makes the path absolute)."""
 
     def __str__(self) -> str:
         if self.scheme == "dir":
@@ -87,7 +89,7 @@ def _rclone(text: str) -> RemoteURL:
     _, remote, path = text.split(":", 2) if text.count(":") >= 2 else (None, "", "")
     if not remote or not _RCLONE_REMOTE.match(remote):
         raise _refuse(text, "does not name an rclone remote (rclone:REMOTE:path)")
-    path = path.strip("/")
+    path = path.rstrip("/") if path != "/" else path
     if any(p in (".", "..") for p in path.split("/")):
         raise _refuse(text, "has . or .. in its path")
     return RemoteURL("rclone", remote, path)

@@ -17,6 +17,7 @@ from dwfs.tiers import RemoteURL, parse_url
         ("s3://my-bucket/a/b/", RemoteURL("s3", "my-bucket", "a/b")),
         ("rclone:gdrive:pools/home", RemoteURL("rclone", "gdrive", "pools/home")),
         ("rclone:nas:", RemoteURL("rclone", "nas", "")),
+        ("rclone:disk:/srv/pools/", RemoteURL("rclone", "disk", "/srv/pools")),
     ],
 )
 def test_the_three_shapes_parse_and_print_back(text: str, parsed: RemoteURL) -> None:
