@@ -72,6 +72,25 @@ def registered(pool: str, mountpoint: Path, sock: Path) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
+SUN_PATH_MAX = 107
+"""The longest path a unix socket address holds (sockaddr_un's sun_path, less its NUL)."""
+
+
+@contextlib.contextmanager
+def _reachable(path: Path) -> Iterator[str]:
+    """An address for the socket at path that fits a unix socket address: the path
+    itself, or, when it is too long (a deep state directory), the same file
+    reached through a descriptor of its directory (/proc/self/fd/N/NAME)."""
+    if len(os.fsencode(str(path))) <= SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
 async def serve_control(
     sock_path: Path, handler: Handler, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -80,7 +99,8 @@ async def serve_control(
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
-        await listener.bind(str(sock_path))
+        with _reachable(sock_path) as address:
+            await listener.bind(address)
     finally:
         os.umask(old)
     listener.listen(8)
@@ -126,7 +146,8 @@ def request(info: dict[str, Any], body: dict[str, Any], timeout: float = 30.0) -
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.connect(info["socket"])
+            with _reachable(Path(info["socket"])) as address:
+                sock.connect(address)
             sock.sendall(json.dumps(body).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):

@@ -28,6 +28,11 @@ CHECKS: dict[str, tuple[str, str]] = {
         "SELECT ino, off, hex(chunk) FROM extents WHERE chunk NOT IN (SELECT id FROM chunks)",
         "inode {0} at {1}: chunk {2} is not in the chunk table",
     ),
+    "chunk nowhere": (
+        "SELECT hex(c.id) FROM chunks c WHERE c.refs > 0 AND c.segment < 0 AND NOT EXISTS "
+        "(SELECT 1 FROM remote r WHERE r.id = c.id)",
+        "chunk {0} has no local copy and is not on the remote",
+    ),
     "entry without inode": (
         "SELECT d.parent, d.name, d.ino FROM dirents d WHERE d.death IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM inodes i WHERE i.ino = d.ino AND i.death IS NULL)",

@@ -1,8 +1,10 @@
 """dwfsctl fsck: the metadata's invariants, and every live chunk read back.
 
 A chunk is live while a row (the live tree's or a snapshot's) references it;
-each is looked up in the index and read, which authenticates it and, through
-the store, repairs what redundancy can. Problems are reported; with repair,
+each one with a local copy is looked up in the index and read, which
+authenticates it and, through the store, repairs what redundancy can. One
+only the remote tier holds must have a place there (it is not downloaded:
+`dwfsctl hydrate` reads files back). Problems are reported; with repair,
 those meta can fix without guessing are fixed and committed, and the rest are
 left for a person to judge.
 """

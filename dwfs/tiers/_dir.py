@@ -34,24 +34,39 @@ class DirBackend:
 
     def __init__(self, url: RemoteURL) -> None:
         self._url = str(url)
-        path = Path(url.location)
+        self._path = Path(url.location)
         try:
             with contextlib.suppress(FileExistsError):
-                path.mkdir(mode=0o700)
-            self._root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._path.mkdir(mode=0o700)
         except FileNotFoundError:
             raise RemoteError(
-                f"{self._url}: the directory above {path} does not exist: create it first"
+                f"{self._url}: the directory above {self._path} does not exist: create it first"
             ) from None
         except OSError as exc:
-            raise RemoteError(f"{self._url} cannot be opened: {exc.strerror}") from None
-        info = os.fstat(self._root)
+            raise RemoteError(f"{self._url} cannot be made: {exc.strerror}") from None
+        os.close(self._open_root())
+
+    def _open_root(self) -> int:
+        """A descriptor of the remote's directory, opened afresh for every call (a
+        share unmounted and mounted again, or a directory replaced, is seen), and
+        checked to be this user's alone.
+
+        Raises:
+            RemoteError: it is missing, not a directory, or others may write it.
+        """
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            error = RemoteError if exc.errno in (*_GONE, errno.ENOTDIR) else TierUnavailable
+            raise error(f"{self._url} cannot be opened: {exc.strerror}") from None
+        info = os.fstat(fd)
         if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            os.close(self._root)
+            os.close(fd)
             raise RemoteError(
                 f"{self._url} belongs to another user or is writable by others: "
                 "use a directory only you can write (chmod go-w)"
             )
+        return fd
 
     @property
     def url(self) -> str:
@@ -61,7 +76,7 @@ class DirBackend:
     def _open_folder(self, parts: list[str], create: bool) -> Iterator[int]:
         """A descriptor of the folder these name parts lead to, each opened below
         the last without following links (and made, with create)."""
-        fd = os.dup(self._root)
+        fd = self._open_root()
         try:
             for part in parts:
                 if create:
@@ -158,7 +173,7 @@ class DirBackend:
         self.delete(probe)
 
     def close(self) -> None:
-        os.close(self._root)
+        return
 
     def _failed(self, what: str, name: str, exc: OSError) -> RemoteError:
         if exc.errno in _GONE:

@@ -1,0 +1,257 @@
+"""The remote tier on real mounts: a directory remote and moto's S3 server on
+loopback. A pool synced to a remote is attached on new devices by a machine
+that has only the URL and the passphrase, and every file, xattr, hard link,
+symlink and snapshot is there at once; file contents come back bit-exact, a
+chunk at a time, as they are read."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
+from tests.servers import S3Server
+
+MiB = 1024 * 1024
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_of(root: Path) -> dict[str, tuple[str, ...]]:
+    """Every entry under root: kind, content digest or link target, mode, xattrs."""
+    found: dict[str, tuple[str, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != ".snapshots")
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+                continue
+            xattrs = tuple(sorted(f"{n}={os.getxattr(path, n)!r}" for n in os.listxattr(path)))
+            kind = digest(path) if path.is_file() else "dir"
+            found[rel] = (kind, oct(st.st_mode), *xattrs)
+    return found
+
+
+def fill(mnt: Path) -> None:
+    (mnt / "big").write_bytes(os.urandom(12 * MiB))
+    (mnt / "docs").mkdir()
+    for i in range(40):
+        (mnt / "docs" / f"note{i}.txt").write_text(f"note {i}\n" * (i + 1))
+    (mnt / "docs" / "note1.txt").chmod(0o640)
+    os.setxattr(mnt / "docs" / "note2.txt", "user.tag", b"kept")
+    os.link(mnt / "docs" / "note3.txt", mnt / "hardlink")
+    os.symlink("docs/note4.txt", mnt / "symlink")
+
+
+def state_of(path: Path) -> str:
+    return os.getxattr(path, "user.dwfs.state").decode()
+
+
+def new_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """From here on, act as a machine that has never seen the pool (a fresh
+    state directory)."""
+    state = tmp_path / name
+    state.mkdir()
+    monkeypatch.setenv("DWFS_STATE_DIR", str(state))
+
+
+@pytest.fixture
+def attached_pools(tmp_path: Path) -> Iterator[list[LivePool]]:
+    made: list[LivePool] = []
+    yield made
+    for pool in made:
+        if pool.pid is not None and mounted_at(pool.mnt):
+            result = dwfsctl("fsck", "--json", pool.mnt, check=False)
+            assert result.returncode == 0, result.stdout or result.stderr
+        pool.cleanup()
+
+
+def attach(
+    source: LivePool, url: str, made: list[LivePool], n: int = 2
+) -> tuple[LivePool, dict[str, Any]]:
+    root = source.root.parent / f"attached{len(made)}"
+    root.mkdir()
+    devices = [root / f"dev{i}" for i in range(n)]
+    result = dwfsctl("attach", "--json", "--passphrase-file", source.passfile, url, *devices)
+    mnt = root / "mnt"
+    mnt.mkdir()
+    pool = LivePool(root, devices, source.passfile, mnt)
+    made.append(pool)
+    return pool, json.loads(result.stdout)
+
+
+def remote_show(pool: LivePool) -> dict[str, Any]:
+    shown: dict[str, Any] = json.loads(dwfsctl("remote", "show", "--json", pool.mnt).stdout)
+    return shown
+
+
+@pytest.mark.slow
+def test_a_synced_pool_attaches_elsewhere_whole_and_hydrates_on_read(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    fill(pool.mnt)
+    dwfsctl("snapshot", "create", pool.mnt, "before")
+    (pool.mnt / "docs" / "note5.txt").write_text("changed after the snapshot\n")
+    expected = tree_of(pool.mnt)
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    synced = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    assert synced["generation"] == 1
+    shown = remote_show(pool)
+    assert shown["pending_chunks"] == 0 and shown["chunks"]["local_only"] == 0
+    assert state_of(pool.mnt / "big") == "local"
+    pool.umount()
+
+    new_machine(tmp_path, monkeypatch, "other-machine")
+    other, done = attach(pool, url, attached_pools)
+    assert done["generation"] == 1
+    other.mount()
+    assert state_of(other.mnt / "big") == "remote"
+    assert os.stat(other.mnt / "big").st_size == 12 * MiB
+    with open(other.mnt / "big", "rb") as f:
+        f.seek(6 * MiB)
+        f.read(MiB)
+    assert state_of(other.mnt / "big") == "partial"
+    fetched = remote_show(other)["stats"]["bytes_fetched"]
+    assert 0 < fetched < 4 * MiB, fetched
+    assert tree_of(other.mnt) == expected
+    assert state_of(other.mnt / "big") == "local"
+    assert os.stat(other.mnt / "hardlink").st_ino == os.stat(other.mnt / "docs/note3.txt").st_ino
+    assert os.stat(other.mnt / "hardlink").st_nlink == 2
+    old = other.mnt / ".snapshots" / "before" / "docs" / "note5.txt"
+    assert old.read_text() == "note 5\n" * 6
+    other.remount()
+    assert remote_show(other)["chunks"]["remote_only"] == 0
+    assert tree_of(other.mnt) == expected
+
+
+@pytest.mark.slow
+def test_s3_remote_round_trip(
+    make_pool: PoolFactory,
+    s3_env: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    fill(pool.mnt)
+    expected = tree_of(pool.mnt)
+    url = f"s3://{s3_env.new_bucket()}/pools/home"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    pool.umount()
+    new_machine(tmp_path, monkeypatch, "s3-machine")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    other.mount()
+    assert tree_of(other.mnt) == expected
+
+
+def test_a_changed_pack_is_eio_never_data(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    (pool.mnt / "file").write_bytes(os.urandom(3 * MiB))
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    pool.umount()
+    new_machine(tmp_path, monkeypatch, "m2")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    for pack in (tmp_path / "remote" / "packs").rglob("*"):
+        if pack.is_file():
+            data = bytearray(pack.read_bytes())
+            for at in range(0, len(data), 4096):
+                data[at] ^= 0xFF
+            pack.write_bytes(bytes(data))
+    other.mount()
+    with pytest.raises(OSError) as caught:
+        (other.mnt / "file").read_bytes()
+    assert caught.value.errno == errno.EIO
+    assert remote_show(other)["stats"]["failed_authentication"] > 0
+    other.umount()
+
+
+def test_a_rolled_back_remote_is_refused(
+    make_pool: PoolFactory, tmp_path: Path, attached_pools: list[LivePool]
+) -> None:
+    pool = make_pool()
+    (pool.mnt / "a").write_text("one\n")
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    shutil.copytree(tmp_path / "remote", tmp_path / "old-remote")
+    (pool.mnt / "b").write_text("two\n")
+    dwfsctl("sync", pool.mnt)
+    shutil.rmtree(tmp_path / "remote")
+    shutil.copytree(tmp_path / "old-remote", tmp_path / "remote")
+    failed = dwfsctl("sync", pool.mnt, check=False)
+    assert failed.returncode == 4
+    assert "rolled back" in failed.stderr and "Traceback" not in failed.stderr
+    pool.umount()
+    root = tmp_path / "attach-old"
+    root.mkdir()
+    refused = dwfsctl("attach", "--passphrase-file", pool.passfile, url, root / "d0", check=False)
+    assert refused.returncode == 4 and "rolled back" in refused.stderr
+    assert not (root / "d0").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://host/x", "unknown scheme"),
+        ("dir://relative", "absolute path"),
+        ("s3://Bad_Bucket", "valid bucket"),
+    ],
+)
+def test_bad_remote_urls_are_refused_with_one_line(
+    mounted: LivePool, url: str, message: str
+) -> None:
+    result = dwfsctl("remote", "add", mounted.mnt, url, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert remote_show(mounted)["url"] is None
+
+
+def test_a_missing_bucket_and_another_pools_remote_are_refused(
+    make_pool: PoolFactory, s3_env: S3Server, tmp_path: Path
+) -> None:
+    first, second = make_pool(), make_pool()
+    missing = dwfsctl("remote", "add", first.mnt, "s3://no-such-bucket-dwfs", check=False)
+    assert missing.returncode == 8 and "does not exist" in missing.stderr
+    url = f"dir://{tmp_path}/shared"
+    dwfsctl("remote", "add", first.mnt, url)
+    dwfsctl("sync", first.mnt)
+    taken = dwfsctl("remote", "add", second.mnt, url, check=False)
+    assert taken.returncode == 8 and "holds another pool" in taken.stderr
+    assert remote_show(second)["url"] is None
+
+
+def test_state_xattrs_are_read_only_and_not_listed(mounted: LivePool) -> None:
+    path = mounted.mnt / "f"
+    path.write_bytes(b"x" * 100_000)
+    assert state_of(path) == "local"
+    assert "user.dwfs.state" not in os.listxattr(path)
+    with pytest.raises(OSError) as caught:
+        os.setxattr(path, "user.dwfs.state", b"remote")
+    assert caught.value.errno == errno.EPERM
+    assert int(os.getxattr(path, "user.dwfs.local_bytes")) == 100_000
