@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -36,13 +37,17 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], what: str) -> None:
 
 
 @contextlib.contextmanager
-def running(command: list[str], port: int, what: str, log: Path) -> Iterator[None]:
+def running(
+    command: list[str], port: int, what: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for(port, process, what)
-        yield
+        yield process
     finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
         process.terminate()
         try:
             process.wait(10)
@@ -54,10 +59,13 @@ def running(command: list[str], port: int, what: str, log: Path) -> Iterator[Non
 class S3Server:
     """An S3 endpoint on loopback and the credentials it takes."""
 
-    def __init__(self, endpoint: str, key: str, secret: str) -> None:
+    def __init__(
+        self, endpoint: str, key: str, secret: str, process: subprocess.Popen[bytes]
+    ) -> None:
         self.endpoint = endpoint
         self.key = key
         self.secret = secret
+        self.process = process
 
     def env(self) -> dict[str, str]:
         return {
@@ -89,8 +97,8 @@ class S3Server:
 def moto_s3(workdir: Path) -> Iterator[S3Server]:
     port = free_port()
     command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with running(command, port, "moto_server", workdir / "moto.log"):
-        yield S3Server(f"http://127.0.0.1:{port}", "test", "test")
+    with running(command, port, "moto_server", workdir / "moto.log") as process:
+        yield S3Server(f"http://127.0.0.1:{port}", "test", "test", process)
 
 
 @contextlib.contextmanager
@@ -112,5 +120,5 @@ def rclone_s3(workdir: Path) -> Iterator[S3Server]:
         os.devnull,
         str(root),
     ]
-    with running(command, port, "rclone serve s3", workdir / "rclone-s3.log"):
-        yield S3Server(f"http://127.0.0.1:{port}", key, secret)
+    with running(command, port, "rclone serve s3", workdir / "rclone-s3.log") as process:
+        yield S3Server(f"http://127.0.0.1:{port}", key, secret, process)

@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated: allow_other (other users may use it), nonempty (mount over "
         "a non-empty directory), kernel_limits (keep the kernel's FUSE writeback and "
         "read-ahead limits, which a root mount otherwise relaxes), degraded (mount even "
-        "though devices are missing or faulted), and the kernel's noexec, nosuid, nodev, "
-        "exec, suid, dev, rw",
+        "though devices are missing or faulted), remote_timeout=SECONDS (how long a read "
+        "waits for the remote tier before it fails with EIO; default 30), and the "
+        "kernel's noexec, nosuid, nodev, exec, suid, dev, rw",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
@@ -56,9 +57,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=run)
 
 
+TIMEOUT_OPTION = "remote_timeout="
+
+
+def remote_timeout(options: set[str]) -> float | None:
+    """The remote_timeout=SECONDS option's value, if given.
+
+    Raises:
+        UsageError: it is not a number of seconds from 1 to 3600.
+    """
+    given = [o for o in options if o.startswith(TIMEOUT_OPTION)]
+    if not given:
+        return None
+    text = given[-1][len(TIMEOUT_OPTION) :]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 3600:
+        raise UsageError(f"remote_timeout={text} is not a number of seconds from 1 to 3600")
+    return seconds
+
+
 def parse_options(text: str) -> set[str]:
     options = {o.strip() for o in text.split(",") if o.strip()}
-    unknown = options - MOUNT_OPTIONS
+    remote_timeout(options)
+    unknown = {o for o in options if not o.startswith(TIMEOUT_OPTION)} - MOUNT_OPTIONS
     if unknown:
         raise UsageError(
             f"unknown mount option {sorted(unknown)[0]!r}: dwfs takes "
@@ -138,7 +162,11 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
     credential = _secrets.credential(args)
     try:
         degraded = "degraded" in options
-        async with open_volume(args.device, credential, degraded=degraded) as volume:
+        timeout = remote_timeout(options)
+        options = {o for o in options if not o.startswith(TIMEOUT_OPTION)}
+        async with open_volume(
+            args.device, credential, degraded=degraded, remote_timeout=timeout
+        ) as volume:
             credential.wipe()
             pool_dir = private_dir(state_root() / volume.pool.id)
             _log_to(pool_dir / "mount.log", args.ready_fd is None)

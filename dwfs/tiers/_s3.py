@@ -50,6 +50,11 @@ class S3Backend:
             read_timeout=timeout,
             retries={"max_attempts": ATTEMPTS, "mode": "standard"},
             max_pool_connections=16,
+            # Checksums only where S3 requires them: many S3-compatible servers (rclone,
+            # older MinIO, R2, B2) send a whole object's checksum with a ranged GET,
+            # which botocore then finds wrong; every byte is authenticated by its AEAD.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         try:
             self._client = boto3.session.Session().client("s3", config=config)

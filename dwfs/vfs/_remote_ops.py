@@ -48,13 +48,16 @@ class RemoteOps:
         self._wake = trio.Event()
         self.last_error = ""
         self.last_sync: dict[str, Any] | None = None
+        self.timeout: float | None = None
 
-    def connect_saved(self) -> None:
-        """Use the remote the metadata names, if it names one."""
+    def connect_saved(self, timeout: float | None = None) -> None:
+        """Use the remote the metadata names, if it names one; remote calls are
+        abandoned after timeout seconds (the tier's default if None)."""
+        self.timeout = timeout
         url = self.meta.remote_rows.url()
         if url is not None:
             try:
-                self.pool.connect(url)
+                self.pool.connect(url, timeout)
             except DwfsError as exc:
                 self.last_error = str(exc)
                 log.error("the remote tier cannot be used: %s", exc)
@@ -71,7 +74,7 @@ class RemoteOps:
                     f"the pool already has the remote {self.meta.remote_rows.url()}: "
                     "remove it first"
                 )
-            tier = self.pool.connect(url)
+            tier = self.pool.connect(url, self.timeout)
             try:
                 await trio.to_thread.run_sync(tier.backend.check)
                 await tier.read_superblock(self.pool.id)

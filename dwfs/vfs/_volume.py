@@ -527,7 +527,10 @@ def _all_logged(state: FileState) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_volume(
-    device: Path, credential: Credential, degraded: bool = False
+    device: Path,
+    credential: Credential,
+    degraded: bool = False,
+    remote_timeout: float | None = None,
 ) -> AsyncIterator[Volume]:
     """Unlock the pool, load its metadata and yield the volume, committer running.
 
@@ -542,7 +545,7 @@ async def open_volume(
             pool.refuse_degraded()
         meta = await Metadata.open(pool)
         volume = Volume(pool, meta)
-        volume.remote.connect_saved()
+        volume.remote.connect_saved(remote_timeout)
         volume.tree.ensure_root(os.getuid(), os.getgid())
         volume.purge_orphans()
         for ino in volume.data.logged_files():

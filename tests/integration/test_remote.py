@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
-from tests.servers import S3Server
+from tests.servers import S3Server, rclone_s3
 
 MiB = 1024 * 1024
 
@@ -255,3 +257,62 @@ def test_state_xattrs_are_read_only_and_not_listed(mounted: LivePool) -> None:
         os.setxattr(path, "user.dwfs.state", b"remote")
     assert caught.value.errno == errno.EPERM
     assert int(os.getxattr(path, "user.dwfs.local_bytes")) == 100_000
+
+
+@pytest.fixture
+def rclone_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """rclone serving S3 over a directory, with credentials it checks."""
+    with rclone_s3(tmp_path) as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+@pytest.mark.slow
+def test_a_remote_that_stops_answering_gives_eio_then_works_again(
+    make_pool: PoolFactory,
+    rclone_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    content = os.urandom(6 * MiB)
+    (pool.mnt / "file").write_bytes(content)
+    (pool.mnt / "local").write_text("metadata and inline data stay local\n")
+    url = f"s3://{rclone_server.new_bucket()}"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    pool.umount()
+    new_machine(tmp_path, monkeypatch, "offline-machine")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    other.mount(None, "remote_timeout=2")
+    os.kill(rclone_server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OSError) as caught:
+            (other.mnt / "file").read_bytes()
+        assert caught.value.errno == errno.EIO
+        assert time.monotonic() - started < 60
+        assert sorted(os.listdir(other.mnt)) == ["file", "local"]
+        assert (other.mnt / "local").read_text().startswith("metadata")
+        assert os.stat(other.mnt / "file").st_size == len(content)
+    finally:
+        os.kill(rclone_server.process.pid, signal.SIGCONT)
+    assert (other.mnt / "file").read_bytes() == content
+    log = (tmp_path / "offline-machine").glob("*/mount.log")
+    assert any("did not answer within 2 s" in p.read_text() for p in log)
+
+
+def test_credentials_the_server_refuses_are_one_line(
+    mounted: LivePool, rclone_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = rclone_server.new_bucket()
+    mounted.umount()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    mounted.mount()
+    result = dwfsctl("remote", "add", mounted.mnt, f"s3://{bucket}", check=False)
+    assert result.returncode == 8, result.stderr
+    assert "refused the credentials" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert remote_show(mounted)["url"] is None

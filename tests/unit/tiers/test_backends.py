@@ -1,9 +1,11 @@
-"""Every backend against a real remote: a directory, moto's S3 server and the real
-rclone with a local remote. The same semantics hold on each: whole objects,
+"""Every backend against a real remote: a directory, moto's S3 server, rclone
+serving S3 (a second S3 implementation, which sends checksums with ranged GETs)
+and the real rclone with a local remote. The same semantics hold on each: whole objects,
 ranged reads, missing objects named as such, listings, idempotent deletes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,26 +14,33 @@ import pytest
 
 from dwfs.errors import ObjectMissing, RemoteError
 from dwfs.tiers import Backend, open_backend
-from tests.servers import S3Server
+from tests.servers import S3Server, rclone_s3
 
 
-@pytest.fixture(params=["dir", "s3", "rclone"])
+@pytest.fixture(params=["dir", "s3", "s3-rclone", "rclone"])
 def backend(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
+    served = contextlib.ExitStack()
     if request.param == "dir":
         url = f"dir://{tmp_path}/remote"
     elif request.param == "s3":
         server: S3Server = request.getfixturevalue("s3_env")
         url = f"s3://{server.new_bucket()}/pools/one"
+    elif request.param == "s3-rclone":
+        rclone = served.enter_context(rclone_s3(tmp_path))
+        for name, value in rclone.env().items():
+            monkeypatch.setenv(name, value)
+        url = f"s3://{rclone.new_bucket()}/pools/one"
     else:
         monkeypatch.setenv("RCLONE_CONFIG", os.devnull)
         monkeypatch.setenv("RCLONE_CONFIG_DWFSTEST_TYPE", "local")
         url = f"rclone:dwfstest:{tmp_path}/rclone"
         (tmp_path / "rclone").mkdir()
-    opened = open_backend(url)
-    yield opened
-    opened.close()
+    with served:
+        opened = open_backend(url)
+        yield opened
+        opened.close()
 
 
 def test_objects_round_trip_whole_and_by_range(backend: Backend) -> None:
