@@ -125,6 +125,9 @@ class ChunkStore(Protocol):
     def learn_remote(self, chunks: Iterable[tuple[ChunkId, RemoteAddr]]) -> None:
         """Where these chunks lie on the remote tier."""
 
+    def forget_local(self, cids: list[ChunkId]) -> None:
+        """Forget the local copies of these chunks (evicted: the remote has them)."""
+
     def is_local(self, cid: ChunkId) -> bool:
         """Whether the devices hold a copy of the chunk."""
 

@@ -42,6 +42,12 @@ class ChunkIndex:
                 if addr is not None and addr.segment in segments:
                     del self._map[cid]
 
+    def forget(self, chunk_ids: list[ChunkId]) -> None:
+        """Forget where these chunks are stored (their local copies are evicted)."""
+        with self._lock:
+            for cid in chunk_ids:
+                self._map.pop(cid, None)
+
     def discard_segments(self, segments: set[int]) -> int:
         """Forget every chunk stored in these segments; how many there were."""
         with self._lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import threading
@@ -90,6 +91,9 @@ class BlockStore:
         come from it, and are kept locally once fetched."""
         self._remote: dict[ChunkId, RemoteAddr] = {}
         self._hydrated: list[tuple[ChunkId, StripeAddr]] = []
+        self._ticks = itertools.count(1)
+        self._used: dict[ChunkId, int] = {}
+        """When each chunk was last read, in ticks: eviction takes the oldest first."""
 
     async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, or right here when it is too small to be
@@ -213,6 +217,15 @@ class BlockStore:
     def is_local(self, cid: ChunkId) -> bool:
         return cid in self.index
 
+    def last_used(self, cid: ChunkId) -> int:
+        """When the chunk was last read in this process, in ticks (0: not yet)."""
+        return self._used.get(cid, 0)
+
+    def forget_local(self, cids: list[ChunkId]) -> None:
+        """Forget the local copies of these chunks (evicted: the remote has them);
+        the stripes stay until garbage collection takes their segments."""
+        self.index.forget(cids)
+
     def take_hydrated(self) -> list[tuple[ChunkId, StripeAddr]]:
         """The chunks fetched from the remote and stored locally since the last
         call, for the metadata to record where they are now."""
@@ -249,6 +262,7 @@ class BlockStore:
             IntegrityError: the pool holds no such chunk, or it fails authentication.
             Unrecoverable: too many of its shards are lost or corrupt.
         """
+        self._used[cid] = next(self._ticks)
         while (cached := self.cache.get(cid)) is None:
             loading = self._loading.get(cid)
             if loading is None:

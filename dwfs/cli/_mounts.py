@@ -55,6 +55,26 @@ def find(mountpoint: Path) -> dict[str, Any]:
     raise NotFound(f"no dwfs filesystem is mounted at {mountpoint} (see `mount -t fuse.dwfs`)")
 
 
+def containing(path: Path) -> tuple[dict[str, Any], str]:
+    """(the registry entry of the dwfs mount that holds path, path relative to its
+    mountpoint).
+
+    Raises:
+        NotFound: path is not inside a dwfs filesystem of this user's.
+    """
+    target = path.resolve()
+    mounts: dict[str, dict[str, Any]] = {}
+    for entry in sorted(state_root().glob("*/mount.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            info: dict[str, Any] = json.loads(read_private(entry) or b"null")
+            if alive(int(info["pid"])):
+                mounts[info["mountpoint"]] = info
+    for place in (target, *target.parents):
+        if str(place) in mounts:
+            return mounts[str(place)], str(target.relative_to(place))
+    raise NotFound(f"{path} is not inside a mounted dwfs filesystem")
+
+
 @contextlib.contextmanager
 def registered(pool: str, mountpoint: Path, sock: Path) -> Iterator[None]:
     path = registry(pool)

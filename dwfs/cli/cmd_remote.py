@@ -60,6 +60,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remove.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
     remove.set_defaults(run=run_remove)
 
+    cache = sub.add_parser(
+        "cache",
+        help="show or bound the local cache of a filesystem with a remote tier",
+        description="Show how much file data is kept locally and how much is only on the "
+        "remote; with --max-size, keep at most SIZE bytes of it locally, and with "
+        "--min-free, evict until the devices have SIZE free (K, M, G, T suffixes). Past "
+        "either bound the least recently read data the remote holds is evicted; pinned, "
+        "open and not yet uploaded data never is.",
+    )
+    cache.add_argument("--json", action="store_true", help="print JSON")
+    cache.add_argument("--max-size", metavar="SIZE", type=parse_size)
+    cache.add_argument("--min-free", metavar="SIZE", type=parse_size)
+    cache.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    cache.set_defaults(run=run_cache)
+
     sync = sub.add_parser(
         "sync",
         help="upload everything pending and make the remote a complete copy",
@@ -70,6 +85,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sync.add_argument("--json", action="store_true", help="print JSON")
     sync.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
     sync.set_defaults(run=run_sync)
+
+
+SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "512M", "20G", "1T" or a plain number."""
+    number, suffix = text.strip(), ""
+    if number[-1:].upper() in SUFFIXES and not number[-1:].isdigit():
+        number, suffix = number[:-1], number[-1:].upper()
+    try:
+        value = float(number) * SUFFIXES[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512M, 20G)") from None
+    if not 0 <= value < 1 << 62:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512M, 20G)")
+    return int(value)
 
 
 def _ask(mountpoint: Path, body: dict[str, Any]) -> Any:
@@ -111,6 +143,22 @@ async def run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+async def run_cache(args: argparse.Namespace) -> int:
+    body = {"op": "cache", "max_size": args.max_size, "min_free": args.min_free}
+    shown = _ask(args.mountpoint, body)
+    if args.json:
+        print_json(shown)
+        return 0
+    limit = "unbounded" if shown["max_size"] is None else human_bytes(shown["max_size"])
+    free = "" if shown["min_free"] is None else f", keep {human_bytes(shown['min_free'])} free"
+    print(
+        f"local: {human_bytes(shown['local_bytes'])} (at most {limit}{free}); "
+        f"only on the remote: {human_bytes(shown['remote_only_bytes'])}; "
+        f"devices free: {human_bytes(shown['free_bytes'])}"
+    )
+    return 0
+
+
 async def run_sync(args: argparse.Namespace) -> int:
     done = _ask(args.mountpoint, {"op": "sync"})
     if args.json:
@@ -137,4 +185,21 @@ async def serve(volume: Volume, request: dict[str, Any]) -> Any:
         return await volume.remote.remove()
     if op == "sync":
         return await volume.remote.sync()
+    if op == "cache":
+        sizes = [request.get("max_size"), request.get("min_free")]
+        if not all(v is None or (type(v) is int and v >= 0) for v in sizes):
+            raise UsageError("a cache request's sizes are byte counts")
+        if sizes == [None, None]:
+            return volume.remote.cache()
+        return await volume.remote.set_cache_limits(*sizes)
+    if op in ("pin", "unpin", "hydrate", "dehydrate"):
+        paths = request.get("paths")
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise UsageError(f"a {op} request names paths")
+        inos = [volume.remote.resolve(p.encode("utf-8", "surrogateescape")) for p in paths]
+        if op in ("pin", "unpin"):
+            return await volume.remote.pin(inos, op == "pin")
+        if op == "hydrate":
+            return await volume.remote.hydrate(inos)
+        return await volume.remote.dehydrate(inos)
     raise UsageError(f"unknown remote request {op!r}")

@@ -1,9 +1,9 @@
 """dwfsctl: create, inspect, repair and manage dwfs pools.
 
-Each verb lives in cmd_<verb>.py with register() and async run(); this module
-parses, runs the verb under trio, and turns every error into one line on stderr
-and an exit status (errors.ExitCode). A traceback reaches the user only when
-DWFS_DEBUG=1 asks for it.
+Each command, or family of commands, lives in cmd_<name>.py with register() and
+async run functions; this module parses, runs the verb under trio, and turns
+every error into one line on stderr and an exit status (errors.ExitCode). A
+traceback reaches the user only when DWFS_DEBUG=1 asks for it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dwfs.cli import (
     cmd_attach,
     cmd_create,
     cmd_fsck,
+    cmd_hydrate,
     cmd_key,
     cmd_mount,
     cmd_remote,
@@ -40,6 +41,7 @@ COMMANDS = (
     cmd_status,
     cmd_snapshot,
     cmd_remote,
+    cmd_hydrate,
     cmd_attach,
     cmd_scrub,
     cmd_fsck,

@@ -85,6 +85,16 @@ class ChunkRows:
         self.db.execute("remote.drop_dead", (segment,))
         self.db.execute("chunk.drop_dead", (segment,))
 
+    def not_local(self) -> list[ChunkId]:
+        """The chunks with no local copy (a stripe of one a scan finds is stale)."""
+        rows = self.db.query("SELECT id FROM chunks WHERE segment = ?", (NOT_LOCAL,))
+        return [ChunkId(bytes(r[0])) for r in rows]
+
+    def not_local_count(self) -> int:
+        """How many chunk rows have no local copy (evicted, or never fetched)."""
+        row = self.db.one("SELECT count(*) FROM chunks WHERE segment = ?", (NOT_LOCAL,))
+        return int(row[0]) if row else 0
+
     def remote_dead_count(self) -> int:
         """How many dead chunks only the remote has."""
         row = self.db.one(
@@ -161,3 +171,65 @@ class RemoteRows:
                 strict=True,
             )
         )
+
+    # -- pins -------------------------------------------------------------------------
+
+    def pinned(self, ino: int) -> bool:
+        return self.db.one("SELECT 1 FROM pins WHERE ino = ?", (ino,)) is not None
+
+    def set_pinned(self, ino: int, pinned: bool) -> None:
+        self.db.execute("pin.add" if pinned else "pin.remove", (ino,))
+
+    def subtree(self, ino: int) -> list[int]:
+        """The live inodes at and below ino (a file: itself)."""
+        rows = self.db.query(
+            "WITH RECURSIVE sub(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d "
+            "JOIN sub ON d.parent = sub.ino WHERE d.death IS NULL) SELECT ino FROM sub",
+            (ino,),
+        )
+        return [int(r[0]) for r in rows]
+
+    def chunks_of(self, inos: list[int]) -> set[ChunkId]:
+        """The chunks the live extents of these inodes use."""
+        found: set[ChunkId] = set()
+        for start in range(0, len(inos), 500):
+            part = inos[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.query(
+                f"SELECT DISTINCT chunk FROM extents WHERE death IS NULL AND ino IN ({marks})",
+                part,
+            )
+            found.update(ChunkId(bytes(r[0])) for r in rows)
+        return found
+
+    def pinned_chunks(self) -> set[ChunkId]:
+        """The chunks a pinned live file uses (a chunk shared with one stays local)."""
+        rows = self.db.query(
+            "SELECT DISTINCT e.chunk FROM pins p JOIN extents e ON e.ino = p.ino "
+            "AND e.death IS NULL"
+        )
+        return {ChunkId(bytes(r[0])) for r in rows}
+
+    def evictable(self) -> list[tuple[ChunkId, int]]:
+        """(chunk, sealed length) of every live chunk kept both here and on the
+        remote, in write order: what eviction may choose from."""
+        rows = self.db.query(
+            "SELECT c.id, c.sealed_len FROM chunks c JOIN remote r ON r.id = c.id "
+            f"WHERE c.refs > 0 AND c.{_LOCAL} ORDER BY c.seq"
+        )
+        return [(ChunkId(bytes(r[0])), int(r[1])) for r in rows]
+
+    def cache_limits(self) -> dict[str, int | None]:
+        """The local cache's bounds: max_size (bytes of local chunks) and min_free
+        (bytes the devices keep free), each None when unset."""
+        found: dict[str, int | None] = {"max_size": None, "min_free": None}
+        for name, value in self.db.query(
+            "SELECT name, value FROM settings WHERE name IN ('cache_max_size', 'cache_min_free')"
+        ):
+            found[str(name).removeprefix("cache_")] = int(value)
+        return found
+
+    def set_cache_limits(self, max_size: int | None, min_free: int | None) -> None:
+        for name, value in (("cache_max_size", max_size), ("cache_min_free", min_free)):
+            if value is not None:
+                self.db.execute("setting.set", (name, str(value)))

@@ -47,6 +47,7 @@ TABLES = frozenset(
         "snapshots",
         "settings",
         "remote",
+        "pins",
     }
 )
 _RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"

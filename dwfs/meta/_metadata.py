@@ -169,6 +169,7 @@ class Metadata:
             replay.epoch(pool, epoch, copies)
         meta_warnings = replay.verdict(pool.id, pool.state_dir)
         pool.store.learn(ChunkRows(db).live())
+        pool.store.forget_local(ChunkRows(db).not_local())
         pool.store.learn_remote(RemoteRows(db).all())
         log.info("metadata at txg %d after replaying %d journal epochs", db.txg, len(epochs))
         number = max([first - 1, *(e.number for e in epochs), *listed]) + 1

@@ -249,6 +249,8 @@ OPS.update(
         "remote.add": "INSERT OR REPLACE INTO remote (id, pack, offset, length) VALUES (?,?,?,?)",
         "remote.drop_dead": "DELETE FROM remote WHERE id IN "
         "(SELECT id FROM chunks WHERE segment = ? AND refs <= 0)",
+        "pin.add": "INSERT OR IGNORE INTO pins (ino) VALUES (?)",
+        "pin.remove": "DELETE FROM pins WHERE ino = ?",
         "chunk.evict": "UPDATE chunks SET seq = 0, segment = -1, offset = 0, shard_len = 0 "
         "WHERE id = ?",
         "chunk.evict_all": "UPDATE chunks SET seq = 0, segment = -1, offset = 0, shard_len = 0 "

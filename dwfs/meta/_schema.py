@@ -16,7 +16,8 @@ crash, and dropped once a flush has stored them.
 
 remote holds where each chunk's sealed copy lies on the remote tier (a byte range
 of a pack). A chunk whose local copy was evicted, or that a pool attached from
-the remote never had, keeps its chunks row with segment NOT_LOCAL (-1).
+the remote never had, keeps its chunks row with segment NOT_LOCAL (-1). pins lists
+the inodes kept local whatever the cache's size (dwfsctl pin).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CREATE INDEX IF NOT EXISTS xattrs_ended ON xattrs(death) WHERE death IS NOT NULL
 CREATE INDEX IF NOT EXISTS inline_ended ON inline_data(death) WHERE death IS NOT NULL;
 CREATE TABLE IF NOT EXISTS remote(
     id BLOB PRIMARY KEY, pack BLOB NOT NULL, offset INT NOT NULL, length INT NOT NULL);
+CREATE TABLE IF NOT EXISTS pins(ino INTEGER PRIMARY KEY);
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them)."""

@@ -113,7 +113,8 @@ class Compactor:
 
     async def run(self) -> int:
         """A pass if one may find victims; how many chunks it moved."""
-        dead = self.meta.chunk_rows.dead_count()
+        rows = self.meta.chunk_rows
+        dead = rows.dead_count() + rows.not_local_count()  # evicted copies leave holes too
         if dead == self._dead_seen:
             return 0
         chosen = _choose(self.meta, self.pool, BUDGET)

@@ -16,7 +16,7 @@ import logging
 
 import trio
 
-from dwfs.meta import Metadata
+from dwfs.meta import NOT_LOCAL, Metadata
 from dwfs.types import PoolServices
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,10 @@ async def collect(meta: Metadata, pool: PoolServices, writers_active: int) -> in
     Nothing is deleted while a resilver walks the stripes it listed."""
     if writers_active or pool.space.resilvering():
         return 0
+    if meta.chunk_rows.remote_dead_count():
+        with meta.db.transaction():
+            meta.chunk_rows.drop_dead(NOT_LOCAL)
+        await meta.commit()
     dead = dead_segments(meta, pool)
     if not dead:
         return 0

@@ -7,10 +7,18 @@ remote is retried with backoff doubling to BACKOFF_MAX, and never delays a
 write, a read of local data, stat or readdir. Chunks fetched from the remote
 are kept on the devices; the committer records where before it commits.
 
-Files answer three read-only xattrs that listxattr does not list (so cp -a,
-rsync -X and backups do not copy them): `user.dwfs.state` (`local`: every byte
-is here; `remote`: none is; `partial`; `pending`: some of it is not uploaded
-yet), and `user.dwfs.local_bytes`.
+Files answer xattrs that listxattr does not list (so cp -a, rsync -X and
+backups do not copy them): `user.dwfs.state` (`local`: every byte is here;
+`remote`: none is; `partial`; `pending`: some of it is not uploaded yet) and
+`user.dwfs.local_bytes`, read-only, and `user.dwfs.pinned` (`1`/`0`), which
+setfattr may set like `dwfsctl pin`.
+
+Pinned files (and new files in pinned directories) stay local: they are
+fetched in the background and never evicted. The local cache is bounded by
+`dwfsctl cache --max-size` and `--min-free`; past either, the committer evicts
+the least recently read chunks that the remote holds (its row committed), that
+no pinned file uses and no open file reads. Evicted stripes are reclaimed by
+compaction and garbage collection like deleted data.
 """
 
 from __future__ import annotations
@@ -22,9 +30,18 @@ import trio
 
 from dwfs import snapshots
 from dwfs.chunks import Tier
-from dwfs.errors import DwfsError, NoAttribute, NotFound, RemoteError, UsageError
+from dwfs.errors import (
+    DwfsError,
+    InvalidArgument,
+    NoAttribute,
+    NotFound,
+    RemoteError,
+    UsageError,
+)
 from dwfs.tiers import parse_url
 from dwfs.types import ChunkId
+from dwfs.vfs import _snapshot_tree as snapdir
+from dwfs.vfs._attrs import ROOT_INO
 
 if TYPE_CHECKING:
     from dwfs.vfs._volume import Volume
@@ -35,7 +52,12 @@ UPLOAD_INTERVAL = 5.0
 BACKOFF_MAX = 300.0
 STATE = b"user.dwfs.state"
 LOCAL_BYTES = b"user.dwfs.local_bytes"
-NAMES = (STATE, LOCAL_BYTES)
+PINNED = b"user.dwfs.pinned"
+NAMES = (STATE, LOCAL_BYTES, PINNED)
+EVICT_SLACK = 0.1
+"""Eviction frees this share of the cache's size beyond what it must, so it does
+not run again at every commit."""
+HYDRATE_PARALLEL = 8
 
 
 class RemoteOps:
@@ -204,3 +226,157 @@ class RemoteOps:
     def _inline_bytes(self, ino: int) -> int:
         data = self.volume.tree.rows.inline(ino)
         return 0 if data is None else len(data)
+
+    # -- pins, hydration, eviction -------------------------------------------------
+
+    def resolve(self, path: bytes) -> int:
+        """The live inode at a path relative to the root.
+
+        Raises:
+            NotFound: nothing is there. ReadOnly: it is under .snapshots.
+        """
+        ino = ROOT_INO
+        for part in [p for p in path.split(b"/") if p not in (b"", b".")]:
+            if ino == ROOT_INO and part == snapdir.NAME:
+                raise snapdir.refuse()
+            ino = self.volume.tree.lookup(ino, part)
+        return ino
+
+    def inherit_pin(self, parent: int, ino: int) -> None:
+        """A new entry in a pinned directory is pinned."""
+        rows = self.meta.remote_rows
+        if rows.pinned(parent):
+            rows.set_pinned(ino, True)
+
+    def pinned_xattr(self, ino: int) -> bytes:
+        return b"1" if self.meta.remote_rows.pinned(ino) else b"0"
+
+    def set_pinned_xattr(self, ino: int, value: bytes) -> None:
+        if value.strip() not in (b"0", b"1"):
+            raise InvalidArgument("user.dwfs.pinned is 1 or 0")
+        self.set_pinned([ino], value.strip() == b"1")
+        self._wake.set()
+
+    def set_pinned(self, roots: list[int], pinned: bool) -> int:
+        """Pin or unpin these inodes and everything below them; how many."""
+        rows = self.meta.remote_rows
+        inos = sorted({i for root in roots for i in rows.subtree(root)})
+        with self.meta.db.transaction():
+            for ino in inos:
+                rows.set_pinned(ino, pinned)
+        return len(inos)
+
+    async def pin(self, roots: list[int], pinned: bool) -> dict[str, Any]:
+        count = self.set_pinned(roots, pinned)
+        await self.meta.commit()
+        result: dict[str, Any] = {"pinned" if pinned else "unpinned": count}
+        if pinned:
+            result.update(await self.hydrate(roots))
+        return result
+
+    async def hydrate(self, roots: list[int]) -> dict[str, Any]:
+        """Fetch every chunk of these files and trees that is not local."""
+        rows = self.meta.remote_rows
+        inos = sorted({i for root in roots for i in rows.subtree(root)})
+        store = self.pool.store
+        missing = [c for c in rows.chunks_of(inos) if not store.is_local(c)]
+        if missing:
+            self._tier()
+        fetched = 0
+        chunks = iter(missing)
+
+        async def worker() -> None:
+            nonlocal fetched
+            for cid in chunks:
+                data = await store.get(cid)  # not `fetched += await ...`: that reads first
+                fetched += len(data)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(HYDRATE_PARALLEL):
+                nursery.start_soon(worker)
+        self.record_hydrated()
+        await self.meta.commit()
+        return {"files": len(inos), "chunks_fetched": len(missing), "bytes_fetched": fetched}
+
+    async def dehydrate(self, roots: list[int]) -> dict[str, Any]:
+        """Evict the local copies of these files' chunks that may go; what stayed."""
+        rows = self.meta.remote_rows
+        inos = sorted({i for root in roots for i in rows.subtree(root)})
+        wanted = rows.chunks_of(inos)
+        store = self.pool.store
+        local = {c for c in wanted if store.is_local(c)}
+        chosen = [(c, n) for c, n in self._candidates() if c in local]
+        freed = await self._evict(chosen)
+        kept = len(local) - len(chosen)
+        return {
+            "files": len(inos),
+            "chunks_evicted": len(chosen),
+            "bytes_freed": freed,
+            "chunks_kept": kept,
+        }
+
+    def _candidates(self) -> list[tuple[ChunkId, int]]:
+        """The chunks eviction may take, least recently read first: on the remote
+        (row committed), not used by a pinned file, not read by an open one."""
+        rows = self.meta.remote_rows
+        keep = rows.pinned_chunks() | rows.chunks_of(sorted(self.volume.open_inodes()))
+        store = self.pool.store
+        found = [(c, n) for c, n in rows.evictable() if c not in keep]
+        found.sort(key=lambda item: store.last_used(item[0]))
+        return found
+
+    async def _evict(self, chosen: list[tuple[ChunkId, int]]) -> int:
+        if not chosen:
+            return 0
+        await self.meta.commit()  # every remote row eviction relies on is durable
+        with self.meta.db.transaction():
+            for cid, _ in chosen:
+                self.meta.chunk_rows.evict(cid)
+        self.pool.store.forget_local([c for c, _ in chosen])
+        await self.meta.commit()
+        return sum(n for _, n in chosen)
+
+    def cache_limits(self) -> dict[str, int | None]:
+        return self.meta.remote_rows.cache_limits()
+
+    async def set_cache_limits(self, max_size: int | None, min_free: int | None) -> dict[str, Any]:
+        self.meta.remote_rows.set_cache_limits(max_size, min_free)
+        await self.meta.commit()
+        await self.evict_to_fit()
+        return self.cache()
+
+    def cache(self) -> dict[str, Any]:
+        limits = self.cache_limits()
+        totals = self.meta.remote_rows.totals()
+        capacity = self.pool.capacity()
+        return {
+            **limits,
+            "local_bytes": totals["local_bytes"],
+            "remote_only_bytes": totals["remote_only_bytes"],
+            "free_bytes": max(capacity["size"] - capacity["used"], 0),
+        }
+
+    async def evict_to_fit(self) -> int:
+        """Evict least recently read chunks until the cache fits its limits."""
+        limits = self.cache_limits()
+        if self.pool.tier is None or (limits["max_size"] is None and limits["min_free"] is None):
+            return 0
+        shown = self.cache()
+        over = 0
+        if limits["max_size"] is not None:
+            over = shown["local_bytes"] - limits["max_size"]
+        if limits["min_free"] is not None:
+            over = max(over, limits["min_free"] - shown["free_bytes"])
+        if over <= 0:
+            return 0
+        over += int((limits["max_size"] or limits["min_free"] or 0) * EVICT_SLACK)
+        chosen, total = [], 0
+        for cid, length in self._candidates():
+            if total >= over:
+                break
+            chosen.append((cid, length))
+            total += length
+        freed = await self._evict(chosen)
+        if freed:
+            log.info("evicted %d chunks (%d bytes) the remote holds", len(chosen), freed)
+        return freed

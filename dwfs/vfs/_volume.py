@@ -44,7 +44,7 @@ from dwfs.vfs._budget import WriteBudget
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._files import FileData, FileState
 from dwfs.vfs._remote_ops import NAMES as REMOTE_XATTRS
-from dwfs.vfs._remote_ops import RemoteOps
+from dwfs.vfs._remote_ops import PINNED, RemoteOps
 from dwfs.vfs._snapshot_ops import SnapshotOps
 from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
 from dwfs.vfs._tree import Tree
@@ -177,6 +177,7 @@ class Volume:
     ) -> Attr:
         self.check_writable(parent, name)
         attr = self.tree.create(parent, name, mode, uid, gid, rdev, umask=umask)
+        self.remote.inherit_pin(parent, attr.ino)
         return self._referenced(attr.ino)
 
     def symlink(self, parent: int, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
@@ -446,6 +447,8 @@ class Volume:
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         if not is_snapshot_ino(ino):
+            if name == PINNED:
+                return self.remote.pinned_xattr(ino)
             if name in REMOTE_XATTRS and stat.S_ISREG(self.tree.attr(ino).mode):
                 return self.remote.xattr(ino, name)
             return self.tree.getxattr(ino, name)
@@ -456,6 +459,9 @@ class Volume:
 
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
         self.check_writable(ino)
+        if name == PINNED:
+            self.remote.set_pinned_xattr(ino, value)
+            return
         if name in REMOTE_XATTRS:
             raise NotPermitted(f"{name.decode()} is read-only: dwfs keeps it")
         self.tree.setxattr(ino, name, value, flags)
@@ -494,6 +500,7 @@ class Volume:
             try:
                 self.remote.record_hydrated()
                 await self.sync_all()
+                await self.remote.evict_to_fit()
                 await self.snapshots.apply_policy()
                 await self._compactor.run()
                 await collect_garbage(self.meta, self.pool, self.data.active)

@@ -316,3 +316,65 @@ def test_credentials_the_server_refuses_are_one_line(
     assert "refused the credentials" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert remote_show(mounted)["url"] is None
+
+
+def test_pin_dehydrate_hydrate_and_a_bounded_cache(mounted: LivePool, tmp_path: Path) -> None:
+    mnt = mounted.mnt
+    (mnt / "keep").mkdir()
+    (mnt / "other").mkdir()
+    kept, other = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    (mnt / "keep" / "a").write_bytes(kept)
+    (mnt / "other" / "b").write_bytes(other)
+    (mnt / "other" / "shared").write_bytes(kept)  # the same chunks as a pinned file
+    remote = tmp_path / "remote"
+    dwfsctl("remote", "add", mnt, f"dir://{remote}")
+    dwfsctl("sync", mnt)
+    remote.rename(tmp_path / "away")  # the remote goes; a file stands in its way
+    remote.write_bytes(b"")
+    (mnt / "other" / "c").write_bytes(os.urandom(MiB))
+    os.sync()
+    assert state_of(mnt / "other" / "c") == "pending"
+    early = json.loads(dwfsctl("dehydrate", "--json", mnt / "other" / "c").stdout)
+    assert early["chunks_evicted"] == 0  # what is not uploaded is never evicted
+    assert state_of(mnt / "other" / "c") == "pending"
+    remote.unlink()
+    (tmp_path / "away").rename(remote)
+    dwfsctl("sync", mnt)
+    assert state_of(mnt / "other" / "c") == "local"
+
+    pinned = json.loads(dwfsctl("pin", "--json", mnt / "keep").stdout)
+    assert pinned["pinned"] == 2
+    (mnt / "keep" / "later").write_bytes(b"new files in a pinned directory are pinned")
+    assert os.getxattr(mnt / "keep" / "later", "user.dwfs.pinned") == b"1"
+    assert os.getxattr(mnt / "other" / "b", "user.dwfs.pinned") == b"0"
+
+    done = json.loads(dwfsctl("dehydrate", "--json", mnt / "keep", mnt / "other").stdout)
+    assert 4 * MiB <= done["bytes_freed"] < 4.1 * MiB  # b and c: a, and shared's chunks, stay
+    assert state_of(mnt / "other" / "b") == "remote"
+    assert state_of(mnt / "other" / "shared") == "local"
+    assert state_of(mnt / "keep" / "a") == "local"
+
+    fetched = json.loads(dwfsctl("hydrate", "--json", mnt / "other" / "b").stdout)
+    assert fetched["bytes_fetched"] == 3 * MiB
+    assert state_of(mnt / "other" / "b") == "local"
+
+    os.setxattr(mnt / "keep" / "a", "user.dwfs.pinned", b"0")
+    os.setxattr(mnt / "keep", "user.dwfs.pinned", b"0")
+    with open(mnt / "keep" / "a", "rb") as held:
+        shown = json.loads(dwfsctl("cache", "--json", "--max-size", "1M", mnt).stdout)
+        assert shown["max_size"] == MiB
+        assert state_of(mnt / "other" / "b") == "remote"
+        assert state_of(mnt / "keep" / "a") == "local"  # open: not evicted
+        assert held.read() == kept
+    mounted.remount()
+    assert state_of(mnt / "other" / "b") == "remote"
+    assert (mnt / "other" / "b").read_bytes() == other
+    assert (mnt / "keep" / "a").read_bytes() == kept
+
+
+def test_pin_outside_a_mount_is_refused(mounted: LivePool, tmp_path: Path) -> None:
+    result = dwfsctl("pin", tmp_path, check=False)
+    assert result.returncode == 2
+    assert "is not inside a mounted dwfs filesystem" in result.stderr
+    result = dwfsctl("hydrate", mounted.mnt / "missing", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
