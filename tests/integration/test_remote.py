@@ -10,8 +10,10 @@ import errno
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -378,3 +380,51 @@ def test_pin_outside_a_mount_is_refused(mounted: LivePool, tmp_path: Path) -> No
     assert "is not inside a mounted dwfs filesystem" in result.stderr
     result = dwfsctl("hydrate", mounted.mnt / "missing", check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_kill_9_during_uploads_and_hydration_loses_nothing(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    written: dict[str, bytes] = {}
+    rng = random.Random(11)
+    for round_ in range(3):
+        for i in range(4):
+            data = os.urandom(rng.randrange(MiB, 3 * MiB))
+            name = f"r{round_}-{i}"
+            with open(pool.mnt / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            written[name] = data
+        time.sleep(rng.uniform(0, 6))  # the uploader wakes every 5 s
+        pool.crash()
+        pool.mount()
+        for name, data in written.items():
+            assert (pool.mnt / name).read_bytes() == data, name
+        dwfsctl("sync", pool.mnt)  # uploads resume; the copy is complete again
+    assert remote_show(pool)["pending_chunks"] == 0
+    pool.umount()
+
+    new_machine(tmp_path, monkeypatch, "hydrating-machine")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    for _ in range(3):
+        other.mount()
+        reader = subprocess.Popen(
+            ["cat", *sorted(written)],
+            cwd=other.mnt,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 0.5))  # hydration under way
+        other.crash()
+        reader.wait(30)
+    other.mount()
+    for name, data in written.items():
+        assert (other.mnt / name).read_bytes() == data, name
