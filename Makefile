@@ -54,6 +54,7 @@ bench: setup
 	$(PY) scripts/bench_mount.py
 	$(PY) scripts/bench_snapshots.py
 	$(PY) scripts/bench_snapshot_mount.py
+	$(PY) scripts/bench_remote.py
 
 fuzz: setup
 	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,fuzz]'

@@ -30,7 +30,7 @@ from dwfs.chunks._chunker import Chunker
 from dwfs.chunks._id import chunk_id
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._putjob import PutJob
-from dwfs.chunks._tier import Fetched, Tier
+from dwfs.chunks._tier import Fetched, Tier, plan_ranges
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
 from dwfs.errors import DwfsError, IntegrityError, NoSpace
@@ -351,15 +351,17 @@ class BlockStore:
             announced.add(cid)
             self._loading.pop(cid).set()
 
-        remote = [cid for cid in wanted if self.index.get(cid) is None and self.on_remote(cid)]
-        if remote:
-            local = set(wanted) - set(remote)
-            wanted = [cid for cid in wanted if cid in local]
-            for cid in remote:
-                self._loading.pop(cid).set()
+        remote = [
+            (cid, where)
+            for cid in wanted
+            if self.index.get(cid) is None and (where := self.on_remote(cid)) is not None
+        ]
+        if remote and self.tier is not None:
+            far = {cid for cid, _ in remote}
+            wanted = [cid for cid in wanted if cid not in far]
             async with trio.open_nursery() as nursery:
-                for cid in remote:
-                    nursery.start_soon(self._prefetch_remote, cid)
+                for group in plan_ranges(remote):
+                    nursery.start_soon(self._prefetch_range, group, announce)
 
         def load_all() -> None:
             for cid in wanted:
@@ -379,13 +381,29 @@ class BlockStore:
                 if cid not in announced:
                     announce(cid)
 
-    async def _prefetch_remote(self, cid: ChunkId) -> None:
-        if self.has_or_loading(cid):
-            return
+    async def _prefetch_range(
+        self, group: list[tuple[ChunkId, RemoteAddr]], announce: Callable[[ChunkId], None]
+    ) -> None:
+        """Fetch chunks near each other in one pack with one GET, keep them, and
+        announce each; one that fails is left for its reader's own fetch."""
+        assert self.tier is not None
+        epoch = self._begin_load()
         try:
-            await self.get(cid)
+            fetched = await self.tier.fetch_range(group)
+            size = sum(len(f.sealed) for _, f in fetched if f is not None)
+            await self._work(size, self._adopt_all, fetched)
         except DwfsError as exc:
-            log.debug("read-ahead of chunk %s from the remote failed: %s", cid.hex()[:16], exc)
+            log.debug("read-ahead from %s failed: %s", self.tier.url, exc)
+        finally:
+            self._end_load(epoch)
+            for cid, _ in group:
+                if cid in self._loading:
+                    announce(cid)
+
+    def _adopt_all(self, fetched: list[tuple[ChunkId, Fetched | None]]) -> None:
+        for cid, one in fetched:
+            if one is not None:
+                self._adopt(cid, one)
 
     def cached(self, cid: ChunkId) -> bytes | None:
         """A chunk's plaintext if it is in the cache, without waiting."""

@@ -50,8 +50,39 @@ TIMEOUT = 30.0
 PACK_ID_SIZE = 16
 
 
+RANGE_BYTES = 8 * 1024 * 1024
+"""The most one ranged GET of read-ahead asks for."""
+RANGE_GAP = 256 * 1024
+"""Chunks this close in a pack are fetched in one GET, the bytes between them with."""
+
+
 def pack_name(pack: bytes) -> str:
     return f"packs/{pack[:1].hex()}/{pack.hex()}"
+
+
+def plan_ranges(
+    items: list[tuple[ChunkId, RemoteAddr]], most: int = RANGE_BYTES, gap: int = RANGE_GAP
+) -> list[list[tuple[ChunkId, RemoteAddr]]]:
+    """Chunks to fetch, grouped into byte ranges of one pack each: chunks at most
+    `gap` apart share a GET while its range stays within `most` bytes (one chunk
+    larger than that is a range of its own). Chunks a file wrote together lie
+    together in a pack, so a sequential reader's chunks cost few requests."""
+    groups: list[list[tuple[ChunkId, RemoteAddr]]] = []
+    ordered = sorted(dict(items).items(), key=lambda item: (item[1].pack, item[1].offset))
+    for cid, where in ordered:
+        if groups:
+            head, reach = groups[-1][0][1], _end(groups[-1])
+            near = where.offset - reach <= gap
+            fits = max(reach, where.offset + where.length) - head.offset <= most
+            if where.pack == head.pack and near and fits:
+                groups[-1].append((cid, where))
+                continue
+        groups.append([(cid, where)])
+    return groups
+
+
+def _end(group: list[tuple[ChunkId, RemoteAddr]]) -> int:
+    return max(where.offset + where.length for _, where in group)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,17 +142,23 @@ class Tier:
         Raises RemoteError or TierUnavailable when a pack cannot be stored:
         the chunks of packs stored before it are returned by the next call.
         """
-        placed: list[tuple[ChunkId, RemoteAddr]] = []
-        batch: list[tuple[ChunkId, StripeAddr]] = []
+        batches: list[list[tuple[ChunkId, StripeAddr]]] = [[]]
         size = 0
         for cid, addr in chunks:
-            batch.append((cid, addr))
-            size += addr.sealed_len
             if size >= PACK_BYTES:
-                placed += await self._upload_pack(batch)
-                batch, size = [], 0
-        if batch:
-            placed += await self._upload_pack(batch)
+                batches.append([])
+                size = 0
+            batches[-1].append((cid, addr))
+            size += addr.sealed_len
+        placed: list[tuple[ChunkId, RemoteAddr]] = []
+
+        async def one(batch: list[tuple[ChunkId, StripeAddr]]) -> None:
+            placed.extend(await self._upload_pack(batch))
+
+        async with trio.open_nursery() as nursery:  # UPLOADS packs in flight (the limiter)
+            for batch in batches:
+                if batch:
+                    nursery.start_soon(one, batch)
         return placed
 
     def _read_sealed(self, batch: list[tuple[ChunkId, StripeAddr]]) -> list[tuple[ChunkId, bytes]]:
@@ -182,6 +219,44 @@ class Tier:
                 f"chunk {cid.hex()[:16]} cannot be read from {self.url}: {exc}"
             ) from None
         return fetched
+
+    async def fetch_range(
+        self, group: list[tuple[ChunkId, RemoteAddr]]
+    ) -> list[tuple[ChunkId, Fetched | None]]:
+        """Chunks lying near each other in one pack (a group of plan_ranges), in one
+        ranged GET; each authenticated, or None where it fails (the reader that
+        wants it meets the error on its own fetch).
+
+        Raises:
+            TierUnavailable, RemoteError: the range could not be read.
+        """
+        try:
+            return await self._call(self._get_range, group)
+        except TierUnavailable:
+            self.stats.unavailable += 1
+            raise
+
+    def _get_range(
+        self, group: list[tuple[ChunkId, RemoteAddr]]
+    ) -> list[tuple[ChunkId, Fetched | None]]:
+        first = group[0][1]
+        start = first.offset
+        data = self.backend.get(pack_name(first.pack), start, _end(group) - start)
+        found: list[tuple[ChunkId, Fetched | None]] = []
+        for cid, where in group:
+            sealed = data[where.offset - start : where.offset - start + where.length]
+            try:
+                compression, payload = crypto.open_(self._keys.chunk_data, cid, sealed)
+            except IntegrityError:
+                with self._lock:
+                    self.stats.failed_authentication += 1
+                found.append((cid, None))
+                continue
+            found.append((cid, Fetched(sealed, compression, payload)))
+        with self._lock:
+            self.stats.chunks_fetched += len(group)
+            self.stats.bytes_fetched += len(data)
+        return found
 
     def _get_and_open(self, cid: ChunkId, where: RemoteAddr) -> Fetched:
         sealed = self.backend.get(pack_name(where.pack), where.offset, where.length)

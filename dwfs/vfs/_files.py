@@ -39,6 +39,10 @@ READ_AHEAD_BYTES = 4 * 1024 * 1024
 """How far past a sequential read its chunks are fetched ahead."""
 READ_AHEAD_BATCH = 4
 """Chunks one read-ahead worker call loads."""
+REMOTE_AHEAD_MAX = 64 * 1024 * 1024
+"""How far read-ahead grows for a sequential reader of chunks only the remote has:
+it doubles from READ_AHEAD_BYTES at every read that meets such chunks, so a
+remote-only file streams at the remote's speed while a short read stays cheap."""
 SEQUENTIAL_SLACK = 2 * 1024 * 1024
 """A read starting this close to where the previous one ended counts as
 sequential: the kernel's read-ahead sends several requests at once, out of order."""
@@ -77,6 +81,8 @@ class FileState:
     """Extents reads looked up, dropped by every change to the file's extents."""
     read_end: int | None = None
     """Where the last read of the file ended, to tell sequential readers."""
+    ahead: int = READ_AHEAD_BYTES
+    """How far read-ahead reaches: grows while a sequential reader meets remote chunks."""
     unlogged: DirtyMap | None = dataclasses.field(default_factory=DirtyMap)
     """Writes since the last fsync logged them or a flush took them; None when
     more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
@@ -198,6 +204,8 @@ class FileData:
         if state is not None:
             if _sequential(state, off):
                 self._read_ahead(ino, state, end)
+            else:
+                state.ahead = READ_AHEAD_BYTES
             state.read_end = end
 
     def inline(self, ino: int) -> bytes | None:
@@ -218,13 +226,17 @@ class FileData:
         readers will want them next."""
         if self.background is None:
             return
-        window = state.window
-        if window is not None and window.covers(end, end + READ_AHEAD_BYTES):
-            ahead = [e.chunk for e in window.starting_in(end, end + READ_AHEAD_BYTES)]
+        window, reach = state.window, end + state.ahead
+        if window is not None and window.covers(end, reach):
+            ahead = [e.chunk for e in window.starting_in(end, reach)]
         else:
-            chunks = self.rows.chunks_from(ino, end, end + READ_AHEAD_BYTES)
-            ahead = [ChunkId(chunk) for chunk in chunks]
+            ahead = [ChunkId(chunk) for chunk in self.rows.chunks_from(ino, end, reach)]
         wanted = [c for c in ahead if not self.store.has_or_loading(c)]
+        remote = [c for c in wanted if not self.store.is_local(c)]
+        if remote:  # one call: the store fetches neighbours in a pack with one GET
+            self.background.start_soon(self.store.prefetch, remote)
+            state.ahead = min(state.ahead * 2, REMOTE_AHEAD_MAX)
+            wanted = [c for c in wanted if self.store.is_local(c)]
         for i in range(0, len(wanted), READ_AHEAD_BATCH):
             self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
 

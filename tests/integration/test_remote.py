@@ -357,7 +357,7 @@ def test_pin_dehydrate_hydrate_and_a_bounded_cache(mounted: LivePool, tmp_path: 
     assert state_of(mnt / "keep" / "a") == "local"
 
     fetched = json.loads(dwfsctl("hydrate", "--json", mnt / "other" / "b").stdout)
-    assert fetched["bytes_fetched"] == 3 * MiB
+    assert 3 * MiB <= fetched["bytes_fetched"] < 3.1 * MiB  # sealed bytes
     assert state_of(mnt / "other" / "b") == "local"
 
     os.setxattr(mnt / "keep" / "a", "user.dwfs.pinned", b"0")
