@@ -1,4 +1,4 @@
-"""Every parser of bytes that come from a device, as a fuzz target.
+"""Every parser of bytes that come from a device or a remote, as a fuzz target.
 
 A target takes arbitrary bytes and feeds them to one parser. Parsers may refuse
 input only with our integrity or format errors (or by returning nothing); any
@@ -20,9 +20,11 @@ import zstandard
 from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks.keys import PASSPHRASE, Credential
 from dwfs.devices import _shard, _superblock
-from dwfs.errors import BadKey, FormatError, IntegrityError
+from dwfs.errors import BadKey, FormatError, IntegrityError, RemoteError
 from dwfs.meta import MetaDB, _journal
 from dwfs.meta._metadata import parse_manifest
+from dwfs.snapshots._replica import parse_manifest as parse_remote_manifest
+from dwfs.tiers import RemoteSuperblock, decode_superblock, encode_superblock
 from dwfs.types import ChunkId, StripeAddr
 
 KEY = bytes(range(32))
@@ -79,6 +81,16 @@ def manifest(data: bytes) -> None:
         parse_manifest(data)
 
 
+def remote_superblock(data: bytes) -> None:
+    with contextlib.suppress(*EXPECTED, RemoteError):
+        decode_superblock(data, "dir:///fuzz").verify(KEY)
+
+
+def remote_manifest(data: bytes) -> None:
+    with contextlib.suppress(*EXPECTED):
+        parse_remote_manifest(POOL, data)
+
+
 def checkpoint_image(data: bytes) -> None:
     with contextlib.suppress(*EXPECTED):
         MetaDB(data).close()
@@ -104,6 +116,8 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "keyslots": keyslots,
     "manifest": manifest,
     "checkpoint_image": checkpoint_image,
+    "remote_superblock": remote_superblock,
+    "remote_manifest": remote_manifest,
     "sealed_chunk": sealed_chunk,
     "compressed_chunk": compressed_chunk,
 }
@@ -140,6 +154,12 @@ def _seeds() -> dict[str, bytes]:
         "keyslots": ring,
         "manifest": manifest_body.encode(),
         "checkpoint_image": image,
+        "remote_superblock": encode_superblock(
+            RemoteSuperblock(POOL, 3, {"cipher": "aes-256-gcm", "manifest": "manifests/ab"}), KEY
+        ),
+        "remote_manifest": json.dumps(
+            {"pool": POOL, "txg": 4, "chunks": [["00" * 32, 10, "11" * 16, 0, 42]]}
+        ).encode(),
         "sealed_chunk": bytes(sealed),
         "compressed_chunk": zstandard.compress(b"abc" * 1000) + lz4.frame.compress(b"abc"),
     }
