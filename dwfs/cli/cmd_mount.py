@@ -142,6 +142,7 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
         if request.get("cmd") == "status":
             status = volume.pool.status()
             status["mount"] = {"mountpoint": str(mountpoint), "pid": os.getpid()}
+            status["remote"] = volume.remote.show()
             return status
         if request.get("cmd") == "sync":
             await volume.sync_all()

@@ -73,6 +73,15 @@ def render(status: dict[str, Any]) -> str:
     ]
     if "mount" in status:
         lines.append(f"   mount: {status['mount']['mountpoint']} (pid {status['mount']['pid']})")
+    remote = status.get("remote") or {}
+    if remote.get("url"):
+        stats = remote.get("stats", {})
+        lines.append(
+            f"  remote: {remote['url']}: {remote['pending_chunks']} chunks to upload, "
+            f"{stats.get('failed_authentication', 0)} failed authentication, "
+            f"{stats.get('unavailable', 0)} timed out"
+            + (f"; {remote['last_error']}" if remote.get("last_error") else "")
+        )
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from dwfs import snapshots
 from dwfs.chunks import Tier
 from dwfs.errors import (
     DwfsError,
+    IntegrityError,
     InvalidArgument,
     NoAttribute,
     NotFound,
@@ -182,6 +183,7 @@ class RemoteOps:
     ) -> None:
         task_status.started()
         delay = UPLOAD_INTERVAL
+        checked: Tier | None = None
         while True:
             with trio.move_on_after(delay):
                 await self._wake.wait()
@@ -191,6 +193,9 @@ class RemoteOps:
                 delay = UPLOAD_INTERVAL
                 continue
             try:
+                if checked is not tier:
+                    await self._check_fresh(tier)
+                    checked = tier
                 async with self.lock:
                     sent = await snapshots.upload_pending(self.meta, self.pool, tier)
             except DwfsError as exc:
@@ -204,6 +209,20 @@ class RemoteOps:
             if sent:
                 log.info("uploaded %d chunks to %s", sent, tier.url)
             delay, self.last_error = UPLOAD_INTERVAL, ""
+
+    async def _check_fresh(self, tier: Tier) -> None:
+        """Refuse a remote rolled back below the generation this machine saw there
+        (IntegrityError; uploads stop until the remote is replaced)."""
+        found = await tier.read_superblock(self.pool.id)
+        seen = self.pool.last_remote_generation()
+        if found is not None and found.generation < seen:
+            message = (
+                f"{tier.url} holds generation {found.generation} of the pool, but this "
+                f"machine saw generation {seen} there: the remote was rolled back; uploads "
+                "stop (remove it and add a new remote)"
+            )
+            log.error("%s", message)
+            raise IntegrityError(message)
 
     # -- xattrs ---------------------------------------------------------------------
 

@@ -211,6 +211,14 @@ def test_a_rolled_back_remote_is_refused(
     failed = dwfsctl("sync", pool.mnt, check=False)
     assert failed.returncode == 4
     assert "rolled back" in failed.stderr and "Traceback" not in failed.stderr
+    pool.remount()  # the uploader looks at the remote it is given before sending anything
+    (pool.mnt / "c").write_text("three\n")
+    deadline = time.monotonic() + 30
+    while "rolled back" not in remote_show(pool)["last_error"]:
+        assert time.monotonic() < deadline, remote_show(pool)
+        time.sleep(0.5)
+    status = dwfsctl("status", pool.mnt).stdout
+    assert "rolled back" in status
     pool.umount()
     root = tmp_path / "attach-old"
     root.mkdir()
