@@ -2,7 +2,9 @@
 uploader, and what each file's xattrs say of where its data is.
 
 The uploader wakes every UPLOAD_INTERVAL seconds (and at once after `remote
-add`), sends up what the remote lacks and commits where it went; a failing
+add`), sends up what the remote lacks and commits where it went, and makes the
+remote a complete copy at most every AUTO_SYNC_EVERY seconds when something
+changed (the first time right after `remote add`); a failing
 remote is retried with backoff doubling to BACKOFF_MAX, and never delays a
 write, a read of local data, stat or readdir. Chunks fetched from the remote
 are kept on the devices; the committer records where before it commits.
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPLOAD_INTERVAL = 5.0
+AUTO_SYNC_EVERY = 600.0
+"""A mounted pool with a remote makes the remote a complete copy (as `dwfsctl sync`
+does) at most this often, whenever the metadata changed since the last one."""
 BACKOFF_MAX = 300.0
 STATE = b"user.dwfs.state"
 LOCAL_BYTES = b"user.dwfs.local_bytes"
@@ -78,6 +83,7 @@ class RemoteOps:
         self.last_error = ""
         self.last_sync: dict[str, Any] | None = None
         self.timeout: float | None = None
+        self._synced_at: float | None = None
 
     def connect_saved(self, timeout: float | None = None) -> None:
         """Use the remote the metadata names, if it names one; remote calls are
@@ -150,6 +156,12 @@ class RemoteOps:
             "stats": stats,
         }
 
+    def _sync_due(self) -> bool:
+        synced = self.last_sync
+        if synced is not None and self.meta.db.txg <= synced["txg"]:
+            return False  # nothing changed since
+        return self._synced_at is None or trio.current_time() - self._synced_at >= AUTO_SYNC_EVERY
+
     async def sync(self) -> dict[str, Any]:
         """Store every write, upload everything pending and make the remote a
         complete, mountable copy; what was done."""
@@ -159,6 +171,7 @@ class RemoteOps:
             self.record_hydrated()
             result = await snapshots.sync_remote(self.meta, self.pool, tier)
         self.last_sync, self.last_error = result, ""
+        self._synced_at = trio.current_time()
         return result
 
     def _tier(self) -> Tier:
@@ -209,6 +222,12 @@ class RemoteOps:
             if sent:
                 log.info("uploaded %d chunks to %s", sent, tier.url)
             delay, self.last_error = UPLOAD_INTERVAL, ""
+            if self._sync_due():
+                try:
+                    await self.sync()
+                except DwfsError as exc:
+                    self.last_error = str(exc)
+                    log.warning("the periodic sync to %s failed: %s", tier.url, exc)
 
     async def _check_fresh(self, tier: Tier) -> None:
         """Refuse a remote rolled back below the generation this machine saw there
