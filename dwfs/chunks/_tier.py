@@ -108,6 +108,23 @@ class TierStats:
     unavailable: int = 0
 
 
+class Pacer:
+    """A bandwidth limit: each transfer books the time its bytes take at `rate`
+    bytes a second after those booked before it, and waits for its turn (the
+    first goes at once, so a burst is one transfer long)."""
+
+    def __init__(self, rate: int | None = None) -> None:
+        self.rate = rate
+        self._next = 0.0
+
+    async def wait(self, nbytes: int) -> None:
+        if not self.rate:
+            return
+        start = max(trio.current_time(), self._next)
+        self._next = start + nbytes / self.rate
+        await trio.sleep_until(start)
+
+
 class Tier:
     """One pool's remote: uploads, fetches and the superblock there."""
 
@@ -122,6 +139,7 @@ class Tier:
         self._keys = keys
         self._limiter = trio.CapacityLimiter(UPLOADS)
         self._lock = threading.Lock()
+        self.pacer = Pacer()
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, abandoned after the timeout."""
@@ -186,6 +204,7 @@ class Tier:
             placed.append((cid, RemoteAddr(pack, offset, len(data))))
             offset += len(data)
         body = b"".join(data for _, data in sealed)
+        await self.pacer.wait(len(body))
         try:
             await self._call(self.backend.put, pack_name(pack), body)
         except TierUnavailable:

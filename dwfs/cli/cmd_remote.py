@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "record it, and start uploading. " + REMOTE_HELP,
     )
     add.add_argument("--json", action="store_true", help="print JSON")
+    add.add_argument(
+        "--bwlimit",
+        metavar="RATE",
+        type=parse_size,
+        help="upload at most RATE bytes a second (K, M, G suffixes; default: no limit)",
+    )
     add.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
     add.add_argument("url", metavar="URL")
     add.set_defaults(run=run_add)
@@ -119,6 +125,8 @@ def render(shown: dict[str, Any]) -> str:
         f"{chunks['remote_only']} remote only",
         f"generation:   {shown['generation']}",
     ]
+    if shown.get("bwlimit"):
+        lines.append(f"upload limit: {human_bytes(shown['bwlimit'])}/s")
     if shown.get("last_error"):
         lines.append(f"last error:   {shown['last_error']}")
     return "\n".join(lines)
@@ -126,7 +134,7 @@ def render(shown: dict[str, Any]) -> str:
 
 async def run_add(args: argparse.Namespace) -> int:
     parse_url(args.url)
-    shown = _ask(args.mountpoint, {"op": "add", "url": args.url})
+    shown = _ask(args.mountpoint, {"op": "add", "url": args.url, "bwlimit": args.bwlimit})
     print_json(shown) if args.json else print(render(shown))
     return 0
 
@@ -175,10 +183,10 @@ async def serve(volume: Volume, request: dict[str, Any]) -> Any:
     """The mount daemon's answer to a remote request."""
     op = request.get("op")
     if op == "add":
-        url = request.get("url")
-        if not isinstance(url, str):
-            raise UsageError("a remote add request names a URL")
-        return await volume.remote.add(url)
+        url, rate = request.get("url"), request.get("bwlimit")
+        if not isinstance(url, str) or not (rate is None or (type(rate) is int and rate > 0)):
+            raise UsageError("a remote add request names a URL and a rate in bytes a second")
+        return await volume.remote.add(url, rate)
     if op == "show":
         return volume.remote.show()
     if op == "remove":

@@ -121,6 +121,16 @@ class RemoteRows:
         row = self.db.one("SELECT value FROM settings WHERE name = 'remote_url'")
         return None if row is None else str(row[0])
 
+    def bwlimit(self) -> int | None:
+        row = self.db.one("SELECT value FROM settings WHERE name = 'remote_bwlimit'")
+        return None if row is None else int(row[0])
+
+    def set_bwlimit(self, rate: int | None) -> None:
+        if rate is None:
+            self.db.execute("setting.delete", ("remote_bwlimit",))
+        else:
+            self.db.execute("setting.set", ("remote_bwlimit", str(rate)))
+
     def set_url(self, url: str | None) -> None:
         if url is None:
             self.db.execute("setting.delete", ("remote_url",))

@@ -92,16 +92,17 @@ class RemoteOps:
         url = self.meta.remote_rows.url()
         if url is not None:
             try:
-                self.pool.connect(url, timeout)
+                tier = self.pool.connect(url, timeout)
+                tier.pacer.rate = self.meta.remote_rows.bwlimit()
             except DwfsError as exc:
                 self.last_error = str(exc)
                 log.error("the remote tier cannot be used: %s", exc)
 
     # -- commands ---------------------------------------------------------------
 
-    async def add(self, url: str) -> dict[str, Any]:
+    async def add(self, url: str, bwlimit: int | None = None) -> dict[str, Any]:
         """Use url as the remote tier: checked (reachable, writable, empty or this
-        pool's), recorded, and uploads start."""
+        pool's), recorded, and uploads start (at most bwlimit bytes a second)."""
         parse_url(url)
         async with self.lock:
             if self.meta.remote_rows.url() is not None:
@@ -116,7 +117,9 @@ class RemoteOps:
             except BaseException:
                 self.pool.disconnect()
                 raise
+            tier.pacer.rate = bwlimit
             self.meta.remote_rows.set_url(url)
+            self.meta.remote_rows.set_bwlimit(bwlimit)
             await self.meta.commit()
         self._wake.set()
         return self.show()
@@ -151,6 +154,7 @@ class RemoteOps:
             "pending_bytes": pending_bytes,
             "chunks": self.meta.remote_rows.totals(),
             "generation": self.pool.last_remote_generation(),
+            "bwlimit": self.meta.remote_rows.bwlimit(),
             "last_sync": self.last_sync,
             "last_error": self.last_error,
             "stats": stats,
