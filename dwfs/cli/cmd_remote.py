@@ -134,6 +134,8 @@ def render(shown: dict[str, Any]) -> str:
 
 async def run_add(args: argparse.Namespace) -> int:
     parse_url(args.url)
+    if args.bwlimit == 0:
+        raise UsageError("--bwlimit 0 would never upload: give a rate, or leave it out")
     shown = _ask(args.mountpoint, {"op": "add", "url": args.url, "bwlimit": args.bwlimit})
     print_json(shown) if args.json else print(render(shown))
     return 0
