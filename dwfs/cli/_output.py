@@ -24,20 +24,21 @@ def human_bytes(n: float) -> str:
 class ProgressLine:
     """A one-line progress report on stderr, redrawn at most ten times a second."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, unit: str = "stripes") -> None:
         self.what = what
+        self.unit = unit
         self.enabled = sys.stderr.isatty()
         self._start = time.monotonic()
         self._last = 0.0
 
-    def __call__(self, stripes: int, nbytes: int) -> None:
+    def __call__(self, count: int, nbytes: int) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < 0.1:
             return
         self._last = now
         rate = nbytes / max(now - self._start, 1e-6)
         sys.stderr.write(
-            f"\r{self.what}: {stripes} stripes, {human_bytes(nbytes)} ({human_bytes(rate)}/s)   "
+            f"\r{self.what}: {count} {self.unit}, {human_bytes(nbytes)} ({human_bytes(rate)}/s)   "
         )
         sys.stderr.flush()
 

@@ -5,11 +5,14 @@ mount daemon does the work."""
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from dwfs.cli import _mounts
-from dwfs.cli._output import human_bytes, print_json
+from dwfs.cli._output import ProgressLine, human_bytes, print_json
 from dwfs.errors import UsageError
 
 VERBS = {
@@ -58,12 +61,42 @@ def _one_mount(paths: list[Path]) -> tuple[dict[str, Any], list[str]]:
 async def run(args: argparse.Namespace) -> int:
     info, paths = _one_mount(args.paths)
     body = {"cmd": "remote", "op": args.verb, "paths": paths}
-    done = _mounts.request(info, body, timeout=86400)
+    if args.verb in ("pin", "hydrate") and not args.json:
+        done = await _with_progress(args.verb, info, body)
+    else:
+        done = _mounts.request(info, body, timeout=86400)
     if args.json:
         print_json(done)
         return 0
     print(describe(args.verb, done))
     return 0
+
+
+def _fetched(info: dict[str, Any]) -> tuple[int, int]:
+    stats = _mounts.request(info, {"cmd": "remote", "op": "show"}).get("stats") or {}
+    return int(stats.get("chunks_fetched", 0)), int(stats.get("bytes_fetched", 0))
+
+
+async def _with_progress(verb: str, info: dict[str, Any], body: dict[str, Any]) -> Any:
+    """The request's answer, with what the mount fetched meanwhile shown on a
+    terminal (polled from the mount's remote statistics)."""
+    answer: dict[str, Any] = {}
+    with ProgressLine(verb, "chunks") as progress:
+        chunks0, bytes0 = _fetched(info) if progress.enabled else (0, 0)
+
+        async def ask(cancel: trio.CancelScope) -> None:
+            answer["done"] = await trio.to_thread.run_sync(
+                functools.partial(_mounts.request, info, body, timeout=86400)
+            )
+            cancel.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, nursery.cancel_scope)
+            while progress.enabled:
+                await trio.sleep(0.2)
+                chunks, nbytes = await trio.to_thread.run_sync(_fetched, info)
+                progress(chunks - chunks0, nbytes - bytes0)
+    return answer["done"]
 
 
 def describe(verb: str, done: dict[str, Any]) -> str:

@@ -287,7 +287,11 @@ class RemoteOps:
         for part in [p for p in path.split(b"/") if p not in (b"", b".")]:
             if ino == ROOT_INO and part == snapdir.NAME:
                 raise snapdir.refuse()
-            ino = self.volume.tree.lookup(ino, part)
+            try:
+                ino = self.volume.tree.lookup(ino, part)
+            except NotFound:
+                shown = path.decode(errors="replace")
+                raise NotFound(f"{shown} does not exist in the mounted filesystem") from None
         return ino
 
     def inherit_pin(self, parent: int, ino: int) -> None:
