@@ -301,6 +301,10 @@ class Tier:
     async def delete(self, name: str) -> None:
         await self._call(self.backend.delete, name)
 
+    async def list(self, prefix: str) -> list[str]:
+        """Every object under a folder, however deep."""
+        return await self._call(self.backend.list, prefix)
+
     # -- the superblock -------------------------------------------------------
 
     async def read_superblock(self, pool: str) -> RemoteSuperblock | None:

@@ -34,6 +34,7 @@ from dwfs.chunks import (
     read_remote,
 )
 from dwfs.chunks._pool import Pool
+from dwfs.chunks._tier import pack_name
 from dwfs.errors import DwfsError, IntegrityError, RemoteError
 from dwfs.meta import Metadata
 from dwfs.tiers import RemoteSuperblock, check_name
@@ -110,11 +111,7 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     where = dict(placed)
     previous = await tier.read_superblock(pool.id)
     seen = pool.last_remote_generation()
-    if previous is not None and previous.generation < seen:
-        raise IntegrityError(
-            f"{tier.url} holds generation {previous.generation} of the pool, but this machine "
-            f"wrote generation {seen} there: the remote was rolled back; sync to a new remote"
-        )
+    _check_writer(tier.url, previous, seen)
     generation = max(previous.generation if previous else 0, seen) + 1
     body = _manifest(pool.id, txg, [(r.chunk_id, r.length, where[r.chunk_id]) for r in image])
     name = f"manifests/{secrets.token_hex(16)}"
@@ -123,16 +120,59 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     config = {**pool.public_config(), "manifest": name, "txg": txg}
     await tier.write_superblock(RemoteSuperblock(pool.id, generation, config))
     pool.record_remote_generation(generation)
+    removed = 0
     if previous is not None:
         await _forget_manifest(tier, previous)
+        live = {where.pack for _, where in meta.remote_rows.all()} | {
+            w.pack for w in where.values()
+        }
+        removed = await _remove_dead_packs(tier, live)
     log.info("remote copy at generation %d (txg %d): %d chunks uploaded", generation, txg, uploaded)
     return {
         "url": tier.url,
         "generation": generation,
         "txg": txg,
         "chunks_uploaded": uploaded,
+        "packs_removed": removed,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _check_writer(url: str, previous: RemoteSuperblock | None, seen: int) -> None:
+    """Refuse to write over a remote that another machine wrote since this one
+    last did (the pool was attached elsewhere and used there: two writers would
+    each delete what the other needs), or that was rolled back."""
+    if previous is None or previous.generation == seen:
+        return
+    if previous.generation < seen:
+        raise IntegrityError(
+            f"{url} holds generation {previous.generation} of the pool, but this machine "
+            f"wrote generation {seen} there: the remote was rolled back; sync to a new remote"
+        )
+    if seen:
+        raise IntegrityError(
+            f"{url} holds generation {previous.generation} of the pool, written elsewhere "
+            f"after this machine's generation {seen}: the pool is in use on another machine; "
+            "attach it anew here, or remove this remote and add an empty one"
+        )
+    log.warning("no record of %s on this machine: taking over its copy", url)
+
+
+async def _remove_dead_packs(tier: Tier, live: set[bytes]) -> int:
+    """Delete the packs no chunk of the newest copy lies in (those of deleted data,
+    of older metadata checkpoints, and of uploads a crash cut off); how many."""
+    names = await tier.list("packs/")
+    keep = {pack_name(p) for p in live}
+    dead = [n for n in names if n not in keep and n.count("/") == 2]
+    for name in dead:
+        try:
+            await tier.delete(check_name(name))
+        except DwfsError as exc:
+            log.warning("a dead pack on %s stays: %s", tier.url, exc)
+            return dead.index(name)
+    if dead:
+        log.info("removed %d packs no chunk needs from %s", len(dead), tier.url)
+    return len(dead)
 
 
 async def _forget_manifest(tier: Tier, previous: RemoteSuperblock) -> None:

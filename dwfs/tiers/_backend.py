@@ -49,7 +49,8 @@ class Backend(Protocol):
         """An object's length, or None if there is none of that name."""
 
     def list(self, prefix: str) -> list[str]:
-        """The names of the objects under prefix (a folder: it ends with '/')."""
+        """The names of every object under prefix (a folder: it ends with '/'),
+        in its subfolders too."""
 
     def delete(self, name: str) -> None:
         """Remove an object; nothing happens if there is none."""

@@ -152,12 +152,11 @@ class DirBackend:
         folder_name = prefix.rstrip("/")
         try:
             with self._open_folder(check_name(folder_name).split("/"), create=False) as folder:
-                names = os.listdir(folder)
+                return sorted(_walk(folder, folder_name))
         except OSError as exc:
             if exc.errno in _GONE:
                 return []
             raise self._failed("list", prefix, exc) from None
-        return sorted(f"{folder_name}/{n}" for n in names if not n.startswith(_TMP) and _is_name(n))
 
     def delete(self, name: str) -> None:
         try:
@@ -186,6 +185,26 @@ class DirBackend:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
             return RemoteError(f"{self._url} refused to {what} {name}: {exc.strerror}")
         return TierUnavailable(f"{self._url} failed to {what} {name}: {exc.strerror}")
+
+
+def _walk(folder: int, name: str) -> list[str]:
+    """The objects in a folder and below it, each opened without following links."""
+    found: list[str] = []
+    for leaf in os.listdir(folder):
+        if leaf.startswith(_TMP) or not _is_name(leaf):
+            continue
+        try:
+            child = os.open(leaf, _DIR_FLAGS, dir_fd=folder)
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                found.append(f"{name}/{leaf}")
+                continue
+            raise
+        try:
+            found.extend(_walk(child, f"{name}/{leaf}"))
+        finally:
+            os.close(child)
+    return found
 
 
 def _is_name(leaf: str) -> bool:

@@ -114,7 +114,7 @@ class RcloneBackend:
     def list(self, prefix: str) -> list[str]:
         folder = prefix.rstrip("/")
         try:
-            out = self._run("list", prefix, ["lsf", "--files-only", self._path(folder)])
+            out = self._run("list", prefix, ["lsf", "-R", "--files-only", self._path(folder)])
         except ObjectMissing:
             return []
         return sorted(f"{folder}/{line}" for line in out.decode(errors="replace").splitlines())

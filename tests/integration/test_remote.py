@@ -436,3 +436,53 @@ def test_kill_9_during_uploads_and_hydration_loses_nothing(
     other.mount()
     for name, data in written.items():
         assert (other.mnt / name).read_bytes() == data, name
+
+
+def test_packs_nothing_needs_leave_the_remote_and_the_copy_stays_whole(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    url = f"dir://{tmp_path}/remote"
+    (pool.mnt / "a").write_bytes(os.urandom(2 * MiB))
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    orphan = tmp_path / "remote" / "packs" / "ff" / ("ff" * 16)
+    orphan.parent.mkdir(exist_ok=True)
+    orphan.write_bytes(b"a pack a crash cut off before its rows were committed")
+    (pool.mnt / "b").write_bytes(os.urandom(MiB))
+    done = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    assert done["packs_removed"] >= 2  # the orphan and the first sync's metadata image
+    assert not orphan.exists()
+    expected = tree_of(pool.mnt)
+    pool.umount()
+    new_machine(tmp_path, monkeypatch, "gc-machine")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    other.mount()
+    assert tree_of(other.mnt) == expected
+
+
+def test_a_remote_written_by_another_machine_is_not_overwritten(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    first_state = os.environ["DWFS_STATE_DIR"]
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    new_machine(tmp_path, monkeypatch, "second-machine")
+    other, _ = attach(pool, url, attached_pools, n=1)
+    other.mount()
+    (other.mnt / "written-there").write_text("x\n")
+    dwfsctl("sync", other.mnt)
+    other.umount()
+    monkeypatch.setenv("DWFS_STATE_DIR", first_state)
+    (pool.mnt / "written-here").write_text("y\n")
+    refused = dwfsctl("sync", pool.mnt, check=False)
+    assert refused.returncode == 4
+    assert "in use on another machine" in refused.stderr

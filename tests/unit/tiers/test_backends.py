@@ -71,12 +71,12 @@ def test_a_range_past_the_end_is_refused_not_shortened(backend: Backend) -> None
 
 def test_listing_names_a_folders_objects(backend: Backend) -> None:
     assert backend.list("packs/") == []
-    for name in ("packs/a1", "packs/b2", "journal/1", "superblock"):
+    for name in ("packs/a1", "packs/b2", "packs/c3/d4", "journal/1", "superblock"):
         backend.put(name, name.encode())
-    assert backend.list("packs/") == ["packs/a1", "packs/b2"]
+    assert backend.list("packs/") == ["packs/a1", "packs/b2", "packs/c3/d4"]
     backend.delete("packs/a1")
     backend.delete("packs/a1")
-    assert backend.list("packs/") == ["packs/b2"]
+    assert backend.list("packs/") == ["packs/b2", "packs/c3/d4"]
 
 
 def test_check_writes_and_removes_a_probe(backend: Backend) -> None:
