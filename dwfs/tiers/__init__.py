@@ -10,6 +10,7 @@ from __future__ import annotations
 from dwfs.tiers._backend import MAX_OBJECT as MAX_OBJECT
 from dwfs.tiers._backend import Backend as Backend
 from dwfs.tiers._backend import check_name as check_name
+from dwfs.tiers._backend import probe as probe
 from dwfs.tiers._superblock import OBJECT as SUPERBLOCK
 from dwfs.tiers._superblock import RemoteSuperblock as RemoteSuperblock
 from dwfs.tiers._superblock import Unverified as Unverified
@@ -53,4 +54,5 @@ __all__ = [
     "encode_superblock",
     "open_backend",
     "parse_url",
+    "probe",
 ]

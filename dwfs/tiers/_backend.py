@@ -11,6 +11,7 @@ nothing else escapes.
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Protocol
 
 from dwfs.errors import UsageError
@@ -26,6 +27,15 @@ def check_name(name: str) -> str:
     if not _NAME.match(name) or len(name) > 200:
         raise UsageError(f"{name!r} is not an object name dwfs uses")
     return name
+
+
+def probe(backend: Backend) -> None:
+    """Raise unless the remote can be reached and written (a bucket exists,
+    credentials are accepted, the directory is ours): a small object is put and
+    removed."""
+    name = f"probe-{secrets.token_hex(8)}"
+    backend.put(name, b"dwfs")
+    backend.delete(name)
 
 
 class Backend(Protocol):
@@ -54,10 +64,6 @@ class Backend(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove an object; nothing happens if there is none."""
-
-    def check(self) -> None:
-        """Raise unless the remote can be reached and written (a bucket exists,
-        credentials are accepted, the directory is ours)."""
 
     def close(self) -> None:
         """Let go of connections and descriptors."""

@@ -166,11 +166,6 @@ class DirBackend:
             if exc.errno not in _GONE:
                 raise self._failed("delete", name, exc) from None
 
-    def check(self) -> None:
-        probe = f"probe-{secrets.token_hex(8)}"
-        self.put(probe, b"dwfs")
-        self.delete(probe)
-
     def close(self) -> None:
         return
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -124,11 +123,6 @@ class RcloneBackend:
             self._run("delete", name, ["deletefile", self._path(name)])
         except ObjectMissing:
             return
-
-    def check(self) -> None:
-        probe = f"probe-{secrets.token_hex(8)}"
-        self.put(probe, b"dwfs")
-        self.delete(probe)
 
     def close(self) -> None:
         return

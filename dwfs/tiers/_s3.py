@@ -14,7 +14,6 @@ retry mode; what still fails becomes a RemoteError or a TierUnavailable.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from dwfs.errors import ObjectMissing, RemoteError, TierUnavailable
@@ -113,11 +112,6 @@ class S3Backend:
 
     def delete(self, name: str) -> None:
         self._call("delete", name, "delete_object", Key=self._key(name))
-
-    def check(self) -> None:
-        probe = f"probe-{secrets.token_hex(8)}"
-        self.put(probe, b"dwfs")
-        self.delete(probe)
 
     def close(self) -> None:
         self._client.close()

@@ -41,7 +41,7 @@ from dwfs.errors import (
     RemoteError,
     UsageError,
 )
-from dwfs.tiers import parse_url
+from dwfs.tiers import parse_url, probe
 from dwfs.types import ChunkId, RemoteAddr
 from dwfs.vfs import _snapshot_tree as snapdir
 from dwfs.vfs._attrs import ROOT_INO
@@ -112,7 +112,7 @@ class RemoteOps:
                 )
             tier = self.pool.connect(url, self.timeout)
             try:
-                await trio.to_thread.run_sync(tier.backend.check)
+                await trio.to_thread.run_sync(probe, tier.backend)
                 await tier.read_superblock(self.pool.id)
             except BaseException:
                 self.pool.disconnect()

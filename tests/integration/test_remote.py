@@ -98,6 +98,23 @@ def attach(
     return pool, json.loads(result.stdout)
 
 
+def attach_elsewhere(
+    pool: LivePool,
+    url: str,
+    made: list[LivePool],
+    monkeypatch: pytest.MonkeyPatch,
+    machine: str,
+    n: int = 1,
+) -> LivePool:
+    """Unmount the pool, then on a machine that never saw it, attach it from the
+    remote and mount it."""
+    pool.umount()
+    new_machine(pool.root.parent, monkeypatch, machine)
+    other, _ = attach(pool, url, made, n)
+    other.mount()
+    return other
+
+
 def remote_show(pool: LivePool) -> dict[str, Any]:
     shown: dict[str, Any] = json.loads(dwfsctl("remote", "show", "--json", pool.mnt).stdout)
     return shown
@@ -161,10 +178,7 @@ def test_s3_remote_round_trip(
     url = f"s3://{s3_env.new_bucket()}/pools/home"
     dwfsctl("remote", "add", pool.mnt, url)
     dwfsctl("sync", pool.mnt)
-    pool.umount()
-    new_machine(tmp_path, monkeypatch, "s3-machine")
-    other, _ = attach(pool, url, attached_pools, n=1)
-    other.mount()
+    other = attach_elsewhere(pool, url, attached_pools, monkeypatch, "s3-machine")
     assert tree_of(other.mnt) == expected
 
 
@@ -458,10 +472,7 @@ def test_packs_nothing_needs_leave_the_remote_and_the_copy_stays_whole(
     assert done["packs_removed"] >= 2  # the orphan and the first sync's metadata image
     assert not orphan.exists()
     expected = tree_of(pool.mnt)
-    pool.umount()
-    new_machine(tmp_path, monkeypatch, "gc-machine")
-    other, _ = attach(pool, url, attached_pools, n=1)
-    other.mount()
+    other = attach_elsewhere(pool, url, attached_pools, monkeypatch, "gc-machine")
     assert tree_of(other.mnt) == expected
 
 
