@@ -210,6 +210,11 @@ class BlockStore:
         with self._stats_lock:
             self._remote.update(chunks)
 
+    def forget_remote(self) -> None:
+        """Forget where chunks lay on the remote tier (it was removed)."""
+        with self._stats_lock:
+            self._remote.clear()
+
     def on_remote(self, cid: ChunkId) -> RemoteAddr | None:
         with self._stats_lock:
             return self._remote.get(cid)

@@ -132,8 +132,10 @@ class RemoteRows:
             self.db.execute("setting.set", ("remote_bwlimit", str(rate)))
 
     def set_url(self, url: str | None) -> None:
+        """Record the remote tier's URL; None forgets it and where chunks lay there."""
         if url is None:
             self.db.execute("setting.delete", ("remote_url",))
+            self.db.execute("remote.clear", ())
         else:
             self.db.execute("setting.set", ("remote_url", url))
 

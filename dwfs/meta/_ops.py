@@ -247,6 +247,7 @@ OPS.update(
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         "setting.delete": "DELETE FROM settings WHERE name = ?",
         "remote.add": "INSERT OR REPLACE INTO remote (id, pack, offset, length) VALUES (?,?,?,?)",
+        "remote.clear": "DELETE FROM remote",
         "remote.drop_dead": "DELETE FROM remote WHERE id IN "
         "(SELECT id FROM chunks WHERE segment = ? AND refs <= 0)",
         "pin.add": "INSERT OR IGNORE INTO pins (ino) VALUES (?)",

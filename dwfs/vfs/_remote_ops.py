@@ -136,8 +136,11 @@ class RemoteOps:
                     f"{only_there} chunks are only on {url}: hydrate every file "
                     "(`dwfsctl hydrate MOUNTPOINT`) before removing the remote"
                 )
-            self.meta.remote_rows.set_url(None)
+            with self.meta.db.transaction():
+                self.meta.remote_rows.set_url(None)
+                self.meta.remote_rows.set_bwlimit(None)
             await self.meta.commit()
+            self.pool.store.forget_remote()
             self.pool.disconnect()
         return {"url": url, "removed": True}
 

@@ -498,3 +498,27 @@ def test_a_remote_written_by_another_machine_is_not_overwritten(
     refused = dwfsctl("sync", pool.mnt, check=False)
     assert refused.returncode == 4
     assert "in use on another machine" in refused.stderr
+
+
+def test_a_removed_remote_is_forgotten_and_a_new_one_gets_everything(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    (pool.mnt / "f").write_bytes(os.urandom(2 * MiB))
+    dwfsctl("remote", "add", pool.mnt, f"dir://{tmp_path}/first")
+    dwfsctl("sync", pool.mnt)
+    dwfsctl("dehydrate", pool.mnt / "f")
+    refused = dwfsctl("remote", "remove", pool.mnt, check=False)
+    assert refused.returncode == 2 and "hydrate every file" in refused.stderr
+    dwfsctl("hydrate", pool.mnt / "f")
+    dwfsctl("remote", "remove", pool.mnt)
+    assert remote_show(pool)["url"] is None
+    second = f"dir://{tmp_path}/second"
+    dwfsctl("remote", "add", pool.mnt, second)
+    dwfsctl("sync", pool.mnt)
+    expected = tree_of(pool.mnt)
+    other = attach_elsewhere(pool, second, attached_pools, monkeypatch, "second-remote")
+    assert tree_of(other.mnt) == expected
