@@ -134,6 +134,9 @@ class ChunkStore(Protocol):
     def take_hydrated(self) -> list[tuple[ChunkId, StripeAddr]]:
         """Chunks fetched from the remote and kept locally since the last call."""
 
+    def unrecorded_segments(self) -> set[int]:
+        """Segments holding chunks kept locally whose place is not recorded yet."""
+
 
 class SegmentSpace(Protocol):
     """The pool's append-only segments, as compaction and garbage collection see them."""

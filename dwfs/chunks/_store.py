@@ -33,7 +33,7 @@ from dwfs.chunks._putjob import PutJob
 from dwfs.chunks._tier import Fetched, Tier, plan_ranges
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
-from dwfs.errors import DwfsError, IntegrityError, NoSpace
+from dwfs.errors import DeviceError, DwfsError, IntegrityError, NoSpace
 from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, RemoteAddr, StripeAddr
 
 T = TypeVar("T")
@@ -231,6 +231,12 @@ class BlockStore:
         the stripes stay until garbage collection takes their segments."""
         self.index.forget(cids)
 
+    def unrecorded_segments(self) -> set[int]:
+        """Segments holding chunks fetched from the remote whose place the metadata
+        has not recorded yet: garbage collection must keep them."""
+        with self._stats_lock:
+            return {addr.segment for _, addr in self._hydrated}
+
     def take_hydrated(self) -> list[tuple[ChunkId, StripeAddr]]:
         """The chunks fetched from the remote and stored locally since the last
         call, for the metadata to record where they are now."""
@@ -289,10 +295,20 @@ class BlockStore:
         epoch = self._begin_load()
         try:
             addr = addr or self.index.get(cid)
-            where = None if addr is not None else self.on_remote(cid)
-            if where is not None and self.tier is not None:
+            where = self.on_remote(cid) if self.tier is not None else None
+            if addr is None and where is not None:
                 return await self._hydrate(cid, where)
-            return await self._work(addr.sealed_len if addr else 0, self._fetch, cid, addr)
+            try:
+                return await self._work(addr.sealed_len if addr else 0, self._fetch, cid, addr)
+            except (IntegrityError, DeviceError) as exc:
+                if where is None:
+                    raise
+                log.warning(
+                    "chunk %s cannot be read here (%s): fetching the remote's copy",
+                    cid.hex()[:16],
+                    exc,
+                )
+                return await self._hydrate(cid, where)
         finally:
             self._end_load(epoch)
             del self._loading[cid]

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def dead_segments(meta: Metadata, pool: PoolServices) -> list[int]:
     keep = meta.chunk_rows.live_segments() | meta.checkpoint_segments | {pool.space.current_segment}
+    keep |= pool.store.unrecorded_segments()
     return [s for s in pool.space.segments() if s not in keep]
 
 

@@ -522,3 +522,23 @@ def test_a_removed_remote_is_forgotten_and_a_new_one_gets_everything(
     expected = tree_of(pool.mnt)
     other = attach_elsewhere(pool, second, attached_pools, monkeypatch, "second-remote")
     assert tree_of(other.mnt) == expected
+
+
+def test_a_chunk_the_devices_lost_is_read_from_the_remote(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    pool = make_pool(layout="raid0", n=1)
+    content = os.urandom(3 * MiB)
+    (pool.mnt / "f").write_bytes(content)
+    dwfsctl("remote", "add", pool.mnt, f"dir://{tmp_path}/remote")
+    dwfsctl("sync", pool.mnt)
+    pool.umount()
+    first = min((pool.devices[0] / "segments").iterdir())
+    data = bytearray(first.read_bytes())
+    for at in range(100, 2 * MiB, 4096):  # the file's stripes, written before any checkpoint
+        data[at] ^= 0xFF
+    first.write_bytes(bytes(data))
+    pool.mount()
+    assert (pool.mnt / "f").read_bytes() == content
+    logs = Path(os.environ["DWFS_STATE_DIR"]).glob("*/mount.log")
+    assert any("fetching the remote's copy" in p.read_text() for p in logs)
