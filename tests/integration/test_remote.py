@@ -182,11 +182,27 @@ def test_s3_remote_round_trip(
     assert tree_of(other.mnt) == expected
 
 
+def tamper(pack: Path, how: str) -> None:
+    data = bytearray(pack.read_bytes())
+    if how == "flip":
+        for at in range(0, len(data), 4096):
+            data[at] ^= 0xFF
+        pack.write_bytes(bytes(data))
+    elif how == "truncate":
+        pack.write_bytes(bytes(data[: len(data) // 2]))
+    elif how == "delete":
+        pack.unlink()
+    else:  # "replace": other bytes of the same length in its place
+        pack.write_bytes(os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "delete", "replace"])
 def test_a_changed_pack_is_eio_never_data(
     make_pool: PoolFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     attached_pools: list[LivePool],
+    how: str,
 ) -> None:
     pool = make_pool()
     (pool.mnt / "file").write_bytes(os.urandom(3 * MiB))
@@ -196,12 +212,10 @@ def test_a_changed_pack_is_eio_never_data(
     pool.umount()
     new_machine(tmp_path, monkeypatch, "m2")
     other, _ = attach(pool, url, attached_pools, n=1)
-    for pack in (tmp_path / "remote" / "packs").rglob("*"):
-        if pack.is_file():
-            data = bytearray(pack.read_bytes())
-            for at in range(0, len(data), 4096):
-                data[at] ^= 0xFF
-            pack.write_bytes(bytes(data))
+    manifest_packs = {p for p in (tmp_path / "remote" / "packs").rglob("*") if p.is_file()}
+    for pack in manifest_packs:
+        if pack.stat().st_size >= 2 * MiB:  # the file's pack, not the metadata image's
+            tamper(pack, how)
     other.mount()
     with pytest.raises(OSError) as caught:
         (other.mnt / "file").read_bytes()
