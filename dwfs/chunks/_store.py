@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 4 * 1024 * 1024
+LRU_TRACKED = 1 << 18
+"""Chunks whose last read eviction remembers (some 50 MB of memory at most; with
+chunks of 256 KiB on average, the last 64 GiB read)."""
 PUT_BUDGET = 16
 """Chunks a worker stores per thread call before it queues for the limiter again."""
 
@@ -92,8 +95,9 @@ class BlockStore:
         self._remote: dict[ChunkId, RemoteAddr] = {}
         self._hydrated: list[tuple[ChunkId, StripeAddr]] = []
         self._ticks = itertools.count(1)
-        self._used: dict[ChunkId, int] = {}
-        """When each chunk was last read, in ticks: eviction takes the oldest first."""
+        self._used: collections.OrderedDict[ChunkId, int] = collections.OrderedDict()
+        """When each chunk was last read, in ticks: eviction takes the oldest first.
+        At most LRU_TRACKED are remembered; one forgotten counts as never read."""
 
     async def _work(self, nbytes: int, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker thread, or right here when it is too small to be
@@ -222,6 +226,13 @@ class BlockStore:
     def is_local(self, cid: ChunkId) -> bool:
         return cid in self.index
 
+    def _touch(self, cid: ChunkId) -> None:
+        used = self._used
+        used[cid] = next(self._ticks)
+        used.move_to_end(cid)
+        if len(used) > LRU_TRACKED:
+            used.popitem(last=False)
+
     def last_used(self, cid: ChunkId) -> int:
         """When the chunk was last read in this process, in ticks (0: not yet)."""
         return self._used.get(cid, 0)
@@ -273,7 +284,7 @@ class BlockStore:
             IntegrityError: the pool holds no such chunk, or it fails authentication.
             Unrecoverable: too many of its shards are lost or corrupt.
         """
-        self._used[cid] = next(self._ticks)
+        self._touch(cid)
         while (cached := self.cache.get(cid)) is None:
             loading = self._loading.get(cid)
             if loading is None:
