@@ -64,8 +64,8 @@ def dwfs_round(root: Path, url: str, env: dict[str, str], data: bytes) -> dict[s
         (mnt / "file").write_bytes(data)
         (mnt / "small").write_bytes(os.urandom(1 * MiB))
         subprocess.run(["sync"], check=True)
+        start = time.perf_counter()  # uploads begin in the background at remote add
         ctl(env_a, "remote", "add", mnt, url)
-        start = time.perf_counter()
         ctl(env_a, "sync", mnt)
         up = time.perf_counter() - start
     ctl(env_b, "attach", "--passphrase-file", pw, url, root / "b0")
