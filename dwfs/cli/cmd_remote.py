@@ -127,6 +127,14 @@ def render(shown: dict[str, Any]) -> str:
     ]
     if shown.get("bwlimit"):
         lines.append(f"upload limit: {human_bytes(shown['bwlimit'])}/s")
+    stats = shown.get("stats") or {}
+    if stats:
+        lines.append(
+            f"this mount:   {human_bytes(stats['bytes_uploaded'])} up in "
+            f"{stats['packs_uploaded']} packs, {human_bytes(stats['bytes_fetched'])} down; "
+            f"{stats['failed_authentication']} failed authentication, "
+            f"{stats['unavailable']} timed out"
+        )
     if shown.get("last_error"):
         lines.append(f"last error:   {shown['last_error']}")
     return "\n".join(lines)
