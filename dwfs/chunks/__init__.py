@@ -21,6 +21,7 @@ from dwfs.chunks._pool import open_pool as open_pool
 from dwfs.chunks._pool import read_remote as read_remote
 from dwfs.chunks._store import BlockStore as BlockStore
 from dwfs.chunks._tier import Tier as Tier
+from dwfs.chunks._tier import pack_name as pack_name
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
 from dwfs.chunks.crypto import PADDINGS as PADDINGS
 from dwfs.chunks.keys import KDF_PRESETS as KDF_PRESETS
@@ -46,6 +47,7 @@ __all__ = [
     "create_pool",
     "read_remote",
     "Tier",
+    "pack_name",
     "new_recovery_key",
     "open_pool",
     "state_root",

@@ -136,25 +136,30 @@ class LocalState:
         self.dir = (root or state_root()) / pool
         self._head_fd: int | None = None
 
-    def last_generation(self) -> int:
-        raw = read_private(self.dir / "generation", 64)
+    def _count(self, name: str) -> int:
+        """A number this machine recorded in the file `name` (0: none)."""
+        raw = read_private(self.dir / name, 64)
         try:
             return int(raw.decode().strip()) if raw else 0
         except ValueError:
             return 0
 
-    def record_generation(self, generation: int) -> None:
-        if generation <= self.last_generation():
-            return
+    def _record_count(self, name: str, value: int) -> None:
         private_dir(self.dir)
-        write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
+        write_private(self.dir / name, f"{value}\n".encode(), sync=True)
+
+    def last_generation(self) -> int:
+        return self._count("generation")
+
+    def record_generation(self, generation: int) -> None:
+        if generation > self.last_generation():
+            self._record_count("generation", generation)
 
     def start_over(self, generation: int, key: bytes) -> None:
         """Forget what this machine knew of the pool's devices (their generation and
         the journal's chain head) and start from new devices at `generation`: for
         a pool attached anew from its remote tier, whose devices start empty."""
-        private_dir(self.dir)
-        write_private(self.dir / "generation", f"{generation}\n".encode(), sync=True)
+        self._record_count("generation", generation)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.dir / "journal-head")
         self.record_chain_head(key, ChainHead(0, b"", b""))
@@ -162,17 +167,11 @@ class LocalState:
     def last_remote_generation(self) -> int:
         """The newest generation of the remote tier's superblock this machine
         wrote or read (0: none)."""
-        raw = read_private(self.dir / "remote-generation", 64)
-        try:
-            return int(raw.decode().strip()) if raw else 0
-        except ValueError:
-            return 0
+        return self._count("remote-generation")
 
     def record_remote_generation(self, generation: int) -> None:
-        if generation <= self.last_remote_generation():
-            return
-        private_dir(self.dir)
-        write_private(self.dir / "remote-generation", f"{generation}\n".encode(), sync=True)
+        if generation > self.last_remote_generation():
+            self._record_count("remote-generation", generation)
 
     # -- the journal's chain head -------------------------------------------------
 

@@ -21,7 +21,7 @@ from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._localstate import LocalState
 from dwfs.chunks._store import BlockStore
-from dwfs.chunks._tier import Tier
+from dwfs.chunks._tier import TIMEOUT, Tier
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
     DeviceArray,
@@ -223,12 +223,7 @@ class Pool:
             UsageError: the URL is malformed. RemoteError: it cannot be set up.
         """
         self.disconnect()
-        backend = open_backend(url)
-        tier = (
-            Tier(backend, self.array, self.keys)
-            if timeout is None
-            else (Tier(backend, self.array, self.keys, timeout))
-        )
+        tier = Tier(open_backend(url), self.array, self.keys, timeout or TIMEOUT)
         self.tier = self.store.tier = tier
         return tier
 

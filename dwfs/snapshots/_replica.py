@@ -28,13 +28,13 @@ import trio
 
 from dwfs.chunks import (
     Credential,
+    Pool,
     Tier,
     create_attached,
     open_pool,
+    pack_name,
     read_remote,
 )
-from dwfs.chunks._pool import Pool
-from dwfs.chunks._tier import pack_name
 from dwfs.errors import DwfsError, IntegrityError, RemoteError
 from dwfs.meta import Metadata
 from dwfs.tiers import RemoteSuperblock, check_name

@@ -20,7 +20,7 @@ from dwfs.tiers._url import RemoteURL as RemoteURL
 from dwfs.tiers._url import parse_url as parse_url
 
 
-def open_backend(url: str | RemoteURL, timeout: float | None = None) -> Backend:
+def open_backend(url: str | RemoteURL) -> Backend:
     """A backend for the remote a URL names (nothing is contacted yet, except
     that a dir:// remote's directory is opened, and made if its parent exists).
 
@@ -36,10 +36,10 @@ def open_backend(url: str | RemoteURL, timeout: float | None = None) -> Backend:
     if parsed.scheme == "s3":
         from dwfs.tiers._s3 import S3Backend
 
-        return S3Backend(parsed) if timeout is None else S3Backend(parsed, timeout)
+        return S3Backend(parsed)
     from dwfs.tiers._rclone import RcloneBackend
 
-    return RcloneBackend(parsed) if timeout is None else RcloneBackend(parsed, timeout)
+    return RcloneBackend(parsed)
 
 
 __all__ = [

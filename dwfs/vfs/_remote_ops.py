@@ -261,10 +261,9 @@ class RemoteOps:
             return str(local_bytes + self._inline_bytes(ino)).encode()
         if name != STATE:
             raise NoAttribute("no such attribute")
-        state = self.volume._files.get(ino)
         remote = self.meta.remote_rows.url() is not None
         unsent = remote and any(store.is_local(c) and store.on_remote(c) is None for c, _ in chunks)
-        if (state is not None and (state.dirty or state.flushing)) or unsent:
+        if self.volume.has_unstored_writes(ino) or unsent:
             return b"pending"
         if all(store.is_local(c) for c, _ in chunks):
             return b"local"

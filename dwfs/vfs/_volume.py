@@ -273,6 +273,11 @@ class Volume:
 
     # -- open files ---------------------------------------------------------------------
 
+    def has_unstored_writes(self, ino: int) -> bool:
+        """Whether an open file holds writes not stored as chunks yet."""
+        state = self._files.get(ino)
+        return state is not None and bool(state.dirty or state.flushing)
+
     def _state(self, ino: int) -> FileState:
         state = self._files.get(ino)
         if state is None:
