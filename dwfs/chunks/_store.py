@@ -438,8 +438,12 @@ class BlockStore:
                 self._adopt(cid, one)
 
     def cached(self, cid: ChunkId) -> bytes | None:
-        """A chunk's plaintext if it is in the cache, without waiting."""
-        return self.cache.get(cid)
+        """A chunk's plaintext if it is in the cache, without waiting (a hit is a
+        read, for eviction's order)."""
+        data = self.cache.get(cid)
+        if data is not None:
+            self._touch(cid)
+        return data
 
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""
