@@ -39,7 +39,14 @@ from dwfs.devices import (
 from dwfs.devices import replace as replace_device
 from dwfs.devices import scrub as scrub_devices
 from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, RemoteError, UsageError
-from dwfs.tiers import SUPERBLOCK, RemoteSuperblock, decode_superblock, open_backend
+from dwfs.tiers import (
+    MAX_SUPERBLOCK,
+    SUPERBLOCK,
+    RemoteSuperblock,
+    decode_superblock,
+    get_bounded,
+    open_backend,
+)
 from dwfs.types import ChainHead
 
 Progress = Callable[[int, int], None]
@@ -108,9 +115,9 @@ async def read_remote(url: str, credential: keys.Credential) -> tuple[str, Remot
     """
     backend = await trio.to_thread.run_sync(open_backend, url)
     try:
-        if await trio.to_thread.run_sync(backend.size, SUPERBLOCK) is None:
+        raw = await trio.to_thread.run_sync(get_bounded, backend, SUPERBLOCK, MAX_SUPERBLOCK)
+        if raw is None:
             raise RemoteError(f"{url} holds no dwfs pool: check the URL")
-        raw = await trio.to_thread.run_sync(backend.get, SUPERBLOCK)
     finally:
         backend.close()
     read = decode_superblock(raw, url)

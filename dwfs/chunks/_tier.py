@@ -29,11 +29,13 @@ from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
 from dwfs.errors import IntegrityError, RemoteError, TierUnavailable
 from dwfs.tiers import (
+    MAX_SUPERBLOCK,
     SUPERBLOCK,
     Backend,
     RemoteSuperblock,
     decode_superblock,
     encode_superblock,
+    get_bounded,
 )
 from dwfs.types import ChunkId, RemoteAddr, StripeAddr
 
@@ -295,8 +297,9 @@ class Tier:
     async def put(self, name: str, data: bytes) -> None:
         await self._call(self.backend.put, name, data)
 
-    async def get(self, name: str) -> bytes:
-        return await self._call(self.backend.get, name)
+    async def get(self, name: str, limit: int) -> bytes | None:
+        """A whole object of at most limit bytes (None: there is none)."""
+        return await self._call(get_bounded, self.backend, name, limit)
 
     async def delete(self, name: str) -> None:
         await self._call(self.backend.delete, name)
@@ -313,9 +316,9 @@ class Tier:
         Raises:
             RemoteError: it holds another pool, or a superblock that fails its MAC.
         """
-        if await self._call(self.backend.size, SUPERBLOCK) is None:
+        raw = await self.get(SUPERBLOCK, MAX_SUPERBLOCK)
+        if raw is None:
             return None
-        raw = await self._call(self.backend.get, SUPERBLOCK)
         read = decode_superblock(raw, self.url)
         if read.superblock.pool != pool:
             raise RemoteError(

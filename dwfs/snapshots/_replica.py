@@ -190,9 +190,9 @@ async def load_image(tier: Tier, sb: RemoteSuperblock) -> tuple[int, bytes]:
     name = sb.config.get("manifest")
     if not isinstance(name, str):
         raise RemoteError(f"{tier.url} holds a pool that was never synced: run `dwfsctl sync`")
-    sealed = await tier.get(check_name(name))
-    if len(sealed) > MAX_MANIFEST:
-        raise IntegrityError(f"the manifest on {tier.url} is larger than any dwfs writes")
+    sealed = await tier.get(check_name(name), MAX_MANIFEST)
+    if sealed is None:
+        raise IntegrityError(f"the manifest {name} is missing from {tier.url}")
     body = tier.open_manifest(sb.pool, sb.generation, sealed)
     txg, chunks = parse_manifest(sb.pool, body)
     parts: list[bytes] = [b""] * len(chunks)

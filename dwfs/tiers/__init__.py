@@ -10,7 +10,9 @@ from __future__ import annotations
 from dwfs.tiers._backend import MAX_OBJECT as MAX_OBJECT
 from dwfs.tiers._backend import Backend as Backend
 from dwfs.tiers._backend import check_name as check_name
+from dwfs.tiers._backend import get_bounded as get_bounded
 from dwfs.tiers._backend import probe as probe
+from dwfs.tiers._superblock import MAX_SIZE as MAX_SUPERBLOCK
 from dwfs.tiers._superblock import OBJECT as SUPERBLOCK
 from dwfs.tiers._superblock import RemoteSuperblock as RemoteSuperblock
 from dwfs.tiers._superblock import Unverified as Unverified
@@ -44,6 +46,7 @@ def open_backend(url: str | RemoteURL) -> Backend:
 
 __all__ = [
     "MAX_OBJECT",
+    "MAX_SUPERBLOCK",
     "SUPERBLOCK",
     "Backend",
     "RemoteSuperblock",
@@ -52,6 +55,7 @@ __all__ = [
     "check_name",
     "decode_superblock",
     "encode_superblock",
+    "get_bounded",
     "open_backend",
     "parse_url",
     "probe",

@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Protocol
 
-from dwfs.errors import UsageError
+from dwfs.errors import RemoteError, UsageError
 from dwfs.types import Buffer
 
 MAX_OBJECT = 1 << 30
@@ -36,6 +36,22 @@ def probe(backend: Backend) -> None:
     name = f"probe-{secrets.token_hex(8)}"
     backend.put(name, b"dwfs")
     backend.delete(name)
+
+
+def get_bounded(backend: Backend, name: str, limit: int) -> bytes | None:
+    """A whole object of at most `limit` bytes, or None if there is none of that
+    name: its size is asked first, so a hostile remote cannot make dwfs read an
+    object larger than any it writes.
+
+    Raises:
+        RemoteError: the object is larger than limit.
+    """
+    size = backend.size(name)
+    if size is None:
+        return None
+    if size > limit:
+        raise RemoteError(f"{name} on {backend.url} is larger than any object dwfs writes there")
+    return backend.get(name, 0, size)
 
 
 class Backend(Protocol):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dwfs.errors import RemoteError
-from dwfs.tiers import open_backend
+from dwfs.tiers import get_bounded, open_backend
 
 
 def test_a_symlinked_object_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
@@ -65,3 +65,14 @@ def test_puts_leave_no_temporary_files(tmp_path: Path) -> None:
         backend.put("packs/aa", bytes([i]) * 1000)
     backend.close()
     assert sorted(p.name for p in (tmp_path / "remote" / "packs").iterdir()) == ["aa"]
+
+
+def test_an_object_larger_than_asked_for_is_not_read(tmp_path: Path) -> None:
+    backend = open_backend(f"dir://{tmp_path}/remote")
+    with open(tmp_path / "remote" / "superblock", "wb") as f:
+        f.truncate(64 << 20)  # sparse: a hostile remote's huge superblock
+    with pytest.raises(RemoteError, match="larger than any object dwfs writes"):
+        get_bounded(backend, "superblock", 1 << 20)
+    assert get_bounded(backend, "manifest", 1 << 20) is None
+    backend.put("small", b"x" * 10)
+    assert get_bounded(backend, "small", 10) == b"x" * 10
