@@ -4,10 +4,11 @@ For moto's S3 server and rclone serving S3 (both started here on loopback), and
 for rclone with a local remote: a pool of one device on /var/tmp holds a file
 of SIZE random bytes; `dwfsctl sync` uploads it, and a new machine attaches the
 pool and reads the file through its mount (hydration); beside them, boto3 (or
-the rclone program) puts and gets the same bytes as plain objects of PACK
-bytes. Then the time to first byte of a remote-only file (open + 4 KiB read).
+`rclone copy`) puts and gets the same bytes as plain objects of PACK bytes.
+Then the time to first byte of a remote-only file (open + 4 KiB read).
 
-    python scripts/bench_remote.py        (SIZE_MIB, DWFS_BENCH_DISK tune it)
+    python scripts/bench_remote.py [REMOTE...]   (SIZE_MIB, DWFS_BENCH_DISK tune it;
+        REMOTE is one of the rows' names, e.g. "rclone local")
 
 Run by `make bench`; figures go in docs/performance.md.
 """
@@ -107,20 +108,15 @@ def boto_round(server: S3Server, data: bytes) -> dict[str, float]:
 
 def rclone_round(root: Path, env: dict[str, str], data: bytes) -> dict[str, float]:
     rclone = str(Path(sys.executable).parent / "rclone")
-    source = root / "plain"
-    source.write_bytes(data)
+    source, back, remote = root / "plain", root / "plain-back", f"bench:{root}/rc-plain"
+    source.mkdir()
+    for i in range(0, len(data), PACK):
+        (source / str(i // PACK)).write_bytes(data[i : i + PACK])
     start = time.perf_counter()
-    subprocess.run(
-        [rclone, "copyto", source, "bench:" + str(root / "rc-plain")], env=env, check=True
-    )
+    subprocess.run([rclone, "copy", source, remote], env=env, check=True)
     up = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run(
-        [rclone, "cat", "bench:" + str(root / "rc-plain")],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    subprocess.run([rclone, "copy", remote, back], env=env, check=True)
     down = time.perf_counter() - start
     return {"up": SIZE / up / 1e6, "down": SIZE / down / 1e6}
 
@@ -134,6 +130,7 @@ def row(name: str, dwfs: dict[str, float], plain: dict[str, float]) -> str:
 
 
 def main() -> None:
+    only = sys.argv[1:]
     base = Path(os.environ.get("DWFS_BENCH_DISK", "/var/tmp")) / f"dwfs-remote-{os.getpid()}"
     base.mkdir()
     data = os.urandom(SIZE)
@@ -145,6 +142,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     try:
         for name, serve in (("moto S3", moto_s3), ("rclone serve s3", rclone_s3)):
+            if only and name not in only:
+                continue
             work = base / name.replace(" ", "-")
             work.mkdir()
             with serve(work) as server:
@@ -152,6 +151,8 @@ def main() -> None:
                 plain = boto_round(server, data)
                 dwfs = dwfs_round(work, f"s3://{server.new_bucket()}", env, data)
                 print(row(name, dwfs, plain))
+        if only and "rclone local" not in only:
+            return
         work = base / "rclone-local"
         work.mkdir()
         env = {**os.environ, "RCLONE_CONFIG": os.devnull, "RCLONE_CONFIG_BENCH_TYPE": "local"}

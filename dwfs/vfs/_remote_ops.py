@@ -202,7 +202,7 @@ class RemoteOps:
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        delay = UPLOAD_INTERVAL
+        delay = 0.0  # at mount: check the remote's freshness and resume uploads at once
         checked: Tier | None = None
         while True:
             with trio.move_on_after(delay):

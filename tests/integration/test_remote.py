@@ -182,6 +182,46 @@ def test_s3_remote_round_trip(
     assert tree_of(other.mnt) == expected
 
 
+def rclone_daemons() -> list[str]:
+    """Command lines of the rclone processes dwfs runs (their private directory
+    is named dwfs-rclone-*)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.name.isdigit() and b"dwfs-rclone-" in cmdline and b"rcd" in cmdline:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.mark.slow
+def test_rclone_remote_round_trip_and_no_rclone_left(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    monkeypatch.setenv("RCLONE_CONFIG", os.devnull)
+    monkeypatch.setenv("RCLONE_CONFIG_DWFSTEST_TYPE", "local")
+    pool = make_pool()
+    fill(pool.mnt)
+    expected = tree_of(pool.mnt)
+    unknown = dwfsctl("remote", "add", pool.mnt, "rclone:nosuchremote:x", check=False)
+    assert unknown.returncode == 8 and "nosuchremote" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    url = f"rclone:dwfstest:{tmp_path}/rclone-remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    other = attach_elsewhere(pool, url, attached_pools, monkeypatch, "rclone-machine")
+    assert state_of(other.mnt / "big") == "remote"
+    assert tree_of(other.mnt) == expected
+    assert rclone_daemons(), "the mount reads through a long-running rclone"
+    other.umount()
+    assert rclone_daemons() == []
+
+
 def tamper(pack: Path, how: str) -> None:
     data = bytearray(pack.read_bytes())
     if how == "flip":
