@@ -2,6 +2,7 @@
 directory and gocryptfs, all on tmpfs, in one run; then the fsync-heavy loops
 (append+fsync, create+write+fsync+directory fsync, SQLite transactions) on a
 disk-backed directory (DISK_BASE), where an fsync costs what it costs users.
+dwfs is measured through both front ends (-o frontend=pyfuse3 and native).
 
     python scripts/bench_mount.py [--quick]
 
@@ -63,7 +64,9 @@ def gocryptfs(root: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def dwfs(root: Path) -> Iterator[Path]:
+def dwfs(root: Path, frontend: str) -> Iterator[Path]:
+    root = root / f"dwfs-{frontend}"
+    root.mkdir()
     devices = [root / f"dwfs-dev{i}" for i in range(3)]
     mnt, pw = root / "dwfs-mnt", root / "dwfs.pass"
     mnt.mkdir()
@@ -72,7 +75,7 @@ def dwfs(root: Path) -> Iterator[Path]:
     env_state = root / "dwfs-state"
     os.environ["DWFS_STATE_DIR"] = str(env_state)
     sh(*DWFSCTL, "create", "--raid", "raidz1", "--passphrase-file", pw, *devices)
-    sh(*DWFSCTL, "mount", "--passphrase-file", pw, devices[0], mnt)
+    sh(*DWFSCTL, "mount", "-o", f"frontend={frontend}", "--passphrase-file", pw, devices[0], mnt)
     try:
         yield mnt
     finally:
@@ -173,28 +176,45 @@ def fsync_loops(directory: Path, quick: bool) -> dict[str, float]:
     return out
 
 
+Target = Callable[[Path], contextlib.AbstractContextManager[Path]]
+
+
+def targets(raw_name: str) -> list[tuple[str, Target]]:
+    """What is measured, in order: the raw directory, gocryptfs, and dwfs
+    (raidz1 over three devices) through each front end."""
+    return [
+        (raw_name, raw),
+        ("gocryptfs", gocryptfs),
+        ("dwfs pyfuse3", lambda r: dwfs(r, "pyfuse3")),
+        ("dwfs native", lambda r: dwfs(r, "native")),
+    ]
+
+
+def table(title: str, results: dict[str, dict[str, float]], fmt: str) -> None:
+    """A markdown table of every figure, then each dwfs column over gocryptfs's."""
+    names = list(results)
+    dwfs_rows = [n for n in names if n.startswith("dwfs")]
+    ratios = [f"{n} / gocryptfs" for n in dwfs_rows]
+    print(f"\n| {title} | " + " | ".join(names + ratios) + " |")
+    print("|---|" + "---|" * (len(names) + len(ratios)))
+    for metric in results[names[0]]:
+        row = [fmt.format(results[n][metric]) for n in names]
+        row += [f"{results[n][metric] / results['gocryptfs'][metric]:.2f}" for n in dwfs_rows]
+        print(f"| {metric} | " + " | ".join(row) + " |")
+
+
 def fsync_table(quick: bool) -> None:
     root = DISK_BASE / f"dwfs-bench-fsync-{os.getpid()}"
     root.mkdir()
     results: dict[str, dict[str, float]] = {}
     try:
-        for name, target in (("raw disk", raw), ("gocryptfs", gocryptfs), ("dwfs raidz1", dwfs)):
+        for name, target in targets("raw disk"):
             with target(root) as directory:
                 results[name] = fsync_loops(directory, quick)
                 print(f"{name} fsync loops: done", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    names = list(results)
-    print(
-        f"\n| fsync-heavy, on {DISK_BASE} (lower is better) | "
-        + " | ".join(names)
-        + " | dwfs / gocryptfs |"
-    )
-    print("|---|" + "---|" * (len(names) + 1))
-    for metric in results[names[0]]:
-        row = [f"{results[n][metric]:,.2f}" for n in names]
-        ratio = results["dwfs raidz1"][metric] / results["gocryptfs"][metric]
-        print(f"| {metric} | " + " | ".join(row) + f" | {ratio:.2f} |")
+    table(f"fsync-heavy, on {DISK_BASE} (lower is better)", results, "{:,.2f}")
 
 
 def used_growth(directory: Path, name: str, data: bytes) -> int:
@@ -230,20 +250,14 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     oracle: dict[str, tuple[int, int]] = {}
     try:
-        for name, target in (("raw tmpfs", raw), ("gocryptfs", gocryptfs), ("dwfs raidz1", dwfs)):
+        for name, target in targets("raw tmpfs"):
             with target(root) as directory:
                 results[name] = measure(directory, args.quick)
                 oracle[name] = dedup_oracle(directory)
                 print(f"{name}: done", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    names = list(results)
-    print("| measure | " + " | ".join(names) + " | dwfs / gocryptfs |")
-    print("|---|" + "---|" * (len(names) + 1))
-    for metric in results[names[0]]:
-        row = [f"{results[n][metric]:,.0f}" for n in names]
-        ratio = results["dwfs raidz1"][metric] / results["gocryptfs"][metric]
-        print(f"| {metric} | " + " | ".join(row) + f" | {ratio:.2f} |")
+    table("measure", results, "{:,.0f}")
     print("\n| df growth after write+fsync of 4 MiB random (KiB) | first copy | second copy |")
     print("|---|---|---|")
     for name, (first, second) in oracle.items():

@@ -21,7 +21,7 @@ import trio
 from dwfs.chunks import KEYFILE, append_private, private_dir, state_root
 from dwfs.cli import _mounts, _secrets, cmd_remote, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
-from dwfs.fuse import ALLOWED_OPTIONS, serve
+from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, serve
 from dwfs.vfs import Volume, open_volume
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "a non-empty directory), kernel_limits (keep the kernel's FUSE writeback and "
         "read-ahead limits, which a root mount otherwise relaxes), degraded (mount even "
         "though devices are missing or faulted), remote_timeout=SECONDS (how long a read "
-        "waits for the remote tier before it fails with EIO; default 30), and the "
-        "kernel's noexec, nosuid, nodev, exec, suid, dev, rw",
+        "waits for the remote tier before it fails with EIO; default 30), "
+        "frontend=native|pyfuse3 (how requests reach dwfs: native C threads where built, "
+        "the default, or pyfuse3), and the kernel's noexec, nosuid, nodev, exec, suid, "
+        "dev, rw",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
@@ -82,7 +84,9 @@ def remote_timeout(options: set[str]) -> float | None:
 def parse_options(text: str) -> set[str]:
     options = {o.strip() for o in text.split(",") if o.strip()}
     remote_timeout(options)
-    unknown = {o for o in options if not o.startswith(TIMEOUT_OPTION)} - MOUNT_OPTIONS
+    frontend_of(options)
+    valued = (TIMEOUT_OPTION, FRONTEND_OPTION)
+    unknown = {o for o in options if not o.startswith(valued)} - MOUNT_OPTIONS
     if unknown:
         raise UsageError(
             f"unknown mount option {sorted(unknown)[0]!r}: dwfs takes "

@@ -16,7 +16,8 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from dwfs.fuse import bdi, requests
+from dwfs.errors import UsageError
+from dwfs.fuse import bdi, native, requests
 from dwfs.fuse.operations import Operations
 from dwfs.vfs import Volume
 
@@ -29,6 +30,30 @@ ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty", "kernel_limits"}) | KERN
 """allow_other: other users may use the mount; nonempty: mount over a non-empty
 directory; kernel_limits: keep the kernel's FUSE writeback and read-ahead limits
 (see dwfs.fuse.bdi)."""
+FRONTEND_OPTION = "frontend="
+FRONTENDS = ("native", "pyfuse3")
+DEFAULT_OPTIONS = frozenset({"default_permissions"})
+"""The kernel checks permissions (mode bits and ACLs) itself, as pyfuse3's defaults ask."""
+
+
+def frontend_of(options: set[str]) -> str:
+    """The front end a mount uses: frontend=NAME if given, else DWFS_FRONTEND
+    from the environment, else native where it was built and pyfuse3 elsewhere.
+
+    Raises:
+        UsageError: an unknown front end, or native where it was not built.
+    """
+    given = [o[len(FRONTEND_OPTION) :] for o in options if o.startswith(FRONTEND_OPTION)]
+    default = "native" if native.available() else "pyfuse3"
+    name = given[-1] if given else os.environ.get("DWFS_FRONTEND") or default
+    if name not in FRONTENDS:
+        raise UsageError(f"frontend={name} is not one of {', '.join(FRONTENDS)}")
+    if name == "native" and not native.available():
+        raise UsageError(
+            "the native front end was not built (libfuse3's headers were missing): "
+            "use -o frontend=pyfuse3, or install libfuse3-dev and reinstall dwfs"
+        )
+    return name
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -52,7 +77,7 @@ SIGNAL_WRITEBACK_SECONDS = 120
 
 async def _unmount_on_signal(
     mountpoint: Path,
-    waiter: requests.Waiter | None,
+    stop: Callable[[], None],
     signalled: trio.Event,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -73,9 +98,7 @@ async def _unmount_on_signal(
                     SIGNAL_WRITEBACK_SECONDS,
                 )
             signalled.set()
-            if waiter is not None:
-                waiter.close()
-            pyfuse3.terminate()
+            stop()
             return
 
 
@@ -89,18 +112,60 @@ async def serve(
     volume: Volume, mountpoint: Path, options: set[str], ready: Callable[[], None]
 ) -> None:
     """Mount, call ready(), and serve requests until unmounted."""
-    fuse_options = set(pyfuse3.default_options) | {f"fsname=dwfs:{volume.pool.id}", "subtype=dwfs"}
+    fuse_options = set(DEFAULT_OPTIONS) | {f"fsname=dwfs:{volume.pool.id}", "subtype=dwfs"}
     fuse_options |= options & ({"allow_other"} | KERNEL_FLAGS)
     target = Path(await trio.Path(mountpoint).resolve())  # once mounted, this would ask us
+    frontend = frontend_of(options)
+    log.info("serving %s through the %s front end", target, frontend)
+    if frontend == "native":
+        await _serve_native(volume, target, fuse_options, options, ready)
+    else:
+        await _serve_pyfuse3(volume, target, fuse_options, options, ready)
+
+
+async def _serve_native(
+    volume: Volume,
+    target: Path,
+    fuse_options: set[str],
+    options: set[str],
+    ready: Callable[[], None],
+) -> None:
+    session = native.NativeSession(volume, target, fuse_options)
+    unmounted = False
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_unmount_on_signal, target, session.stop, trio.Event())
+            if "kernel_limits" not in options:
+                nursery.start_soon(_relax_limits, session.initialised, target)
+            ready()
+            unmounted = await session.serve()
+            nursery.cancel_scope.cancel()
+    finally:
+        session.close(unmount=not unmounted)
+
+
+async def _serve_pyfuse3(
+    volume: Volume,
+    target: Path,
+    fuse_options: set[str],
+    options: set[str],
+    ready: Callable[[], None],
+) -> None:
     operations = Operations(volume)
     before = requests.fuse_fds()
     pyfuse3.init(operations, str(target), fuse_options)
     waiter = requests.install(requests.fuse_fds() - before)
     unmounted = False
     signalled = trio.Event()
+
+    def stop() -> None:
+        if waiter is not None:
+            waiter.close()
+        pyfuse3.terminate()
+
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(_unmount_on_signal, target, waiter, signalled)
+            await nursery.start(_unmount_on_signal, target, stop, signalled)
             if "kernel_limits" not in options:
                 nursery.start_soon(_relax_limits, operations.initialised, target)
             ready()

@@ -1,13 +1,12 @@
 """pyfuse3 request handlers that only translate: kernel requests to Volume calls,
 Volume results to pyfuse3 structures, DwfsError to errno.
 
-pyfuse3 lets only FUSEError out of a handler; any other exception is logged
-with its traceback and becomes EIO, so nothing Python-shaped reaches the kernel.
+pyfuse3 lets only FUSEError out of a handler; any other exception becomes the
+errno dwfs.fuse.errnos gives it.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
@@ -17,7 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from dwfs.errors import NotFound, find_dwfs_error
+from dwfs.errors import NotFound
+from dwfs.fuse.errnos import errno_of
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,7 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
         except pyfuse3.FUSEError:
             raise
         except Exception as exc:
-            known = find_dwfs_error(exc)
-            if known is None:
-                log.exception("%s failed; answering EIO", fn.__name__)
-                raise pyfuse3.FUSEError(errno.EIO) from None
-            if known.errno in (errno.EIO, errno.ENOSPC):
-                log.error("%s: %s", fn.__name__, known)
-            raise pyfuse3.FUSEError(known.errno) from None
+            raise pyfuse3.FUSEError(errno_of(exc, fn.__name__)) from None
 
     return handler
 

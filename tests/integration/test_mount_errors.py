@@ -38,6 +38,7 @@ def test_mount_refuses_bad_input(make_pool: PoolFactory, tmp_path: Path) -> None
     fails(2, "mount", *pw, pool.devices[0], tmp_path / "nowhere", match="does not exist")
     fails(2, "mount", *pw, pool.devices[0], full, match="is not empty")
     fails(2, "mount", *pw, "-o", "bogus", pool.devices[0], empty, match="unknown mount option")
+    fails(2, "mount", *pw, "-o", "frontend=x", pool.devices[0], empty, match="frontend=x is not")
     assert not mounted_at(pool.mnt) and not mounted_at(empty)
     pool.mount()
     fails(7, "mount", *pw, pool.devices[1], empty, match="in use by the mount at")

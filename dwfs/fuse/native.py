@@ -1,0 +1,337 @@
+"""The native front end: C threads read FUSE requests (dwfs._fuse, over
+libfuse3's low-level API) and queue them; this module takes them on the trio
+thread and answers each through its Request, which sends the reply with the GIL
+released. The only importer of dwfs._fuse.
+
+Requests whose Volume call is synchronous (lookup, getattr, readdir, xattrs,
+namespace changes) are answered inline, in the order the kernel sent them, with
+no task per request; the others (open, create, read, write, flush, release,
+fsync, setattr) run as tasks in a nursery, as pyfuse3 runs every request.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dwfs.errors import NotFound
+from dwfs.fuse.errnos import errno_of
+from dwfs.vfs import Attr, AttrChanges, Volume
+
+_fuse: types.ModuleType | None
+try:
+    from dwfs import _fuse
+except ImportError:  # built without libfuse3's headers: pyfuse3 serves
+    _fuse = None
+
+log = logging.getLogger(__name__)
+
+ATTR_TIMEOUT = 10.0
+"""Seconds the kernel may cache attributes and entries: this mount is their only writer."""
+WORKERS = 2
+"""C threads reading /dev/fuse: one can read while the other hands over a request."""
+DIRENT_BYTES = 160
+"""About what one readdirplus entry takes of the reply (its attributes and name)."""
+
+
+def available() -> bool:
+    """Whether the native front end was built."""
+    return _fuse is not None
+
+
+def attr_tuple(attr: Attr) -> tuple[Any, ...]:
+    return (
+        attr.ino,
+        attr.mode,
+        attr.nlink,
+        attr.uid,
+        attr.gid,
+        attr.rdev,
+        attr.size,
+        attr.blocks,
+        attr.atime_ns,
+        attr.mtime_ns,
+        attr.ctime_ns,
+        ATTR_TIMEOUT,
+    )
+
+
+def kernel_flags(flags: int) -> int:
+    """With the writeback cache the kernel places appends itself and hands us
+    positioned writes; O_APPEND must not move them again."""
+    return flags & ~os.O_APPEND
+
+
+class Dispatcher:
+    """Kernel requests to Volume calls, and their results to replies."""
+
+    def __init__(self, volume: Volume, initialised: trio.Event) -> None:
+        self.volume = volume
+        self.initialised = initialised
+        self.nursery: trio.Nursery | None = None
+        self._inline: dict[str, Callable[..., None]] = {
+            "init": self.init,
+            "forget": self.forget,
+            "lookup": self.lookup,
+            "getattr": self.getattr,
+            "readlink": self.readlink,
+            "mknod": self.mknod,
+            "mkdir": self.mknod,
+            "unlink": self.unlink,
+            "rmdir": self.rmdir,
+            "symlink": self.symlink,
+            "rename": self.rename,
+            "link": self.link,
+            "opendir": self.opendir,
+            "readdirplus": self.readdirplus,
+            "releasedir": self.ok,
+            "statfs": self.statfs,
+            "setxattr": self.setxattr,
+            "getxattr": self.getxattr,
+            "listxattr": self.listxattr,
+            "removexattr": self.removexattr,
+        }
+        self._tasks: dict[str, Callable[..., Any]] = {
+            "setattr": self.setattr,
+            "open": self.open,
+            "create": self.create,
+            "read": self.read,
+            "write": self.write,
+            "flush": self.flush,
+            "release": self.release,
+            "fsync": self.fsync,
+            "fsyncdir": self.fsyncdir,
+        }
+
+    def handle(self, request: tuple[Any, ...]) -> None:
+        req, kind, *args = request
+        inline = self._inline.get(kind)
+        if inline is not None:
+            try:
+                inline(req, *args)
+            except Exception as exc:
+                self._fail(req, kind, exc)
+            return
+        task = self._tasks.get(kind)
+        if task is None or self.nursery is None:
+            req.err(errno.ENOSYS)
+            return
+        self.nursery.start_soon(self._run, task, req, kind, args)
+
+    async def _run(self, task: Callable[..., Any], req: Any, kind: str, args: list[Any]) -> None:
+        try:
+            await task(req, *args)
+        except Exception as exc:
+            self._fail(req, kind, exc)
+
+    def _fail(self, req: Any, kind: str, exc: Exception) -> None:
+        code = errno_of(exc, kind)
+        if not req.answered:
+            req.err(code)
+
+    # -- answered inline ----------------------------------------------------------------
+
+    def init(self, req: Any) -> None:
+        self.initialised.set()
+
+    def forget(self, req: Any, pairs: list[tuple[int, int]]) -> None:
+        for ino, count in pairs:
+            try:
+                self.volume.forget(ino, count)
+            except Exception as exc:
+                errno_of(exc, "forget")
+
+    def lookup(self, req: Any, parent: int, name: bytes) -> None:
+        try:
+            attr = self.volume.lookup(parent, name)
+        except NotFound:
+            req.negative(ATTR_TIMEOUT)
+            return
+        req.entry(attr_tuple(attr))
+
+    def getattr(self, req: Any, ino: int) -> None:
+        req.attr(attr_tuple(self.volume.attr(ino)))
+
+    def readlink(self, req: Any, ino: int) -> None:
+        req.readlink(self.volume.readlink(ino))
+
+    def mknod(self, req: Any, parent: int, name: bytes, mode: int, rdev: int, *who: int) -> None:
+        uid, gid, umask = who
+        attr = self.volume.create_node(parent, name, mode, uid, gid, rdev, umask)
+        req.entry(attr_tuple(attr))
+
+    def unlink(self, req: Any, parent: int, name: bytes) -> None:
+        self.volume.unlink(parent, name)
+        req.err(0)
+
+    def rmdir(self, req: Any, parent: int, name: bytes) -> None:
+        self.volume.rmdir(parent, name)
+        req.err(0)
+
+    def symlink(
+        self, req: Any, parent: int, name: bytes, target: bytes, uid: int, gid: int
+    ) -> None:
+        req.entry(attr_tuple(self.volume.symlink(parent, name, target, uid, gid)))
+
+    def rename(
+        self, req: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int
+    ) -> None:
+        self.volume.rename(parent, name, new_parent, new_name, flags)
+        req.err(0)
+
+    def link(self, req: Any, ino: int, new_parent: int, new_name: bytes) -> None:
+        req.entry(attr_tuple(self.volume.link(ino, new_parent, new_name)))
+
+    def opendir(self, req: Any, ino: int, flags: int) -> None:
+        req.open(self.volume.opendir(ino), False)
+
+    def readdirplus(self, req: Any, fh: int, after: int, size: int) -> None:
+        entries: list[tuple[bytes, tuple[Any, ...], int]] = []
+        room = size
+        while room > 0 and (batch := self.volume.entries(fh, after)):
+            for cookie, name, attr in batch:
+                entries.append((name, attr_tuple(attr), cookie))
+                room -= DIRENT_BYTES + len(name)
+                after = cookie
+        taken = req.entries(entries)
+        for name, fields, _ in entries[:taken]:
+            if name not in (b".", b".."):
+                self.volume.count_lookup(fields[0])
+
+    def ok(self, req: Any, *args: Any) -> None:
+        req.err(0)
+
+    def statfs(self, req: Any, ino: int) -> None:
+        info = self.volume.statfs()
+        req.statfs(
+            (info["size"] // 4096, info["free"] // 4096, info["files"] + 1_000_000, 1_000_000)
+        )
+
+    def setxattr(self, req: Any, ino: int, name: bytes, value: bytes, flags: int) -> None:
+        self.volume.setxattr(ino, name, value, flags)
+        req.err(0)
+
+    def getxattr(self, req: Any, ino: int, name: bytes) -> None:
+        req.xattr(self.volume.getxattr(ino, name))
+
+    def listxattr(self, req: Any, ino: int) -> None:
+        req.xattr(b"".join(name + b"\0" for name in self.volume.listxattr(ino)))
+
+    def removexattr(self, req: Any, ino: int, name: bytes) -> None:
+        self.volume.removexattr(ino, name)
+        req.err(0)
+
+    # -- answered from tasks ------------------------------------------------------------
+
+    async def setattr(
+        self,
+        req: Any,
+        ino: int,
+        to_set: int,
+        mode: int,
+        uid: int,
+        gid: int,
+        size: int,
+        atime_ns: int,
+        mtime_ns: int,
+        fh: int | None,
+    ) -> None:
+        assert _fuse is not None
+        now = time.time_ns()
+        changes = AttrChanges(
+            mode=mode if to_set & _fuse.SET_ATTR_MODE else None,
+            uid=uid if to_set & _fuse.SET_ATTR_UID else None,
+            gid=gid if to_set & _fuse.SET_ATTR_GID else None,
+            size=size if to_set & _fuse.SET_ATTR_SIZE else None,
+            atime_ns=_time(to_set, _fuse.SET_ATTR_ATIME, _fuse.SET_ATTR_ATIME_NOW, atime_ns, now),
+            mtime_ns=_time(to_set, _fuse.SET_ATTR_MTIME, _fuse.SET_ATTR_MTIME_NOW, mtime_ns, now),
+        )
+        req.attr(attr_tuple(await self.volume.setattr(ino, changes)))
+
+    async def open(self, req: Any, ino: int, flags: int) -> None:
+        req.open(await self.volume.open(ino, kernel_flags(flags)), True)
+
+    async def create(
+        self, req: Any, parent: int, name: bytes, mode: int, flags: int, *who: int
+    ) -> None:
+        uid, gid, umask = who
+        fh, attr = await self.volume.create(
+            parent, name, mode, kernel_flags(flags), uid, gid, umask
+        )
+        req.create(fh, attr_tuple(attr))
+
+    async def read(self, req: Any, fh: int, off: int, size: int) -> None:
+        req.data(await self.volume.read(fh, off, size))
+
+    async def write(self, req: Any, fh: int, off: int, data: memoryview) -> None:
+        req.written(await self.volume.write(fh, off, data))  # type: ignore[arg-type]
+
+    async def flush(self, req: Any, fh: int) -> None:
+        await self.volume.flush(fh)
+        req.err(0)
+
+    async def release(self, req: Any, fh: int) -> None:
+        await self.volume.release(fh)
+        req.err(0)
+
+    async def fsync(self, req: Any, fh: int, datasync: int) -> None:
+        await self.volume.fsync(fh)
+        req.err(0)
+
+    async def fsyncdir(self, req: Any, fh: int, datasync: int) -> None:
+        await self.volume.fsync(None)
+        req.err(0)
+
+
+def _time(to_set: int, given: int, now_flag: int, value: int, now: int) -> int | None:
+    if to_set & given:
+        return value
+    if to_set & now_flag:
+        return now
+    return None
+
+
+class NativeSession:
+    """A mount served by the native front end."""
+
+    def __init__(self, volume: Volume, mountpoint: Path, options: set[str]) -> None:
+        if _fuse is None:
+            raise RuntimeError("the native FUSE front end was not built")
+        self.initialised = trio.Event()
+        self.dispatcher = Dispatcher(volume, self.initialised)
+        self._session = _fuse.Session(str(mountpoint), ",".join(sorted(options)), True, True, True)
+        volume.forget_name = self._session.inval_entry
+        volume.forget_inode = self._session.inval_inode
+        self._reading = trio.CancelScope()
+
+    def stop(self) -> None:
+        """End serve(), cancelling what is in flight (a signal asked to unmount)."""
+        self._reading.cancel()
+
+    async def serve(self) -> bool:
+        """Answer requests until the kernel ends the session (True: it was
+        unmounted; what is in flight finishes first) or stop() is called (False)."""
+        self._session.start(WORKERS)
+        async with trio.open_nursery() as handlers:
+            self.dispatcher.nursery = handlers
+            with self._reading:
+                fd = self._session.wake_fd
+                while not self._session.ended:
+                    await trio.lowlevel.wait_readable(fd)
+                    for request in self._session.fetch():
+                        self.dispatcher.handle(request)
+            if self._reading.cancelled_caught:
+                handlers.cancel_scope.cancel()
+        return bool(self._session.ended)
+
+    def close(self, unmount: bool) -> None:
+        """Stop the C threads and unmount, unless the kernel already has."""
+        self._session.close(unmount)

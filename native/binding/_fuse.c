@@ -1,0 +1,1140 @@
+/* dwfs's native FUSE front end: C threads read requests from /dev/fuse through
+ * libfuse3's low-level API and hand them to Python through a queue and an
+ * eventfd; Python answers each through its Request object, which sends the
+ * reply with the GIL released. The only importer is dwfs.fuse.native.
+ *
+ * The C side never touches the pool: it copies request arguments (names, write
+ * data) out of libfuse's buffers, and sends back what Python gives it. A
+ * Request that Python drops without answering is answered EIO, so no kernel
+ * request is left waiting; one answered twice is refused (libfuse frees a
+ * request when it is answered). */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 16
+#define WAKE_SIGNAL (SIGRTMIN + 3)
+
+enum kind {
+    K_INIT, K_LOOKUP, K_FORGET, K_GETATTR, K_SETATTR, K_READLINK, K_MKNOD,
+    K_MKDIR, K_UNLINK, K_RMDIR, K_SYMLINK, K_RENAME, K_LINK, K_OPEN, K_READ,
+    K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
+    K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
+    K_REMOVEXATTR, K_CREATE, K_COUNT
+};
+
+static const char *const KIND_NAMES[K_COUNT] = {
+    "init", "lookup", "forget", "getattr", "setattr", "readlink", "mknod",
+    "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read",
+    "write", "flush", "release", "fsync", "opendir", "readdirplus",
+    "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
+    "removexattr", "create",
+};
+
+/* One request as the kernel sent it, owned by the queue until Python takes it. */
+typedef struct item {
+    struct item *next;
+    int kind;
+    fuse_req_t req;
+    uint64_t ino, ino2, fh, size, rdev;
+    int64_t off;
+    int flags, to_set, has_fh;
+    uint32_t mode, uid, gid, pid, umask;
+    struct stat st;
+    struct fuse_file_info fi;
+    char *name, *name2, *data;
+    size_t data_len;
+    uint64_t *forgets; /* pairs of (ino, nlookup) */
+    size_t nforgets;
+} item;
+
+typedef struct notice {
+    struct notice *next;
+    uint64_t parent;
+    char *name;
+} notice;
+
+typedef struct {
+    PyObject_HEAD
+    struct fuse_session *se;
+    int wake_fd;
+    pthread_mutex_t lock;
+    item *head, *tail;
+    int mounted, started, ended, nworkers;
+    pthread_t workers[MAX_WORKERS];
+    int running_workers;
+    /* invalidations of entries, sent by their own thread: the kernel may wait
+     * for a request we have not answered before it takes one */
+    pthread_t notifier;
+    pthread_cond_t notice_cond;
+    notice *notices_head, *notices_tail;
+    int notifier_stop;
+    int writeback, acl, dot_lookup;
+} Session;
+
+/* A request handed to Python. It holds its Session, so libfuse's session
+ * (which an unanswered request points into) outlives every Request. */
+typedef struct {
+    PyObject_HEAD
+    item *it;
+    PyObject *session;
+    int answered;
+} Request;
+
+static PyTypeObject RequestType;
+
+/* ---- the queue (any thread) ---------------------------------------------- */
+
+static void item_free(item *it) {
+    free(it->name);
+    free(it->name2);
+    free(it->data);
+    free(it->forgets);
+    free(it);
+}
+
+static void push(Session *s, item *it) {
+    int was_empty;
+    pthread_mutex_lock(&s->lock);
+    was_empty = s->head == NULL;
+    if (s->tail) s->tail->next = it; else s->head = it;
+    s->tail = it;
+    pthread_mutex_unlock(&s->lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_fd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+static item *new_item(fuse_req_t req, int kind) {
+    item *it = calloc(1, sizeof *it);
+    if (it == NULL) {
+        if (req) fuse_reply_err(req, ENOMEM);
+        return NULL;
+    }
+    it->req = req;
+    it->kind = kind;
+    if (req) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        it->uid = ctx->uid;
+        it->gid = ctx->gid;
+        it->pid = (uint32_t)ctx->pid;
+        it->umask = ctx->umask;
+    }
+    return it;
+}
+
+static Session *of(fuse_req_t req) { return (Session *)fuse_req_userdata(req); }
+
+static int copy_name(item *it, char **to, const char *name) {
+    *to = strdup(name);
+    if (*to == NULL) {
+        fuse_reply_err(it->req, ENOMEM);
+        item_free(it);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- libfuse's callbacks (worker threads, no GIL) ------------------------- */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+    Session *s = userdata;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    if (s->dot_lookup && (conn->capable & FUSE_CAP_EXPORT_SUPPORT))
+        conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+    if (s->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    if (s->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
+        conn->want |= FUSE_CAP_POSIX_ACL;
+    item *it = new_item(NULL, K_INIT);
+    if (it) push(s, it);
+}
+
+#define WITH_FH(it, fi)                       \
+    if (fi) { it->fh = fi->fh; it->has_fh = 1; it->fi = *fi; }
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    item *it = new_item(req, K_LOOKUP);
+    if (!it) return;
+    it->ino = parent;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static void queue_forgets(fuse_req_t req, size_t count, const uint64_t *pairs) {
+    Session *s = of(req);
+    item *it = new_item(NULL, K_FORGET);
+    fuse_reply_none(req);
+    if (!it) return;
+    it->forgets = malloc(count * 2 * sizeof(uint64_t));
+    if (it->forgets == NULL) { item_free(it); return; }
+    memcpy(it->forgets, pairs, count * 2 * sizeof(uint64_t));
+    it->nforgets = count;
+    push(s, it);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    uint64_t pair[2] = {ino, nlookup};
+    queue_forgets(req, 1, pair);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+    uint64_t *pairs = malloc((count ? count : 1) * 2 * sizeof(uint64_t));
+    if (pairs == NULL) { fuse_reply_none(req); return; }
+    for (size_t i = 0; i < count; i++) {
+        pairs[2 * i] = forgets[i].ino;
+        pairs[2 * i + 1] = forgets[i].nlookup;
+    }
+    queue_forgets(req, count, pairs);
+    free(pairs);
+}
+
+static void of_inode(fuse_req_t req, int kind, fuse_ino_t ino) {
+    item *it = new_item(req, kind);
+    if (!it) return;
+    it->ino = ino;
+    push(of(req), it);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    (void)fi;
+    of_inode(req, K_GETATTR, ino);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { of_inode(req, K_READLINK, ino); }
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { of_inode(req, K_STATFS, ino); }
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+    item *it = new_item(req, K_SETATTR);
+    if (!it) return;
+    it->ino = ino;
+    it->st = *attr;
+    it->to_set = to_set;
+    WITH_FH(it, fi)
+    push(of(req), it);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev) {
+    item *it = new_item(req, K_MKNOD);
+    if (!it) return;
+    it->ino = parent;
+    it->mode = mode;
+    it->rdev = rdev;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+    item *it = new_item(req, K_MKDIR);
+    if (!it) return;
+    it->ino = parent;
+    it->mode = (mode & 07777) | S_IFDIR;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static void named(fuse_req_t req, int kind, fuse_ino_t parent, const char *name) {
+    item *it = new_item(req, kind);
+    if (!it) return;
+    it->ino = parent;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    named(req, K_UNLINK, parent, name);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    named(req, K_RMDIR, parent, name);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+    item *it = new_item(req, K_SYMLINK);
+    if (!it) return;
+    it->ino = parent;
+    if (copy_name(it, &it->name, name)) return;
+    if (copy_name(it, &it->name2, link)) return;
+    push(of(req), it);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+    item *it = new_item(req, K_RENAME);
+    if (!it) return;
+    it->ino = parent;
+    it->ino2 = newparent;
+    it->flags = (int)flags;
+    if (copy_name(it, &it->name, name)) return;
+    if (copy_name(it, &it->name2, newname)) return;
+    push(of(req), it);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+    item *it = new_item(req, K_LINK);
+    if (!it) return;
+    it->ino = ino;
+    it->ino2 = newparent;
+    if (copy_name(it, &it->name, newname)) return;
+    push(of(req), it);
+}
+
+static void with_fi(fuse_req_t req, int kind, fuse_ino_t ino, struct fuse_file_info *fi) {
+    item *it = new_item(req, kind);
+    if (!it) return;
+    it->ino = ino;
+    WITH_FH(it, fi)
+    if (fi) it->flags = fi->flags;
+    push(of(req), it);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    with_fi(req, K_OPEN, ino, fi);
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    with_fi(req, K_OPENDIR, ino, fi);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    with_fi(req, K_FLUSH, ino, fi);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    with_fi(req, K_RELEASE, ino, fi);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    with_fi(req, K_RELEASEDIR, ino, fi);
+}
+
+static void sized(fuse_req_t req, int kind, fuse_ino_t ino, size_t size, off_t off,
+                  struct fuse_file_info *fi) {
+    item *it = new_item(req, kind);
+    if (!it) return;
+    it->ino = ino;
+    it->size = size;
+    it->off = off;
+    WITH_FH(it, fi)
+    push(of(req), it);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+    sized(req, K_READ, ino, size, off, fi);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi) {
+    sized(req, K_READDIRPLUS, ino, size, off, fi);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+    item *it = new_item(req, K_WRITE);
+    if (!it) return;
+    it->ino = ino;
+    it->off = off;
+    WITH_FH(it, fi)
+    it->data = malloc(size ? size : 1);
+    if (it->data == NULL) { fuse_reply_err(req, ENOMEM); item_free(it); return; }
+    memcpy(it->data, buf, size);
+    it->data_len = size;
+    push(of(req), it);
+}
+
+static void synced(fuse_req_t req, int kind, fuse_ino_t ino, int datasync,
+                   struct fuse_file_info *fi) {
+    item *it = new_item(req, kind);
+    if (!it) return;
+    it->ino = ino;
+    it->flags = datasync;
+    WITH_FH(it, fi)
+    push(of(req), it);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+    synced(req, K_FSYNC, ino, datasync, fi);
+}
+
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                        struct fuse_file_info *fi) {
+    synced(req, K_FSYNCDIR, ino, datasync, fi);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags) {
+    item *it = new_item(req, K_SETXATTR);
+    if (!it) return;
+    it->ino = ino;
+    it->flags = flags;
+    if (copy_name(it, &it->name, name)) return;
+    it->data = malloc(size ? size : 1);
+    if (it->data == NULL) { fuse_reply_err(req, ENOMEM); item_free(it); return; }
+    memcpy(it->data, value, size);
+    it->data_len = size;
+    push(of(req), it);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    item *it = new_item(req, K_GETXATTR);
+    if (!it) return;
+    it->ino = ino;
+    it->size = size;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    item *it = new_item(req, K_LISTXATTR);
+    if (!it) return;
+    it->ino = ino;
+    it->size = size;
+    push(of(req), it);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+    named(req, K_REMOVEXATTR, ino, name);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi) {
+    item *it = new_item(req, K_CREATE);
+    if (!it) return;
+    it->ino = parent;
+    it->mode = mode;
+    it->fi = *fi;
+    it->flags = fi->flags;
+    if (copy_name(it, &it->name, name)) return;
+    push(of(req), it);
+}
+
+static const struct fuse_lowlevel_ops OPS = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .readlink = ll_readlink,
+    .mknod = ll_mknod,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .symlink = ll_symlink,
+    .rename = ll_rename,
+    .link = ll_link,
+    .open = ll_open,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .opendir = ll_opendir,
+    .readdirplus = ll_readdirplus,
+    .releasedir = ll_releasedir,
+    .fsyncdir = ll_fsyncdir,
+    .statfs = ll_statfs,
+    .setxattr = ll_setxattr,
+    .getxattr = ll_getxattr,
+    .listxattr = ll_listxattr,
+    .removexattr = ll_removexattr,
+    .create = ll_create,
+};
+
+/* ---- threads ------------------------------------------------------------- */
+
+static void on_wake_signal(int sig) { (void)sig; }
+
+static void *worker_main(void *arg) {
+    Session *s = arg;
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, WAKE_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    struct fuse_buf buf;
+    memset(&buf, 0, sizeof buf);
+    while (!fuse_session_exited(s->se)) {
+        int res = fuse_session_receive_buf(s->se, &buf);
+        if (res == -EINTR) continue;
+        if (res <= 0) {
+            if (res < 0) fuse_session_exit(s->se);
+            break;
+        }
+        fuse_session_process_buf(s->se, &buf);
+    }
+    free(buf.mem);
+    pthread_mutex_lock(&s->lock);
+    s->running_workers--;
+    int last = s->running_workers == 0;
+    if (last) s->ended = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (last) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_fd, &one, sizeof one);
+        (void)w;
+    }
+    return NULL;
+}
+
+static void *notifier_main(void *arg) {
+    Session *s = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (s->notices_head == NULL && !s->notifier_stop)
+            pthread_cond_wait(&s->notice_cond, &s->lock);
+        notice *n = s->notices_head;
+        if (n == NULL) break;
+        s->notices_head = n->next;
+        if (s->notices_head == NULL) s->notices_tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        fuse_lowlevel_notify_inval_entry(s->se, n->parent, n->name, strlen(n->name));
+        free(n->name);
+        free(n);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* ---- Session (Python) ---------------------------------------------------- */
+
+static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    (void)args; (void)kw;
+    Session *s = (Session *)type->tp_alloc(type, 0);
+    if (s == NULL) return NULL;
+    s->wake_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->notice_cond, NULL);
+    return (PyObject *)s;
+}
+
+static int Session_init(Session *s, PyObject *args, PyObject *kw) {
+    static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup", NULL};
+    const char *mountpoint, *options;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp", names, &mountpoint, &options,
+                                     &s->writeback, &s->acl, &s->dot_lookup))
+        return -1;
+    if (s->se != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "session already made");
+        return -1;
+    }
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+    char *argv[] = {"dwfs", "-o", (char *)options, NULL};
+    struct fuse_args fargs = FUSE_ARGS_INIT(3, argv);
+    s->se = fuse_session_new(&fargs, &OPS, sizeof OPS, s);
+    if (s->se == NULL) {
+        PyErr_SetString(PyExc_OSError, "libfuse refused the mount options");
+        return -1;
+    }
+    int res;
+    Py_BEGIN_ALLOW_THREADS
+    res = fuse_session_mount(s->se, mountpoint);
+    Py_END_ALLOW_THREADS
+    if (res != 0) {
+        fuse_session_destroy(s->se);
+        s->se = NULL;
+        PyErr_Format(PyExc_OSError, "cannot mount at %s", mountpoint);
+        return -1;
+    }
+    s->mounted = 1;
+    return 0;
+}
+
+static PyObject *Session_start(Session *s, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (s->se == NULL || s->started || n < 1 || n > MAX_WORKERS) {
+        PyErr_SetString(PyExc_ValueError, "cannot start: no session, started, or bad count");
+        return NULL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_wake_signal; /* no SA_RESTART: a blocked read returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(WAKE_SIGNAL, &sa, NULL);
+    s->started = 1;
+    if (pthread_create(&s->notifier, NULL, notifier_main, s) != 0) {
+        s->started = 0;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&s->lock);
+        s->running_workers++;
+        pthread_mutex_unlock(&s->lock);
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
+            pthread_mutex_lock(&s->lock);
+            s->running_workers--;
+            pthread_mutex_unlock(&s->lock);
+            break;
+        }
+        s->nworkers++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *attr_or_none(uint64_t has, uint64_t fh) {
+    if (!has) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(fh);
+}
+
+/* The Python tuple for one request: (Request, kind, *arguments). */
+static PyObject *as_tuple(Session *s, item *it) {
+    Request *r = PyObject_New(Request, &RequestType);
+    if (r == NULL) {
+        if (it->req) fuse_reply_err(it->req, ENOMEM);
+        item_free(it);
+        return NULL;
+    }
+    r->it = it;
+    r->answered = it->req == NULL;
+    Py_INCREF(s);
+    r->session = (PyObject *)s;
+    PyObject *req = (PyObject *)r;
+    const char *kind = KIND_NAMES[it->kind];
+    switch (it->kind) {
+    case K_INIT:
+        return Py_BuildValue("(Ns)", req, kind);
+    case K_FORGET: {
+        PyObject *pairs = PyList_New((Py_ssize_t)it->nforgets);
+        if (pairs == NULL) { Py_DECREF(req); return NULL; }
+        for (size_t i = 0; i < it->nforgets; i++) {
+            PyObject *p = Py_BuildValue("(KK)", (unsigned long long)it->forgets[2 * i],
+                                        (unsigned long long)it->forgets[2 * i + 1]);
+            if (p == NULL) { Py_DECREF(pairs); Py_DECREF(req); return NULL; }
+            PyList_SET_ITEM(pairs, (Py_ssize_t)i, p);
+        }
+        return Py_BuildValue("(NsN)", req, kind, pairs);
+    }
+    case K_LOOKUP: case K_UNLINK: case K_RMDIR: case K_REMOVEXATTR:
+        return Py_BuildValue("(NsKy)", req, kind, (unsigned long long)it->ino, it->name);
+    case K_GETATTR: case K_READLINK: case K_STATFS:
+        return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->ino);
+    case K_SETATTR: {
+        PyObject *fh = attr_or_none((uint64_t)it->has_fh, it->fh);
+        if (fh == NULL) { Py_DECREF(req); return NULL; }
+        return Py_BuildValue(
+            "(NsKiIIIKLLN)", req, kind, (unsigned long long)it->ino, it->to_set,
+            (unsigned)it->st.st_mode, (unsigned)it->st.st_uid, (unsigned)it->st.st_gid,
+            (unsigned long long)it->st.st_size,
+            (long long)it->st.st_atim.tv_sec * 1000000000LL + it->st.st_atim.tv_nsec,
+            (long long)it->st.st_mtim.tv_sec * 1000000000LL + it->st.st_mtim.tv_nsec, fh);
+    }
+    case K_MKNOD: case K_MKDIR:
+        return Py_BuildValue("(NsKyIKIII)", req, kind, (unsigned long long)it->ino, it->name,
+                             it->mode, (unsigned long long)it->rdev, it->uid, it->gid, it->umask);
+    case K_SYMLINK:
+        return Py_BuildValue("(NsKyyII)", req, kind, (unsigned long long)it->ino, it->name,
+                             it->name2, it->uid, it->gid);
+    case K_RENAME:
+        return Py_BuildValue("(NsKyKyi)", req, kind, (unsigned long long)it->ino, it->name,
+                             (unsigned long long)it->ino2, it->name2, it->flags);
+    case K_LINK:
+        return Py_BuildValue("(NsKKy)", req, kind, (unsigned long long)it->ino,
+                             (unsigned long long)it->ino2, it->name);
+    case K_OPEN: case K_OPENDIR:
+        return Py_BuildValue("(NsKi)", req, kind, (unsigned long long)it->ino, it->flags);
+    case K_CREATE:
+        return Py_BuildValue("(NsKyIiIII)", req, kind, (unsigned long long)it->ino, it->name,
+                             it->mode, it->flags, it->uid, it->gid, it->umask);
+    case K_READ: case K_READDIRPLUS:
+        return Py_BuildValue("(NsKLK)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, (unsigned long long)it->size);
+    case K_WRITE: {
+        PyObject *view = PyMemoryView_FromObject(req);
+        if (view == NULL) { Py_DECREF(req); return NULL; }
+        return Py_BuildValue("(NsKLN)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, view);
+    }
+    case K_FLUSH: case K_RELEASE: case K_RELEASEDIR:
+        return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->fh);
+    case K_FSYNC: case K_FSYNCDIR:
+        return Py_BuildValue("(NsKi)", req, kind, (unsigned long long)it->fh, it->flags);
+    case K_SETXATTR:
+        return Py_BuildValue("(NsKyy#i)", req, kind, (unsigned long long)it->ino, it->name,
+                             it->data, (Py_ssize_t)it->data_len, it->flags);
+    case K_GETXATTR:
+        return Py_BuildValue("(NsKy)", req, kind, (unsigned long long)it->ino, it->name);
+    case K_LISTXATTR:
+        return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->ino);
+    default:
+        Py_DECREF(req);
+        PyErr_SetString(PyExc_RuntimeError, "unknown request kind");
+        return NULL;
+    }
+}
+
+static PyObject *Session_fetch(Session *s, PyObject *noargs) {
+    (void)noargs;
+    uint64_t count;
+    ssize_t r = read(s->wake_fd, &count, sizeof count);
+    (void)r;
+    pthread_mutex_lock(&s->lock);
+    item *it = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    while (it != NULL) {
+        item *next = it->next;
+        it->next = NULL;
+        PyObject *t = as_tuple(s, it); /* owns it from here, even when it fails */
+        if (t == NULL || PyList_Append(out, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(out);
+            while (next) { item *n = next->next; if (next->req) fuse_reply_err(next->req, EIO); item_free(next); next = n; }
+            return NULL;
+        }
+        Py_DECREF(t);
+        it = next;
+    }
+    return out;
+}
+
+static PyObject *Session_inval_entry(Session *s, PyObject *args) {
+    unsigned long long parent;
+    const char *name;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "Ky#", &parent, &name, &len)) return NULL;
+    if (s->se == NULL || !s->started || s->notifier_stop) Py_RETURN_NONE;
+    notice *n = calloc(1, sizeof *n);
+    if (n == NULL) return PyErr_NoMemory();
+    n->parent = parent;
+    n->name = strndup(name, (size_t)len);
+    if (n->name == NULL) { free(n); return PyErr_NoMemory(); }
+    pthread_mutex_lock(&s->lock);
+    if (s->notices_tail) s->notices_tail->next = n; else s->notices_head = n;
+    s->notices_tail = n;
+    pthread_cond_signal(&s->notice_cond);
+    pthread_mutex_unlock(&s->lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
+    unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
+    if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (s->se == NULL || !s->started) Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+    fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* Stop the worker threads, unmounting first if asked; answer EIO to what is
+ * still queued. Idempotent. The session itself is destroyed with the Session
+ * object, after every Request (which may still answer) is gone. */
+static void session_stop(Session *s, int unmount) {
+    if (s->se == NULL) return;
+    if (unmount && s->mounted) fuse_session_unmount(s->se);
+    s->mounted = 0;
+    fuse_session_exit(s->se);
+    for (int i = 0; i < s->nworkers; i++) {
+        /* a signal sent just before the thread blocks in read is lost: send again */
+        for (;;) {
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_nsec += 50 * 1000 * 1000;
+            if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+            pthread_kill(s->workers[i], WAKE_SIGNAL);
+            if (pthread_timedjoin_np(s->workers[i], NULL, &deadline) == 0) break;
+        }
+    }
+    s->nworkers = 0;
+    if (s->started) {
+        pthread_mutex_lock(&s->lock);
+        s->notifier_stop = 1;
+        notice *n = s->notices_head;
+        s->notices_head = s->notices_tail = NULL;
+        pthread_cond_signal(&s->notice_cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->notifier, NULL);
+        while (n) { notice *next = n->next; free(n->name); free(n); n = next; }
+        s->started = 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    item *it = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (it) {
+        item *next = it->next;
+        if (it->req) fuse_reply_err(it->req, EIO);
+        item_free(it);
+        it = next;
+    }
+}
+
+static PyObject *Session_close(Session *s, PyObject *args) {
+    int unmount = 1;
+    if (!PyArg_ParseTuple(args, "|p", &unmount)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    session_stop(s, unmount);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_get_wake_fd(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromLong(s->wake_fd);
+}
+
+static PyObject *Session_get_ended(Session *s, void *c) {
+    (void)c;
+    pthread_mutex_lock(&s->lock);
+    int ended = s->ended;
+    pthread_mutex_unlock(&s->lock);
+    return PyBool_FromLong(ended);
+}
+
+static void Session_dealloc(Session *s) {
+    Py_BEGIN_ALLOW_THREADS
+    session_stop(s, 1);
+    if (s->se != NULL) fuse_session_destroy(s->se);
+    s->se = NULL;
+    Py_END_ALLOW_THREADS
+    if (s->wake_fd >= 0) close(s->wake_fd);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->notice_cond);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef Session_methods[] = {
+    {"start", (PyCFunction)Session_start, METH_O, "Start n threads reading requests."},
+    {"fetch", (PyCFunction)Session_fetch, METH_NOARGS,
+     "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
+    {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
+     "Have the kernel forget a name (sent from another thread, in order)."},
+    {"inval_inode", (PyCFunction)Session_inval_inode, METH_O,
+     "Have the kernel forget an inode's attributes."},
+    {"close", (PyCFunction)Session_close, METH_VARARGS,
+     "Stop serving, unmount (unless told not to) and free the session."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Session_getset[] = {
+    {"wake_fd", (getter)Session_get_wake_fd, NULL, "readable when requests are queued", NULL},
+    {"ended", (getter)Session_get_ended, NULL, "the kernel ended the session", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SessionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dwfs._fuse.Session",
+    .tp_basicsize = sizeof(Session),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Session_new,
+    .tp_init = (initproc)Session_init,
+    .tp_dealloc = (destructor)Session_dealloc,
+    .tp_methods = Session_methods,
+    .tp_getset = Session_getset,
+};
+
+/* ---- Request (Python) ---------------------------------------------------- */
+
+static int claim(Request *r) {
+    if (r->answered) {
+        PyErr_SetString(PyExc_RuntimeError, "request already answered");
+        return -1;
+    }
+    r->answered = 1;
+    return 0;
+}
+
+static int parse_attr(PyObject *t, struct stat *st, double *timeout) {
+    unsigned long long ino, nlink, rdev, size, blocks;
+    unsigned int mode, uid, gid;
+    long long at, mt, ct;
+    if (!PyArg_ParseTuple(t, "KIKIIKKKLLLd", &ino, &mode, &nlink, &uid, &gid, &rdev, &size,
+                          &blocks, &at, &mt, &ct, timeout))
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_ino = ino;
+    st->st_mode = mode;
+    st->st_nlink = nlink;
+    st->st_uid = uid;
+    st->st_gid = gid;
+    st->st_rdev = rdev;
+    st->st_size = (off_t)size;
+    st->st_blocks = (blkcnt_t)blocks;
+    st->st_blksize = 4096;
+    st->st_atim.tv_sec = at / 1000000000LL; st->st_atim.tv_nsec = at % 1000000000LL;
+    st->st_mtim.tv_sec = mt / 1000000000LL; st->st_mtim.tv_nsec = mt % 1000000000LL;
+    st->st_ctim.tv_sec = ct / 1000000000LL; st->st_ctim.tv_nsec = ct % 1000000000LL;
+    return 0;
+}
+
+static int parse_entry(PyObject *t, struct fuse_entry_param *e) {
+    memset(e, 0, sizeof *e);
+    double timeout;
+    if (parse_attr(t, &e->attr, &timeout) < 0) return -1;
+    e->ino = e->attr.st_ino;
+    e->attr_timeout = e->entry_timeout = timeout;
+    return 0;
+}
+
+#define SEND(r, call)                   \
+    do {                                \
+        int res_;                       \
+        Py_BEGIN_ALLOW_THREADS          \
+        res_ = (call);                  \
+        Py_END_ALLOW_THREADS            \
+        return PyLong_FromLong(res_);   \
+    } while (0)
+
+static PyObject *Request_err(Request *r, PyObject *arg) {
+    long code = PyLong_AsLong(arg);
+    if (code == -1 && PyErr_Occurred()) return NULL;
+    if (code < 0 || code > 4095) { PyErr_SetString(PyExc_ValueError, "bad errno"); return NULL; }
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_err(r->it->req, (int)code));
+}
+
+static PyObject *Request_entry(Request *r, PyObject *arg) {
+    struct fuse_entry_param e;
+    if (parse_entry(arg, &e) < 0) return NULL;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_entry(r->it->req, &e));
+}
+
+static PyObject *Request_negative(Request *r, PyObject *arg) {
+    double timeout = PyFloat_AsDouble(arg);
+    if (timeout == -1.0 && PyErr_Occurred()) return NULL;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.entry_timeout = timeout;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_entry(r->it->req, &e));
+}
+
+static PyObject *Request_attr(Request *r, PyObject *arg) {
+    struct stat st;
+    double timeout;
+    if (parse_attr(arg, &st, &timeout) < 0) return NULL;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_attr(r->it->req, &st, timeout));
+}
+
+static PyObject *Request_open(Request *r, PyObject *args) {
+    unsigned long long fh;
+    int keep_cache;
+    if (!PyArg_ParseTuple(args, "Kp", &fh, &keep_cache)) return NULL;
+    struct fuse_file_info fi = r->it->fi;
+    fi.fh = fh;
+    fi.keep_cache = keep_cache ? 1 : 0;
+    fi.direct_io = 0;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_open(r->it->req, &fi));
+}
+
+static PyObject *Request_create(Request *r, PyObject *args) {
+    unsigned long long fh;
+    PyObject *attr;
+    struct fuse_entry_param e;
+    if (!PyArg_ParseTuple(args, "KO", &fh, &attr)) return NULL;
+    if (parse_entry(attr, &e) < 0) return NULL;
+    struct fuse_file_info fi = r->it->fi;
+    fi.fh = fh;
+    fi.keep_cache = 1;
+    fi.direct_io = 0;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_create(r->it->req, &e, &fi));
+}
+
+static PyObject *Request_data(Request *r, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) return NULL;
+    if (claim(r) < 0) { PyBuffer_Release(&view); return NULL; }
+    int res;
+    Py_BEGIN_ALLOW_THREADS
+    res = fuse_reply_buf(r->it->req, view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(res);
+}
+
+static PyObject *Request_written(Request *r, PyObject *arg) {
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (n == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_write(r->it->req, (size_t)n));
+}
+
+static PyObject *Request_readlink(Request *r, PyObject *arg) {
+    const char *target;
+    Py_ssize_t len;
+    if (!PyArg_Parse(arg, "y#", &target, &len)) return NULL;
+    if ((size_t)len != strlen(target)) { PyErr_SetString(PyExc_ValueError, "NUL in target"); return NULL; }
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_readlink(r->it->req, target));
+}
+
+static PyObject *Request_statfs(Request *r, PyObject *arg) {
+    struct statvfs st;
+    memset(&st, 0, sizeof st);
+    unsigned long long blocks, bfree, files, ffree;
+    if (!PyArg_ParseTuple(arg, "KKKK", &blocks, &bfree, &files, &ffree)) return NULL;
+    st.f_bsize = st.f_frsize = 4096;
+    st.f_blocks = blocks;
+    st.f_bfree = st.f_bavail = bfree;
+    st.f_files = files;
+    st.f_ffree = st.f_favail = ffree;
+    st.f_namemax = 255;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_statfs(r->it->req, &st));
+}
+
+/* An xattr's value or a list of names: its size when asked size 0, ERANGE
+ * when it does not fit the caller's buffer. */
+static PyObject *Request_xattr(Request *r, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) return NULL;
+    if (claim(r) < 0) { PyBuffer_Release(&view); return NULL; }
+    size_t want = (size_t)r->it->size, len = (size_t)view.len;
+    int res;
+    Py_BEGIN_ALLOW_THREADS
+    if (want == 0) res = fuse_reply_xattr(r->it->req, len);
+    else if (len <= want) res = fuse_reply_buf(r->it->req, view.buf, len);
+    else res = fuse_reply_err(r->it->req, ERANGE);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(res);
+}
+
+/* A readdirplus reply from (name, attr, cookie) entries, as many as fit;
+ * returns how many went in (the kernel counts a lookup for each of those). */
+static PyObject *Request_entries(Request *r, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "entries must be a sequence");
+    if (seq == NULL) return NULL;
+    size_t cap = (size_t)r->it->size, used = 0;
+    char *buf = malloc(cap ? cap : 1);
+    if (buf == NULL) { Py_DECREF(seq); return PyErr_NoMemory(); }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), taken = 0;
+    for (; taken < n; taken++) {
+        PyObject *entry = PySequence_Fast_GET_ITEM(seq, taken);
+        const char *name;
+        PyObject *attr;
+        long long cookie;
+        struct fuse_entry_param e;
+        if (!PyArg_ParseTuple(entry, "yOL", &name, &attr, &cookie) || parse_entry(attr, &e) < 0) {
+            free(buf);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        size_t need = fuse_add_direntry_plus(r->it->req, buf + used, cap - used, name, &e, cookie);
+        if (need > cap - used) break;
+        used += need;
+    }
+    Py_DECREF(seq);
+    if (claim(r) < 0) { free(buf); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    fuse_reply_buf(r->it->req, buf, used);
+    Py_END_ALLOW_THREADS
+    free(buf);
+    return PyLong_FromSsize_t(taken);
+}
+
+static int Request_getbuffer(Request *r, Py_buffer *view, int flags) {
+    if (r->it == NULL || r->it->data == NULL) {
+        PyErr_SetString(PyExc_BufferError, "this request carries no data");
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)r, r->it->data, (Py_ssize_t)r->it->data_len, 1, flags);
+}
+
+static void Request_dealloc(Request *r) {
+    if (r->it != NULL) {
+        if (!r->answered) fuse_reply_err(r->it->req, EIO);
+        item_free(r->it);
+    }
+    Py_XDECREF(r->session);
+    PyObject_Free(r);
+}
+
+static PyObject *Request_get_answered(Request *r, void *c) {
+    (void)c;
+    return PyBool_FromLong(r->answered);
+}
+
+static PyBufferProcs Request_as_buffer = {
+    (getbufferproc)Request_getbuffer,
+    NULL,
+};
+
+static PyMethodDef Request_methods[] = {
+    {"err", (PyCFunction)Request_err, METH_O, "Answer with an errno (0: success)."},
+    {"entry", (PyCFunction)Request_entry, METH_O, "Answer with an entry (attr tuple)."},
+    {"negative", (PyCFunction)Request_negative, METH_O, "Answer: no such name, cache it."},
+    {"attr", (PyCFunction)Request_attr, METH_O, "Answer with attributes."},
+    {"open", (PyCFunction)Request_open, METH_VARARGS, "Answer an open: (fh, keep_cache)."},
+    {"create", (PyCFunction)Request_create, METH_VARARGS, "Answer a create: (fh, attr)."},
+    {"data", (PyCFunction)Request_data, METH_O, "Answer a read with bytes."},
+    {"written", (PyCFunction)Request_written, METH_O, "Answer a write: bytes taken."},
+    {"readlink", (PyCFunction)Request_readlink, METH_O, "Answer with a link target."},
+    {"statfs", (PyCFunction)Request_statfs, METH_O, "Answer: (blocks, free, files, free files)."},
+    {"xattr", (PyCFunction)Request_xattr, METH_O, "Answer with an xattr value or name list."},
+    {"entries", (PyCFunction)Request_entries, METH_O, "Answer a readdirplus; how many fit."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Request_getset[] = {
+    {"answered", (getter)Request_get_answered, NULL, "whether it was answered", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RequestType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dwfs._fuse.Request",
+    .tp_basicsize = sizeof(Request),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Request_dealloc,
+    .tp_methods = Request_methods,
+    .tp_getset = Request_getset,
+    .tp_as_buffer = &Request_as_buffer,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dwfs._fuse",
+    "dwfs's native FUSE front end (libfuse3's low-level API); imported only by dwfs.fuse.native.",
+    -1, NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fuse(void) {
+    if (PyType_Ready(&SessionType) < 0 || PyType_Ready(&RequestType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&SessionType);
+    Py_INCREF(&RequestType);
+    if (PyModule_AddObject(m, "Session", (PyObject *)&SessionType) < 0 ||
+        PyModule_AddObject(m, "Request", (PyObject *)&RequestType) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_MODE", FUSE_SET_ATTR_MODE) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_UID", FUSE_SET_ATTR_UID) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_GID", FUSE_SET_ATTR_GID) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_SIZE", FUSE_SET_ATTR_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_ATIME", FUSE_SET_ATTR_ATIME) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_MTIME", FUSE_SET_ATTR_MTIME) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_ATIME_NOW", FUSE_SET_ATTR_ATIME_NOW) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_MTIME_NOW", FUSE_SET_ATTR_MTIME_NOW) < 0)
+        return NULL;
+    return m;
+}
