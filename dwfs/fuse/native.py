@@ -1,7 +1,7 @@
-"""The native front end: C threads read FUSE requests (dwfs._fuse, over
-libfuse3's low-level API) and queue them; this module takes them on the trio
-thread and answers each through its Request, which sends the reply with the GIL
-released. The only importer of dwfs._fuse.
+"""The native front end: the trio thread receives FUSE requests in C
+(dwfs._fuse, over libfuse3's low-level API, without the GIL), takes them as a
+batch, and answers each through its Request, which sends the reply with the
+GIL released. The only importer of dwfs._fuse.
 
 Requests whose Volume call is synchronous (lookup, getattr, readdir, xattrs,
 namespace changes) are answered inline, in the order the kernel sent them, with
@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 
 ATTR_TIMEOUT = 10.0
 """Seconds the kernel may cache attributes and entries: this mount is their only writer."""
-WORKERS = 2
-"""C threads reading /dev/fuse: one can read while the other hands over a request."""
+RECEIVE_AT_ONCE = 16
+"""Requests the trio thread takes from /dev/fuse before it handles them."""
+YIELD_EVERY = 16
+"""Batches handled in a row without parking before one checkpoint, so a steady
+stream of requests cannot starve trio's other tasks."""
 DIRENT_BYTES = 160
 """About what one readdirplus entry takes of the reply (its attributes and name)."""
 
@@ -310,6 +313,8 @@ class NativeSession:
         self._session = _fuse.Session(str(mountpoint), ",".join(sorted(options)), True, True, True)
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode
+        self._session.set_no_capabilities(not volume.capabilities_possible())
+        volume.capability_set = lambda: self._session.set_no_capabilities(False)
         self._reading = trio.CancelScope()
 
     def stop(self) -> None:
@@ -319,15 +324,24 @@ class NativeSession:
     async def serve(self) -> bool:
         """Answer requests until the kernel ends the session (True: it was
         unmounted; what is in flight finishes first) or stop() is called (False)."""
-        self._session.start(WORKERS)
+        self._session.start()
         async with trio.open_nursery() as handlers:
             self.dispatcher.nursery = handlers
             with self._reading:
-                fd = self._session.wake_fd
+                fd = self._session.fuse_fd
+                streak = 0
                 while not self._session.ended:
-                    await trio.lowlevel.wait_readable(fd)
-                    for request in self._session.fetch():
+                    self._session.receive(RECEIVE_AT_ONCE)
+                    batch = self._session.fetch()
+                    if not batch:
+                        streak = 0
+                        await trio.lowlevel.wait_readable(fd)
+                        continue
+                    for request in batch:
                         self.dispatcher.handle(request)
+                    streak += 1
+                    if streak % YIELD_EVERY == 0:
+                        await trio.lowlevel.checkpoint()
             if self._reading.cancelled_caught:
                 handlers.cancel_scope.cancel()
         return bool(self._session.ended)

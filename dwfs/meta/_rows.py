@@ -217,6 +217,11 @@ class TreeRows:
         )
         return [bytes(r[0]) for r in rows]
 
+    def xattr_ever_set(self, name: bytes) -> bool:
+        """Whether any inode, live or in a snapshot, has or had this xattr (rows
+        not yet purged count: an answer that errs only towards True)."""
+        return self.db.one("SELECT 1 FROM xattrs WHERE name = ? LIMIT 1", (name,)) is not None
+
     def insert_xattr(self, ino: int, name: bytes, value: bytes) -> None:
         self.db.execute("xattr.insert", (ino, name, value, self.db.open_txg))
 

@@ -49,6 +49,8 @@ from dwfs.vfs._snapshot_ops import SnapshotOps
 from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
 from dwfs.vfs._tree import Tree
 
+CAPABILITY = b"security.capability"
+
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 5.0
@@ -88,6 +90,10 @@ class Volume:
         self.forget_name: Callable[[int, bytes], None] = lambda parent, name: None
         """Set by the adapter: tell the kernel to drop what it caches of parent/name
         (a name that came or went other than through a request of its own)."""
+        self.capability_set: Callable[[], None] = lambda: None
+        """Set by the adapter: from now on an inode may carry security.capability
+        (until then the adapter may answer its getxattr, which the kernel asks
+        before every write, with ENODATA itself)."""
         self.forget_inode: Callable[[int], None] = lambda ino: None
         """Set by the adapter: tell the kernel to drop a directory's cached attributes
         (a directory's: a file's could wait on its dirty pages)."""
@@ -462,8 +468,14 @@ class Volume:
             raise NoAttribute("no such attribute")
         return value
 
+    def capabilities_possible(self) -> bool:
+        """Whether any inode may carry security.capability (see capability_set)."""
+        return self.tree.rows.xattr_ever_set(CAPABILITY)
+
     def setxattr(self, ino: int, name: bytes, value: bytes, flags: int) -> None:
         self.check_writable(ino)
+        if name == CAPABILITY:
+            self.capability_set()
         if name == PINNED:
             self.remote.set_pinned_xattr(ino, value)
             return

@@ -1,7 +1,12 @@
-/* dwfs's native FUSE front end: C threads read requests from /dev/fuse through
- * libfuse3's low-level API and hand them to Python through a queue and an
- * eventfd; Python answers each through its Request object, which sends the
- * reply with the GIL released. The only importer is dwfs.fuse.native.
+/* dwfs's native FUSE front end: the trio thread receives requests from
+ * /dev/fuse through libfuse3's low-level API (Session.receive, without the GIL
+ * and without blocking), libfuse's callbacks queue them, and Python takes the
+ * queue (Session.fetch) and answers each through its Request object, which
+ * sends the reply with the GIL released. The only importer is dwfs.fuse.native.
+ *
+ * C threads that read /dev/fuse and hand requests over were measured first:
+ * the hand-over between threads cost more per request (about half the
+ * lookups per second) than it saved (docs/performance.md).
  *
  * The C side never touches the pool: it copies request arguments (names, write
  * data) out of libfuse's buffers, and sends back what Python gives it. A
@@ -16,17 +21,14 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#define MAX_WORKERS 16
-#define WAKE_SIGNAL (SIGRTMIN + 3)
 
 enum kind {
     K_INIT, K_LOOKUP, K_FORGET, K_GETATTR, K_SETATTR, K_READLINK, K_MKNOD,
@@ -70,12 +72,9 @@ typedef struct notice {
 typedef struct {
     PyObject_HEAD
     struct fuse_session *se;
-    int wake_fd;
     pthread_mutex_t lock;
     item *head, *tail;
-    int mounted, started, ended, nworkers;
-    pthread_t workers[MAX_WORKERS];
-    int running_workers;
+    int mounted, started, ended;
     /* invalidations of entries, sent by their own thread: the kernel may wait
      * for a request we have not answered before it takes one */
     pthread_t notifier;
@@ -83,6 +82,12 @@ typedef struct {
     notice *notices_head, *notices_tail;
     int notifier_stop;
     int writeback, acl, dot_lookup;
+    /* No inode carries security.capability (Python says so at mount, and
+     * clears it before any is set): its getxattr, which the kernel asks before
+     * every write, is answered ENODATA here without reaching Python. */
+    int no_capabilities;
+    unsigned long long answered_in_c;
+    struct fuse_buf buf; /* the receive buffer */
 } Session;
 
 /* A request handed to Python. It holds its Session, so libfuse's session
@@ -107,17 +112,10 @@ static void item_free(item *it) {
 }
 
 static void push(Session *s, item *it) {
-    int was_empty;
     pthread_mutex_lock(&s->lock);
-    was_empty = s->head == NULL;
     if (s->tail) s->tail->next = it; else s->head = it;
     s->tail = it;
     pthread_mutex_unlock(&s->lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t w = write(s->wake_fd, &one, sizeof one);
-        (void)w;
-    }
 }
 
 static item *new_item(fuse_req_t req, int kind) {
@@ -150,7 +148,7 @@ static int copy_name(item *it, char **to, const char *name) {
     return 0;
 }
 
-/* ---- libfuse's callbacks (worker threads, no GIL) ------------------------- */
+/* ---- libfuse's callbacks (in Session.receive, without the GIL) ------------ */
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
     Session *s = userdata;
@@ -395,6 +393,12 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+    Session *s = of(req);
+    if (s->no_capabilities && strcmp(name, "security.capability") == 0) {
+        s->answered_in_c++;
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
     item *it = new_item(req, K_GETXATTR);
     if (!it) return;
     it->ino = ino;
@@ -462,39 +466,6 @@ static const struct fuse_lowlevel_ops OPS = {
 
 /* ---- threads ------------------------------------------------------------- */
 
-static void on_wake_signal(int sig) { (void)sig; }
-
-static void *worker_main(void *arg) {
-    Session *s = arg;
-    sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, WAKE_SIGNAL);
-    pthread_sigmask(SIG_SETMASK, &all, NULL);
-    struct fuse_buf buf;
-    memset(&buf, 0, sizeof buf);
-    while (!fuse_session_exited(s->se)) {
-        int res = fuse_session_receive_buf(s->se, &buf);
-        if (res == -EINTR) continue;
-        if (res <= 0) {
-            if (res < 0) fuse_session_exit(s->se);
-            break;
-        }
-        fuse_session_process_buf(s->se, &buf);
-    }
-    free(buf.mem);
-    pthread_mutex_lock(&s->lock);
-    s->running_workers--;
-    int last = s->running_workers == 0;
-    if (last) s->ended = 1;
-    pthread_mutex_unlock(&s->lock);
-    if (last) {
-        uint64_t one = 1;
-        ssize_t w = write(s->wake_fd, &one, sizeof one);
-        (void)w;
-    }
-    return NULL;
-}
-
 static void *notifier_main(void *arg) {
     Session *s = arg;
     sigset_t all;
@@ -524,7 +495,6 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     (void)args; (void)kw;
     Session *s = (Session *)type->tp_alloc(type, 0);
     if (s == NULL) return NULL;
-    s->wake_fd = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->notice_cond, NULL);
     return (PyObject *)s;
@@ -540,8 +510,6 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
         return -1;
     }
-    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake_fd < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
     char *argv[] = {"dwfs", "-o", (char *)options, NULL};
     struct fuse_args fargs = FUSE_ARGS_INIT(3, argv);
     s->se = fuse_session_new(&fargs, &OPS, sizeof OPS, s);
@@ -563,36 +531,47 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-static PyObject *Session_start(Session *s, PyObject *arg) {
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    if (s->se == NULL || s->started || n < 1 || n > MAX_WORKERS) {
-        PyErr_SetString(PyExc_ValueError, "cannot start: no session, started, or bad count");
+static PyObject *Session_start(Session *s, PyObject *noargs) {
+    (void)noargs;
+    if (s->se == NULL || s->started) {
+        PyErr_SetString(PyExc_ValueError, "cannot start: no session, or started");
         return NULL;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_wake_signal; /* no SA_RESTART: a blocked read returns EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(WAKE_SIGNAL, &sa, NULL);
-    s->started = 1;
-    if (pthread_create(&s->notifier, NULL, notifier_main, s) != 0) {
-        s->started = 0;
+    int fd = fuse_session_fd(s->se);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    for (long i = 0; i < n; i++) {
-        pthread_mutex_lock(&s->lock);
-        s->running_workers++;
-        pthread_mutex_unlock(&s->lock);
-        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
-            pthread_mutex_lock(&s->lock);
-            s->running_workers--;
-            pthread_mutex_unlock(&s->lock);
-            break;
-        }
-        s->nworkers++;
-    }
+    if (pthread_create(&s->notifier, NULL, notifier_main, s) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    s->started = 1;
     Py_RETURN_NONE;
+}
+
+/* Receive and queue up to `limit` requests on the calling (Python) thread,
+ * without blocking and without the GIL; how many. Sets ended when the kernel
+ * ends the session. */
+static PyObject *Session_receive(Session *s, PyObject *arg) {
+    long limit = PyLong_AsLong(arg);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (s->se == NULL || !s->started) return PyLong_FromLong(0);
+    long got = 0;
+    int ended = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (got < limit && !fuse_session_exited(s->se)) {
+        int res = fuse_session_receive_buf(s->se, &s->buf);
+        if (res == -EINTR) continue;
+        if (res == -EAGAIN) break;
+        if (res <= 0) { ended = 1; break; }
+        fuse_session_process_buf(s->se, &s->buf);
+        got++;
+    }
+    if (fuse_session_exited(s->se)) ended = 1;
+    Py_END_ALLOW_THREADS
+    if (ended) {
+        pthread_mutex_lock(&s->lock);
+        s->ended = 1;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return PyLong_FromLong(got);
 }
 
 static PyObject *attr_or_none(uint64_t has, uint64_t fh) {
@@ -688,9 +667,6 @@ static PyObject *as_tuple(Session *s, item *it) {
 
 static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     (void)noargs;
-    uint64_t count;
-    ssize_t r = read(s->wake_fd, &count, sizeof count);
-    (void)r;
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
@@ -742,26 +718,14 @@ static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* Stop the worker threads, unmounting first if asked; answer EIO to what is
- * still queued. Idempotent. The session itself is destroyed with the Session
- * object, after every Request (which may still answer) is gone. */
+/* Stop serving, unmounting first if asked; answer EIO to what is still
+ * queued. Idempotent. The session itself is destroyed with the Session object,
+ * after every Request (which may still answer) is gone. */
 static void session_stop(Session *s, int unmount) {
     if (s->se == NULL) return;
     if (unmount && s->mounted) fuse_session_unmount(s->se);
     s->mounted = 0;
     fuse_session_exit(s->se);
-    for (int i = 0; i < s->nworkers; i++) {
-        /* a signal sent just before the thread blocks in read is lost: send again */
-        for (;;) {
-            struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_nsec += 50 * 1000 * 1000;
-            if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
-            pthread_kill(s->workers[i], WAKE_SIGNAL);
-            if (pthread_timedjoin_np(s->workers[i], NULL, &deadline) == 0) break;
-        }
-    }
-    s->nworkers = 0;
     if (s->started) {
         pthread_mutex_lock(&s->lock);
         s->notifier_stop = 1;
@@ -794,9 +758,21 @@ static PyObject *Session_close(Session *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Session_get_wake_fd(Session *s, void *c) {
+static PyObject *Session_set_no_capabilities(Session *s, PyObject *arg) {
+    int none = PyObject_IsTrue(arg);
+    if (none < 0) return NULL;
+    s->no_capabilities = none;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_get_answered_in_c(Session *s, void *c) {
     (void)c;
-    return PyLong_FromLong(s->wake_fd);
+    return PyLong_FromUnsignedLongLong(s->answered_in_c);
+}
+
+static PyObject *Session_get_fuse_fd(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromLong(s->se ? fuse_session_fd(s->se) : -1);
 }
 
 static PyObject *Session_get_ended(Session *s, void *c) {
@@ -813,14 +789,18 @@ static void Session_dealloc(Session *s) {
     if (s->se != NULL) fuse_session_destroy(s->se);
     s->se = NULL;
     Py_END_ALLOW_THREADS
-    if (s->wake_fd >= 0) close(s->wake_fd);
+    free(s->buf.mem);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->notice_cond);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
 static PyMethodDef Session_methods[] = {
-    {"start", (PyCFunction)Session_start, METH_O, "Start n threads reading requests."},
+    {"start", (PyCFunction)Session_start, METH_NOARGS, "Start serving (and invalidating)."},
+    {"set_no_capabilities", (PyCFunction)Session_set_no_capabilities, METH_O,
+     "Whether getxattr of security.capability may be answered ENODATA in C."},
+    {"receive", (PyCFunction)Session_receive, METH_O,
+     "Receive up to n requests on this thread, without blocking; how many."},
     {"fetch", (PyCFunction)Session_fetch, METH_NOARGS,
      "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
     {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
@@ -833,7 +813,9 @@ static PyMethodDef Session_methods[] = {
 };
 
 static PyGetSetDef Session_getset[] = {
-    {"wake_fd", (getter)Session_get_wake_fd, NULL, "readable when requests are queued", NULL},
+    {"answered_in_c", (getter)Session_get_answered_in_c, NULL,
+     "requests answered in C without Python", NULL},
+    {"fuse_fd", (getter)Session_get_fuse_fd, NULL, "the /dev/fuse descriptor", NULL},
     {"ended", (getter)Session_get_ended, NULL, "the kernel ended the session", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -5,8 +5,10 @@ runs on the native front end, and again on pyfuse3 with DWFS_FRONTEND=pyfuse3:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import struct
 from pathlib import Path
 
 from tests.integration.conftest import PoolFactory
@@ -52,3 +54,38 @@ def test_what_one_front_end_wrote_the_other_reads(make_pool: PoolFactory) -> Non
     assert tree_of(tree) == expected
     log = mount_log(pool.mnt)
     assert "through the pyfuse3 front end" in log and "through the native front end" in log
+
+
+def capability(path: Path) -> bytes | None:
+    try:
+        return os.getxattr(path, "security.capability")
+    except OSError as exc:
+        assert exc.errno == errno.ENODATA
+        return None
+
+
+CAP_NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+"""A file capability (VFS_CAP_REVISION_2, effective): cap_net_raw permitted."""
+
+
+def test_file_capabilities_are_kept_whatever_answers_for_them(make_pool: PoolFactory) -> None:
+    """Until some inode carries security.capability, the native front end
+    answers its getxattr (asked before every write) in C; setting one must
+    switch that off at once, and a remount must see it."""
+    pool = make_pool()
+    tool = pool.mnt / "tool"
+    with open(tool, "wb") as f:
+        for _ in range(100):
+            f.write(b"x" * 4096)
+    assert capability(tool) is None
+    os.setxattr(tool, "security.capability", CAP_NET_RAW)
+    assert capability(tool) == CAP_NET_RAW
+    assert capability(pool.mnt) is None
+    with open(tool, "ab") as f:  # a write drops it, as on ext4: the kernel must see it
+        f.write(b"more")
+    assert capability(tool) is None
+    os.setxattr(tool, "security.capability", CAP_NET_RAW)
+    pool.remount()
+    assert capability(tool) == CAP_NET_RAW
+    os.removexattr(tool, "security.capability")
+    assert capability(tool) is None
