@@ -45,8 +45,15 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The tests of the request path, run again on the pyfuse3 front end (the whole
+# suite runs on the native one); see docs/design.md, "FUSE adapter".
+FRONTEND_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py \
+	test_model.py test_crash.py test_fsync_crash.py test_full_pool.py \
+	test_kernel_limits.py test_mount_errors.py test_frontends.py)
+
 test: setup native-test lint
 	$(VENV)/bin/pytest -q
+	DWFS_FRONTEND=pyfuse3 $(VENV)/bin/pytest -q $(FRONTEND_SUITE)
 
 bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'

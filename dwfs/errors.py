@@ -88,6 +88,12 @@ class NotPermitted(DwfsError):
     exit_code = ExitCode.USAGE
 
 
+class NoSuchOffset(DwfsError):
+    """lseek found no data (or hole) at or after the offset: past the end."""
+
+    errno = _errno.ENXIO
+
+
 class NotSupported(DwfsError):
     errno = _errno.EOPNOTSUPP
     exit_code = ExitCode.USAGE

@@ -112,6 +112,9 @@ class Dispatcher:
             "release": self.release,
             "fsync": self.fsync,
             "fsyncdir": self.fsyncdir,
+            "fallocate": self.fallocate,
+            "lseek": self.lseek,
+            "copy_file_range": self.copy_file_range,
         }
 
     def handle(self, request: tuple[Any, ...]) -> None:
@@ -292,6 +295,21 @@ class Dispatcher:
     async def fsyncdir(self, req: Any, fh: int, datasync: int) -> None:
         await self.volume.fsync(None)
         req.err(0)
+
+    async def fallocate(self, req: Any, fh: int, mode: int, off: int, length: int) -> None:
+        await self.volume.fallocate(fh, mode, off, length)
+        req.err(0)
+
+    async def lseek(self, req: Any, fh: int, off: int, whence: int) -> None:
+        req.offset(await self.volume.seek(fh, off, whence))
+
+    async def copy_file_range(
+        self, req: Any, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, flags: int
+    ) -> None:
+        if flags:
+            req.err(errno.EINVAL)
+            return
+        req.written(await self.volume.copy_range(fh_in, off_in, fh_out, off_out, length))
 
 
 def _time(to_set: int, given: int, now_flag: int, value: int, now: int) -> int | None:

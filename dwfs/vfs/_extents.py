@@ -86,3 +86,37 @@ class ExtentWindow:
         """The extents that start in [start, end), which the window covers."""
         first = bisect.bisect_left(self.offs, start)
         return self.extents[first : bisect.bisect_left(self.offs, end)]
+
+
+def data_ranges(extents: list[Extent], size: int) -> list[tuple[int, int]]:
+    """Where a file's stored bytes lie within its size, as sorted, merged
+    [start, end) ranges (every other byte is a hole and reads as zero)."""
+    ranges: list[tuple[int, int]] = []
+    for e in sorted(extents):
+        lo, hi = e.off, min(e.end, size)
+        if lo >= hi:
+            continue
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], hi))
+        else:
+            ranges.append((lo, hi))
+    return ranges
+
+
+def seek(ranges: list[tuple[int, int]], size: int, off: int, hole: bool) -> int | None:
+    """lseek's SEEK_DATA (hole False) or SEEK_HOLE from off, given data_ranges:
+    the first byte of data, or of a hole (the end of the file counts as one),
+    at or after off; None where there is none (ENXIO), as for any off past the end."""
+    if off < 0 or off >= size:
+        return None
+    if hole:
+        pos = off
+        for lo, hi in ranges:
+            if lo > pos:
+                break
+            pos = max(pos, hi)
+        return min(pos, size)
+    for lo, hi in ranges:
+        if hi > off:
+            return max(lo, off)
+    return None

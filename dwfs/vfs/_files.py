@@ -31,7 +31,7 @@ from dwfs.meta import LIVE, View
 from dwfs.types import ChunkId, ChunkStore
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
-from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, span
+from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, data_ranges, span
 from dwfs.vfs._tree import Tree
 
 _END_OF_ANY_FILE = 1 << 62
@@ -392,6 +392,75 @@ class FileData:
             self.rows.remove_extent(ino, e.off, e.chunk)
         for e in kept:
             self._add_extent(ino, e)
+
+    async def data_ranges(self, ino: int, state: FileState, size: int) -> list[tuple[int, int]]:
+        """Where the file's bytes lie (data_ranges); its unstored writes are stored
+        first, so the extents say it all (lseek's SEEK_DATA and SEEK_HOLE)."""
+        await self.flush(ino, state)
+        if self.inline(ino) is not None:
+            return [(0, size)] if size else []
+        return data_ranges(self.extents(ino, 0, size), size)
+
+    async def punch(self, ino: int, state: FileState, start: int, end: int) -> None:
+        """Make [start, end) of the file a hole (fallocate's punch hole and zero
+        range): its extents there go, and reads give zeros. The size stays."""
+        await self.flush(ino, state)
+        async with _holding(state.lock):
+            end = min(end, state.size)
+            if start >= end:
+                return
+            for dirty in (state.dirty, state.unlogged):
+                if dirty is not None:
+                    for lo, hi in dirty.spans():  # written since the flush above
+                        lo, hi = max(lo, start), min(hi, end)
+                        if lo < hi:
+                            dirty.write(lo, bytes(hi - lo))
+            state.stored += 1
+            state.window = None
+            now = now_ns()
+            state.mtime_ns = now
+            with self.db.transaction():
+                self._replace(ino, start, end)
+                old = self.inline(ino)
+                if old is not None and start < len(old):
+                    cut = min(end, len(old))
+                    self.rows.set_inline(ino, old[:start] + bytes(cut - start) + old[cut:])
+                self.tree.set_fields(ino, mtime=now, ctime=now)
+
+    async def share(
+        self,
+        src: int,
+        src_state: FileState,
+        off_in: int,
+        dst: int,
+        dst_state: FileState,
+        off_out: int,
+        length: int,
+    ) -> bool:
+        """Make dst's [off_out, off_out + length) the bytes of src's [off_in, ...)
+        by pointing at the same chunks (copy_file_range: nothing is read, written
+        or stored twice); False where that cannot be done (a file stored inline,
+        or writes arriving meanwhile), and the caller copies bytes instead."""
+        await self.flush(src, src_state)
+        await self.flush(dst, dst_state)
+        if self.inline(src) is not None or self.inline(dst) is not None:
+            return False
+        async with _holding(dst_state.lock):
+            if src_state.dirty or dst_state.dirty:
+                return False
+            pieces = _clipped(self.extents(src, off_in, off_in + length), off_in, off_in + length)
+            now = now_ns()
+            size = max(dst_state.size, off_out + length)
+            with self.db.transaction():
+                self._replace(dst, off_out, off_out + length)
+                shift = off_out - off_in
+                for p in pieces:
+                    self._add_extent(dst, Extent(p.off + shift, p.len, p.chunk, p.chunk_off))
+                self.tree.set_fields(dst, size=size, mtime=now, ctime=now)
+            dst_state.size, dst_state.mtime_ns = size, now
+            dst_state.stored += 1
+            dst_state.window = None
+        return True
 
     async def truncate(self, ino: int, state: FileState, size: int) -> None:
         async with _holding(state.lock):

@@ -31,9 +31,12 @@ from dwfs.errors import (
     InvalidArgument,
     IsADirectory,
     NoAttribute,
+    NoSpace,
+    NoSuchOffset,
     NotADirectory,
     NotFound,
     NotPermitted,
+    NotSupported,
     find_dwfs_error,
 )
 from dwfs.meta import Metadata
@@ -42,6 +45,7 @@ from dwfs.vfs import _snapshot_tree as snapdir
 from dwfs.vfs._attrs import ROOT_INO, Attr, now_ns
 from dwfs.vfs._budget import WriteBudget
 from dwfs.vfs._dirty import DirtyMap
+from dwfs.vfs._extents import seek
 from dwfs.vfs._files import FileData, FileState
 from dwfs.vfs._remote_ops import NAMES as REMOTE_XATTRS
 from dwfs.vfs._remote_ops import PINNED, RemoteOps
@@ -50,6 +54,11 @@ from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
 from dwfs.vfs._tree import Tree
 
 CAPABILITY = b"security.capability"
+FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_ZERO_RANGE = 0x01, 0x02, 0x10
+"""fallocate(2)'s modes dwfs takes (linux/falloc.h); collapse and insert range are refused."""
+SHARE_MIN = 64 * 1024
+"""copy_file_range shares chunks from this many bytes on; less is copied as bytes."""
+COPY_PIECE = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +427,75 @@ class Volume:
                     handle.state.size = self.tree.attr(handle.ino).size
             finally:
                 self._release_state(handle.ino)
+
+    # -- sparse files and copies without copying ---------------------------------------
+
+    async def seek(self, fh: int, off: int, whence: int) -> int:
+        """lseek's SEEK_DATA and SEEK_HOLE (the kernel answers the other whences)."""
+        if whence not in (os.SEEK_DATA, os.SEEK_HOLE):
+            raise InvalidArgument("only SEEK_DATA and SEEK_HOLE come here")
+        handle = self._handle(fh)
+        if handle.state is None:  # a file in a snapshot: all of it counts as data
+            size = self.attr(handle.ino).size
+            ranges = [(0, size)]
+        else:
+            size = handle.state.size
+            ranges = await self.data.data_ranges(handle.ino, handle.state, size)
+        found = seek(ranges, size, off, whence == os.SEEK_HOLE)
+        if found is None:
+            raise NoSuchOffset("no data at or after this offset")
+        return found
+
+    async def fallocate(self, fh: int, mode: int, off: int, length: int) -> None:
+        """fallocate(2): allocate (space is checked, not reserved: chunks are
+        written only when data is), punch hole, zero range; each with or without
+        keeping the size."""
+        handle = self._handle(fh)
+        self.check_writable(handle.ino)
+        state = handle.state
+        if state is None:
+            raise InvalidArgument("not a regular file")
+        if off < 0 or length <= 0:
+            raise InvalidArgument("offset and length must be positive")
+        keep, what, end = mode & FALLOC_KEEP_SIZE, mode & ~FALLOC_KEEP_SIZE, off + length
+        if what == 0:
+            if self.statfs()["free"] < max(0, end - state.size):
+                raise NoSpace("not enough free space for the range to allocate")
+        elif (what == FALLOC_PUNCH_HOLE and keep) or what == FALLOC_ZERO_RANGE:
+            await self.data.punch(handle.ino, state, off, end)
+        else:
+            raise NotSupported("dwfs takes fallocate's allocate, punch hole and zero range")
+        if not keep and end > state.size:
+            await self.data.truncate(handle.ino, state, end)
+
+    async def copy_range(
+        self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int
+    ) -> int:
+        """copy_file_range(2): the destination points at the source's chunks
+        (deduplicated from the start, nothing read or stored) where both are
+        stored as chunks; bytes are copied otherwise. How many bytes it copied."""
+        src, dst = self._handle(fh_in), self._handle(fh_out)
+        self.check_writable(dst.ino)
+        if dst.state is None:
+            raise InvalidArgument("not a regular file")
+        length = max(0, min(length, self.attr(src.ino).size - off_in))
+        if length == 0:
+            return 0
+        if (
+            length >= SHARE_MIN
+            and src.state is not None
+            and await self.data.share(
+                src.ino, src.state, off_in, dst.ino, dst.state, off_out, length
+            )
+        ):
+            return length
+        done = 0
+        while done < length:
+            data = await self.read(fh_in, off_in + done, min(COPY_PIECE, length - done))
+            if not data:
+                break
+            done += await self.write(fh_out, off_out + done, data)
+        return done
 
     async def fsync(self, fh: int | None) -> None:
         """Make the file's writes and every change so far durable (fsync, fdatasync

@@ -35,7 +35,7 @@ enum kind {
     K_MKDIR, K_UNLINK, K_RMDIR, K_SYMLINK, K_RENAME, K_LINK, K_OPEN, K_READ,
     K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
     K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
-    K_REMOVEXATTR, K_CREATE, K_COUNT
+    K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_COUNT
 };
 
 static const char *const KIND_NAMES[K_COUNT] = {
@@ -43,7 +43,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
     "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read",
     "write", "flush", "release", "fsync", "opendir", "readdirplus",
     "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
-    "removexattr", "create",
+    "removexattr", "create", "fallocate", "lseek", "copy_file_range",
 };
 
 /* One request as the kernel sent it, owned by the queue until Python takes it. */
@@ -51,8 +51,8 @@ typedef struct item {
     struct item *next;
     int kind;
     fuse_req_t req;
-    uint64_t ino, ino2, fh, size, rdev;
-    int64_t off;
+    uint64_t ino, ino2, fh, fh2, size, rdev;
+    int64_t off, off2;
     int flags, to_set, has_fh;
     uint32_t mode, uid, gid, pid, umask;
     struct stat st;
@@ -431,6 +431,45 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     push(of(req), it);
 }
 
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi) {
+    item *it = new_item(req, K_FALLOCATE);
+    if (!it) return;
+    it->ino = ino;
+    it->flags = mode;
+    it->off = offset;
+    it->off2 = length;
+    WITH_FH(it, fi)
+    push(of(req), it);
+}
+
+static void ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi) {
+    item *it = new_item(req, K_LSEEK);
+    if (!it) return;
+    it->ino = ino;
+    it->off = off;
+    it->flags = whence;
+    WITH_FH(it, fi)
+    push(of(req), it);
+}
+
+static void ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags) {
+    item *it = new_item(req, K_COPY_FILE_RANGE);
+    if (!it) return;
+    it->ino = ino_in;
+    it->ino2 = ino_out;
+    it->off = off_in;
+    it->off2 = off_out;
+    it->fh = fi_in->fh;
+    it->fh2 = fi_out->fh;
+    it->size = len;
+    it->flags = flags;
+    push(of(req), it);
+}
+
 static const struct fuse_lowlevel_ops OPS = {
     .init = ll_init,
     .lookup = ll_lookup,
@@ -462,6 +501,9 @@ static const struct fuse_lowlevel_ops OPS = {
     .listxattr = ll_listxattr,
     .removexattr = ll_removexattr,
     .create = ll_create,
+    .fallocate = ll_fallocate,
+    .lseek = ll_lseek,
+    .copy_file_range = ll_copy_file_range,
 };
 
 /* ---- threads ------------------------------------------------------------- */
@@ -658,6 +700,16 @@ static PyObject *as_tuple(Session *s, item *it) {
         return Py_BuildValue("(NsKy)", req, kind, (unsigned long long)it->ino, it->name);
     case K_LISTXATTR:
         return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->ino);
+    case K_FALLOCATE:
+        return Py_BuildValue("(NsKiLL)", req, kind, (unsigned long long)it->fh, it->flags,
+                             (long long)it->off, (long long)it->off2);
+    case K_LSEEK:
+        return Py_BuildValue("(NsKLi)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, it->flags);
+    case K_COPY_FILE_RANGE:
+        return Py_BuildValue("(NsKLKLKi)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, (unsigned long long)it->fh2, (long long)it->off2,
+                             (unsigned long long)it->size, it->flags);
     default:
         Py_DECREF(req);
         PyErr_SetString(PyExc_RuntimeError, "unknown request kind");
@@ -962,6 +1014,13 @@ static PyObject *Request_written(Request *r, PyObject *arg) {
     SEND(r, fuse_reply_write(r->it->req, (size_t)n));
 }
 
+static PyObject *Request_offset(Request *r, PyObject *arg) {
+    long long off = PyLong_AsLongLong(arg);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    if (claim(r) < 0) return NULL;
+    SEND(r, fuse_reply_lseek(r->it->req, (off_t)off));
+}
+
 static PyObject *Request_readlink(Request *r, PyObject *arg) {
     const char *target;
     Py_ssize_t len;
@@ -1073,6 +1132,7 @@ static PyMethodDef Request_methods[] = {
     {"data", (PyCFunction)Request_data, METH_O, "Answer a read with bytes."},
     {"written", (PyCFunction)Request_written, METH_O, "Answer a write: bytes taken."},
     {"readlink", (PyCFunction)Request_readlink, METH_O, "Answer with a link target."},
+    {"offset", (PyCFunction)Request_offset, METH_O, "Answer an lseek with an offset."},
     {"statfs", (PyCFunction)Request_statfs, METH_O, "Answer: (blocks, free, files, free files)."},
     {"xattr", (PyCFunction)Request_xattr, METH_O, "Answer with an xattr value or name list."},
     {"entries", (PyCFunction)Request_entries, METH_O, "Answer a readdirplus; how many fit."},

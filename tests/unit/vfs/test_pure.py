@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dwfs.types import ChunkId
 from dwfs.vfs import _acl
 from dwfs.vfs._dirty import DirtyMap
-from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, span
+from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, data_ranges, seek, span
 
 writes = st.lists(st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=300)), max_size=40)
 
@@ -103,3 +103,28 @@ def test_acl_inheritance_and_mode_bits() -> None:
     plain = _acl.encode([(_acl.USER_OBJ, 6, 0), (_acl.GROUP_OBJ, 4, 0), (_acl.OTHER, 4, 0)])
     assert _acl.mode_bits(plain) == (0o644, True)
     assert _acl.mode_bits(_acl.chmod(plain, 0o751)) == (0o751, True)
+
+
+sparse_extents = extents.flatmap(
+    lambda es: st.lists(st.sampled_from(es), unique=True) if es else st.just([])
+)
+"""Some of a file's extents, so holes lie between them too."""
+
+
+@given(sparse_extents, st.integers(0, 2100), st.integers(-5, 2200))
+def test_seek_data_and_hole_match_a_byte_map(exts: list[Extent], size: int, off: int) -> None:
+    stored = bytearray(size)
+    for e in exts:
+        stored[e.off : min(e.end, size)] = b"\1" * max(0, min(e.end, size) - e.off)
+    ranges = data_ranges(exts, size)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    in_data = [lo <= i < hi for i in range(size) for lo, hi in ranges if lo <= i < hi]
+    assert len(in_data) == sum(stored)
+    if not 0 <= off < size:
+        assert seek(ranges, size, off, hole=False) is None
+        assert seek(ranges, size, off, hole=True) is None
+        return
+    data_at = next((i for i in range(off, size) if stored[i]), None)
+    hole_at = next((i for i in range(off, size) if not stored[i]), size)
+    assert seek(ranges, size, off, hole=False) == data_at
+    assert seek(ranges, size, off, hole=True) == hole_at
