@@ -15,7 +15,7 @@ DEMO := .dwfs-demo
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: setup run test bench fuzz lint native-test clean
+.PHONY: setup run test sanitize-test bench fuzz lint native-test clean
 
 setup: $(STAMP)
 
@@ -51,9 +51,29 @@ FRONTEND_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py 
 	test_model.py test_crash.py test_fsync_crash.py test_full_pool.py \
 	test_kernel_limits.py test_mount_errors.py test_frontends.py)
 
+# The native front end built with AddressSanitizer and UBSan (any report aborts
+# the daemon, so a test fails), run over the tests that drive it hardest.
+SANITIZE := .sanitize
+SANITIZE_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py \
+	test_frontends.py test_sparse_and_copies.py test_crash.py)
+EXT_SUFFIX = $$($(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+PY_INCLUDE = $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+
 test: setup native-test lint
 	$(VENV)/bin/pytest -q
 	DWFS_FRONTEND=pyfuse3 $(VENV)/bin/pytest -q $(FRONTEND_SUITE)
+	$(MAKE) --no-print-directory sanitize-test
+
+sanitize-test: setup
+	@rm -rf $(SANITIZE) && mkdir -p $(SANITIZE)
+	@cp -r dwfs tests pyproject.toml $(SANITIZE)/
+	gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -I$(PY_INCLUDE) $$(pkg-config --cflags fuse3) \
+		native/binding/_fuse.c $$(pkg-config --libs fuse3) -lpthread \
+		-o $(SANITIZE)/dwfs/_fuse$(EXT_SUFFIX)
+	cd $(SANITIZE) && PYTHONPATH=$(CURDIR)/$(SANITIZE) LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		../$(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_SUITE)
 
 bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
