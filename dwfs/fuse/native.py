@@ -38,6 +38,12 @@ ATTR_TIMEOUT = 10.0
 """Seconds the kernel may cache attributes and entries: this mount is their only writer."""
 RECEIVE_AT_ONCE = 16
 """Requests the trio thread takes from /dev/fuse before it handles them."""
+WAIT_US = 50
+"""While no request is being answered by a task, how long the trio thread waits
+in C (GIL released) for the next request before it parks in epoll: a lone
+caller's next request usually comes sooner, and parking and waking cost about
+half of a small request (docs/performance.md). At most 1 ms in all per pass,
+so trio's other tasks still run."""
 YIELD_EVERY = 16
 """Batches handled in a row without parking before one checkpoint, so a steady
 stream of requests cannot starve trio's other tasks."""
@@ -80,6 +86,8 @@ class Dispatcher:
         self.volume = volume
         self.initialised = initialised
         self.nursery: trio.Nursery | None = None
+        self.in_flight = 0
+        """Requests being answered by tasks."""
         self._inline: dict[str, Callable[..., None]] = {
             "init": self.init,
             "forget": self.forget,
@@ -130,6 +138,7 @@ class Dispatcher:
         if task is None or self.nursery is None:
             req.err(errno.ENOSYS)
             return
+        self.in_flight += 1
         self.nursery.start_soon(self._run, task, req, kind, args)
 
     async def _run(self, task: Callable[..., Any], req: Any, kind: str, args: list[Any]) -> None:
@@ -137,6 +146,8 @@ class Dispatcher:
             await task(req, *args)
         except Exception as exc:
             self._fail(req, kind, exc)
+        finally:
+            self.in_flight -= 1
 
     def _fail(self, req: Any, kind: str, exc: Exception) -> None:
         code = errno_of(exc, kind)
@@ -349,7 +360,8 @@ class NativeSession:
                 fd = self._session.fuse_fd
                 streak = 0
                 while not self._session.ended:
-                    self._session.receive(RECEIVE_AT_ONCE)
+                    wait = 0 if self.dispatcher.in_flight else WAIT_US
+                    self._session.receive(RECEIVE_AT_ONCE, wait)
                     batch = self._session.fetch()
                     if not batch:
                         streak = 0

@@ -18,10 +18,12 @@
 #include <Python.h>
 
 #define FUSE_USE_VERSION 312
+#define MAX_WAIT_US 1000 /* the most one receive() waits in all, so trio's other tasks run */
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -591,16 +593,27 @@ static PyObject *Session_start(Session *s, PyObject *noargs) {
 /* Receive and queue up to `limit` requests on the calling (Python) thread,
  * without blocking and without the GIL; how many. Sets ended when the kernel
  * ends the session. */
-static PyObject *Session_receive(Session *s, PyObject *arg) {
-    long limit = PyLong_AsLong(arg);
-    if (limit == -1 && PyErr_Occurred()) return NULL;
+static PyObject *Session_receive(Session *s, PyObject *args) {
+    long limit, wait_us = 0;
+    if (!PyArg_ParseTuple(args, "l|l", &limit, &wait_us)) return NULL;
     if (s->se == NULL || !s->started) return PyLong_FromLong(0);
-    long got = 0;
+    long got = 0, waited_us = 0;
     int ended = 0;
     Py_BEGIN_ALLOW_THREADS
     while (got < limit && !fuse_session_exited(s->se)) {
         int res = fuse_session_receive_buf(s->se, &s->buf);
         if (res == -EINTR) continue;
+        if (res == -EAGAIN && wait_us > 0 && s->head == NULL && waited_us + wait_us <= MAX_WAIT_US) {
+            /* nothing for Python yet (or only requests answered here): a lone
+             * caller's next request usually comes within microseconds of our
+             * reply, and waiting for it here is cheaper than parking the trio
+             * thread in epoll and waking it again */
+            struct pollfd pfd = {.fd = fuse_session_fd(s->se), .events = POLLIN};
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = wait_us * 1000};
+            waited_us += wait_us;
+            if (ppoll(&pfd, 1, &ts, NULL) > 0) continue;
+            break;
+        }
         if (res == -EAGAIN) break;
         if (res <= 0) { ended = 1; break; }
         fuse_session_process_buf(s->se, &s->buf);
@@ -851,8 +864,9 @@ static PyMethodDef Session_methods[] = {
     {"start", (PyCFunction)Session_start, METH_NOARGS, "Start serving (and invalidating)."},
     {"set_no_capabilities", (PyCFunction)Session_set_no_capabilities, METH_O,
      "Whether getxattr of security.capability may be answered ENODATA in C."},
-    {"receive", (PyCFunction)Session_receive, METH_O,
-     "Receive up to n requests on this thread, without blocking; how many."},
+    {"receive", (PyCFunction)Session_receive, METH_VARARGS,
+     "Receive up to n requests on this thread; if none is there, wait up to\n"
+     "wait_us microseconds for one (GIL released); how many."},
     {"fetch", (PyCFunction)Session_fetch, METH_NOARGS,
      "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
     {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
