@@ -46,7 +46,12 @@ if fuse3 is not None:
     extensions.append(
         Extension(
             "dwfs._fuse",
-            sources=["native/binding/_fuse.c"],
+            sources=[
+                "native/binding/_fuse.c",
+                "native/src/readcache.c",
+                "native/src/fusecheck.c",
+            ],
+            include_dirs=["native/include"],
             extra_compile_args=[*CFLAGS, *fuse3[0]],
             extra_link_args=fuse3[1] + ["-lpthread"],
         )

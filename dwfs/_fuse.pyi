@@ -28,12 +28,23 @@ class Request:
 class Session:
     fuse_fd: int
     answered_in_c: int
+    reads_in_c: int
+    rejected: int
+    kernel: dict[str, Any]
     def set_no_capabilities(self, none: bool, /) -> None: ...
     def receive(self, limit: int, wait_us: int = 0, /) -> int: ...
     ended: bool
     def __init__(
-        self, mountpoint: str, options: str, writeback: bool, acl: bool, dot_lookup: bool
+        self,
+        mountpoint: str,
+        options: str,
+        writeback: bool,
+        acl: bool,
+        dot_lookup: bool,
+        read_cache: int = 0,
+        max_background: int = 0,
     ) -> None: ...
+    def keep(self, ino: int, off: int, data: bytes, start: int, length: int, /) -> bool: ...
     def start(self) -> None: ...
     def fetch(self) -> list[tuple[Any, ...]]: ...
     def inval_entry(self, parent: int, name: bytes, /) -> None: ...

@@ -145,7 +145,11 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
     async def handle(request: dict[str, Any]) -> Any:
         if request.get("cmd") == "status":
             status = volume.pool.status()
-            status["mount"] = {"mountpoint": str(mountpoint), "pid": os.getpid()}
+            status["mount"] = {
+                "mountpoint": str(mountpoint),
+                "pid": os.getpid(),
+                "front_end": volume.front_end(),
+            }
             status["remote"] = volume.remote.show()
             return status
         if request.get("cmd") == "sync":

@@ -72,7 +72,13 @@ def render(status: dict[str, Any]) -> str:
         f" kernels: {status['kernels']}",
     ]
     if "mount" in status:
-        lines.append(f"   mount: {status['mount']['mountpoint']} (pid {status['mount']['pid']})")
+        mount = status["mount"]
+        front = mount.get("front_end") or {}
+        answered = f", {front['reads_in_c']} reads answered in C" if "reads_in_c" in front else ""
+        lines.append(
+            f"   mount: {mount['mountpoint']} (pid {mount['pid']}, "
+            f"{front.get('name', 'unknown')} front end{answered})"
+        )
     remote = status.get("remote") or {}
     if remote.get("url"):
         stats = remote.get("stats", {})

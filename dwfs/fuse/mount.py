@@ -152,6 +152,7 @@ async def _serve_pyfuse3(
     ready: Callable[[], None],
 ) -> None:
     operations = Operations(volume)
+    volume.front_end = lambda: {"name": "pyfuse3"}
     before = requests.fuse_fds()
     pyfuse3.init(operations, str(target), fuse_options)
     waiter = requests.install(requests.fuse_fds() - before)

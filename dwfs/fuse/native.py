@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import time
 import types
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import trio
 
 from dwfs.errors import NotFound
 from dwfs.fuse.errnos import errno_of
+from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 _fuse: types.ModuleType | None
@@ -34,8 +34,6 @@ except ImportError:  # built without libfuse3's headers: pyfuse3 serves
 
 log = logging.getLogger(__name__)
 
-ATTR_TIMEOUT = 10.0
-"""Seconds the kernel may cache attributes and entries: this mount is their only writer."""
 RECEIVE_AT_ONCE = 16
 """Requests the trio thread takes from /dev/fuse before it handles them."""
 WAIT_US = 50
@@ -49,6 +47,9 @@ YIELD_EVERY = 16
 stream of requests cannot starve trio's other tasks."""
 DIRENT_BYTES = 160
 """About what one readdirplus entry takes of the reply (its attributes and name)."""
+READ_CACHE_BYTES = 128 * 1024 * 1024
+"""Plaintext the C side answers reads from without Python: spans of the chunk
+cache's own buffers (held, not copied), so mostly the same memory."""
 
 
 def available() -> bool:
@@ -73,12 +74,6 @@ def attr_tuple(attr: Attr) -> tuple[Any, ...]:
     )
 
 
-def kernel_flags(flags: int) -> int:
-    """With the writeback cache the kernel places appends itself and hands us
-    positioned writes; O_APPEND must not move them again."""
-    return flags & ~os.O_APPEND
-
-
 class Dispatcher:
     """Kernel requests to Volume calls, and their results to replies."""
 
@@ -88,6 +83,9 @@ class Dispatcher:
         self.nursery: trio.Nursery | None = None
         self.in_flight = 0
         """Requests being answered by tasks."""
+        self.keep: Callable[[int, int, bytes, int, int], bool] = lambda *span: False
+        """Hands a span of a file's plaintext to the C side, which answers reads
+        of it until the file changes (set by NativeSession)."""
         self._inline: dict[str, Callable[..., None]] = {
             "init": self.init,
             "forget": self.forget,
@@ -215,6 +213,8 @@ class Dispatcher:
         room = size
         while room > 0 and (batch := self.volume.entries(fh, after)):
             for cookie, name, attr in batch:
+                if room <= 0:
+                    break
                 entries.append((name, attr_tuple(attr), cookie))
                 room -= DIRENT_BYTES + len(name)
                 after = cookie
@@ -274,19 +274,19 @@ class Dispatcher:
         req.attr(attr_tuple(await self.volume.setattr(ino, changes)))
 
     async def open(self, req: Any, ino: int, flags: int) -> None:
-        req.open(await self.volume.open(ino, kernel_flags(flags)), True)
+        req.open(await self.volume.open(ino, open_flags(flags)), True)
 
     async def create(
         self, req: Any, parent: int, name: bytes, mode: int, flags: int, *who: int
     ) -> None:
         uid, gid, umask = who
-        fh, attr = await self.volume.create(
-            parent, name, mode, kernel_flags(flags), uid, gid, umask
-        )
+        fh, attr = await self.volume.create(parent, name, mode, open_flags(flags), uid, gid, umask)
         req.create(fh, attr_tuple(attr))
 
-    async def read(self, req: Any, fh: int, off: int, size: int) -> None:
+    async def read(self, req: Any, fh: int, off: int, size: int, ino: int) -> None:
         req.data(await self.volume.read(fh, off, size))
+        for at, data, start, length in self.volume.stable_extents(fh, off, off + size):
+            self.keep(ino, at, data, start, length)
 
     async def write(self, req: Any, fh: int, off: int, data: memoryview) -> None:
         req.written(await self.volume.write(fh, off, data))  # type: ignore[arg-type]
@@ -339,12 +339,26 @@ class NativeSession:
             raise RuntimeError("the native FUSE front end was not built")
         self.initialised = trio.Event()
         self.dispatcher = Dispatcher(volume, self.initialised)
-        self._session = _fuse.Session(str(mountpoint), ",".join(sorted(options)), True, True, True)
+        self._session = _fuse.Session(
+            str(mountpoint), ",".join(sorted(options)), True, True, True, READ_CACHE_BYTES
+        )
+        self.dispatcher.keep = self._session.keep
+        volume.front_end = self.figures
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode
         self._session.set_no_capabilities(not volume.capabilities_possible())
         volume.capability_set = lambda: self._session.set_no_capabilities(False)
         self._reading = trio.CancelScope()
+
+    def figures(self) -> dict[str, Any]:
+        """What the C side answered without Python, for status."""
+        return {
+            "name": "native",
+            "answered_in_c": self._session.answered_in_c,
+            "reads_in_c": self._session.reads_in_c,
+            "rejected": self._session.rejected,
+            "kernel": self._session.kernel,
+        }
 
     def stop(self) -> None:
         """End serve(), cancelling what is in flight (a signal asked to unmount)."""

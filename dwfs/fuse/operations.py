@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,12 +17,10 @@ import trio
 
 from dwfs.errors import NotFound
 from dwfs.fuse.errnos import errno_of
+from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 log = logging.getLogger(__name__)
-
-ATTR_TIMEOUT = 10.0
-"""Seconds the kernel may cache attributes and entries: this mount is their only writer."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -176,15 +173,9 @@ class Operations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         return entry(self.volume.link(inode, new_parent_inode, new_name))
 
-    def _kernel_flags(self, flags: int) -> int:
-        """With the writeback cache the kernel places appends itself and hands us
-        positioned writes; O_APPEND must not move them again (libfuse's
-        passthrough_ll does the same)."""
-        return flags & ~os.O_APPEND if self.enable_writeback_cache else flags
-
     @translated
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
-        fh = await self.volume.open(inode, self._kernel_flags(flags))
+        fh = await self.volume.open(inode, open_flags(flags, self.enable_writeback_cache))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @translated
@@ -192,7 +183,13 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         fh, attr = await self.volume.create(
-            parent_inode, name, mode, self._kernel_flags(flags), ctx.uid, ctx.gid, ctx.umask
+            parent_inode,
+            name,
+            mode,
+            open_flags(flags, self.enable_writeback_cache),
+            ctx.uid,
+            ctx.gid,
+            ctx.umask,
         )
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), entry(attr)
 

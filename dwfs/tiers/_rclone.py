@@ -38,6 +38,9 @@ from dwfs.tiers._url import RemoteURL
 from dwfs.types import Buffer
 
 TIMEOUT = 60
+MAX_ANSWER = 256 << 20
+"""The most of an answer to a call that is not a read dwfs takes in (a listing
+of about two million objects): what rclone sends is bounded like all input."""
 START_TIMEOUT = 15
 """Seconds rclone has to start answering on its socket."""
 
@@ -197,10 +200,11 @@ class RcloneBackend:
         path_of_request: str,
         body: Any,
         headers: dict[str, str],
+        limit: int = MAX_ANSWER,
     ) -> tuple[int, bytes]:
-        """(status, body) of one request to rclone. Every request dwfs makes is
-        idempotent, so one that cannot reach rclone is made once more, on an
-        rclone started again."""
+        """(status, body) of one request to rclone, at most `limit` bytes of the
+        body read. Every request dwfs makes is idempotent, so one that cannot
+        reach rclone is made once more, on an rclone started again."""
         failed = None
         for attempt in range(2):
             path = self._daemon.socket(failed)
@@ -208,7 +212,7 @@ class RcloneBackend:
             try:
                 connection.request(method, path_of_request, body=body, headers=headers)
                 response = connection.getresponse()
-                return response.status, response.read()
+                return response.status, response.read(limit)
             except TimeoutError:
                 raise TierUnavailable(
                     f"{self._url} did not {what} {name} within {self._timeout:g} s"
@@ -275,10 +279,13 @@ class RcloneBackend:
             end = "" if length is None else str(start + length - 1)
             headers["Range"] = f"bytes={start}-{end}"
         path = "/" + quote(f"[{self._fs}]/{check_name(name)}", safe="/")
-        status, body = self._request("read", name, "GET", path, None, headers)
+        most = MAX_OBJECT if length is None else length
+        status, body = self._request("read", name, "GET", path, None, headers, most + 1)
         if status == 416:
             raise RemoteError(f"object {name} on {self._url} is shorter than dwfs wrote it")
         self._check("read", name, status, body)
+        if len(body) > most:
+            raise RemoteError(f"object {name} on {self._url} is longer than dwfs wrote it")
         if length is not None and len(body) != length:
             raise RemoteError(f"object {name} on {self._url} is shorter than dwfs wrote it")
         return body

@@ -181,6 +181,29 @@ class FileData:
                 newer.overlay(off, buf)
         return bytes(buf)
 
+    def stable_extents(
+        self, ino: int, state: FileState, start: int, end: int
+    ) -> list[tuple[int, bytes, int, int]]:
+        """The stored bytes of an open file with no unstored write, around
+        [start, end), as whole extents whose plaintext is cached: (file offset,
+        plaintext, offset in it, length). For an adapter that answers reads of
+        them itself until the file changes."""
+        end = min(end, state.size)
+        if state.dirty or state.flushing or start >= end:
+            return []
+        window = state.window
+        if window is not None and window.covers(start, end):
+            extents = window.overlapping(start, end)
+        else:
+            extents = self.extents(ino, start, end)
+        out = []
+        for extent in extents:
+            data = self.store.cached(extent.chunk)
+            length = min(extent.end, state.size) - extent.off
+            if data is not None and length > 0:
+                out.append((extent.off, data, extent.chunk_off, length))
+        return out
+
     def _read_extents(
         self, ino: int, state: FileState | None, start: int, end: int, view: View
     ) -> list[Extent]:

@@ -103,6 +103,8 @@ class Volume:
         """Set by the adapter: from now on an inode may carry security.capability
         (until then the adapter may answer its getxattr, which the kernel asks
         before every write, with ENODATA itself)."""
+        self.front_end: Callable[[], dict[str, Any]] = lambda: {}
+        """Set by the adapter: its name and what it answered without the vfs, for status."""
         self.forget_inode: Callable[[int], None] = lambda ino: None
         """Set by the adapter: tell the kernel to drop a directory's cached attributes
         (a directory's: a file's could wait on its dirty pages)."""
@@ -342,6 +344,17 @@ class Volume:
             return await self.data.read(ino, None, size, off, length, view)
         size = handle.state.size if handle.state else self.tree.attr(handle.ino).size
         return await self.data.read(handle.ino, handle.state, size, off, length)
+
+    def stable_extents(self, fh: int, start: int, end: int) -> list[tuple[int, bytes, int, int]]:
+        """What an adapter may answer reads of a live file with itself, around a
+        read of [start, end) just answered, until a request changes the file's
+        content: see FileData.stable_extents. Inode numbers are never reused and
+        only requests on a live inode change its bytes (a rollback or a restore
+        makes new inodes), so the adapter sees every change coming."""
+        handle = self._handle(fh)
+        if handle.state is None or is_snapshot_ino(handle.ino):
+            return []
+        return self.data.stable_extents(handle.ino, handle.state, start, end)
 
     async def write(self, fh: int, off: int, data: bytes) -> int:
         handle = self._handle(fh)

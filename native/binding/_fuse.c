@@ -12,14 +12,29 @@
  * data) out of libfuse's buffers, and sends back what Python gives it. A
  * Request that Python drops without answering is answered EIO, so no kernel
  * request is left waiting; one answered twice is refused (libfuse frees a
- * request when it is answered). */
+ * request when it is answered).
+ *
+ * Reads of spans Python handed over (Session.keep: stored plaintext, with no
+ * unstored write over it) are answered here from the read cache
+ * (dwfs_readcache.h), the reply sent from Python's own buffers. A file's spans
+ * go when a request that can change its content arrives (write, setattr,
+ * fallocate, copy_file_range into it, an open with O_TRUNC) and again when
+ * that request is answered, so no span kept before the change outlives its
+ * reply; and when the kernel forgets the inode. Inode numbers are never
+ * reused, and nothing else changes a live file's bytes (docs/design.md). */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #define FUSE_USE_VERSION 312
 #define MAX_WAIT_US 1000 /* the most one receive() waits in all, so trio's other tasks run */
+#define READ_IOV 32 /* the most spans one read answered in C is made of */
 #include <fuse_lowlevel.h>
+
+#include "dwfs_fusecheck.h"
+#include "dwfs_readcache.h"
+
+#include <linux/fuse.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +103,10 @@ typedef struct {
      * clears it before any is set): its getxattr, which the kernel asks before
      * every write, is answered ENODATA here without reaching Python. */
     int no_capabilities;
-    unsigned long long answered_in_c;
+    unsigned long long answered_in_c, reads_in_c, rejected;
+    /* what INIT settled with the kernel, for status */
+    unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
+    rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
     struct fuse_buf buf; /* the receive buffer */
 } Session;
 
@@ -113,8 +131,20 @@ static void item_free(item *it) {
     free(it);
 }
 
+/* The inode whose content a request may change, or 0. */
+static uint64_t changes_content(const item *it) {
+    switch (it->kind) {
+    case K_WRITE: case K_SETATTR: case K_FALLOCATE: return it->ino;
+    case K_COPY_FILE_RANGE: return it->ino2;
+    case K_OPEN: return (it->flags & O_TRUNC) ? it->ino : 0;
+    default: return 0;
+    }
+}
+
 static void push(Session *s, item *it) {
     pthread_mutex_lock(&s->lock);
+    uint64_t changed = s->reads ? changes_content(it) : 0;
+    if (changed) rc_drop(s->reads, changed);
     if (s->tail) s->tail->next = it; else s->head = it;
     s->tail = it;
     pthread_mutex_unlock(&s->lock);
@@ -140,6 +170,28 @@ static item *new_item(fuse_req_t req, int kind) {
 
 static Session *of(fuse_req_t req) { return (Session *)fuse_req_userdata(req); }
 
+/* ---- the read cache (its spans' buffers are released with the GIL) -------- */
+
+static void drop_reads(Session *s, uint64_t ino) {
+    if (s->reads == NULL) return;
+    pthread_mutex_lock(&s->lock);
+    rc_drop(s->reads, ino);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Releases the buffers of spans that went; needs the GIL. */
+static void release_dead(Session *s) {
+    if (s->reads == NULL) return;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        Py_buffer *view = rc_next_dead(s->reads);
+        pthread_mutex_unlock(&s->lock);
+        if (view == NULL) return;
+        PyBuffer_Release(view);
+        PyMem_RawFree(view);
+    }
+}
+
 static int copy_name(item *it, char **to, const char *name) {
     *to = strdup(name);
     if (*to == NULL) {
@@ -161,6 +213,15 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     if (s->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
         conn->want |= FUSE_CAP_POSIX_ACL;
+    if (s->max_background > 0) {
+        conn->max_background = s->max_background;
+        conn->congestion_threshold = s->max_background * 3 / 4;
+    }
+    s->wanted = conn->want;
+    s->max_write = conn->max_write;
+    s->max_readahead = conn->max_readahead;
+    s->max_background = conn->max_background;
+    s->congestion_threshold = conn->congestion_threshold;
     item *it = new_item(NULL, K_INIT);
     if (it) push(s, it);
 }
@@ -185,6 +246,7 @@ static void queue_forgets(fuse_req_t req, size_t count, const uint64_t *pairs) {
     if (it->forgets == NULL) { item_free(it); return; }
     memcpy(it->forgets, pairs, count * 2 * sizeof(uint64_t));
     it->nforgets = count;
+    for (size_t i = 0; i < count; i++) drop_reads(s, pairs[2 * i]);
     push(s, it);
 }
 
@@ -339,6 +401,19 @@ static void sized(fuse_req_t req, int kind, fuse_ino_t ino, size_t size, off_t o
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
+    Session *s = of(req);
+    if (s->reads != NULL && size > 0 && off >= 0) {
+        struct iovec iov[READ_IOV];
+        pthread_mutex_lock(&s->lock);
+        int n = rc_get(s->reads, ino, (uint64_t)off, size, iov, READ_IOV);
+        if (n > 0) {
+            /* under the lock: the spans' buffers cannot be released meanwhile */
+            fuse_reply_iov(req, iov, n);
+            s->reads_in_c++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (n > 0) return;
+    }
     sized(req, K_READ, ino, size, off, fi);
 }
 
@@ -545,13 +620,20 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 }
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup", NULL};
+    static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup",
+                            "read_cache", "max_background", NULL};
     const char *mountpoint, *options;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp", names, &mountpoint, &options,
-                                     &s->writeback, &s->acl, &s->dot_lookup))
+    Py_ssize_t read_cache = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nI", names, &mountpoint, &options,
+                                     &s->writeback, &s->acl, &s->dot_lookup, &read_cache,
+                                     &s->max_background))
         return -1;
     if (s->se != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
+        return -1;
+    }
+    if (read_cache > 0 && (s->reads = rc_new((size_t)read_cache)) == NULL) {
+        PyErr_NoMemory();
         return -1;
     }
     char *argv[] = {"dwfs", "-o", (char *)options, NULL};
@@ -590,6 +672,18 @@ static PyObject *Session_start(Session *s, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* Answers a malformed request EINVAL (unless it is one the kernel expects no
+ * answer to) without handing it to libfuse. */
+static void reject(Session *s, const void *msg) {
+    struct fuse_in_header in;
+    memcpy(&in, msg, sizeof in);
+    s->rejected++;
+    if (dwfs_fuse_no_reply(in.opcode)) return;
+    struct fuse_out_header out = {.len = sizeof out, .error = -EINVAL, .unique = in.unique};
+    ssize_t written = write(fuse_session_fd(s->se), &out, sizeof out);
+    (void)written; /* the kernel refusing it is all that could happen */
+}
+
 /* Receive and queue up to `limit` requests on the calling (Python) thread,
  * without blocking and without the GIL; how many. Sets ended when the kernel
  * ends the session. */
@@ -616,8 +710,12 @@ static PyObject *Session_receive(Session *s, PyObject *args) {
         }
         if (res == -EAGAIN) break;
         if (res <= 0) { ended = 1; break; }
-        fuse_session_process_buf(s->se, &s->buf);
         got++;
+        if (!(s->buf.flags & FUSE_BUF_IS_FD) && !dwfs_fuse_request_ok(s->buf.mem, (size_t)res)) {
+            reject(s, s->buf.mem);
+            continue;
+        }
+        fuse_session_process_buf(s->se, &s->buf);
     }
     if (fuse_session_exited(s->se)) ended = 1;
     Py_END_ALLOW_THREADS
@@ -627,6 +725,27 @@ static PyObject *Session_receive(Session *s, PyObject *args) {
         pthread_mutex_unlock(&s->lock);
     }
     return PyLong_FromLong(got);
+}
+
+/* Nanoseconds since the epoch, saturated to what 64 bits hold (the years
+ * 1678 to 2262, the range the vfs keeps times in). */
+static long long ns_of(const struct timespec *t) {
+    long long ns;
+    if (__builtin_mul_overflow((long long)t->tv_sec, 1000000000LL, &ns) ||
+        __builtin_add_overflow(ns, (long long)t->tv_nsec, &ns))
+        return t->tv_sec < 0 ? LLONG_MIN : LLONG_MAX;
+    return ns;
+}
+
+/* A time in nanoseconds as the kernel takes it: nanoseconds within 0..1e9-1,
+ * also before 1970. */
+static struct timespec timespec_of(long long ns) {
+    long long sec = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+        rem += 1000000000LL;
+        sec -= 1;
+    }
+    return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = (long)rem};
 }
 
 static PyObject *attr_or_none(uint64_t has, uint64_t fh) {
@@ -673,8 +792,7 @@ static PyObject *as_tuple(Session *s, item *it) {
             "(NsKiIIIKLLN)", req, kind, (unsigned long long)it->ino, it->to_set,
             (unsigned)it->st.st_mode, (unsigned)it->st.st_uid, (unsigned)it->st.st_gid,
             (unsigned long long)it->st.st_size,
-            (long long)it->st.st_atim.tv_sec * 1000000000LL + it->st.st_atim.tv_nsec,
-            (long long)it->st.st_mtim.tv_sec * 1000000000LL + it->st.st_mtim.tv_nsec, fh);
+            ns_of(&it->st.st_atim), ns_of(&it->st.st_mtim), fh);
     }
     case K_MKNOD: case K_MKDIR:
         return Py_BuildValue("(NsKyIKIII)", req, kind, (unsigned long long)it->ino, it->name,
@@ -693,7 +811,11 @@ static PyObject *as_tuple(Session *s, item *it) {
     case K_CREATE:
         return Py_BuildValue("(NsKyIiIII)", req, kind, (unsigned long long)it->ino, it->name,
                              it->mode, it->flags, it->uid, it->gid, it->umask);
-    case K_READ: case K_READDIRPLUS:
+    case K_READ:
+        return Py_BuildValue("(NsKLKK)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, (unsigned long long)it->size,
+                             (unsigned long long)it->ino);
+    case K_READDIRPLUS:
         return Py_BuildValue("(NsKLK)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, (unsigned long long)it->size);
     case K_WRITE: {
@@ -732,6 +854,7 @@ static PyObject *as_tuple(Session *s, item *it) {
 
 static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     (void)noargs;
+    release_dead(s);
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
@@ -771,6 +894,32 @@ static PyObject *Session_inval_entry(Session *s, PyObject *args) {
     pthread_cond_signal(&s->notice_cond);
     pthread_mutex_unlock(&s->lock);
     Py_RETURN_NONE;
+}
+
+/* Session.keep(ino, off, data, start, length): reads of [off, off + length)
+ * of ino may be answered from data[start:start + length] until the file
+ * changes. data is held (not copied) meanwhile. */
+static PyObject *Session_keep(Session *s, PyObject *args) {
+    unsigned long long ino, off;
+    PyObject *data;
+    Py_ssize_t start, length;
+    if (!PyArg_ParseTuple(args, "KKOnn", &ino, &off, &data, &start, &length)) return NULL;
+    if (s->reads == NULL) Py_RETURN_FALSE;
+    Py_buffer *view = PyMem_RawMalloc(sizeof *view);
+    if (view == NULL) return PyErr_NoMemory();
+    if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) { PyMem_RawFree(view); return NULL; }
+    if (start < 0 || length <= 0 || start > view->len || length > view->len - start) {
+        PyBuffer_Release(view);
+        PyMem_RawFree(view);
+        PyErr_SetString(PyExc_ValueError, "the span is not inside data");
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    int kept = rc_put(s->reads, ino, off, (const char *)view->buf + start, (size_t)length, view);
+    pthread_mutex_unlock(&s->lock);
+    if (!kept) { PyBuffer_Release(view); PyMem_RawFree(view); }
+    release_dead(s);
+    return PyBool_FromLong(kept);
 }
 
 static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
@@ -814,12 +963,21 @@ static void session_stop(Session *s, int unmount) {
     }
 }
 
+static void clear_reads(Session *s) {
+    if (s->reads == NULL) return;
+    pthread_mutex_lock(&s->lock);
+    rc_clear(s->reads);
+    pthread_mutex_unlock(&s->lock);
+    release_dead(s);
+}
+
 static PyObject *Session_close(Session *s, PyObject *args) {
     int unmount = 1;
     if (!PyArg_ParseTuple(args, "|p", &unmount)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     session_stop(s, unmount);
     Py_END_ALLOW_THREADS
+    clear_reads(s);
     Py_RETURN_NONE;
 }
 
@@ -833,6 +991,51 @@ static PyObject *Session_set_no_capabilities(Session *s, PyObject *arg) {
 static PyObject *Session_get_answered_in_c(Session *s, void *c) {
     (void)c;
     return PyLong_FromUnsignedLongLong(s->answered_in_c);
+}
+
+static PyObject *Session_get_reads_in_c(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromUnsignedLongLong(s->reads_in_c);
+}
+
+static PyObject *Session_get_rejected(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromUnsignedLongLong(s->rejected);
+}
+
+static const struct { unsigned bit; const char *name; } CAPABILITIES[] = {
+    {FUSE_CAP_ASYNC_READ, "async_read"}, {FUSE_CAP_POSIX_LOCKS, "posix_locks"},
+    {FUSE_CAP_ATOMIC_O_TRUNC, "atomic_o_trunc"}, {FUSE_CAP_EXPORT_SUPPORT, "export_support"},
+    {FUSE_CAP_DONT_MASK, "dont_mask"}, {FUSE_CAP_SPLICE_WRITE, "splice_write"},
+    {FUSE_CAP_SPLICE_MOVE, "splice_move"}, {FUSE_CAP_SPLICE_READ, "splice_read"},
+    {FUSE_CAP_FLOCK_LOCKS, "flock_locks"}, {FUSE_CAP_IOCTL_DIR, "ioctl_dir"},
+    {FUSE_CAP_AUTO_INVAL_DATA, "auto_inval_data"}, {FUSE_CAP_READDIRPLUS, "readdirplus"},
+    {FUSE_CAP_READDIRPLUS_AUTO, "readdirplus_auto"}, {FUSE_CAP_ASYNC_DIO, "async_dio"},
+    {FUSE_CAP_WRITEBACK_CACHE, "writeback_cache"}, {FUSE_CAP_NO_OPEN_SUPPORT, "no_open_support"},
+    {FUSE_CAP_PARALLEL_DIROPS, "parallel_dirops"}, {FUSE_CAP_POSIX_ACL, "posix_acl"},
+    {FUSE_CAP_HANDLE_KILLPRIV, "handle_killpriv"}, {FUSE_CAP_CACHE_SYMLINKS, "cache_symlinks"},
+    {FUSE_CAP_NO_OPENDIR_SUPPORT, "no_opendir_support"},
+    {FUSE_CAP_EXPLICIT_INVAL_DATA, "explicit_inval_data"}, {FUSE_CAP_EXPIRE_ONLY, "expire_only"},
+};
+
+/* What INIT settled: the capabilities asked for, by name, and the limits. */
+static PyObject *Session_get_kernel(Session *s, void *c) {
+    (void)c;
+    PyObject *names = PyList_New(0);
+    if (names == NULL) return NULL;
+    for (size_t i = 0; i < sizeof CAPABILITIES / sizeof CAPABILITIES[0]; i++) {
+        if (!(s->wanted & CAPABILITIES[i].bit)) continue;
+        PyObject *name = PyUnicode_FromString(CAPABILITIES[i].name);
+        if (name == NULL || PyList_Append(names, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    return Py_BuildValue("{sNsIsIsIsI}", "capabilities", names, "max_write", s->max_write,
+                         "max_readahead", s->max_readahead, "max_background",
+                         s->max_background, "congestion_threshold", s->congestion_threshold);
 }
 
 static PyObject *Session_get_fuse_fd(Session *s, void *c) {
@@ -854,6 +1057,8 @@ static void Session_dealloc(Session *s) {
     if (s->se != NULL) fuse_session_destroy(s->se);
     s->se = NULL;
     Py_END_ALLOW_THREADS
+    clear_reads(s);
+    rc_free(s->reads);
     free(s->buf.mem);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->notice_cond);
@@ -871,6 +1076,9 @@ static PyMethodDef Session_methods[] = {
      "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
     {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
      "Have the kernel forget a name (sent from another thread, in order)."},
+    {"keep", (PyCFunction)Session_keep, METH_VARARGS,
+     "keep(ino, off, data, start, length): answer reads of that span in C\n"
+     "until the file changes; whether it was kept."},
     {"inval_inode", (PyCFunction)Session_inval_inode, METH_O,
      "Have the kernel forget an inode's attributes."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,
@@ -881,6 +1089,13 @@ static PyMethodDef Session_methods[] = {
 static PyGetSetDef Session_getset[] = {
     {"answered_in_c", (getter)Session_get_answered_in_c, NULL,
      "requests answered in C without Python", NULL},
+    {"reads_in_c", (getter)Session_get_reads_in_c, NULL,
+     "reads answered in C from the read cache", NULL},
+    {"rejected", (getter)Session_get_rejected, NULL,
+     "malformed requests answered EINVAL before libfuse saw them", NULL},
+    {"kernel", (getter)Session_get_kernel, NULL,
+     "what INIT settled: capabilities asked for, max_write, max_readahead, max_background",
+     NULL},
     {"fuse_fd", (getter)Session_get_fuse_fd, NULL, "the /dev/fuse descriptor", NULL},
     {"ended", (getter)Session_get_ended, NULL, "the kernel ended the session", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -900,12 +1115,24 @@ static PyTypeObject SessionType = {
 
 /* ---- Request (Python) ---------------------------------------------------- */
 
+/* Before the reply to a request that may have changed a file's content: what
+ * the read cache kept of it meanwhile goes. */
+static void settle(Request *r) {
+    uint64_t ino = changes_content(r->it);
+    if (ino) {
+        Session *s = (Session *)r->session;
+        drop_reads(s, ino);
+        release_dead(s);
+    }
+}
+
 static int claim(Request *r) {
     if (r->answered) {
         PyErr_SetString(PyExc_RuntimeError, "request already answered");
         return -1;
     }
     r->answered = 1;
+    settle(r);
     return 0;
 }
 
@@ -926,9 +1153,9 @@ static int parse_attr(PyObject *t, struct stat *st, double *timeout) {
     st->st_size = (off_t)size;
     st->st_blocks = (blkcnt_t)blocks;
     st->st_blksize = 4096;
-    st->st_atim.tv_sec = at / 1000000000LL; st->st_atim.tv_nsec = at % 1000000000LL;
-    st->st_mtim.tv_sec = mt / 1000000000LL; st->st_mtim.tv_nsec = mt % 1000000000LL;
-    st->st_ctim.tv_sec = ct / 1000000000LL; st->st_ctim.tv_nsec = ct % 1000000000LL;
+    st->st_atim = timespec_of(at);
+    st->st_mtim = timespec_of(mt);
+    st->st_ctim = timespec_of(ct);
     return 0;
 }
 
@@ -1119,7 +1346,7 @@ static int Request_getbuffer(Request *r, Py_buffer *view, int flags) {
 
 static void Request_dealloc(Request *r) {
     if (r->it != NULL) {
-        if (!r->answered) fuse_reply_err(r->it->req, EIO);
+        if (!r->answered) { settle(r); fuse_reply_err(r->it->req, EIO); }
         item_free(r->it);
     }
     Py_XDECREF(r->session);

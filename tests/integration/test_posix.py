@@ -149,6 +149,10 @@ def test_metadata_and_times(mounted: LivePool) -> None:
     os.utime(m / "f", ns=(1_000_000_000, 2_000_000_000))
     st = os.stat(m / "f")
     assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000, 2_000_000_000)
+    before_1970, year_2200 = -1_500_000_001, 7_258_118_400_123_456_789
+    os.utime(m / "f", ns=(before_1970, year_2200))
+    st = os.stat(m / "f")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (before_1970, year_2200)
     os.mkfifo(m / "fifo")
     assert stat.S_ISFIFO(os.stat(m / "fifo").st_mode)
     os.mknod(m / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))

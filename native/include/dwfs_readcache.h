@@ -1,0 +1,45 @@
+/* dwfs read cache: spans of files' plaintext, by inode and offset, that the
+ * native FUSE front end answers reads from without Python.
+ *
+ * Pure C with no Python.h and no libfuse, so the C tests can drive it. The
+ * cache does not own the bytes: each span carries an opaque owner (the binding
+ * keeps a Python buffer there) that the cache hands back through
+ * rc_next_dead() once the span is gone, for the caller to release where it
+ * may (the binding holds the GIL then). Not thread-safe: callers lock.
+ */
+#ifndef DWFS_READCACHE_H
+#define DWFS_READCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+typedef struct rc_cache rc_cache;
+
+/* A cache holding at most `budget` bytes of spans (least recently used go first). */
+rc_cache *rc_new(size_t budget);
+
+/* Frees the cache; every span left goes to the dead list first, so drain it
+ * with rc_next_dead() before calling rc_free(). */
+void rc_clear(rc_cache *c);
+void rc_free(rc_cache *c);
+
+/* Caches [off, off + len) of inode ino, whose bytes are at ptr and stay valid
+ * until the span's owner comes back from rc_next_dead(). Spans it overlaps
+ * go. 0, or -1 when out of memory (then owner is on the dead list). */
+int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner);
+
+/* When [off, off + len) of ino is wholly cached, in at most `max` contiguous
+ * spans: fills iov with it and returns how many entries; else 0. len > 0. */
+int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *iov, int max);
+
+/* Drops every span of ino (its content changed or the kernel forgot it). */
+void rc_drop(rc_cache *c, uint64_t ino);
+
+/* The owner of a span that went, or NULL when none is left. */
+void *rc_next_dead(rc_cache *c);
+
+/* Bytes cached now. */
+size_t rc_bytes(const rc_cache *c);
+
+#endif

@@ -1,0 +1,191 @@
+"""The native front end answers reads of stored, cached plaintext in C. A stale
+byte there is the worst bug it could have, so: random changes of every kind
+(buffered and direct writes, truncation, hole punching, zeroing,
+copy_file_range into the file, an open with O_TRUNC) on long-open
+descriptors, each followed by reads that go past the kernel's page cache
+(O_DIRECT) and must match a model; and the reads must mostly have been
+answered in C, or the test proves nothing."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LivePool
+from tests.integration.test_sparse_and_copies import fallocate
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("DWFS_FRONTEND") == "pyfuse3", reason="only the native front end caches reads"
+)
+
+KiB, MiB = 1 << 10, 1 << 20
+BLOCK = 4 * KiB
+PUNCH_HOLE_KEEP_SIZE = 0x02 | 0x01
+ZERO_RANGE = 0x10
+
+
+def direct_read(fd: int, off: int, length: int) -> bytes:
+    """length bytes from off (both multiples of BLOCK), past the page cache."""
+    buf = mmap.mmap(-1, max(length, BLOCK))
+    try:
+        got = os.preadv(fd, [memoryview(buf)[:length]], off)
+        return bytes(buf[:got])
+    finally:
+        buf.close()
+
+
+def direct_write(fd: int, off: int, data: bytes) -> None:
+    buf = mmap.mmap(-1, len(data))
+    try:
+        buf.write(data)
+        assert os.pwritev(fd, [buf], off) == len(data)
+    finally:
+        buf.close()
+
+
+def reads_in_c(pool: LivePool) -> int:
+    status = json.loads(pool.ctl("status", "--json", pool.mnt).stdout)
+    return int(status["mount"]["front_end"]["reads_in_c"])
+
+
+class Checked:
+    """A file on the mount, its model, and the descriptors changes go through."""
+
+    def __init__(self, path: Path, rng: random.Random) -> None:
+        self.path = path
+        self.rng = rng
+        self.model = bytearray(rng.randbytes(3 * MiB + 12345))
+        path.write_bytes(self.model)
+        self.fd = os.open(path, os.O_RDWR)
+        self.direct = os.open(path, os.O_RDWR | os.O_DIRECT)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self.direct)
+
+    def span(self, limit: int = 600 * KiB) -> tuple[int, int]:
+        off = self.rng.randrange(0, len(self.model) + 64 * KiB)
+        return off, self.rng.randrange(1, limit)
+
+    def put(self, off: int, data: bytes) -> None:
+        if off > len(self.model):
+            self.model.extend(bytes(off - len(self.model)))
+        self.model[off : off + len(data)] = data
+
+    def write(self) -> None:
+        off, n = self.span()
+        data = self.rng.randbytes(n)
+        assert os.pwrite(self.fd, data, off) == n
+        self.put(off, data)
+
+    def write_direct(self) -> None:
+        off, n = self.span()
+        off, n = off // BLOCK * BLOCK, max(BLOCK, n // BLOCK * BLOCK)
+        data = self.rng.randbytes(n)
+        direct_write(self.direct, off, data)
+        self.put(off, data)
+
+    def truncate(self) -> None:
+        size = self.rng.randrange(0, 4 * MiB)
+        os.ftruncate(self.fd, size)
+        del self.model[size:]
+        self.model.extend(bytes(size - len(self.model)))
+
+    def punch(self, mode: int) -> None:
+        off, n = self.span()
+        fallocate(self.fd, mode, off, n)
+        end = min(off + n, len(self.model)) if mode == PUNCH_HOLE_KEEP_SIZE else off + n
+        if end > off:
+            self.put(off, bytes(end - off))
+
+    def copy_in(self, source: int, source_model: bytes) -> None:
+        src = self.rng.randrange(0, len(source_model))
+        off, n = self.span(2 * MiB)
+        n = min(n, len(source_model) - src)
+        assert os.copy_file_range(source, self.fd, n, src, off) == n
+        self.put(off, source_model[src : src + n])
+
+    def reopen_truncated(self) -> None:
+        data = self.rng.randbytes(self.rng.randrange(0, MiB))
+        fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        self.model[:] = data
+
+    def check_some(self) -> None:
+        for _ in range(8):
+            off = self.rng.randrange(0, len(self.model) + BLOCK) // BLOCK * BLOCK
+            n = self.rng.choice([BLOCK, 16 * KiB, 128 * KiB, MiB])
+            got = direct_read(self.direct, off, n)
+            assert got == bytes(self.model[off : off + n]), f"bytes at {off}+{n} differ"
+
+    def check_all(self) -> None:
+        size = len(self.model)
+        got = direct_read(self.direct, 0, (size + BLOCK) // BLOCK * BLOCK)
+        assert got == bytes(self.model), "the file differs from its model"
+
+
+def test_reads_answered_in_c_never_return_stale_bytes(mounted: LivePool) -> None:
+    rng = random.Random(20261203)
+    source_model = rng.randbytes(2 * MiB)
+    (mounted.mnt / "source").write_bytes(source_model)
+    source = os.open(mounted.mnt / "source", os.O_RDONLY)
+    checked = Checked(mounted.mnt / "file", rng)
+    before = reads_in_c(mounted)
+    try:
+        checked.check_all()
+        changes = [
+            checked.write,
+            checked.write_direct,
+            checked.truncate,
+            lambda: checked.punch(PUNCH_HOLE_KEEP_SIZE),
+            lambda: checked.punch(ZERO_RANGE),
+            lambda: checked.copy_in(source, source_model),
+            checked.reopen_truncated,
+        ]
+        for step in range(200):
+            rng.choice(changes)()
+            if step % 3 == 0:
+                os.fsync(checked.fd)  # stored: its reads become cacheable again
+            checked.check_some()
+            checked.check_some()
+            if step % 10 == 0:
+                checked.check_all()
+        checked.check_all()
+        assert direct_read(source, 0, 2 * MiB) == source_model
+    finally:
+        checked.close()
+        os.close(source)
+    assert reads_in_c(mounted) - before > 300, "the C side answered too few reads to test it"
+
+
+def test_a_name_renamed_over_reads_the_new_file(mounted: LivePool) -> None:
+    """Spans belong to inodes: a name that now leads to another inode (rename
+    over it, or unlink and create) reads the new one's bytes."""
+    path, other = mounted.mnt / "f", mounted.mnt / "g"
+    for round_, letter in enumerate(b"abc"):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT) if round_ else None
+        if fd is not None:
+            try:
+                assert direct_read(fd, 0, MiB) == bytes([letter - 1]) * MiB
+                assert direct_read(fd, 0, MiB) == bytes([letter - 1]) * MiB
+            finally:
+                os.close(fd)
+        if round_ % 2:
+            path.unlink()
+            path.write_bytes(bytes([letter]) * MiB)
+        else:
+            other.write_bytes(bytes([letter]) * MiB)
+            other.rename(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert direct_read(fd, 0, MiB) == b"c" * MiB
+    finally:
+        os.close(fd)
