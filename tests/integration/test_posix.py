@@ -7,12 +7,13 @@ import errno
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LivePool
+from tests.integration.conftest import LivePool, PoolFactory
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
@@ -157,6 +158,30 @@ def test_metadata_and_times(mounted: LivePool) -> None:
     assert stat.S_ISFIFO(os.stat(m / "fifo").st_mode)
     os.mknod(m / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     assert os.stat(m / "null").st_rdev == os.makedev(1, 3)
+
+
+def test_a_write_by_an_unprivileged_user_drops_setuid_and_setgid(
+    make_pool: PoolFactory,
+) -> None:
+    """The front ends ask the kernel for handle_killpriv (the filesystem drops
+    the bits itself): a write or truncate by someone without CAP_FSETID must
+    still drop them, as on ext4."""
+    pool = make_pool(mount=False)
+    pool.mount(None, "allow_other")
+    prog = pool.mnt / "prog"
+    prog.write_bytes(b"x" * 10)
+    os.chown(prog, 1000, 1000)
+    as_user = "import os, sys; fd = int(sys.argv[1]); os.setgid(1000); os.setuid(1000); "
+    for change in ("os.write(fd, b'y')", "os.ftruncate(fd, 3)"):
+        os.chmod(prog, 0o6775)
+        fd = os.open(prog, os.O_WRONLY)  # opened here: the user cannot reach our tmp_path
+        try:
+            subprocess.run(
+                [sys.executable, "-c", as_user + change, str(fd)], check=True, pass_fds=(fd,)
+            )
+        finally:
+            os.close(fd)
+        assert stat.S_IMODE(os.stat(prog).st_mode) == 0o775, change
 
 
 def test_setgid_directory_and_sticky_bit(mounted: LivePool) -> None:
