@@ -36,7 +36,7 @@ run: setup
 
 native-test:
 	@mkdir -p native/build
-	@for t in test_native test_readcache test_fusecheck test_attrcache; do \
+	@for t in test_native test_readcache test_fusecheck; do \
 		gcc -O2 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 			-Inative/include native/src/*.c native/tests/$$t.c -o native/build/$$t && \
 		native/build/$$t || exit 1; \
@@ -58,7 +58,7 @@ FRONTEND_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py 
 # the daemon, so a test fails), run over the tests that drive it hardest.
 SANITIZE := .sanitize
 SANITIZE_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py \
-	test_frontends.py test_sparse_and_copies.py test_read_cache.py test_attr_cache.py test_crash.py) \
+	test_frontends.py test_sparse_and_copies.py test_read_cache.py test_crash.py) \
 	tests/unit/fuse/test_kernel_input.py
 EXT_SUFFIX = $$($(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 PY_INCLUDE = $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -74,7 +74,6 @@ sanitize-test: setup
 	gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		-fno-sanitize-recover=undefined -I$(PY_INCLUDE) $$(pkg-config --cflags fuse3) \
 		-Inative/include native/binding/_fuse.c native/src/readcache.c native/src/fusecheck.c \
-		native/src/attrcache.c \
 		$$(pkg-config --libs fuse3) -lpthread \
 		-o $(SANITIZE)/dwfs/_fuse$(EXT_SUFFIX)
 	cd $(SANITIZE) && PYTHONPATH=$(CURDIR)/$(SANITIZE) LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \

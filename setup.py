@@ -50,7 +50,6 @@ if fuse3 is not None:
                 "native/binding/_fuse.c",
                 "native/src/readcache.c",
                 "native/src/fusecheck.c",
-                "native/src/attrcache.c",
             ],
             include_dirs=["native/include"],
             extra_compile_args=[*CFLAGS, *fuse3[0]],

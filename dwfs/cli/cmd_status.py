@@ -74,11 +74,7 @@ def render(status: dict[str, Any]) -> str:
     if "mount" in status:
         mount = status["mount"]
         front = mount.get("front_end") or {}
-        answered = (
-            f", {front['reads_in_c']} reads and {front['attrs_in_c']} getattr answered in C"
-            if "reads_in_c" in front
-            else ""
-        )
+        answered = f", {front['reads_in_c']} reads answered in C" if "reads_in_c" in front else ""
         lines.append(
             f"   mount: {mount['mountpoint']} (pid {mount['pid']}, "
             f"{front.get('name', 'unknown')} front end{answered})"

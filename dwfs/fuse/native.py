@@ -47,9 +47,6 @@ YIELD_EVERY = 16
 stream of requests cannot starve trio's other tasks."""
 DIRENT_BYTES = 160
 """About what one readdirplus entry takes of the reply (its attributes and name)."""
-ATTR_CACHE_ENTRIES = 65536
-"""Inodes whose attributes the C side answers getattr with, at most (it starts
-over empty when full)."""
 READ_CACHE_BYTES = 128 * 1024 * 1024
 """Plaintext the C side answers reads from without Python: spans of the chunk
 cache's own buffers (held, not copied), so mostly the same memory."""
@@ -89,9 +86,6 @@ class Dispatcher:
         self.keep: Callable[[int, int, bytes, int, int], bool] = lambda *span: False
         """Hands a span of a file's plaintext to the C side, which answers reads
         of it until the file changes (set by NativeSession)."""
-        self.keep_attr: Callable[[tuple[Any, ...]], None] = lambda attr: None
-        """Hands an inode's attributes to the C side, which answers getattr with
-        them until a request on the inode or Volume.attr_changed drops them."""
         self._inline: dict[str, Callable[..., None]] = {
             "init": self.init,
             "forget": self.forget,
@@ -179,17 +173,7 @@ class Dispatcher:
         req.entry(attr_tuple(attr))
 
     def getattr(self, req: Any, ino: int) -> None:
-        attr = attr_tuple(self.volume.attr(ino))
-        req.attr(attr)
-        if self.volume.attr_cacheable(ino):
-            self.keep_attr(attr)
-
-    def _keep_dir(self, *parents: int) -> None:
-        """After a change of names: the directories' new attributes, which the
-        kernel (having dropped its own) asks for before the next change there."""
-        for parent in parents:
-            if self.volume.attr_cacheable(parent):
-                self.keep_attr(attr_tuple(self.volume.attr(parent)))
+        req.attr(attr_tuple(self.volume.attr(ino)))
 
     def readlink(self, req: Any, ino: int) -> None:
         req.readlink(self.volume.readlink(ino))
@@ -198,34 +182,28 @@ class Dispatcher:
         uid, gid, umask = who
         attr = self.volume.create_node(parent, name, mode, uid, gid, rdev, umask)
         req.entry(attr_tuple(attr))
-        self._keep_dir(parent)
 
     def unlink(self, req: Any, parent: int, name: bytes) -> None:
         self.volume.unlink(parent, name)
         req.err(0)
-        self._keep_dir(parent)
 
     def rmdir(self, req: Any, parent: int, name: bytes) -> None:
         self.volume.rmdir(parent, name)
         req.err(0)
-        self._keep_dir(parent)
 
     def symlink(
         self, req: Any, parent: int, name: bytes, target: bytes, uid: int, gid: int
     ) -> None:
         req.entry(attr_tuple(self.volume.symlink(parent, name, target, uid, gid)))
-        self._keep_dir(parent)
 
     def rename(
         self, req: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int
     ) -> None:
         self.volume.rename(parent, name, new_parent, new_name, flags)
         req.err(0)
-        self._keep_dir(*{parent, new_parent})
 
     def link(self, req: Any, ino: int, new_parent: int, new_name: bytes) -> None:
         req.entry(attr_tuple(self.volume.link(ino, new_parent, new_name)))
-        self._keep_dir(new_parent)
 
     def opendir(self, req: Any, ino: int, flags: int) -> None:
         req.open(self.volume.opendir(ino), False)
@@ -304,7 +282,6 @@ class Dispatcher:
         uid, gid, umask = who
         fh, attr = await self.volume.create(parent, name, mode, open_flags(flags), uid, gid, umask)
         req.create(fh, attr_tuple(attr))
-        self._keep_dir(parent)
 
     async def read(self, req: Any, fh: int, off: int, size: int, ino: int) -> None:
         req.data(await self.volume.read(fh, off, size))
@@ -363,17 +340,9 @@ class NativeSession:
         self.initialised = trio.Event()
         self.dispatcher = Dispatcher(volume, self.initialised)
         self._session = _fuse.Session(
-            str(mountpoint),
-            ",".join(sorted(options)),
-            True,
-            True,
-            True,
-            read_cache=READ_CACHE_BYTES,
-            attr_cache=ATTR_CACHE_ENTRIES,
+            str(mountpoint), ",".join(sorted(options)), True, True, True, READ_CACHE_BYTES
         )
         self.dispatcher.keep = self._session.keep
-        self.dispatcher.keep_attr = self._session.keep_attr
-        volume.attr_changed = self._session.forget_attr
         volume.front_end = self.figures
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode
@@ -387,7 +356,6 @@ class NativeSession:
             "name": "native",
             "answered_in_c": self._session.answered_in_c,
             "reads_in_c": self._session.reads_in_c,
-            "attrs_in_c": self._session.attrs_in_c,
             "rejected": self._session.rejected,
             "kernel": self._session.kernel,
         }

@@ -12,7 +12,7 @@ write SQL.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from dwfs.meta._db import MetaDB, Param
@@ -58,9 +58,6 @@ class TreeRows:
 
     def __init__(self, db: MetaDB) -> None:
         self.db = db
-        self.on_inode_change: Callable[[int | None], None] = lambda ino: None
-        """Called as an inode's row changes (None: any inode's may have), so
-        that a cache of attributes above can drop what it holds."""
 
     def pin(self) -> int:
         """The txg of the newest snapshot, or -1 if there is none."""
@@ -119,17 +116,14 @@ class TreeRows:
         self.db.execute("inode.insert", (*row, self.db.open_txg))
 
     def set_inode(self, ino: int, fields: Mapping[str, Param]) -> None:
-        self.on_inode_change(ino)
         self._keep("inode", (ino,))
         self.db.set_inode(ino, fields)
 
     def add_links(self, ino: int, delta: int, ctime: int) -> None:
-        self.on_inode_change(ino)
         self._keep("inode", (ino,))
         self.db.execute("inode.add_links", (delta, ctime, ino))
 
     def touch_dir(self, ino: int, now: int, nlink_delta: int) -> None:
-        self.on_inode_change(ino)
         self._keep("inode", (ino,))
         self.db.execute("inode.touch_dir", (now, now, nlink_delta, ino))
 
@@ -335,7 +329,6 @@ class TreeRows:
     def recount_links(self, root: int) -> None:
         """Set the link counts of the inodes made in this txg (and of `root`) from
         their entries, after a copy."""
-        self.on_inode_change(None)
         self.db.execute("inodes.recount", (self.db.open_txg, root))
 
     def roll_back(self, txg: int, root: int, keep_open: list[int]) -> None:
@@ -345,7 +338,6 @@ class TreeRows:
         keeps its content, unlinked, as after a rename over it. The root keeps its
         number. Nothing else may have changed in the open txg."""
         now, pin = self.db.open_txg, self.pin()
-        self.on_inode_change(None)
         for ino in keep_open:
             self._keep("inode", (ino,))
             self.db.execute("inode.renew", (ino, now))
@@ -370,7 +362,6 @@ class TreeRows:
     def purge(self, ino: int) -> None:
         """Remove an inode and everything it holds (its extents' references too);
         what snapshots see of it is ended instead."""
-        self.on_inode_change(ino)
         pin = self.pin()
         if pin < 0:  # no row of the inode is ended, and none is seen
             for (chunk,) in self.db.query("SELECT chunk FROM extents WHERE ino = ?", (ino,)):

@@ -103,11 +103,6 @@ class Volume:
         """Set by the adapter: from now on an inode may carry security.capability
         (until then the adapter may answer its getxattr, which the kernel asks
         before every write, with ENODATA itself)."""
-        self.attr_changed: Callable[[int | None], None] = lambda ino: None
-        """Set by the adapter: an inode's stored attributes change (None: any
-        inode's may have), whatever changes them (a request, a rollback, a
-        repair), so a cache of attributes it keeps can drop them."""
-        self.tree.rows.on_inode_change = lambda ino: self.attr_changed(ino)
         self.front_end: Callable[[], dict[str, Any]] = lambda: {}
         """Set by the adapter: its name and what it answered without the vfs, for status."""
         self.forget_inode: Callable[[int], None] = lambda ino: None
@@ -133,11 +128,6 @@ class Volume:
             attr.size, attr.mtime_ns = state.size, state.mtime_ns
             attr.ctime_ns = max(attr.ctime_ns, state.mtime_ns)
         return attr
-
-    def attr_cacheable(self, ino: int) -> bool:
-        """Whether an inode's attributes change only with its own row (so
-        attr_changed says when): not a snapshot view's, which follow the root's."""
-        return not is_snapshot_ino(ino)
 
     def _referenced(self, ino: int) -> Attr:
         self._lookups[ino] = self._lookups.get(ino, 0) + 1

@@ -31,7 +31,6 @@
 #define READ_IOV 32 /* the most spans one read answered in C is made of */
 #include <fuse_lowlevel.h>
 
-#include "dwfs_attrcache.h"
 #include "dwfs_fusecheck.h"
 #include "dwfs_readcache.h"
 
@@ -104,8 +103,7 @@ typedef struct {
      * clears it before any is set): its getxattr, which the kernel asks before
      * every write, is answered ENODATA here without reaching Python. */
     int no_capabilities;
-    unsigned long long answered_in_c, reads_in_c, attrs_in_c, rejected;
-    ac_table *attrs; /* attributes getattr is answered from; NULL: none */
+    unsigned long long answered_in_c, reads_in_c, rejected;
     /* what INIT settled with the kernel, for status */
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
@@ -143,34 +141,8 @@ static uint64_t changes_content(const item *it) {
     }
 }
 
-/* Drops what C keeps of the attributes a request may change: nothing for
- * requests that only read; its inode (and its second one) for the rest; all,
- * for the requests that change inodes C knows only by name (the targets of
- * unlink, rmdir, rename and link). Called with the lock held. */
-static void forget_attrs(ac_table *attrs, const item *it) {
-    if (attrs == NULL) return;
-    switch (it->kind) {
-    case K_INIT: case K_LOOKUP: case K_GETATTR: case K_READLINK: case K_READ: case K_OPENDIR:
-    case K_READDIRPLUS: case K_RELEASEDIR: case K_STATFS: case K_GETXATTR: case K_LISTXATTR:
-        return;
-    case K_OPEN:
-        if (it->flags & O_TRUNC) ac_drop(attrs, it->ino);
-        return;
-    case K_FORGET:
-        for (size_t i = 0; i < it->nforgets; i++) ac_drop(attrs, it->forgets[2 * i]);
-        return;
-    case K_UNLINK: case K_RMDIR: case K_RENAME: case K_LINK:
-        ac_clear(attrs);
-        return;
-    default:
-        ac_drop(attrs, it->ino);
-        if (it->ino2) ac_drop(attrs, it->ino2);
-    }
-}
-
 static void push(Session *s, item *it) {
     pthread_mutex_lock(&s->lock);
-    forget_attrs(s->attrs, it);
     uint64_t changed = s->reads ? changes_content(it) : 0;
     if (changed) rc_drop(s->reads, changed);
     if (s->tail) s->tail->next = it; else s->head = it;
@@ -303,19 +275,6 @@ static void of_inode(fuse_req_t req, int kind, fuse_ino_t ino) {
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)fi;
-    Session *s = of(req);
-    if (s->attrs != NULL) {
-        struct stat st;
-        double timeout;
-        pthread_mutex_lock(&s->lock);
-        int hit = ac_get(s->attrs, ino, &st, &timeout);
-        pthread_mutex_unlock(&s->lock);
-        if (hit) {
-            s->attrs_in_c++;
-            fuse_reply_attr(req, &st, timeout);
-            return;
-        }
-    }
     of_inode(req, K_GETATTR, ino);
 }
 
@@ -662,19 +621,18 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup",
-                            "read_cache", "max_background", "attr_cache", NULL};
+                            "read_cache", "max_background", NULL};
     const char *mountpoint, *options;
-    Py_ssize_t read_cache = 0, attr_cache = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nIn", names, &mountpoint, &options,
+    Py_ssize_t read_cache = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nI", names, &mountpoint, &options,
                                      &s->writeback, &s->acl, &s->dot_lookup, &read_cache,
-                                     &s->max_background, &attr_cache))
+                                     &s->max_background))
         return -1;
     if (s->se != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
         return -1;
     }
-    if ((read_cache > 0 && (s->reads = rc_new((size_t)read_cache)) == NULL) ||
-        (attr_cache > 0 && (s->attrs = ac_new((size_t)attr_cache)) == NULL)) {
+    if (read_cache > 0 && (s->reads = rc_new((size_t)read_cache)) == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -938,37 +896,6 @@ static PyObject *Session_inval_entry(Session *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static int parse_attr(PyObject *t, struct stat *st, double *timeout);
-
-/* Session.keep_attr(attr): getattr of its inode may be answered with it until
- * a request on the inode, or forget_attr, drops it. */
-static PyObject *Session_keep_attr(Session *s, PyObject *arg) {
-    struct stat st;
-    double timeout;
-    if (parse_attr(arg, &st, &timeout) < 0) return NULL;
-    if (s->attrs == NULL) Py_RETURN_NONE;
-    pthread_mutex_lock(&s->lock);
-    int kept = ac_put(s->attrs, st.st_ino, &st, timeout);
-    pthread_mutex_unlock(&s->lock);
-    if (!kept) return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-/* Session.forget_attr(ino): drop what C keeps of ino's attributes (None: of
- * every inode's). */
-static PyObject *Session_forget_attr(Session *s, PyObject *arg) {
-    unsigned long long ino = 0;
-    if (arg != Py_None) {
-        ino = PyLong_AsUnsignedLongLong(arg);
-        if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-    }
-    if (s->attrs == NULL) Py_RETURN_NONE;
-    pthread_mutex_lock(&s->lock);
-    if (arg == Py_None) ac_clear(s->attrs); else ac_drop(s->attrs, ino);
-    pthread_mutex_unlock(&s->lock);
-    Py_RETURN_NONE;
-}
-
 /* Session.keep(ino, off, data, start, length): reads of [off, off + length)
  * of ino may be answered from data[start:start + length] until the file
  * changes. data is held (not copied) meanwhile. */
@@ -1071,11 +998,6 @@ static PyObject *Session_get_reads_in_c(Session *s, void *c) {
     return PyLong_FromUnsignedLongLong(s->reads_in_c);
 }
 
-static PyObject *Session_get_attrs_in_c(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromUnsignedLongLong(s->attrs_in_c);
-}
-
 static PyObject *Session_get_rejected(Session *s, void *c) {
     (void)c;
     return PyLong_FromUnsignedLongLong(s->rejected);
@@ -1137,7 +1059,6 @@ static void Session_dealloc(Session *s) {
     Py_END_ALLOW_THREADS
     clear_reads(s);
     rc_free(s->reads);
-    ac_free(s->attrs);
     free(s->buf.mem);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->notice_cond);
@@ -1155,10 +1076,6 @@ static PyMethodDef Session_methods[] = {
      "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
     {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
      "Have the kernel forget a name (sent from another thread, in order)."},
-    {"keep_attr", (PyCFunction)Session_keep_attr, METH_O,
-     "keep_attr(attr): answer getattr of its inode with it in C until it changes."},
-    {"forget_attr", (PyCFunction)Session_forget_attr, METH_O,
-     "forget_attr(ino): drop what C keeps of an inode's attributes (None: all)."},
     {"keep", (PyCFunction)Session_keep, METH_VARARGS,
      "keep(ino, off, data, start, length): answer reads of that span in C\n"
      "until the file changes; whether it was kept."},
@@ -1174,8 +1091,6 @@ static PyGetSetDef Session_getset[] = {
      "requests answered in C without Python", NULL},
     {"reads_in_c", (getter)Session_get_reads_in_c, NULL,
      "reads answered in C from the read cache", NULL},
-    {"attrs_in_c", (getter)Session_get_attrs_in_c, NULL,
-     "getattr requests answered in C from the attribute cache", NULL},
     {"rejected", (getter)Session_get_rejected, NULL,
      "malformed requests answered EINVAL before libfuse saw them", NULL},
     {"kernel", (getter)Session_get_kernel, NULL,
@@ -1203,12 +1118,6 @@ static PyTypeObject SessionType = {
 /* Before the reply to a request that may have changed a file's content: what
  * the read cache kept of it meanwhile goes. */
 static void settle(Request *r) {
-    Session *session = (Session *)r->session;
-    if (session->attrs != NULL) {
-        pthread_mutex_lock(&session->lock);
-        forget_attrs(session->attrs, r->it);
-        pthread_mutex_unlock(&session->lock);
-    }
     uint64_t ino = changes_content(r->it);
     if (ino) {
         Session *s = (Session *)r->session;
