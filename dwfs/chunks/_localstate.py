@@ -164,6 +164,16 @@ class LocalState:
             os.unlink(self.dir / "journal-head")
         self.record_chain_head(key, ChainHead(0, b"", b""))
 
+    def forget_freshness(self, generation: int) -> None:
+        """Take the pool's devices as they are: its generation becomes the one
+        this machine last saw, and the journal's chain head is forgotten (the
+        next commit records a new one). For devices restored from a backup on
+        purpose; freshness goes unchecked until then."""
+        self._record_count("generation", generation)
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.dir / "journal-head")
+
     def last_remote_generation(self) -> int:
         """The newest generation of the remote tier's superblock this machine
         wrote or read (0: none)."""

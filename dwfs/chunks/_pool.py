@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ from dwfs.tiers import (
     open_backend,
 )
 from dwfs.types import ChainHead
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 RESILVER_BATCH = 64
@@ -399,7 +402,7 @@ class Pool:
         keys.wipe(self._master)
 
 
-def _unlock(path: Path, credential: keys.Credential) -> Pool:
+def _unlock(path: Path, credential: keys.Credential, accept_rollback: bool = False) -> Pool:
     slots = read_slots(path)
     newest = slots[0].superblock
     master, slot_id = keys.unlock(newest.pool, newest.config.get("keyslots", []), credential)
@@ -414,13 +417,23 @@ def _unlock(path: Path, credential: keys.Credential) -> Pool:
         except BaseException:
             array.close()
             raise
-        last = LocalState(array.pool).last_generation()
-        if array.generation < last:
+        local = LocalState(array.pool)
+        last = local.last_generation()
+        if accept_rollback:
+            log.warning(
+                "pool %s taken as its devices are (generation %d; this machine saw %d): "
+                "freshness is not checked on this mount",
+                array.pool,
+                array.generation,
+                last,
+            )
+            local.forget_freshness(array.generation)
+        elif array.generation < last:
             array.close()
             raise IntegrityError(
                 f"pool {array.pool} is at generation {array.generation} but this machine saw "
                 f"generation {last}: its devices were rolled back; if you restored them on "
-                f"purpose, delete {LocalState(array.pool).dir} and retry"
+                "purpose, mount with -o accept_rollback"
             )
     except BaseException:
         keys.wipe(master)
@@ -449,8 +462,12 @@ def _recover(pool: Pool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(path: Path, credential: keys.Credential) -> AsyncIterator[Pool]:
+async def open_pool(
+    path: Path, credential: keys.Credential, accept_rollback: bool = False
+) -> AsyncIterator[Pool]:
     """Unlock and open the pool that the device at path belongs to, for this process alone.
+    accept_rollback takes its devices as they are, even older than this machine
+    saw them (restored from a backup on purpose).
 
     Raises:
         DeviceError: path is not a device of a pool.
@@ -458,7 +475,7 @@ async def open_pool(path: Path, credential: keys.Credential) -> AsyncIterator[Po
         Busy: another process has the pool open (a mount, say).
         IntegrityError: the superblock is tampered with, or the pool rolled back.
     """
-    pool = await trio.to_thread.run_sync(_unlock, path, credential)
+    pool = await trio.to_thread.run_sync(_unlock, path, credential, accept_rollback)
     try:
         await trio.to_thread.run_sync(_recover, pool)
         yield pool

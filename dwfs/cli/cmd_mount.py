@@ -26,7 +26,7 @@ from dwfs.vfs import Volume, open_volume
 
 log = logging.getLogger(__name__)
 
-MOUNT_OPTIONS = ALLOWED_OPTIONS | {"degraded"}
+MOUNT_OPTIONS = ALLOWED_OPTIONS | {"degraded", "accept_rollback"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,11 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated: allow_other (other users may use it), nonempty (mount over "
         "a non-empty directory), kernel_limits (keep the kernel's FUSE writeback and "
         "read-ahead limits, which a root mount otherwise relaxes), degraded (mount even "
-        "though devices are missing or faulted), remote_timeout=SECONDS (how long a read "
+        "though devices are missing or faulted), accept_rollback (take devices restored "
+        "from a backup on purpose as they are, though this machine saw newer state: what "
+        "was written since the backup is gone), remote_timeout=SECONDS (how long a read "
         "waits for the remote tier before it fails with EIO; default 30), "
-        "frontend=native|pyfuse3 (how requests reach dwfs: native C threads where built, "
-        "the default, or pyfuse3), and the kernel's noexec, nosuid, nodev, exec, suid, "
-        "dev, rw",
+        "frontend=native|pyfuse3 (how requests reach dwfs: native, C over libfuse3, the "
+        "default where it was built, or pyfuse3), and the kernel's noexec, nosuid, nodev, "
+        "exec, suid, dev, rw",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
@@ -171,10 +173,15 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
     credential = _secrets.credential(args)
     try:
         degraded = "degraded" in options
+        accept_rollback = "accept_rollback" in options
         timeout = remote_timeout(options)
         options = {o for o in options if not o.startswith(TIMEOUT_OPTION)}
         async with open_volume(
-            args.device, credential, degraded=degraded, remote_timeout=timeout
+            args.device,
+            credential,
+            degraded=degraded,
+            remote_timeout=timeout,
+            accept_rollback=accept_rollback,
         ) as volume:
             credential.wipe()
             pool_dir = private_dir(state_root() / volume.pool.id)

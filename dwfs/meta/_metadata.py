@@ -167,7 +167,7 @@ class Metadata:
         for epoch in epochs:
             copies = await trio.to_thread.run_sync(pool.journal.journal_copies, epoch.number)
             replay.epoch(pool, epoch, copies)
-        meta_warnings = replay.verdict(pool.id, pool.state_dir)
+        meta_warnings = replay.verdict(pool.id)
         pool.store.learn(ChunkRows(db).live())
         pool.store.forget_local(ChunkRows(db).not_local())
         pool.store.learn_remote(RemoteRows(db).all())
@@ -376,7 +376,7 @@ class _Replay:
                     )
                 self.seen_head = True
 
-    def verdict(self, pool: str, state_dir: object) -> list[str]:
+    def verdict(self, pool: str) -> list[str]:
         """Refuse a chain shorter than this machine's record; the warnings to show."""
         if self.head is None:
             message = (
@@ -389,8 +389,8 @@ class _Replay:
             raise IntegrityError(
                 f"pool {pool}'s metadata journal ends at txg {self.db.txg}, but this machine "
                 f"committed txg {self.head.txg}: fsync'd changes were cut from every device "
-                f"(rolled back); restore the devices, or if you restored them on purpose, "
-                f"delete {state_dir} and mount again"
+                "(rolled back); restore the devices, or if you restored them on purpose, "
+                "mount with -o accept_rollback"
             )
         if not self.seen_head and self.head.txg >= self.checkpoint_txg:
             raise IntegrityError(

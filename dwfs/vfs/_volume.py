@@ -646,16 +646,19 @@ async def open_volume(
     credential: Credential,
     degraded: bool = False,
     remote_timeout: float | None = None,
+    accept_rollback: bool = False,
 ) -> AsyncIterator[Volume]:
     """Unlock the pool, load its metadata and yield the volume, committer running.
 
     A pool with members missing or faulted is used only when `degraded` says so:
-    writing to part of a pool is what lets two parts grow two histories.
+    writing to part of a pool is what lets two parts grow two histories. Devices
+    older than this machine saw them are refused unless `accept_rollback` says
+    they were restored on purpose.
 
     Raises:
         DeviceError: the pool is degraded and `degraded` is false.
     """
-    async with open_pool(device, credential) as pool:
+    async with open_pool(device, credential, accept_rollback) as pool:
         if not degraded:
             pool.refuse_degraded()
         meta = await Metadata.open(pool)

@@ -4,6 +4,7 @@ and someone with the devices deleting what was fsync'd."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
@@ -67,4 +68,33 @@ def test_a_pool_missing_a_device_mounts_only_when_asked(make_pool: PoolFactory) 
     away.rename(pool.devices[2])
     pool.mount()
     assert (pool.mnt / "kept").read_bytes() == b"data\n"
+    pool.umount()
+
+
+def test_devices_restored_on_purpose_mount_when_asked(make_pool: PoolFactory) -> None:
+    """Devices put back from a backup are older than this machine saw: refused
+    with a line that names the way out, then taken as they are when asked,
+    and from then on the pool mounts as usual."""
+    pool = make_pool()
+    write_and_fsync(pool.mnt / "before", b"in the backup\n")
+    pool.umount()
+    backup = pool.root / "backup"
+    backup.mkdir()
+    for device in pool.devices:
+        shutil.copytree(device, backup / device.name, symlinks=True)
+    pool.mount()
+    write_and_fsync(pool.mnt / "after", b"written after the backup\n")
+    pool.ctl("snapshot", "create", pool.mnt, "moves-the-generation")
+    pool.umount()
+    for device in pool.devices:
+        shutil.rmtree(device)
+        shutil.copytree(backup / device.name, device, symlinks=True)
+    mount_fails(pool, 4, "-o accept_rollback")
+    pool.mount(None, "accept_rollback")
+    assert (pool.mnt / "before").read_bytes() == b"in the backup\n"
+    assert not (pool.mnt / "after").exists()
+    write_and_fsync(pool.mnt / "new", b"written after the restore\n")
+    pool.umount()
+    pool.mount()
+    assert (pool.mnt / "new").read_bytes() == b"written after the restore\n"
     pool.umount()

@@ -157,6 +157,10 @@ async def test_whole_pool_rollback_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="rolled back"):
         async with open_pool(paths[0], pw()):
             pass
+    async with open_pool(paths[0], pw(), accept_rollback=True) as pool:
+        restored = pool.array.generation
+    async with open_pool(paths[0], pw()) as pool:
+        assert pool.array.generation >= restored
 
 
 async def test_concurrent_gets_of_one_chunk_load_it_once(tmp_path: Path) -> None:
