@@ -213,10 +213,6 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     if (s->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
         conn->want |= FUSE_CAP_POSIX_ACL;
-    if (s->max_background > 0) {
-        conn->max_background = s->max_background;
-        conn->congestion_threshold = s->max_background * 3 / 4;
-    }
     s->wanted = conn->want;
     s->max_write = conn->max_write;
     s->max_readahead = conn->max_readahead;
@@ -621,12 +617,11 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup",
-                            "read_cache", "max_background", NULL};
+                            "read_cache", NULL};
     const char *mountpoint, *options;
     Py_ssize_t read_cache = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nI", names, &mountpoint, &options,
-                                     &s->writeback, &s->acl, &s->dot_lookup, &read_cache,
-                                     &s->max_background))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|n", names, &mountpoint, &options,
+                                     &s->writeback, &s->acl, &s->dot_lookup, &read_cache))
         return -1;
     if (s->se != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
