@@ -159,9 +159,7 @@ class LocalState:
         """Forget what this machine knew of the pool's devices (their generation and
         the journal's chain head) and start from new devices at `generation`: for
         a pool attached anew from its remote tier, whose devices start empty."""
-        self._record_count("generation", generation)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.dir / "journal-head")
+        self.forget_freshness(generation)
         self.record_chain_head(key, ChainHead(0, b"", b""))
 
     def forget_freshness(self, generation: int) -> None:
