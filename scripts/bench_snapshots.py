@@ -49,7 +49,7 @@ async def timed(what: str, fn: Callable[[], Awaitable[object]]) -> float:
 async def make_files(volume: Volume, directory: int, count: int) -> list[int]:
     inos = []
     for i in range(count):
-        fh, attr = await volume.create(directory, b"f%d" % i, 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(directory, b"f%d" % i, 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, b"x" * 100)
         await volume.release(fh)
         volume.forget(attr.ino, 1)
@@ -104,7 +104,7 @@ async def bench(root: Path, files: int, snapshots: int) -> None:
         await timed(f"list {snapshots} snapshots with space, again", lambda: _listing(volume))
         await timed("delete a middle snapshot after 1% churn", lambda: _delete(volume, "s40"))
         big = os.urandom(1 << 20) * 1024
-        fh, _ = await volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
+        fh, _ = volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, big)
         await volume.release(fh)
         del big

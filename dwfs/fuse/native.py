@@ -4,9 +4,13 @@ batch, and answers each through its Request, which sends the reply with the
 GIL released. The only importer of dwfs._fuse.
 
 Requests whose Volume call is synchronous (lookup, getattr, readdir, xattrs,
-namespace changes) are answered inline, in the order the kernel sent them, with
-no task per request; the others (open, create, read, write, flush, release,
-fsync, setattr) run as tasks in a nursery, as pyfuse3 runs every request.
+namespace changes, create) are answered inline, in the order the kernel sent
+them, with no task per request. So are open, setattr, write, flush and release
+when the Volume can answer them without waiting (its `*_now` calls: no
+truncation, room for the write, nothing to store as chunks), which is most of
+them: a small file's create, write and close never start a task. The rest (and
+read, fsync, fallocate, lseek, copy_file_range) run as tasks in a nursery, as
+pyfuse3 runs every request.
 """
 
 from __future__ import annotations
@@ -107,11 +111,18 @@ class Dispatcher:
             "getxattr": self.getxattr,
             "listxattr": self.listxattr,
             "removexattr": self.removexattr,
+            "create": self.create,
+        }
+        self._at_once: dict[str, Callable[..., bool]] = {
+            "setattr": self.setattr_now,
+            "open": self.open_now,
+            "write": self.write_now,
+            "flush": self.flush_now,
+            "release": self.release_now,
         }
         self._tasks: dict[str, Callable[..., Any]] = {
             "setattr": self.setattr,
             "open": self.open,
-            "create": self.create,
             "read": self.read,
             "write": self.write,
             "flush": self.flush,
@@ -132,6 +143,14 @@ class Dispatcher:
             except Exception as exc:
                 self._fail(req, kind, exc)
             return
+        at_once = self._at_once.get(kind)
+        if at_once is not None:
+            try:
+                if at_once(req, *args):
+                    return
+            except Exception as exc:
+                self._fail(req, kind, exc)
+                return
         task = self._tasks.get(kind)
         if task is None or self.nursery is None:
             req.err(errno.ENOSYS)
@@ -246,42 +265,50 @@ class Dispatcher:
         self.volume.removexattr(ino, name)
         req.err(0)
 
+    def create(self, req: Any, parent: int, name: bytes, mode: int, flags: int, *who: int) -> None:
+        uid, gid, umask = who
+        fh, attr = self.volume.create(parent, name, mode, open_flags(flags), uid, gid, umask)
+        req.create(fh, attr_tuple(attr))
+
+    # -- answered inline when the Volume need not wait (True), else from tasks ---------
+
+    def setattr_now(self, req: Any, ino: int, to_set: int, *values: Any) -> bool:
+        attr = self.volume.setattr_now(ino, _changes(to_set, *values))
+        if attr is not None:
+            req.attr(attr_tuple(attr))
+        return attr is not None
+
+    def open_now(self, req: Any, ino: int, flags: int) -> bool:
+        fh = self.volume.open_now(ino, open_flags(flags))
+        if fh is not None:
+            req.open(fh, True)
+        return fh is not None
+
+    def write_now(self, req: Any, fh: int, off: int, data: memoryview) -> bool:
+        taken = self.volume.write_now(fh, off, data)  # type: ignore[arg-type]
+        if taken is not None:
+            req.written(taken)
+        return taken is not None
+
+    def flush_now(self, req: Any, fh: int) -> bool:
+        done = self.volume.flush_now(fh)
+        if done:
+            req.err(0)
+        return done
+
+    def release_now(self, req: Any, fh: int) -> bool:
+        done = self.volume.release_now(fh)
+        if done:
+            req.err(0)
+        return done
+
     # -- answered from tasks ------------------------------------------------------------
 
-    async def setattr(
-        self,
-        req: Any,
-        ino: int,
-        to_set: int,
-        mode: int,
-        uid: int,
-        gid: int,
-        size: int,
-        atime_ns: int,
-        mtime_ns: int,
-        fh: int | None,
-    ) -> None:
-        assert _fuse is not None
-        now = time.time_ns()
-        changes = AttrChanges(
-            mode=mode if to_set & _fuse.SET_ATTR_MODE else None,
-            uid=uid if to_set & _fuse.SET_ATTR_UID else None,
-            gid=gid if to_set & _fuse.SET_ATTR_GID else None,
-            size=size if to_set & _fuse.SET_ATTR_SIZE else None,
-            atime_ns=_time(to_set, _fuse.SET_ATTR_ATIME, _fuse.SET_ATTR_ATIME_NOW, atime_ns, now),
-            mtime_ns=_time(to_set, _fuse.SET_ATTR_MTIME, _fuse.SET_ATTR_MTIME_NOW, mtime_ns, now),
-        )
-        req.attr(attr_tuple(await self.volume.setattr(ino, changes)))
+    async def setattr(self, req: Any, ino: int, to_set: int, *values: Any) -> None:
+        req.attr(attr_tuple(await self.volume.setattr(ino, _changes(to_set, *values))))
 
     async def open(self, req: Any, ino: int, flags: int) -> None:
         req.open(await self.volume.open(ino, open_flags(flags)), True)
-
-    async def create(
-        self, req: Any, parent: int, name: bytes, mode: int, flags: int, *who: int
-    ) -> None:
-        uid, gid, umask = who
-        fh, attr = await self.volume.create(parent, name, mode, open_flags(flags), uid, gid, umask)
-        req.create(fh, attr_tuple(attr))
 
     async def read(self, req: Any, fh: int, off: int, size: int, ino: int) -> None:
         req.data(await self.volume.read(fh, off, size))
@@ -321,6 +348,29 @@ class Dispatcher:
             req.err(errno.EINVAL)
             return
         req.written(await self.volume.copy_range(fh_in, off_in, fh_out, off_out, length))
+
+
+def _changes(
+    to_set: int,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    atime_ns: int,
+    mtime_ns: int,
+    fh: int | None,
+) -> AttrChanges:
+    """A setattr request's fields, as the Volume takes them."""
+    assert _fuse is not None
+    now = time.time_ns()
+    return AttrChanges(
+        mode=mode if to_set & _fuse.SET_ATTR_MODE else None,
+        uid=uid if to_set & _fuse.SET_ATTR_UID else None,
+        gid=gid if to_set & _fuse.SET_ATTR_GID else None,
+        size=size if to_set & _fuse.SET_ATTR_SIZE else None,
+        atime_ns=_time(to_set, _fuse.SET_ATTR_ATIME, _fuse.SET_ATTR_ATIME_NOW, atime_ns, now),
+        mtime_ns=_time(to_set, _fuse.SET_ATTR_MTIME, _fuse.SET_ATTR_MTIME_NOW, mtime_ns, now),
+    )
 
 
 def _time(to_set: int, given: int, now_flag: int, value: int, now: int) -> int | None:

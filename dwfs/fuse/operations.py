@@ -182,7 +182,7 @@ class Operations(pyfuse3.Operations):
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        fh, attr = await self.volume.create(
+        fh, attr = self.volume.create(
             parent_inode,
             name,
             mode,

@@ -51,6 +51,8 @@ TABLES = frozenset(
     }
 )
 _RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"
+SNAPSHOT_OPS = "snapshot."
+"""Operations on the snapshots table (the only ones that change the newest snapshot)."""
 _INODES_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inodes'"
 _ROW_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 _READ_ACTIONS = {sqlite3.SQLITE_READ}
@@ -107,6 +109,7 @@ class MetaDB:
         self._pending: list[Statement] = []
         self._depth = 0
         self._rollback_hooks: list[Callable[[], None]] = []
+        self._newest_snapshot: int | None = None
 
     def _load(self, image: bytes) -> None:
         """Take a checkpoint's image, refusing one whose schema is not ours."""
@@ -154,7 +157,18 @@ class MetaDB:
         sql, args = statement(op, values)
         cursor = self.conn.execute(sql, args)
         self._pending.append((op, values))
+        if op.startswith(SNAPSHOT_OPS):
+            self._newest_snapshot = None
         return cursor.rowcount
+
+    def newest_snapshot(self) -> int:
+        """The txg of the newest snapshot, or -1 if there is none. Every change of
+        a row asks it (to keep what a snapshot sees), so it is kept between
+        changes of the snapshots table."""
+        if self._newest_snapshot is None:
+            row = self.one("SELECT max(txg) FROM snapshots")
+            self._newest_snapshot = -1 if row is None or row[0] is None else int(row[0])
+        return self._newest_snapshot
 
     def set_inode(self, ino: int, fields: Mapping[str, Param]) -> None:
         """Assign columns of one live inode row (names from _ops.INODE_FIELDS)."""
@@ -190,6 +204,7 @@ class MetaDB:
         except BaseException:
             self.conn.execute("ROLLBACK")
             del self._pending[mark:]
+            self._newest_snapshot = None
             for hook in self._rollback_hooks:
                 hook()
             raise
@@ -222,6 +237,7 @@ class MetaDB:
         except sqlite3.Error as exc:
             raise IntegrityError(f"journal txg {txg} does not apply: {exc}") from None
         self._pending.clear()
+        self._newest_snapshot = None
         self.txg = txg
 
     def image(self) -> bytes:

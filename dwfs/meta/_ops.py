@@ -10,6 +10,7 @@ operations in order rebuilds the same database.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dwfs.errors import IntegrityError
@@ -263,8 +264,10 @@ INODE_SET = "inode.set"
 """Assigns some of INODE_FIELDS of one live inode: values (ino, name, value, ...)."""
 
 
+@functools.lru_cache(maxsize=64)
 def inode_set_sql(names: tuple[str, ...]) -> str:
-    """The statement of inode.set for these columns (each checked against INODE_FIELDS).
+    """The statement of inode.set for these columns (each checked against INODE_FIELDS;
+    kept, since a few sets of columns make nearly every call).
 
     Raises:
         IntegrityError: a name is not an inode field.

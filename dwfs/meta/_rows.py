@@ -61,8 +61,7 @@ class TreeRows:
 
     def pin(self) -> int:
         """The txg of the newest snapshot, or -1 if there is none."""
-        row = self.db.one("SELECT max(txg) FROM snapshots")
-        return -1 if row is None or row[0] is None else int(row[0])
+        return self.db.newest_snapshot()
 
     def _pinned(self, kind: str, key: tuple[Param, ...]) -> bool:
         """Whether a snapshot sees the live row of this kind with this key."""

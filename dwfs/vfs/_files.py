@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import trio
 
@@ -275,25 +275,58 @@ class FileData:
         async with _holding(state.lock):
             if not state.dirty and not state.changed:
                 return
-            state.flushing, state.dirty = state.dirty, DirtyMap()
-            state.unlogged = DirtyMap()
-            logged_before = self._next_log() if state.logged else 0
-            try:
+            with self._taking(ino, state):
                 if state.flushing:
                     await self._store(ino, state)
                     state.stored += 1
-                mtime = state.mtime_ns
-                self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
-                if state.logged:  # most flushes have no rows to drop: no journaled op
-                    self.rows.forget_logged(ino, logged_before)
-                    state.logged = self._next_log() != logged_before
-                state.changed = False
-            except BaseException:
-                state.dirty = state.dirty.merged_under(state.flushing)
-                state.unlogged = None
-                raise
-            finally:
-                state.flushing = DirtyMap()
+
+    def flush_now(self, ino: int, state: FileState) -> bool:
+        """Flush without waiting, when that stores no chunk (nothing unstored, or a
+        file that stays inline) and no flush of the file is under way: whether it
+        did. Most closes of small files need nothing more, and so answer at once."""
+        if state.lock.locked():
+            return False
+        content = None
+        if state.dirty:
+            content = self._inline_content(ino, state.dirty, state.size)
+            if content is None:
+                return False
+        elif not state.changed:
+            return True
+        state.lock.acquire_nowait()
+        self.active += 1
+        try:
+            with self._taking(ino, state):
+                if content is not None:
+                    self.rows.set_inline(ino, content)
+                    state.stored += 1
+        finally:
+            self.active -= 1
+            state.lock.release()
+        return True
+
+    @contextlib.contextmanager
+    def _taking(self, ino: int, state: FileState) -> Iterator[None]:
+        """Move the file's unstored writes aside while the body stores them, then
+        record its size and mtime and drop the intent-log rows they make stale;
+        if the body fails, the writes stay unstored."""
+        state.flushing, state.dirty = state.dirty, DirtyMap()
+        state.unlogged = DirtyMap()
+        logged_before = self._next_log() if state.logged else 0
+        try:
+            yield
+            mtime = state.mtime_ns
+            self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
+            if state.logged:  # most flushes have no rows to drop: no journaled op
+                self.rows.forget_logged(ino, logged_before)
+                state.logged = self._next_log() != logged_before
+            state.changed = False
+        except BaseException:
+            state.dirty = state.dirty.merged_under(state.flushing)
+            state.unlogged = None
+            raise
+        finally:
+            state.flushing = DirtyMap()
 
     # -- the intent log -----------------------------------------------------------
 
@@ -345,15 +378,11 @@ class FileData:
 
     async def _store(self, ino: int, state: FileState) -> None:
         """Store state.flushing: inline when the file stays small, else as chunks."""
-        old = self.inline(ino)
-        held = old or b""
-        end = max(len(held), min(state.flushing.end(), state.size))
-        if end <= INLINE_MAX and (old is not None or not self._has_extents(ino)):
-            content = bytearray(end)
-            content[: len(held)] = held
-            state.flushing.overlay(0, content)
-            self.rows.set_inline(ino, bytes(content))
+        content = self._inline_content(ino, state.flushing, state.size)
+        if content is not None:
+            self.rows.set_inline(ino, content)
             return
+        old = self.inline(ino)
         if old is not None:
             inline = DirtyMap()
             inline.write(0, old)
@@ -361,6 +390,19 @@ class FileData:
         for lo, hi in self._regions(ino, state):
             await self._store_region(ino, state, lo, hi, drop_inline=old is not None)
             old = None
+
+    def _inline_content(self, ino: int, writes: DirtyMap, size: int) -> bytes | None:
+        """The file's inline bytes with writes laid over them, or None when the
+        file has or would need extents."""
+        old = self.inline(ino)
+        held = old or b""
+        end = max(len(held), min(writes.end(), size))
+        if end > INLINE_MAX or (old is None and self._has_extents(ino)):
+            return None
+        content = bytearray(end)
+        content[: len(held)] = held
+        writes.overlay(0, content)
+        return bytes(content)
 
     def _regions(self, ino: int, state: FileState) -> list[tuple[int, int]]:
         """The ranges to re-chunk: each dirty interval widened to the extents it

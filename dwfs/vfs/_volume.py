@@ -257,18 +257,32 @@ class Volume:
     # -- attributes -------------------------------------------------------------------
 
     async def setattr(self, ino: int, changes: AttrChanges) -> Attr:
+        if changes.size is not None:
+            await self._truncate(ino, changes.size)
+        return self._set_fields(ino, changes)
+
+    def setattr_now(self, ino: int, changes: AttrChanges) -> Attr | None:
+        """setattr, when it need not wait (no size to set): the new attributes, or
+        None (setattr() then). The kernel's writeback cache sends one with the times
+        at every close after a write and at every unlink."""
+        return None if changes.size is not None else self._set_fields(ino, changes)
+
+    async def _truncate(self, ino: int, size: int) -> None:
         self.check_writable(ino)
         attr = self.tree.attr(ino)
-        if changes.size is not None:
-            if attr.is_dir:
-                raise IsADirectory("is a directory")
-            if not attr.is_reg:
-                raise InvalidArgument("only regular files have a size to set")
-            state = self._state(ino)
-            try:
-                await self.data.truncate(ino, state, changes.size)
-            finally:
-                self._release_state(ino)
+        if attr.is_dir:
+            raise IsADirectory("is a directory")
+        if not attr.is_reg:
+            raise InvalidArgument("only regular files have a size to set")
+        state = self._state(ino)
+        try:
+            await self.data.truncate(ino, state, size)
+        finally:
+            self._release_state(ino)
+
+    def _set_fields(self, ino: int, changes: AttrChanges) -> Attr:
+        """Every change but the size."""
+        self.check_writable(ino)
         fields: dict[str, Any] = {}
         for name in ("uid", "gid"):
             if getattr(changes, name) is not None:
@@ -311,6 +325,18 @@ class Volume:
             self._maybe_purge(ino)
 
     async def open(self, ino: int, flags: int) -> int:
+        fh = self._open(ino, flags)
+        state = self._handles[fh].state
+        if state is not None and _truncates(flags):
+            await self.data.truncate(ino, state, 0)
+        return fh
+
+    def open_now(self, ino: int, flags: int) -> int | None:
+        """open, when it need not wait (nothing to truncate): the handle, or None
+        (open() then)."""
+        return None if _truncates(flags) else self._open(ino, flags)
+
+    def _open(self, ino: int, flags: int) -> int:
         if is_snapshot_ino(ino) and (flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC):
             raise snapdir.refuse()
         attr = self.attr(ino)
@@ -319,16 +345,15 @@ class Volume:
         state = self._state(ino) if attr.is_reg and not is_snapshot_ino(ino) else None
         fh = next(self._fh)
         self._handles[fh] = Handle(ino, flags, state)
-        if state is not None and flags & os.O_TRUNC and flags & os.O_ACCMODE != os.O_RDONLY:
-            await self.data.truncate(ino, state, 0)
         return fh
 
-    async def create(
+    def create(
         self, parent: int, name: bytes, mode: int, flags: int, uid: int, gid: int, umask: int = 0
     ) -> tuple[int, Attr]:
+        """Make a regular file and open it (a new file has nothing to truncate)."""
         mode = stat.S_IFREG | stat.S_IMODE(mode)
         attr = self.create_node(parent, name, mode, uid, gid, umask=umask)
-        return await self.open(attr.ino, flags & ~os.O_TRUNC), attr
+        return self._open(attr.ino, flags & ~os.O_TRUNC), attr
 
     def _handle(self, fh: int) -> Handle:
         try:
@@ -357,11 +382,39 @@ class Volume:
         return self.data.stable_extents(handle.ino, handle.state, start, end)
 
     async def write(self, fh: int, off: int, data: bytes) -> int:
-        handle = self._handle(fh)
-        state = handle.state
-        if state is None:
-            raise InvalidArgument("not a regular file")
+        taken = self.write_now(fh, off, data)
+        if taken is not None:
+            return taken
+        handle, state = self._file(fh)
         await self._make_room(len(data))
+        self._take(handle, state, off, data)
+        if state.dirty.nbytes > DIRTY_LIMIT:
+            if self._can_flush_behind(state):
+                self._background_flush(handle.ino, state)
+            else:
+                await self.data.flush(handle.ino, state)  # one flush at a time per file
+        return len(data)
+
+    def write_now(self, fh: int, off: int, data: bytes) -> int | None:
+        """Take a write without waiting: its length, or None when it must wait for
+        room among the unstored bytes or for a flush of the file (write() then)."""
+        handle, state = self._file(fh)
+        if not self.budget.room_for(len(data)):
+            return None
+        if state.dirty.nbytes + len(data) > DIRTY_LIMIT and not self._can_flush_behind(state):
+            return None
+        self._take(handle, state, off, data)
+        if state.dirty.nbytes > DIRTY_LIMIT:
+            self._background_flush(handle.ino, state)
+        return len(data)
+
+    def _file(self, fh: int) -> tuple[Handle, FileState]:
+        handle = self._handle(fh)
+        if handle.state is None:
+            raise InvalidArgument("not a regular file")
+        return handle, handle.state
+
+    def _take(self, handle: Handle, state: FileState, off: int, data: bytes) -> None:
         if handle.flags & os.O_APPEND:
             off = state.size
         state.write(off, data)
@@ -369,12 +422,13 @@ class Volume:
         state.size = max(state.size, off + len(data))
         state.mtime_ns = now_ns()
         state.changed = True
-        if state.dirty.nbytes > DIRTY_LIMIT:
-            if state.lock.locked() or self._background is None:
-                await self.data.flush(handle.ino, state)  # one flush at a time per file
-            else:
-                self._background.start_soon(self._flush_quietly, handle.ino, state)
-        return len(data)
+
+    def _can_flush_behind(self, state: FileState) -> bool:
+        return not state.lock.locked() and self._background is not None
+
+    def _background_flush(self, ino: int, state: FileState) -> None:
+        assert self._background is not None
+        self._background.start_soon(self._flush_quietly, ino, state)
 
     async def _make_room(self, nbytes: int) -> None:
         """Store other writes until nbytes more fit the budget (back-pressure).
@@ -415,14 +469,36 @@ class Volume:
         all: they are durable already, and the 5-second timer stores them with
         others', so a program that writes, fsyncs and closes many small files
         does not sync stripes for each."""
-        handle = self._handle(fh)
-        if handle.state is not None and not _all_logged(handle.state):
+        if not self.flush_now(fh):
+            handle = self._handle(fh)
+            assert handle.state is not None
             await self.data.flush(handle.ino, handle.state)
 
-    async def release(self, fh: int) -> None:
-        handle = self._handles.pop(fh, None)
+    def flush_now(self, fh: int) -> bool:
+        """flush without waiting, when that stores no chunk: whether it did."""
+        handle = self._handle(fh)
+        if handle.state is None or _all_logged(handle.state):
+            return True
+        return self.data.flush_now(handle.ino, handle.state)
+
+    def release_now(self, fh: int) -> bool:
+        """release without waiting, when the file has nothing to store (the
+        flush before it stored it): whether it did."""
+        handle = self._handles.get(fh)
         if handle is None:
+            return True
+        state = handle.state
+        if state is not None and not _all_logged(state) and _unsettled(state):
+            return False
+        del self._handles[fh]
+        if state is not None:
+            self._release_state(handle.ino)
+        return True
+
+    async def release(self, fh: int) -> None:
+        if self.release_now(fh):
             return
+        handle = self._handles.pop(fh)
         if handle.state is not None:
             try:
                 if not _all_logged(handle.state):
@@ -633,6 +709,15 @@ async def _resilver(pool: Pool) -> None:
         log.exception("resilver failed; it will run again at the next mount")
         return
     log.info("resilver done: %d shards rebuilt", rewritten)
+
+
+def _unsettled(state: FileState) -> bool:
+    """Whether the file has writes to store, or a flush of them is under way."""
+    return state.lock.locked() or bool(state.dirty) or state.changed
+
+
+def _truncates(flags: int) -> bool:
+    return bool(flags & os.O_TRUNC) and flags & os.O_ACCMODE != os.O_RDONLY
 
 
 def _all_logged(state: FileState) -> bool:

@@ -158,7 +158,7 @@ async def test_writes_that_dedup_against_victims_during_a_pass_stay_readable(
         async def writer() -> None:
             for i in order:
                 name = b"copy%d" % i
-                fh, attr = await volume.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
+                fh, attr = volume.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
                 await volume.write(fh, 0, content(i))
                 if rng.random() < 0.5:
                     await volume.fsync(fh)
@@ -203,7 +203,7 @@ async def test_a_put_under_way_during_the_swap_keeps_what_it_deduplicated(
         files = await fill(volume, 30)
         await delete(volume, [b"big", *list(files)[1::3], *list(files)[2::3]])
         revived = big + os.urandom(48 << 20)  # the dedup first, then a long tail
-        fh, attr = await volume.create(ROOT_INO, b"revived", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"revived", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, revived)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(volume.fsync, fh)

@@ -29,7 +29,7 @@ def make(tmp_path: Path) -> Path:
 
 
 async def write_file(volume: Volume, name: bytes, data: bytes, at: int = 0) -> int:
-    fh, attr = await volume.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
+    fh, attr = volume.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
     await volume.write(fh, at, data)
     await volume.fsync(fh)
     await volume.release(fh)
@@ -110,7 +110,7 @@ async def test_any_writes_and_a_truncate_read_back_as_in_a_bytearray(
         device = make(Path(d))
         model = bytearray()
         async with open_volume(device, credential()) as volume:
-            fh, attr = await volume.create(ROOT_INO, b"m", 0o644, os.O_RDWR, 0, 0)
+            fh, attr = volume.create(ROOT_INO, b"m", 0o644, os.O_RDWR, 0, 0)
             for at, data in writes:
                 await volume.write(fh, at, data)
                 await volume.flush(fh)

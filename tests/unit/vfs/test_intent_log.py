@@ -47,7 +47,7 @@ async def test_fsynced_appends_survive_a_crash_without_storing_chunks(tmp_path: 
     device = make(tmp_path)
     expected = bytearray(random.Random(1).randbytes(10_000))
     async with crashing(device) as volume:
-        fh, _ = await volume.create(ROOT_INO, b"db", 0o644, os.O_RDWR, 0, 0)
+        fh, _ = volume.create(ROOT_INO, b"db", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, bytes(expected))
         await volume.fsync(fh)
         written = volume.pool.store.stats.chunks_written
@@ -68,7 +68,7 @@ async def test_fsynced_appends_survive_a_crash_without_storing_chunks(tmp_path: 
 async def test_a_truncate_after_logged_writes_is_kept(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with crashing(device) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, b"a" * 9000)
         await volume.fsync(fh)
         await volume.write(fh, 6000, b"c" * 100)
@@ -84,7 +84,7 @@ async def test_a_truncate_after_logged_writes_is_kept(tmp_path: Path) -> None:
 async def test_a_flush_drops_the_rows_it_stored_and_keeps_later_ones(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with crashing(device) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, b"x" * 5000)
         await volume.fsync(fh)
         assert volume.data.logged_files() == [attr.ino]
@@ -102,7 +102,7 @@ async def test_large_unstored_writes_are_stored_as_chunks_at_fsync(tmp_path: Pat
     device = make(tmp_path)
     data = os.urandom(3 << 20)
     async with crashing(device) as volume:
-        fh, _ = await volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
+        fh, _ = volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, data)
         await volume.fsync(fh)
         assert volume.pool.store.stats.chunks_written > 0
@@ -136,7 +136,7 @@ def test_what_was_fsynced_last_is_what_a_crash_leaves(ops: list[tuple[str, int, 
         async def run() -> None:
             nonlocal durable
             async with crashing(device) as volume:
-                fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+                fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
                 await volume.fsync(fh)
                 rng = random.Random(len(ops))
                 for op, offset, length in ops:

@@ -29,7 +29,7 @@ async def test_a_waiting_read_sees_writes_stored_meanwhile(tmp_path: Path) -> No
     create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
     async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
         volume.pool.store.cache.capacity = 0  # every read loads its chunks
-        fh, _ = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, random.Random(0).randbytes(SIZE))
         await volume.flush(fh)
         for round_ in range(1, 25):
@@ -68,7 +68,7 @@ async def test_reads_through_an_open_file_s_extent_window_see_every_change(
     create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
     rng = random.Random(5)
     async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         other = await volume.open(attr.ino, os.O_RDWR)
         model = bytearray(rng.randbytes(3 * 1024 * 1024))
         await volume.write(fh, 0, bytes(model))
@@ -103,7 +103,7 @@ async def test_a_sequential_reader_finds_the_chunks_ahead_of_it_fetched(tmp_path
     credential = Credential(PASSPHRASE, bytearray(b"pass"))
     create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
     async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, random.Random(3).randbytes(16 << 20))
         await volume.release(fh)
         volume.pool.store.cache = ChunkCache(volume.pool.store.cache.capacity)  # cold

@@ -116,7 +116,7 @@ class Run:
     async def write(self, v: Volume, name: bytes, off: int, data: bytes) -> None:
         ino = await find(v, ROOT_INO, name)
         if ino is None:
-            fh, attr = await v.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
+            fh, attr = v.create(ROOT_INO, name, 0o644, os.O_RDWR, 0, 0)
             v.forget(attr.ino, 1)
         else:
             fh = await v.open(ino, os.O_RDWR)

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from dwfs.errors import NotFound
-from dwfs.vfs import open_volume
+from dwfs.vfs import AttrChanges, open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from tests.unit.vfs.test_inline import credential, make
 
@@ -17,7 +17,7 @@ from tests.unit.vfs.test_inline import credential, make
 async def test_a_forgotten_unlinked_inode_is_purged_at_the_next_commit(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.write(fh, 0, os.urandom(100_000))
         await volume.release(fh)
         volume.lookup(ROOT_INO, b"f")
@@ -34,7 +34,7 @@ async def test_a_forgotten_unlinked_inode_is_purged_at_the_next_commit(tmp_path:
 async def test_a_forgotten_inode_that_is_still_linked_stays(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
-        fh, attr = await volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
         await volume.release(fh)
         volume.forget(attr.ino, 1)
         await volume.sync_all()
@@ -50,7 +50,7 @@ async def test_many_files_written_at_once_stay_within_the_write_budget(tmp_path:
         volume.budget.limit = 16 << 20
         handles = {}
         for i in data:
-            handles[i], _ = await volume.create(ROOT_INO, b"f%d" % i, 0o644, os.O_RDWR, 0, 0)
+            handles[i], _ = volume.create(ROOT_INO, b"f%d" % i, 0o644, os.O_RDWR, 0, 0)
 
         async def writer(i: int) -> None:
             nonlocal peak
@@ -65,3 +65,36 @@ async def test_many_files_written_at_once_stay_within_the_write_budget(tmp_path:
             assert await volume.read(fh, 0, len(data[i])) == data[i]
             await volume.release(fh)
     assert peak <= (16 << 20) + (128 << 10), f"{peak} unstored bytes at once"
+
+
+async def test_calls_that_answer_at_once_decline_what_must_wait(tmp_path: Path) -> None:
+    """The *_now calls the native front end answers inline do the whole job or
+    nothing: a write beyond the budget, a truncating open, a size change, and a
+    flush that must store chunks are left to the waiting calls, unchanged."""
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        volume.budget.limit = 1 << 20
+        fh, attr = volume.create(ROOT_INO, b"small", 0o644, os.O_RDWR, 0, 0)
+        assert volume.write_now(fh, 0, b"hello") == 5
+        assert volume.setattr_now(attr.ino, AttrChanges(size=1)) is None
+        assert volume.setattr_now(attr.ino, AttrChanges(mode=0o600)) is not None
+        assert volume.release_now(fh) is False, "unstored bytes: release must store them"
+        assert volume.flush_now(fh), "a small file is stored inline without waiting"
+        assert volume.data.inline(attr.ino) == b"hello"
+        assert volume.release_now(fh)
+        assert volume.open_now(attr.ino, os.O_WRONLY | os.O_TRUNC) is None
+        assert volume.attr(attr.ino).size == 5, "the declined open truncated nothing"
+
+        fh, attr = volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
+        big = os.urandom(900 << 10)
+        assert volume.write_now(fh, 0, big) == len(big)
+        assert volume.write_now(fh, len(big), big) is None, "over the budget: write() waits"
+        assert volume.attr(attr.ino).size <= len(big)
+        assert volume.flush_now(fh) is False, "too big to keep inline: flush() stores chunks"
+        assert await volume.write(fh, len(big), big) == len(big)
+        await volume.flush(fh)
+        assert volume.release_now(fh)
+        reader = volume.open_now(attr.ino, os.O_RDONLY)
+        assert reader is not None
+        assert await volume.read(reader, 0, 2 * len(big)) == big + big
+        await volume.release(reader)
