@@ -86,6 +86,7 @@ bench: setup
 	$(PY) scripts/bench_mount.py
 	$(PY) scripts/bench_snapshots.py
 	$(PY) scripts/bench_snapshot_mount.py
+	$(PY) scripts/bench_scrub.py
 	$(PY) scripts/bench_remote.py
 
 fuzz: setup

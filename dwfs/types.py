@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NewType, Protocol, TypeAlias, TypeVar
 
+import trio
+
 ChunkId = NewType("ChunkId", bytes)
 """Keyed BLAKE3 of a chunk's plaintext: 32 bytes that identify it within one pool."""
 
@@ -209,6 +211,10 @@ class PoolServices(Protocol):
     @property
     def space(self) -> SegmentSpace:
         """The segments chunks are stored in."""
+
+    @property
+    def segments_lock(self) -> trio.Lock:
+        """Held while segments are deleted (and by a scrub while it reads stripes)."""
 
     @property
     def config(self) -> dict[str, Any]:

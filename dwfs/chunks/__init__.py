@@ -19,6 +19,7 @@ from dwfs.chunks._pool import create_attached as create_attached
 from dwfs.chunks._pool import create_pool as create_pool
 from dwfs.chunks._pool import open_pool as open_pool
 from dwfs.chunks._pool import read_remote as read_remote
+from dwfs.chunks._scrub import LIVE_SHARE as LIVE_SHARE
 from dwfs.chunks._store import BlockStore as BlockStore
 from dwfs.chunks._tier import Tier as Tier
 from dwfs.chunks._tier import pack_name as pack_name
@@ -32,6 +33,7 @@ from dwfs.chunks.keys import Credential as Credential
 from dwfs.chunks.keys import new_recovery_key as new_recovery_key
 
 __all__ = [
+    "LIVE_SHARE",
     "CIPHERS",
     "COMPRESSIONS",
     "KEYFILE",

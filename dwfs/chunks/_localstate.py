@@ -221,6 +221,15 @@ class LocalState:
             os.close(self._head_fd)
             self._head_fd = None
 
+    def read(self, name: str) -> bytes | None:
+        """A small record of this pool's kept here (a scrub's progress, say), if any."""
+        return read_private(self.dir / name)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace the record `name` (not fsync'd: it is progress, not data)."""
+        private_dir(self.dir)
+        write_private(self.dir / name, data)
+
     # -- the mount registry -------------------------------------------------------
 
     def mount_info(self) -> dict[str, Any] | None:

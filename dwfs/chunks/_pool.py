@@ -21,12 +21,13 @@ from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._localstate import LocalState
+from dwfs.chunks._scrub import Progress as ScrubProgress
+from dwfs.chunks._scrub import Scrubber, ScrubJob
 from dwfs.chunks._store import BlockStore
 from dwfs.chunks._tier import TIMEOUT, Tier
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
     DeviceArray,
-    ScrubReport,
     check_new_devices,
     create_devices,
     default_layout_name,
@@ -38,7 +39,6 @@ from dwfs.devices import (
     resilver_batch,
 )
 from dwfs.devices import replace as replace_device
-from dwfs.devices import scrub as scrub_devices
 from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, RemoteError, UsageError
 from dwfs.tiers import (
     MAX_SUPERBLOCK,
@@ -194,6 +194,10 @@ class Pool:
             ChunkIndex(),
             seal_flags=crypto.padding_flags(config.get("padding", "none")),
         )
+        self.segments_lock = trio.Lock()
+        """Held while garbage collection deletes segments and while a scrub batch
+        reads and repairs stripes, so a scrub never meets a segment half gone."""
+        self.scrubber = Scrubber(array, self.store.sync, self.local, self.segments_lock)
 
     # -- what meta and snapshots use (dwfs.types.PoolServices) -----------------
 
@@ -334,12 +338,9 @@ class Pool:
 
     # -- maintenance ----------------------------------------------------------
 
-    async def scrub(self, progress: Progress | None = None) -> ScrubReport:
-        await self.store.sync()
-        args = (self.array,) if progress is None else (self.array, progress)
-        report = await trio.to_thread.run_sync(scrub_devices, *args)
-        self.local.record_generation(self.array.generation)
-        return report
+    async def scrub(self, progress: ScrubProgress | None = None) -> ScrubJob:
+        """Scrub the whole pool now (resuming one that was interrupted)."""
+        return await self.scrubber.run(progress)
 
     async def replace(self, old: str, new: Path, progress: Progress | None = None) -> None:
         await self.store.sync()
@@ -393,6 +394,7 @@ class Pool:
             "cipher": self.array.config["cipher"],
             "compression": self.array.config["compression"],
             "padding": self.array.config.get("padding", "none"),
+            "scan": None if self.scrubber.job is None else self.scrubber.job.to_json(),
         }
 
     def close(self) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
+
+from rich import progress
+from rich.console import Console
 
 
 def print_json(obj: Any) -> None:
@@ -22,29 +24,40 @@ def human_bytes(n: float) -> str:
 
 
 class ProgressLine:
-    """A one-line progress report on stderr, redrawn at most ten times a second."""
+    """A progress bar on stderr (rich's), for long jobs on a terminal: nothing
+    when stderr is not one. Called with the count of units done and the bytes
+    done, and the bytes in all when they are known (a bar, percent and time to
+    go; else a pulse)."""
 
     def __init__(self, what: str, unit: str = "stripes") -> None:
         self.what = what
         self.unit = unit
         self.enabled = sys.stderr.isatty()
-        self._start = time.monotonic()
-        self._last = 0.0
+        self._bar: progress.Progress | None = None
+        self._task: progress.TaskID | None = None
 
-    def __call__(self, count: int, nbytes: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < 0.1:
+    def __call__(self, count: int, nbytes: int, total: int | None = None) -> None:
+        if self._bar is None or self._task is None:
             return
-        self._last = now
-        rate = nbytes / max(now - self._start, 1e-6)
-        sys.stderr.write(
-            f"\r{self.what}: {count} {self.unit}, {human_bytes(nbytes)} ({human_bytes(rate)}/s)   "
-        )
-        sys.stderr.flush()
+        self._bar.update(self._task, completed=nbytes, total=total, note=f"{count:,} {self.unit}")
 
     def __enter__(self) -> ProgressLine:
+        if self.enabled:
+            self._bar = progress.Progress(
+                progress.TextColumn("{task.description}"),
+                progress.BarColumn(),
+                progress.TaskProgressColumn(),
+                progress.DownloadColumn(binary_units=True),
+                progress.TransferSpeedColumn(),
+                progress.TimeRemainingColumn(),
+                progress.TextColumn("{task.fields[note]}"),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=None, note="")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

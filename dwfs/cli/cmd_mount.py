@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from dwfs.chunks import KEYFILE, append_private, private_dir, state_root
+from dwfs.chunks import KEYFILE, LIVE_SHARE, append_private, private_dir, state_root
 from dwfs.cli import _mounts, _secrets, cmd_remote, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
 from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, serve
@@ -163,9 +163,27 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
             return await cmd_snapshot.serve(volume, request)
         if request.get("cmd") == "remote":
             return await cmd_remote.serve(volume, request)
+        if request.get("cmd") == "scrub":
+            return _scrub(volume, request)
         raise UsageError(f"unknown control request {request.get('cmd')!r}")
 
     return handle
+
+
+def _scrub(volume: Volume, request: dict[str, Any]) -> dict[str, Any]:
+    scrubber, op = volume.pool.scrubber, request.get("op")
+    if op == "start":
+        share = request.get("share", LIVE_SHARE)
+        if not isinstance(share, (int, float)):
+            raise UsageError(f"a scrub's share must be a number, not {share!r}")
+        return scrubber.start(float(share)).to_json()
+    if op == "pause":
+        return scrubber.pause().to_json()
+    if op == "stop":
+        return scrubber.stop().to_json()
+    if op == "show" and scrubber.job is not None:
+        return scrubber.job.to_json()
+    raise UsageError(f"unknown scrub request {op!r}")
 
 
 async def _serve(args: argparse.Namespace, options: set[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,8 @@ def render(status: dict[str, Any]) -> str:
         f"  errors: {'No known data errors' if not errors else f'{errors} shard errors seen'}",
         f" kernels: {status['kernels']}",
     ]
+    if status.get("scan"):
+        lines.insert(-2, f"    scan: {scan_line(status['scan'])}")
     if "mount" in status:
         mount = status["mount"]
         front = mount.get("front_end") or {}
@@ -89,6 +93,42 @@ def render(status: dict[str, Any]) -> str:
             + (f"; {remote['last_error']}" if remote.get("last_error") else "")
         )
     return "\n".join(lines)
+
+
+def scan_line(job: dict[str, Any]) -> str:
+    """The last scrub, in the shape of zpool status's `scan:` line."""
+    found = (
+        f"{job['errors_found']} bad shards found, {job['errors_repaired']} repaired, "
+        f"{job['unrepairable']} stripes unrepairable"
+    )
+    began = _when(job["started"])
+    if job["state"] == "finished":
+        return (
+            f"scrub finished {_when(job['ended'])}: {job['stripes_checked']} stripes "
+            f"({human_bytes(job['bytes_checked'])}) in {_duration(job['ended'] - job['started'])}; "
+            f"{found}"
+        )
+    if job["state"] == "running":
+        eta = "" if job["eta"] is None else f", {_duration(job['eta'])} to go"
+        return (
+            f"scrub running since {began}: {job['percent']}% done "
+            f"({human_bytes(job['examined'])} of {human_bytes(job['to_examine'])} at "
+            f"{human_bytes(job['speed'])}/s{eta}); {found}"
+        )
+    if job["state"] == "paused":
+        resume = "`dwfsctl scrub` resumes it"
+        return f"scrub paused at {job['percent']}% (began {began}; {resume}); {found}"
+    why = f" by an error: {job['error']}" if job.get("error") else ""
+    return f"scrub stopped{why} at {job['percent']}% {_when(job['ended'])}; {found}"
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("on %a %b %d %H:%M:%S %Y", time.localtime(stamp))
+
+
+def _duration(seconds: float) -> str:
+    whole = math.ceil(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 async def run(args: argparse.Namespace) -> int:

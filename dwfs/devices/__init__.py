@@ -23,9 +23,11 @@ from dwfs.devices._open import read_slots as read_slots
 from dwfs.devices._repair import ScrubReport as ScrubReport
 from dwfs.devices._repair import find_member as find_member
 from dwfs.devices._repair import finish_resilver as finish_resilver
+from dwfs.devices._repair import finish_scrub as finish_scrub
 from dwfs.devices._repair import replace as replace
 from dwfs.devices._repair import resilver_batch as resilver_batch
 from dwfs.devices._repair import scrub as scrub
+from dwfs.devices._repair import scrub_stripes as scrub_stripes
 from dwfs.devices._shard import HEADER_SIZE as SHARD_HEADER_SIZE
 from dwfs.devices._superblock import Slot as Slot
 
@@ -47,6 +49,7 @@ __all__ = [
     "default_layout_name",
     "find_member",
     "finish_resilver",
+    "finish_scrub",
     "new_pool_id",
     "open_array",
     "parse_layout",
@@ -54,4 +57,5 @@ __all__ = [
     "replace",
     "resilver_batch",
     "scrub",
+    "scrub_stripes",
 ]

@@ -419,14 +419,27 @@ class DeviceArray:
         """The bytes a segment takes on the device that holds the most of it."""
         return max((m.device.segment_size(segment) for m in self._online() if m.device), default=0)
 
-    def _walk(self, segment: int) -> Iterator[_shard.ShardHeader]:
-        """Every stripe in one segment, in order.
+    def stripes_in(self, segment: int, start: int = 0) -> Iterator[_shard.ShardHeader]:
+        """The stripes of one segment from offset start on, in order (nothing if
+        the segment is gone): a scan's next batch, read when it is due."""
+        return self._walk(segment, start)
+
+    @property
+    def synced(self) -> tuple[int, int]:
+        """(segment, offset) before which this process made every stripe durable
+        on every online device: where a scan of a pool in use stops, since the
+        stripes past it may still be being written."""
+        mark = self._synced
+        return mark.segment, mark.offset
+
+    def _walk(self, segment: int, start: int = 0) -> Iterator[_shard.ShardHeader]:
+        """Every stripe in one segment from offset start on, in order.
 
         Stripes follow each other; where a position holds no authentic header (a
         write that failed or was torn), the walk searches on for the next one.
         """
         end = min(self.segment_end(segment), self.segment_size + OVERHANG)
-        offset = 0
+        offset = start
         while offset < end:
             header = self._locate(segment, offset) or self._resync(segment, offset + 1, end)
             if header is None:

@@ -46,6 +46,16 @@ def scrub(array: DeviceArray, progress: Progress = _no_progress) -> ScrubReport:
     """Read and verify every shard of every stripe; rewrite the bad ones from the good."""
     report = ScrubReport()
     for header in array.stripes():
+        scrub_stripes(array, [header], report)
+        progress(report.stripes_checked, report.bytes_checked)
+    finish_scrub(array)
+    return report
+
+
+def scrub_stripes(array: DeviceArray, headers: list[ShardHeader], report: ScrubReport) -> None:
+    """Verify every shard of these stripes and rewrite the bad ones from the good,
+    counting into report: a scrub's unit of work."""
+    for header in headers:
         addr = header.addr
         good, bad = array.read_good_shards(addr, header.chunk_id, want_all=True)
         report.stripes_checked += 1
@@ -58,13 +68,16 @@ def scrub(array: DeviceArray, progress: Progress = _no_progress) -> ScrubReport:
                 report.errors_repaired += array.heal(addr, header.chunk_id, good, bad)
             except Unrecoverable:
                 report.unrepairable += 1
-        progress(report.stripes_checked, report.bytes_checked)
+
+
+def finish_scrub(array: DeviceArray) -> None:
+    """A scrub went over every stripe: what it rewrote is made durable, and no
+    online member needs a resilver any more."""
     array.sync()
     for member in array.members:
         if member.online:
             member.resilver = False
     array.write_superblocks()
-    return report
 
 
 def resilver_batch(array: DeviceArray, headers: list[ShardHeader]) -> int:

@@ -46,8 +46,9 @@ async def collect(meta: Metadata, pool: PoolServices, writers_active: int) -> in
     pool.store.forget_segments(set(dead))
     await meta.commit()
     await pool.store.wait_for_loads()
-    gone = [s for s in dead if s in set(dead_segments(meta, pool))]
-    for segment in gone:
-        await trio.to_thread.run_sync(pool.space.remove_segment, segment)
+    async with pool.segments_lock:
+        gone = [s for s in dead if s in set(dead_segments(meta, pool))]
+        for segment in gone:
+            await trio.to_thread.run_sync(pool.space.remove_segment, segment)
     log.info("garbage collection deleted %d segments", len(gone))
     return len(gone)

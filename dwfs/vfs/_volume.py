@@ -760,6 +760,7 @@ async def open_volume(
             await nursery.start(volume.remote.run_uploader)
             if pool.needs_resilver:
                 nursery.start_soon(_resilver, pool)
+            nursery.start_soon(pool.scrubber.serve)
             try:
                 yield volume
             finally:

@@ -90,13 +90,13 @@ async def test_degraded_pool_reads_and_scrub_repairs(tmp_path: Path) -> None:
         pool.store.cache.capacity = 0
         assert pool.status()["state"] == "degraded"
         assert await pool.store.read(refs) == data
-        report = await pool.scrub()
+        report = (await pool.scrub()).report
         assert report.unrepairable == 0
         assert report.errors_repaired > 0
         await pool.replace(str(paths[3]), tmp_path / "new")
         assert pool.status()["state"] == "online"
     async with open_pool(tmp_path / "new", pw()) as pool:
-        report = await pool.scrub()
+        report = (await pool.scrub()).report
         assert (report.errors_found, report.unrepairable) == (0, 0)
 
 
@@ -205,7 +205,7 @@ async def test_a_damaged_data_shard_is_found_by_its_mac_and_healed_on_read(
     async with open_pool(paths[0], pw()) as pool:
         pool.store.cache.capacity = 0
         assert await pool.store.read(refs) == data
-        report = await pool.scrub()
+        report = (await pool.scrub()).report
         assert report.errors_found == data_shard_here.count(False), (
             "reads healed the damaged data shards; only parity was left for scrub"
         )
