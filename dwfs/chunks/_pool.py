@@ -21,8 +21,8 @@ from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks._chunker import Chunker, ChunkerParams
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._localstate import LocalState
+from dwfs.chunks._scrub import PAUSED, RUNNING, Scrubber, ScrubJob
 from dwfs.chunks._scrub import Progress as ScrubProgress
-from dwfs.chunks._scrub import Scrubber, ScrubJob
 from dwfs.chunks._store import BlockStore
 from dwfs.chunks._tier import TIMEOUT, Tier
 from dwfs.devices import (
@@ -37,6 +37,7 @@ from dwfs.devices import (
     parse_layout,
     read_slots,
     resilver_batch,
+    swap_in,
 )
 from dwfs.devices import replace as replace_device
 from dwfs.errors import Busy, DeviceError, IntegrityError, NotFound, RemoteError, UsageError
@@ -198,6 +199,8 @@ class Pool:
         """Held while garbage collection deletes segments and while a scrub batch
         reads and repairs stripes, so a scrub never meets a segment half gone."""
         self.scrubber = Scrubber(array, self.store.sync, self.local, self.segments_lock)
+        self.resilvered: tuple[int, int] | None = None
+        """While a resilver runs: (stripes walked, stripes to walk)."""
 
     # -- what meta and snapshots use (dwfs.types.PoolServices) -----------------
 
@@ -359,15 +362,43 @@ class Pool:
         The flag stays in the superblocks until a pass completes, so an interrupted
         resilver starts again at the next open.
         """
-        headers = await trio.to_thread.run_sync(lambda: list(self.array.stripes()))
-        rewritten = 0
-        for start in range(0, len(headers), RESILVER_BATCH):
-            batch = headers[start : start + RESILVER_BATCH]
-            rewritten += await trio.to_thread.run_sync(resilver_batch, self.array, batch)
-        await self.store.sync()
-        await trio.to_thread.run_sync(finish_resilver, self.array)
+        self.resilvered = (0, 0)
+        try:
+            headers = await trio.to_thread.run_sync(lambda: list(self.array.stripes()))
+            rewritten = 0
+            for start in range(0, len(headers), RESILVER_BATCH):
+                self.resilvered = (start, len(headers))
+                batch = headers[start : start + RESILVER_BATCH]
+                rewritten += await trio.to_thread.run_sync(resilver_batch, self.array, batch)
+            await self.store.sync()
+            await trio.to_thread.run_sync(finish_resilver, self.array)
+        finally:
+            self.resilvered = None
         self.local.record_generation(self.array.generation)
         return rewritten
+
+    async def replace_live(self, old: str, new: Path) -> None:
+        """Put the empty directory `new` in member old's place at once, on a pool in
+        use (see devices.swap_in); the caller then runs resilver().
+
+        Raises:
+            Busy: a resilver is under way, or a scrub is running or paused (its
+                walk would not cover what the new member lacks).
+        """
+        if self.array.resilvering():
+            raise Busy("a resilver is under way: replace when it is done (see dwfsctl status)")
+        job = self.scrubber.job
+        if job is not None and job.state in (RUNNING, PAUSED):
+            raise Busy(
+                f"a scrub is {job.state}: stop it (dwfsctl scrub --stop) or let it finish, "
+                "then replace"
+            )
+        gone = await trio.to_thread.run_sync(swap_in, self.array, old, new)
+        self.local.record_generation(self.array.generation)
+        await self.store.sync()  # puts that began before the swap wrote to the old member
+        await self.store.wait_for_loads()
+        if gone.device is not None:
+            gone.device.close()
 
     def status(self) -> dict[str, Any]:
         layout = self.array.layout
@@ -395,6 +426,9 @@ class Pool:
             "compression": self.array.config["compression"],
             "padding": self.array.config.get("padding", "none"),
             "scan": None if self.scrubber.job is None else self.scrubber.job.to_json(),
+            "resilver": None
+            if self.resilvered is None
+            else {"stripes_done": self.resilvered[0], "stripes": self.resilvered[1]},
         }
 
     def close(self) -> None:

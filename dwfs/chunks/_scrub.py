@@ -42,6 +42,9 @@ LIVE_SHARE = 0.25
 after a batch that took t seconds it rests t * (1 - share) / share
 (docs/design.md, measured in docs/performance.md)."""
 
+RESILVER_WAIT = 2.0
+"""Seconds between looks, while a resilver runs, at whether a scrub may go on."""
+
 RUNNING, PAUSED, STOPPED, FINISHED = "running", "paused", "stopped", "finished"
 STATES = (RUNNING, PAUSED, STOPPED, FINISHED)
 
@@ -167,6 +170,8 @@ class Scrubber:
             raise UsageError(
                 f"a scrub's share of the time must be above 0% and at most 100%, not {share:.0%}"
             )
+        if self._array.resilvering():
+            raise Busy("a resilver is under way: scrub when it is done (see dwfsctl status)")
         job = self.job
         if job is not None and job.state == RUNNING:
             done = _percent(job.examined, job.to_examine)
@@ -225,6 +230,9 @@ class Scrubber:
             job = self.job
             if job is None or job.state != RUNNING:
                 await self._changed.wait()
+                continue
+            if self._array.resilvering():  # one left running goes on once the resilver is done
+                await trio.sleep(RESILVER_WAIT)
                 continue
             try:
                 await self._run(job, job.share)

@@ -27,11 +27,13 @@ class ProgressLine:
     """A progress bar on stderr (rich's), for long jobs on a terminal: nothing
     when stderr is not one. Called with the count of units done and the bytes
     done, and the bytes in all when they are known (a bar, percent and time to
-    go; else a pulse)."""
+    go; else a pulse). With by_count, the bar measures units, and the total is
+    of units."""
 
-    def __init__(self, what: str, unit: str = "stripes") -> None:
+    def __init__(self, what: str, unit: str = "stripes", by_count: bool = False) -> None:
         self.what = what
         self.unit = unit
+        self.by_count = by_count
         self.enabled = sys.stderr.isatty()
         self._bar: progress.Progress | None = None
         self._task: progress.TaskID | None = None
@@ -39,7 +41,8 @@ class ProgressLine:
     def __call__(self, count: int, nbytes: int, total: int | None = None) -> None:
         if self._bar is None or self._task is None:
             return
-        self._bar.update(self._task, completed=nbytes, total=total, note=f"{count:,} {self.unit}")
+        done = count if self.by_count else nbytes
+        self._bar.update(self._task, completed=done, total=total, note=f"{count:,} {self.unit}")
 
     def __enter__(self) -> ProgressLine:
         if self.enabled:
@@ -47,8 +50,14 @@ class ProgressLine:
                 progress.TextColumn("{task.description}"),
                 progress.BarColumn(),
                 progress.TaskProgressColumn(),
-                progress.DownloadColumn(binary_units=True),
-                progress.TransferSpeedColumn(),
+                *(
+                    ()
+                    if self.by_count
+                    else (
+                        progress.DownloadColumn(binary_units=True),
+                        progress.TransferSpeedColumn(),
+                    )
+                ),
                 progress.TimeRemainingColumn(),
                 progress.TextColumn("{task.fields[note]}"),
                 console=Console(stderr=True),

@@ -165,6 +165,12 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
             return await cmd_remote.serve(volume, request)
         if request.get("cmd") == "scrub":
             return _scrub(volume, request)
+        if request.get("cmd") == "replace":
+            old, new = request.get("old"), request.get("new")
+            if not isinstance(old, str) or not isinstance(new, str):
+                raise UsageError("replace needs the old device and the new directory")
+            await volume.replace(old, Path(new))
+            return volume.pool.status()
         raise UsageError(f"unknown control request {request.get('cmd')!r}")
 
     return handle

@@ -28,6 +28,7 @@ from dwfs.devices._repair import replace as replace
 from dwfs.devices._repair import resilver_batch as resilver_batch
 from dwfs.devices._repair import scrub as scrub
 from dwfs.devices._repair import scrub_stripes as scrub_stripes
+from dwfs.devices._repair import swap_in as swap_in
 from dwfs.devices._shard import HEADER_SIZE as SHARD_HEADER_SIZE
 from dwfs.devices._superblock import Slot as Slot
 
@@ -58,4 +59,5 @@ __all__ = [
     "resilver_batch",
     "scrub",
     "scrub_stripes",
+    "swap_in",
 ]

@@ -284,12 +284,14 @@ class DeviceArray:
     def read_shard(
         self, member: MemberState, addr: StripeAddr, index: int, chunk_id: ChunkId | None
     ) -> bytes | None:
-        """The shard's payload if it is present and authentic; counts errors if not."""
+        """The shard's payload if it is present and authentic; counts errors if not
+        (but for a member being resilvered, which lacks what it missed)."""
         assert member.device is not None
         try:
             raw = member.device.read(addr.segment, addr.offset, _shard.HEADER_SIZE + addr.shard_len)
         except DwfsError:
-            self._count(member, "read")
+            if not member.resilver:
+                self._count(member, "read")
             return None
         header = _shard.parse_header(self._shard_key, raw[: _shard.HEADER_SIZE])
         payload = raw[_shard.HEADER_SIZE :]
@@ -300,7 +302,8 @@ class DeviceArray:
             or (chunk_id is not None and header.chunk_id != chunk_id)
             or not _shard.payload_ok(self._shard_key, header, payload)
         ):
-            self._count(member, "checksum")
+            if not member.resilver:
+                self._count(member, "checksum")
             return None
         return payload
 

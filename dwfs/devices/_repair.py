@@ -120,10 +120,7 @@ def replace(
         Unrecoverable: some stripe has too few good shards to rebuild; the pool
             is left as it was and new_path is removed again.
     """
-    member = find_member(array, old)
-    if any(m.online and m.path.resolve() == new_path.resolve() for m in array.members):
-        raise UsageError(f"{new_path} is already a device of this pool")
-    check_new_devices([new_path])
+    member = _replaceable(array, old, new_path)
     existed = new_path.exists()
     device = DirDevice.initialise(new_path)
     try:
@@ -139,6 +136,43 @@ def replace(
     array.members[member.index] = replacement
     array.write_superblocks()
     return replacement
+
+
+def swap_in(array: DeviceArray, old: str, new_path: Path) -> MemberState:
+    """Put the empty directory new_path in member `old`'s place at once, flagged
+    for resilver (a mounted pool's replace, as zpool replace does it): writes
+    land on it from now on, reads rebuild what they touch, and the resilver that
+    must follow rebuilds the rest. The old member is returned for the caller to
+    close once the writes under way have ended.
+
+    Raises:
+        NotFound: old is not a member.
+        UsageError: new_path is a member already, or not an empty directory.
+    """
+    member = _replaceable(array, old, new_path)
+    existed = new_path.exists()
+    device = DirDevice.initialise(new_path)
+    replacement = MemberState(
+        member.index, str(uuid.uuid4()), new_path.resolve(), device, ONLINE, resilver=True
+    )
+    try:
+        device.take_lock()
+        array.members[member.index] = replacement
+        array.write_superblocks()
+    except BaseException:
+        array.members[member.index] = member
+        device.close()
+        _discard(new_path, existed)
+        raise
+    return member
+
+
+def _replaceable(array: DeviceArray, old: str, new_path: Path) -> MemberState:
+    member = find_member(array, old)
+    if any(m.online and m.path.resolve() == new_path.resolve() for m in array.members):
+        raise UsageError(f"{new_path} is already a device of this pool")
+    check_new_devices([new_path])
+    return member
 
 
 def _rebuild_onto(
@@ -169,4 +203,4 @@ def _discard(path: Path, existed: bool) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["ScrubReport", "find_member", "replace", "scrub"]
+__all__ = ["ScrubReport", "find_member", "replace", "scrub", "swap_in"]

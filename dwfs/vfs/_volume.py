@@ -612,6 +612,16 @@ class Volume:
         self.purge_forgotten()
         await self.meta.commit()
 
+    # -- maintenance ------------------------------------------------------------------
+
+    async def replace(self, old: str, new: Path) -> None:
+        """Replace member old by the empty directory new while the pool is in use:
+        the new device takes the old one's place at once and a resilver, started
+        here in the background, rebuilds what it lacks (dwfsctl status shows it)."""
+        await self.pool.replace_live(old, new)
+        assert self._background is not None
+        self._background.start_soon(_resilver, self.pool)
+
     # -- checking ---------------------------------------------------------------------
 
     async def fsck(self, repair: bool = False) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Scrub of a mounted pool, through its mount: beside programs using the
-filesystem, paused, resumed, stopped, refused twice at once, and picked up
-where it was after a kill -9 of the daemon."""
+"""Maintenance of a mounted pool, through its mount, beside programs using the
+filesystem: scrub (paused, resumed, stopped, refused twice at once, picked up
+where it was after a kill -9 of the daemon) and replace."""
 
 from __future__ import annotations
 
@@ -139,4 +139,56 @@ def test_pause_resume_stop_and_a_crash_mid_scrub(make_pool: PoolFactory) -> None
     fresh = json.loads(pool.ctl("scrub", "--json", "--share", "100", pool.mnt).stdout)
     assert fresh["stripes_checked"] >= whole["stripes_checked"], "mounts add checkpoints"
     assert (fresh["errors_found"], fresh["unrepairable"]) == (0, 0)
+    verify(pool, files)
+
+
+def busy_program(pool: LivePool, failures: list[str], stop: threading.Event) -> None:
+    """A program writing and reading back its own files until told to stop."""
+    rng = random.Random(3)
+    n = 0
+    while not stop.is_set():
+        data = rng.randbytes(rng.randrange(1, 300_000))
+        path = pool.mnt / f"busy{n % 5}"
+        path.write_bytes(data)
+        if path.read_bytes() != data:
+            failures.append(path.name)
+        n += 1
+
+
+def test_a_device_is_replaced_while_the_pool_is_in_use(make_pool: PoolFactory) -> None:
+    pool = make_pool()
+    files = fill(pool, 20, 1_000_000, seed=6)
+    other = make_pool()
+    taken = pool.ctl("replace", pool.mnt, pool.devices[1], other.devices[0], check=False)
+    assert taken.returncode == 2 and "already belongs to dwfs pool" in taken.stderr
+    unknown = pool.ctl("replace", pool.mnt, pool.root / "nope", pool.root / "new", check=False)
+    assert unknown.returncode != 0 and "not a device of pool" in unknown.stderr
+    pool.ctl("scrub", "--no-wait", "--share", "0.5", pool.mnt)
+    during = pool.ctl("replace", pool.mnt, pool.devices[1], pool.root / "new", check=False)
+    assert during.returncode == 7 and "scrub" in during.stderr
+    pool.ctl("scrub", "--stop", pool.mnt)
+    assert not (pool.root / "new").exists(), "a refused replace changes nothing"
+
+    failures: list[str] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=busy_program, args=(pool, failures, stop))
+    worker.start()
+    try:
+        done = pool.ctl("replace", pool.mnt, pool.devices[1], pool.root / "new")
+    finally:
+        stop.set()
+        worker.join()
+    assert not failures
+    assert "pool is online" in done.stdout
+    status = json.loads(pool.ctl("status", "--json", pool.mnt).stdout)
+    paths = [d["path"] for d in status["devices"]]
+    assert str((pool.root / "new").resolve()) in paths and str(pool.devices[1]) not in paths
+    assert not any(d["resilvering"] for d in status["devices"])
+    new = next(d for d in status["devices"] if d["path"].endswith("/new"))
+    assert new["read_errors"] == new["checksum_errors"] == 0, "missing shards are not errors"
+    verify(pool, files)
+
+    pool.umount()
+    (pool.devices[2]).rename(pool.root / "away")  # the new device must hold its part
+    pool.mount(None, "degraded")
     verify(pool, files)
