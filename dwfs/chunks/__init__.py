@@ -7,6 +7,10 @@ Knows nothing of files: content in, chunk ids out.
 from dwfs.chunks._chunker import Chunker as Chunker
 from dwfs.chunks._chunker import ChunkerParams as ChunkerParams
 from dwfs.chunks._compress import ALGORITHMS as COMPRESSIONS
+from dwfs.chunks._events import HOOK_SECONDS as HOOK_SECONDS
+from dwfs.chunks._events import WATCH_EVERY as WATCH_EVERY
+from dwfs.chunks._events import Events as Events
+from dwfs.chunks._events import PoolWatch as PoolWatch
 from dwfs.chunks._localstate import LocalState as LocalState
 from dwfs.chunks._localstate import append_private as append_private
 from dwfs.chunks._localstate import private_dir as private_dir
@@ -33,6 +37,10 @@ from dwfs.chunks.keys import Credential as Credential
 from dwfs.chunks.keys import new_recovery_key as new_recovery_key
 
 __all__ = [
+    "HOOK_SECONDS",
+    "WATCH_EVERY",
+    "Events",
+    "PoolWatch",
     "LIVE_SHARE",
     "CIPHERS",
     "COMPRESSIONS",

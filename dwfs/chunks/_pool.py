@@ -19,6 +19,7 @@ import trio
 
 from dwfs.chunks import _compress, crypto, keys
 from dwfs.chunks._chunker import Chunker, ChunkerParams
+from dwfs.chunks._events import Events
 from dwfs.chunks._index import ChunkIndex
 from dwfs.chunks._localstate import LocalState
 from dwfs.chunks._scrub import PAUSED, RUNNING, Scrubber, ScrubJob
@@ -198,7 +199,10 @@ class Pool:
         self.segments_lock = trio.Lock()
         """Held while garbage collection deletes segments and while a scrub batch
         reads and repairs stripes, so a scrub never meets a segment half gone."""
-        self.scrubber = Scrubber(array, self.store.sync, self.local, self.segments_lock)
+        self.events = Events(self.id)
+        self.scrubber = Scrubber(
+            array, self.store.sync, self.local, self.segments_lock, self.events
+        )
         self.resilvered: tuple[int, int] | None = None
         """While a resilver runs: (stripes walked, stripes to walk)."""
 
@@ -375,6 +379,7 @@ class Pool:
         finally:
             self.resilvered = None
         self.local.record_generation(self.array.generation)
+        self.events.emit("resilver_finished", shards_rebuilt=rewritten)
         return rewritten
 
     async def replace_live(self, old: str, new: Path) -> None:
@@ -426,6 +431,7 @@ class Pool:
             "compression": self.array.config["compression"],
             "padding": self.array.config.get("padding", "none"),
             "scan": None if self.scrubber.job is None else self.scrubber.job.to_json(),
+            "events": list(self.events.recent),
             "resilver": None
             if self.resilvered is None
             else {"stripes_done": self.resilvered[0], "stripes": self.resilvered[1]},

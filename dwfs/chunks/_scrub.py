@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from dwfs.chunks._events import Events
 from dwfs.chunks._localstate import LocalState
 from dwfs.devices import SHARD_HEADER_SIZE, DeviceArray, ScrubReport, finish_scrub, scrub_stripes
 from dwfs.errors import Busy, UsageError
@@ -147,11 +148,13 @@ class Scrubber:
         sync: Callable[[], Awaitable[None]],
         local: LocalState,
         lock: trio.Lock,
+        events: Events,
     ) -> None:
         self._array = array
         self._sync = sync
         self._local = local
         self._lock = lock
+        self._events = events
         self._changed = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
         self._saved_at = 0.0
@@ -309,10 +312,4 @@ class Scrubber:
         job.to_examine = job.examined
         self._local.record_generation(self._array.generation)
         self._save(job)
-        log.info(
-            "scrub finished: %d stripes, %d bad shards found, %d repaired, %d unrepairable",
-            job.report.stripes_checked,
-            job.report.errors_found,
-            job.report.errors_repaired,
-            job.report.unrepairable,
-        )
+        self._events.emit("scrub_finished", **job.report.to_json())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import trio
 
-from dwfs.chunks import KEYFILE, LIVE_SHARE, append_private, private_dir, state_root
+from dwfs.chunks import HOOK_SECONDS, KEYFILE, LIVE_SHARE, append_private, private_dir, state_root
 from dwfs.cli import _mounts, _secrets, cmd_remote, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
 from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, serve
@@ -54,6 +56,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "frontend=native|pyfuse3 (how requests reach dwfs: native, C over libfuse3, the "
         "default where it was built, or pyfuse3), and the kernel's noexec, nosuid, nodev, "
         "exec, suid, dev, rw",
+    )
+    p.add_argument(
+        "--event-hook",
+        metavar="CMD",
+        help="a program (with its arguments) run for each event (a device missing, faulted "
+        "or back, checksum errors, a scrub or resilver finished, the pool nearly full), "
+        "the event as one JSON object on its stdin; killed after "
+        f"{HOOK_SECONDS:.0f} s, and never holding up the filesystem",
     )
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument("device", metavar="DEVICE", type=Path, help="any device of the pool")
@@ -108,9 +118,30 @@ def check_mountpoint(path: Path, options: set[str]) -> None:
         raise UsageError(f"mountpoint {path} is not empty: use an empty directory or -o nonempty")
 
 
+def event_hook(text: str | None) -> list[str] | None:
+    """The hook's argv, its program found (as an absolute path, since the daemon
+    runs from /).
+
+    Raises:
+        UsageError: it is empty, cannot be split, or names no program.
+    """
+    if text is None:
+        return None
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--event-hook {text!r} cannot be split into words: {exc}") from None
+    program = shutil.which(argv[0]) if argv else None
+    if program is None:
+        raise UsageError(f"--event-hook {text!r} names no program that can run: give its path")
+    return [str(Path(program).resolve()), *argv[1:]]
+
+
 async def run(args: argparse.Namespace) -> int:
     options = parse_options(args.options)
     check_mountpoint(args.mountpoint, options)
+    hook = event_hook(args.event_hook)
+    args.event_hook = None if hook is None else shlex.join(hook)
     if args.foreground:
         await _serve(args, options)
         return 0
@@ -208,6 +239,7 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
             accept_rollback=accept_rollback,
         ) as volume:
             credential.wipe()
+            volume.pool.events.hook = event_hook(args.event_hook)
             pool_dir = private_dir(state_root() / volume.pool.id)
             _log_to(pool_dir / "mount.log", args.ready_fd is None)
             log.info("pool %s mounted at %s", volume.pool.id, mountpoint)
@@ -246,6 +278,8 @@ def _spawn(args: argparse.Namespace) -> int:
         command += ["--passphrase-file", "-"]
     if args.options:
         command += ["-o", args.options]
+    if args.event_hook:
+        command += ["--event-hook", args.event_hook]
     command += [str(args.device.resolve()), str(args.mountpoint.resolve())]
     daemon_log = private_dir(state_root()) / "mount-daemon.log"
     with open(append_private(daemon_log), "ab") as errors:

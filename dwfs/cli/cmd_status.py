@@ -75,6 +75,11 @@ def render(status: dict[str, Any]) -> str:
     ]
     if status.get("scan"):
         lines.insert(-2, f"    scan: {scan_line(status['scan'])}")
+    if status.get("resilver"):
+        done = status["resilver"]
+        lines.insert(
+            -2, f"    scan: resilver running: {done['stripes_done']} of {done['stripes']} stripes"
+        )
     if "mount" in status:
         mount = status["mount"]
         front = mount.get("front_end") or {}

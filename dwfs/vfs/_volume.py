@@ -26,7 +26,7 @@ from typing import Any
 import trio
 
 from dwfs import snapshots
-from dwfs.chunks import Credential, Pool, open_pool
+from dwfs.chunks import WATCH_EVERY, Credential, Pool, PoolWatch, open_pool
 from dwfs.errors import (
     InvalidArgument,
     IsADirectory,
@@ -721,6 +721,15 @@ async def _resilver(pool: Pool) -> None:
     log.info("resilver done: %d shards rebuilt", rewritten)
 
 
+async def _watch(pool: Pool) -> None:
+    """Turn changes in the pool's devices and capacity into events, for as long
+    as it is open."""
+    watch = PoolWatch(pool.events)
+    while True:
+        watch.look(await trio.to_thread.run_sync(pool.status))
+        await trio.sleep(WATCH_EVERY)
+
+
 def _unsettled(state: FileState) -> bool:
     """Whether the file has writes to store, or a flush of them is under way."""
     return state.lock.locked() or bool(state.dirty) or state.changed
@@ -771,6 +780,8 @@ async def open_volume(
             if pool.needs_resilver:
                 nursery.start_soon(_resilver, pool)
             nursery.start_soon(pool.scrubber.serve)
+            nursery.start_soon(pool.events.run_hook)
+            nursery.start_soon(_watch, pool)
             try:
                 yield volume
             finally:

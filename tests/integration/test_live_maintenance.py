@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import LivePool, PoolFactory
+from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
 
 SLOW = "0.5"
 """Percent of the time a scrub takes when a test wants to catch it running."""
@@ -191,4 +191,44 @@ def test_a_device_is_replaced_while_the_pool_is_in_use(make_pool: PoolFactory) -
     pool.umount()
     (pool.devices[2]).rename(pool.root / "away")  # the new device must hold its part
     pool.mount(None, "degraded")
+    verify(pool, files)
+
+
+def test_events_reach_the_hook_of_a_mount(make_pool: PoolFactory) -> None:
+    pool = make_pool(mount=False)
+    heard = pool.root / "heard.jsonl"
+    hook = pool.root / "hook"
+    hook.write_text(f"#!/bin/sh\ncat >> {heard}\n")
+    hook.chmod(0o755)
+    mount: list[str | Path] = [
+        "mount",
+        "--passphrase-file",
+        pool.passfile,
+        pool.devices[0],
+        pool.mnt,
+    ]
+    refused = dwfsctl(
+        *mount[:1], "--event-hook", pool.root / "no-such-hook", *mount[1:], check=False
+    )
+    assert refused.returncode == 2 and "names no program" in refused.stderr
+    assert not mounted_at(pool.mnt)
+    dwfsctl(*mount[:1], "--event-hook", f"{hook} --from-dwfs", *mount[1:])
+    pool.pid = pool._registry_pid()
+    files = fill(pool, 10, 1_000_000, seed=7)
+    rot(pool.devices[2], seed=8)
+    report = json.loads(pool.ctl("scrub", "--json", "--share", "100", pool.mnt).stdout)
+    assert report["errors_found"] > 0
+
+    def kinds() -> list[str]:
+        text = heard.read_text() if heard.exists() else ""
+        return [json.loads(line)["event"] for line in text.splitlines()]
+
+    deadline = time.monotonic() + 30
+    while not {"scrub_finished", "checksum_errors"} <= set(kinds()):
+        assert time.monotonic() < deadline, kinds()
+        time.sleep(0.2)
+    finished = [json.loads(x) for x in heard.read_text().splitlines() if "scrub_finished" in x]
+    assert finished[0]["errors_repaired"] == report["errors_repaired"]
+    status = json.loads(pool.ctl("status", "--json", pool.mnt).stdout)
+    assert "scrub_finished" in [e["event"] for e in status["events"]]
     verify(pool, files)
