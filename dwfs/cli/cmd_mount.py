@@ -21,8 +21,8 @@ from typing import Any
 import trio
 
 from dwfs.chunks import HOOK_SECONDS, KEYFILE, LIVE_SHARE, append_private, private_dir, state_root
-from dwfs.cli import _mounts, _secrets, cmd_remote, cmd_snapshot
-from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError
+from dwfs.cli import _metrics, _mounts, _secrets, cmd_remote, cmd_snapshot
+from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError, find_dwfs_error
 from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, serve
 from dwfs.vfs import Volume, open_volume
 
@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "from a backup on purpose as they are, though this machine saw newer state: what "
         "was written since the backup is gone), remote_timeout=SECONDS (how long a read "
         "waits for the remote tier before it fails with EIO; default 30), "
+        "metrics=HOST:PORT (serve Prometheus metrics at http://HOST:PORT/metrics, HOST a "
+        "loopback address), "
         "frontend=native|pyfuse3 (how requests reach dwfs: native, C over libfuse3, the "
         "default where it was built, or pyfuse3), and the kernel's noexec, nosuid, nodev, "
         "exec, suid, dev, rw",
@@ -97,7 +99,8 @@ def parse_options(text: str) -> set[str]:
     options = {o.strip() for o in text.split(",") if o.strip()}
     remote_timeout(options)
     frontend_of(options)
-    valued = (TIMEOUT_OPTION, FRONTEND_OPTION)
+    _metrics.listen_address(options)
+    valued = (TIMEOUT_OPTION, FRONTEND_OPTION, _metrics.METRICS_OPTION)
     unknown = {o for o in options if not o.startswith(valued)} - MOUNT_OPTIONS
     if unknown:
         raise UsageError(
@@ -185,6 +188,8 @@ def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
             }
             status["remote"] = volume.remote.show()
             return status
+        if request.get("cmd") == "stats":
+            return volume.stats()
         if request.get("cmd") == "sync":
             await volume.sync_all()
             return {}
@@ -230,7 +235,10 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
         degraded = "degraded" in options
         accept_rollback = "accept_rollback" in options
         timeout = remote_timeout(options)
-        options = {o for o in options if not o.startswith(TIMEOUT_OPTION)}
+        metrics = _metrics.listen_address(options)
+        options = {
+            o for o in options if not o.startswith((TIMEOUT_OPTION, _metrics.METRICS_OPTION))
+        }
         async with open_volume(
             args.device,
             credential,
@@ -244,17 +252,22 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
             _log_to(pool_dir / "mount.log", args.ready_fd is None)
             log.info("pool %s mounted at %s", volume.pool.id, mountpoint)
             sock = pool_dir / "control.sock"
+            listener = None if metrics is None else await _metrics.bind(metrics)
             with _mounts.registered(volume.pool.id, mountpoint, sock):
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_mounts.serve_control, sock, _control(volume, mountpoint))
+                    if listener is not None:
+                        nursery.start_soon(_metrics.serve, listener, volume.stats)
                     for warning in volume.meta.warnings:
                         _report(args.ready_fd, f"warning {warning}", done=False)
                     ready = f"ready {volume.pool.id}"
                     await serve(volume, mountpoint, options, lambda: _report(args.ready_fd, ready))
                     nursery.cancel_scope.cancel()
             log.info("unmounted; storing and checkpointing")
-    except DwfsError as exc:
-        _report(args.ready_fd, f"error {int(exc.exit_code)} {exc}")
+    except Exception as exc:  # also from inside the volume's nursery, in a group
+        known = find_dwfs_error(exc)
+        if known is not None:
+            _report(args.ready_fd, f"error {int(known.exit_code)} {known}")
         raise
     finally:
         credential.wipe()

@@ -29,6 +29,7 @@ from dwfs.cli import (
     cmd_replace,
     cmd_scrub,
     cmd_snapshot,
+    cmd_stats,
     cmd_status,
     cmd_umount,
 )
@@ -39,6 +40,7 @@ COMMANDS = (
     cmd_mount,
     cmd_umount,
     cmd_status,
+    cmd_stats,
     cmd_snapshot,
     cmd_remote,
     cmd_hydrate,

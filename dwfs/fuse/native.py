@@ -136,35 +136,42 @@ class Dispatcher:
 
     def handle(self, request: tuple[Any, ...]) -> None:
         req, kind, *args = request
+        began = time.perf_counter()
         inline = self._inline.get(kind)
         if inline is not None:
             try:
                 inline(req, *args)
             except Exception as exc:
                 self._fail(req, kind, exc)
+            self.volume.activity.record(kind, time.perf_counter() - began)
             return
         at_once = self._at_once.get(kind)
         if at_once is not None:
             try:
-                if at_once(req, *args):
-                    return
+                done = at_once(req, *args)
             except Exception as exc:
                 self._fail(req, kind, exc)
+                done = True
+            if done:
+                self.volume.activity.record(kind, time.perf_counter() - began)
                 return
         task = self._tasks.get(kind)
         if task is None or self.nursery is None:
             req.err(errno.ENOSYS)
             return
         self.in_flight += 1
-        self.nursery.start_soon(self._run, task, req, kind, args)
+        self.nursery.start_soon(self._run, task, req, kind, args, began)
 
-    async def _run(self, task: Callable[..., Any], req: Any, kind: str, args: list[Any]) -> None:
+    async def _run(
+        self, task: Callable[..., Any], req: Any, kind: str, args: list[Any], began: float
+    ) -> None:
         try:
             await task(req, *args)
         except Exception as exc:
             self._fail(req, kind, exc)
         finally:
             self.in_flight -= 1
+            self.volume.activity.record(kind, time.perf_counter() - began)
 
     def _fail(self, req: Any, kind: str, exc: Exception) -> None:
         code = errno_of(exc, kind)

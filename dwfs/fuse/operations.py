@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,12 +30,17 @@ R = TypeVar("R")
 def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(fn)
     async def handler(*args: P.args, **kwargs: P.kwargs) -> R:
+        began = time.perf_counter()
         try:
             return await fn(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise
         except Exception as exc:
             raise pyfuse3.FUSEError(errno_of(exc, fn.__name__)) from None
+        finally:
+            operations = args[0]
+            assert isinstance(operations, Operations)
+            operations.volume.activity.record(fn.__name__, time.perf_counter() - began)
 
     return handler
 

@@ -129,6 +129,10 @@ class Metadata:
         """The tag of the newest durable record: the next record's link."""
         self.durable_txg = db.txg
         self.journal_bytes = 0
+        """Journal bytes written since the last checkpoint."""
+        self.records = 0
+        self.checkpoints = 0
+        """Journal records and checkpoints this open wrote."""
         self.checkpoint_segments: set[int] = set()
         """Segments holding the current checkpoint, which garbage collection must keep."""
         self.checkpoint_image: list[ChunkRef] = []
@@ -234,6 +238,7 @@ class Metadata:
         self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
+        self.records += 1
 
     async def _append(self, record: bytes) -> None:
         """Append a record to every online device, durably on m + 1 of them, then
@@ -299,6 +304,7 @@ class Metadata:
             self.epoch, self.epochs = epoch, [epoch]
             await self._announce_epoch(checkpoint=entry)
             self.journal_bytes = 0
+            self.checkpoints += 1
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}
             self.checkpoint_image = refs
             await trio.to_thread.run_sync(self.pool.journal.trim_journals, epoch.number)

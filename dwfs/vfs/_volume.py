@@ -51,6 +51,7 @@ from dwfs.vfs._remote_ops import NAMES as REMOTE_XATTRS
 from dwfs.vfs._remote_ops import PINNED, RemoteOps
 from dwfs.vfs._snapshot_ops import SnapshotOps
 from dwfs.vfs._snapshot_tree import SnapshotTree, is_snapshot_ino
+from dwfs.vfs._stats import Activity
 from dwfs.vfs._tree import Tree
 
 CAPABILITY = b"security.capability"
@@ -116,6 +117,8 @@ class Volume:
         self._background: trio.Nursery | None = None
         self._compactor = Compactor(meta, pool)
         self.budget = WriteBudget()
+        self.activity = Activity()
+        """Requests (the adapter records them) and bytes through this mount."""
 
     # -- attributes and lookup counts -----------------------------------------------
 
@@ -366,9 +369,12 @@ class Volume:
         if is_snapshot_ino(handle.ino):
             view, ino = self.snapshot_tree.locate(handle.ino)
             size = self.attr(handle.ino).size
-            return await self.data.read(ino, None, size, off, length, view)
-        size = handle.state.size if handle.state else self.tree.attr(handle.ino).size
-        return await self.data.read(handle.ino, handle.state, size, off, length)
+            data = await self.data.read(ino, None, size, off, length, view)
+        else:
+            size = handle.state.size if handle.state else self.tree.attr(handle.ino).size
+            data = await self.data.read(handle.ino, handle.state, size, off, length)
+        self.activity.bytes_read += len(data)
+        return data
 
     def stable_extents(self, fh: int, start: int, end: int) -> list[tuple[int, bytes, int, int]]:
         """What an adapter may answer reads of a live file with itself, around a
@@ -415,6 +421,7 @@ class Volume:
         return handle, handle.state
 
     def _take(self, handle: Handle, state: FileState, off: int, data: bytes) -> None:
+        self.activity.bytes_written += len(data)
         if handle.flags & os.O_APPEND:
             off = state.size
         state.write(off, data)
@@ -613,6 +620,41 @@ class Volume:
         await self.meta.commit()
 
     # -- maintenance ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What this mount did and how its caches and stores fared, for
+        `dwfsctl stats` and the metrics listener."""
+        store, cache, meta = self.pool.store, self.pool.store.cache, self.meta
+        looked = cache.hits + cache.misses
+        stored = store.stats.chunks_written + store.stats.chunks_deduplicated
+        return {
+            "pool": self.pool.id,
+            **self.activity.to_json(),
+            "front_end": self.front_end(),
+            "chunk_cache": {
+                "hits": cache.hits,
+                "misses": cache.misses,
+                "hit_rate": round(cache.hits / looked, 4) if looked else None,
+                "bytes": cache.size,
+                "capacity": cache.capacity,
+            },
+            "store": {
+                **dataclasses.asdict(store.stats),
+                "dedup_ratio": round(stored / store.stats.chunks_written, 4)
+                if store.stats.chunks_written
+                else None,
+                "compression_ratio": round(store.stats.bytes_in / store.stats.bytes_sealed, 4)
+                if store.stats.bytes_sealed
+                else None,
+            },
+            "journal": {
+                "records": meta.records,
+                "bytes_since_checkpoint": meta.journal_bytes,
+                "checkpoints": meta.checkpoints,
+                "txg": meta.durable_txg,
+            },
+            "capacity": self.pool.capacity(),
+        }
 
     async def replace(self, old: str, new: Path) -> None:
         """Replace member old by the empty directory new while the pool is in use:
