@@ -8,7 +8,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc rsync git sqlite3 fio gocryptfs attr acl
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc rsync git sqlite3 fio gocryptfs attr acl \
+	python3.11-venv systemd
 STAMP := $(VENV)/.setup-stamp
 NATIVE := $(wildcard native/src/*.c native/include/*.h native/binding/*.c)
 DEMO := .dwfs-demo

@@ -2,7 +2,9 @@
 
 dwfs._native (the coder and the chunker) needs only a C compiler. dwfs._fuse
 (the native FUSE front end) also needs libfuse3's headers; where pkg-config
-does not find them it is left out, and mounts use pyfuse3.
+does not find them it is left out, and mounts use pyfuse3. Both are optional:
+where they do not build (no compiler), the install goes on without them and
+dwfs runs its pure-Python paths (slower, the same results).
 """
 
 import shutil
@@ -39,6 +41,7 @@ extensions = [
         ],
         include_dirs=["native/include"],
         extra_compile_args=CFLAGS,
+        optional=True,
     )
 ]
 fuse3 = fuse3_flags()
@@ -54,6 +57,7 @@ if fuse3 is not None:
             include_dirs=["native/include"],
             extra_compile_args=[*CFLAGS, *fuse3[0]],
             extra_link_args=fuse3[1] + ["-lpthread"],
+            optional=True,
         )
     )
 

@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "loopback address), "
         "frontend=native|pyfuse3 (how requests reach dwfs: native, C over libfuse3, the "
         "default where it was built, or pyfuse3), and the kernel's noexec, nosuid, nodev, "
-        "exec, suid, dev, rw",
+        "noatime, nodiratime, exec, suid, dev, rw",
     )
     p.add_argument(
         "--event-hook",
@@ -164,6 +165,21 @@ def _report(fd: int | None, message: str, done: bool = True) -> None:
         pass
 
 
+def notify_systemd(state: str) -> None:
+    """Tell systemd how the service stands (a Type=notify unit), if it asked: the
+    sd_notify protocol, one datagram to the socket NOTIFY_SOCKET names."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.sendto(state.encode(), address)
+        except OSError as exc:
+            log.warning("could not tell systemd %s: %s", state, exc)
+
+
 def _log_to(path: Path, foreground: bool) -> None:
     stream = open(append_private(path), "a", encoding="utf-8")  # noqa: SIM115 (logging owns it)
     handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
@@ -261,7 +277,12 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
                     for warning in volume.meta.warnings:
                         _report(args.ready_fd, f"warning {warning}", done=False)
                     ready = f"ready {volume.pool.id}"
-                    await serve(volume, mountpoint, options, lambda: _report(args.ready_fd, ready))
+
+                    def answering() -> None:
+                        _report(args.ready_fd, ready)
+                        notify_systemd("READY=1")
+
+                    await serve(volume, mountpoint, options, answering)
                     nursery.cancel_scope.cancel()
             log.info("unmounted; storing and checkpointing")
     except Exception as exc:  # also from inside the volume's nursery, in a group

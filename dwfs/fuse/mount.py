@@ -23,7 +23,9 @@ from dwfs.vfs import Volume
 
 log = logging.getLogger(__name__)
 
-KERNEL_FLAGS = frozenset({"rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"})
+KERNEL_FLAGS = frozenset(
+    {"rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev", "noatime", "nodiratime"}
+)
 """Mount flags the kernel enforces, passed to the mount as they are (libfuse
 mounts nosuid,nodev unless told suid or dev)."""
 ALLOWED_OPTIONS = frozenset({"allow_other", "nonempty", "kernel_limits"}) | KERNEL_FLAGS

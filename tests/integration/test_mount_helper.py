@@ -32,7 +32,7 @@ def test_fstab_style_mount(make_pool: PoolFactory) -> None:
             str(pool.devices[1]),
             str(pool.mnt),
             "-o",
-            f"rw,nofail,passfile={pool.passfile},allow_other,noexec,x-systemd.automount",
+            f"rw,nofail,passfile={pool.passfile},allow_other,noexec,noatime,x-systemd.automount",
         ],
         capture_output=True,
         text=True,
@@ -40,7 +40,7 @@ def test_fstab_style_mount(make_pool: PoolFactory) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert mounted_at(pool.mnt)
-    assert "noexec" in mount_options(pool.mnt), "noexec reaches the kernel"
+    assert {"noexec", "noatime"} <= set(mount_options(pool.mnt)), "the flags reach the kernel"
     script = pool.mnt / "script"
     script.write_text("#!/bin/sh\necho ran\n")
     script.chmod(0o755)
