@@ -69,7 +69,7 @@ def render(status: dict[str, Any]) -> str:
     lines += [
         "",
         f"capacity: {human_bytes(cap['used'])} used of {human_bytes(cap['size'])} ({pct:.0f}%), "
-        f"{status['chunks']} chunks",
+        f"{human_bytes(cap['free'])} free, {status['chunks']} chunks",
         f"  errors: {'No known data errors' if not errors else f'{errors} shard errors seen'}",
         f" kernels: {status['kernels']}",
     ]

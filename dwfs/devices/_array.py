@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -671,18 +672,40 @@ class DeviceArray:
         return "degraded" if lost <= self.layout.m else "faulted"
 
     def capacity(self) -> dict[str, int]:
-        """Usable bytes (after redundancy) and bytes used, from the devices' filesystems."""
-        shares: dict[int, list[int]] = {}
-        used = 0
-        for member in self._online():
-            assert member.device is not None
-            fsid, total, _ = member.device.filesystem()
-            shares.setdefault(fsid, []).append(total)
-            used += member.device.allocated_bytes()
-        per_device = [t // len(group) for group in shares.values() for t in group]
+        """What the pool holds, after redundancy: size, used and free bytes.
+
+        Each member's room is its filesystem's size (and free space) shared among
+        the pool's members on that filesystem; stripes spread evenly over the
+        members, so the smallest room bounds them all. A member that is missing
+        counts on the filesystem of its path's nearest existing directory, so a
+        lost device neither makes the pool look bigger (its disk's share going
+        to the others) nor smaller; used is scaled from the online members to
+        all of them, each holding an even part of every stripe's shards.
+        """
+        rooms = [self._room_of(m) for m in self.members]
+        sharing = collections.Counter(fsid for fsid, _, _ in rooms)
         ratio = self.layout.k / self.layout.width
-        size = int(min(per_device, default=0) * self.layout.n * ratio)
-        return {"size": size, "used": int(used * ratio)}
+        whole = self.layout.n * ratio
+        size = min((total // sharing[fsid] for fsid, total, _ in rooms), default=0)
+        free = min((avail // sharing[fsid] for fsid, _, avail in rooms), default=0)
+        online = self._online()
+        held = sum(m.device.allocated_bytes() for m in online if m.device)
+        used = held / len(online) * whole if online else 0
+        return {"size": int(size * whole), "used": int(used), "free": int(free * whole)}
+
+    @staticmethod
+    def _room_of(member: MemberState) -> tuple[int, int, int]:
+        """(filesystem id, size, free bytes) of where a member lives or lived."""
+        if member.online and member.device is not None:
+            return member.device.filesystem()
+        place = member.path
+        while not place.exists() and place != place.parent:
+            place = place.parent
+        try:
+            st = os.statvfs(place)
+            return os.stat(place).st_dev, st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        except OSError:
+            return -1, 0, 0
 
     def take_locks(self) -> None:
         """Hold every online device for this process.

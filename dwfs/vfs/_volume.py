@@ -715,7 +715,7 @@ class Volume:
         capacity = self.pool.capacity()
         return {
             "size": capacity["size"],
-            "free": max(capacity["size"] - capacity["used"], 0),
+            "free": max(min(capacity["free"], capacity["size"] - capacity["used"]), 0),
             "files": self.tree.inode_count(),
         }
 

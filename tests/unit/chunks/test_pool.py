@@ -253,3 +253,21 @@ async def test_a_padded_pool_round_trips_and_seals_padme_lengths(tmp_path: Path)
         assert await pool.store.read(refs) == data
         for ref in refs:
             assert ref.addr.sealed_len == crypto.OVERHEAD + crypto.padme(ref.length + 4)
+
+
+async def test_capacity_means_the_same_with_a_device_missing(tmp_path: Path) -> None:
+    """Three devices on one filesystem: each has a third of it, and the pool two
+    thirds after parity, whether or not one of them is there."""
+    paths = make(tmp_path)
+    async with open_pool(paths[0], pw()) as pool:
+        await pool.store.put(random.Random(2).randbytes(3_000_000))
+        await pool.store.sync()
+        whole = pool.status()["capacity"]
+    shutil.rmtree(paths[2])
+    async with open_pool(paths[0], pw()) as pool:
+        assert pool.status()["state"] == "degraded"
+        missing = pool.status()["capacity"]
+    st = os.statvfs(tmp_path)
+    assert whole["size"] == missing["size"] == st.f_blocks * st.f_frsize // 3 * 2
+    assert whole["used"] >= 3_000_000 and abs(missing["used"] - whole["used"]) < 300_000
+    assert 0 < whole["free"] <= st.f_bavail * st.f_frsize
