@@ -110,6 +110,8 @@ def test_pause_resume_stop_and_a_crash_mid_scrub(make_pool: PoolFactory) -> None
 
     started = json.loads(pool.ctl("scrub", "--no-wait", "--json", "--share", SLOW, pool.mnt).stdout)
     assert started["state"] == "running"
+    neither = pool.ctl("scrub", "--passphrase-file", pool.passfile, pool.root, check=False)
+    assert neither.returncode == 5 and neither.stderr.count("\n") == 1, neither.stderr
     twice = pool.ctl("scrub", "--no-wait", pool.mnt, check=False)
     assert twice.returncode == 7 and "already running" in twice.stderr
     assert twice.stderr.count("\n") == 1, "one line"
