@@ -30,6 +30,8 @@ QUEUE = 64
 """Events waiting for the hook at most."""
 NEARLY_FULL = 0.9
 """The share of the pool's space used past which it is reported nearly full."""
+TROUBLE = frozenset({"device_missing", "device_faulted", "checksum_errors", "pool_nearly_full"})
+"""Events logged as warnings; the others (a job done, a device back) as information."""
 RECENT = 20
 """Events kept for status."""
 WATCH_EVERY = 5.0
@@ -51,7 +53,8 @@ class Events:
         """Log an event and queue it for the hook (never waiting)."""
         event = {"event": kind, "pool": self.pool, "time": time.time(), **fields}
         self.recent.append(event)
-        log.warning("event %s: %s", kind, json.dumps(fields, sort_keys=True))
+        level = logging.WARNING if kind in TROUBLE else logging.INFO
+        log.log(level, "event %s: %s", kind, json.dumps(fields, sort_keys=True))
         if self.hook is not None:
             if self._dropped:
                 event["dropped_before"] = self._dropped

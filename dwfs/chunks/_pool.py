@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -28,6 +29,7 @@ from dwfs.chunks._store import BlockStore
 from dwfs.chunks._tier import TIMEOUT, Tier
 from dwfs.devices import (
     DEFAULT_SEGMENT_SIZE,
+    SHARD_HEADER_SIZE,
     DeviceArray,
     check_new_devices,
     create_devices,
@@ -53,6 +55,7 @@ from dwfs.tiers import (
 from dwfs.types import ChainHead
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Progress = Callable[[int, int], None]
 RESILVER_BATCH = 64
@@ -203,8 +206,9 @@ class Pool:
         self.scrubber = Scrubber(
             array, self.store.sync, self.local, self.segments_lock, self.events
         )
-        self.resilvered: tuple[int, int] | None = None
-        """While a resilver runs: (stripes walked, stripes to walk)."""
+        self.resilvered: tuple[int, int, int] | None = None
+        """While a resilver runs: (stripes walked, their bytes on one device, the
+        bytes of every segment on one device when it began)."""
 
     # -- what meta and snapshots use (dwfs.types.PoolServices) -----------------
 
@@ -366,14 +370,19 @@ class Pool:
         The flag stays in the superblocks until a pass completes, so an interrupted
         resilver starts again at the next open.
         """
-        self.resilvered = (0, 0)
+        array = self.array
+        total = await trio.to_thread.run_sync(
+            lambda: sum(array.segment_end(s) for s in array.segments())
+        )
+        self.resilvered = (0, 0, total)
+        walk = array.stripes()  # read a batch at a time: flat memory however large the pool
         try:
-            headers = await trio.to_thread.run_sync(lambda: list(self.array.stripes()))
-            rewritten = 0
-            for start in range(0, len(headers), RESILVER_BATCH):
-                self.resilvered = (start, len(headers))
-                batch = headers[start : start + RESILVER_BATCH]
-                rewritten += await trio.to_thread.run_sync(resilver_batch, self.array, batch)
+            rewritten = stripes = walked = 0
+            while batch := await trio.to_thread.run_sync(_next, walk, RESILVER_BATCH):
+                rewritten += await trio.to_thread.run_sync(resilver_batch, array, batch)
+                stripes += len(batch)
+                walked += sum(SHARD_HEADER_SIZE + h.addr.shard_len for h in batch)
+                self.resilvered = (stripes, walked, max(total, walked))
             await self.store.sync()
             await trio.to_thread.run_sync(finish_resilver, self.array)
         finally:
@@ -434,7 +443,7 @@ class Pool:
             "events": list(self.events.recent),
             "resilver": None
             if self.resilvered is None
-            else {"stripes_done": self.resilvered[0], "stripes": self.resilvered[1]},
+            else dict(zip(("stripes_done", "bytes_done", "bytes"), self.resilvered, strict=True)),
         }
 
     def close(self) -> None:
@@ -442,6 +451,10 @@ class Pool:
         self.array.close()
         self.local.close()
         keys.wipe(self._master)
+
+
+def _next(walk: Iterator[T], count: int) -> list[T]:
+    return list(itertools.islice(walk, count))
 
 
 def _unlock(path: Path, credential: keys.Credential, accept_rollback: bool = False) -> Pool:

@@ -27,13 +27,11 @@ class ProgressLine:
     """A progress bar on stderr (rich's), for long jobs on a terminal: nothing
     when stderr is not one. Called with the count of units done and the bytes
     done, and the bytes in all when they are known (a bar, percent and time to
-    go; else a pulse). With by_count, the bar measures units, and the total is
-    of units."""
+    go; else a pulse)."""
 
-    def __init__(self, what: str, unit: str = "stripes", by_count: bool = False) -> None:
+    def __init__(self, what: str, unit: str = "stripes") -> None:
         self.what = what
         self.unit = unit
-        self.by_count = by_count
         self.enabled = sys.stderr.isatty()
         self._bar: progress.Progress | None = None
         self._task: progress.TaskID | None = None
@@ -41,8 +39,7 @@ class ProgressLine:
     def __call__(self, count: int, nbytes: int, total: int | None = None) -> None:
         if self._bar is None or self._task is None:
             return
-        done = count if self.by_count else nbytes
-        self._bar.update(self._task, completed=done, total=total, note=f"{count:,} {self.unit}")
+        self._bar.update(self._task, completed=nbytes, total=total, note=f"{count:,} {self.unit}")
 
     def __enter__(self) -> ProgressLine:
         if self.enabled:
@@ -50,14 +47,8 @@ class ProgressLine:
                 progress.TextColumn("{task.description}"),
                 progress.BarColumn(),
                 progress.TaskProgressColumn(),
-                *(
-                    ()
-                    if self.by_count
-                    else (
-                        progress.DownloadColumn(binary_units=True),
-                        progress.TransferSpeedColumn(),
-                    )
-                ),
+                progress.DownloadColumn(binary_units=True),
+                progress.TransferSpeedColumn(),
                 progress.TimeRemainingColumn(),
                 progress.TextColumn("{task.fields[note]}"),
                 console=Console(stderr=True),

@@ -56,10 +56,10 @@ async def _on_mount(args: argparse.Namespace) -> str:
     info = _mounts.find(args.device)
     body = {"cmd": "replace", "old": args.old, "new": str(args.new.resolve())}
     status: dict[str, Any] = _mounts.request(info, body, timeout=600)
-    with ProgressLine("resilver", by_count=True) as progress:
+    with ProgressLine("resilver") as progress:
         while status["resilver"] is not None or any(d["resilvering"] for d in status["devices"]):
-            done = status["resilver"] or {"stripes_done": 0, "stripes": 0}
-            progress(done["stripes_done"], 0, done["stripes"] or None)
+            done = status["resilver"] or {"stripes_done": 0, "bytes_done": 0, "bytes": 0}
+            progress(done["stripes_done"], done["bytes_done"], done["bytes"] or None)
             await trio.sleep(POLL)
             status = await trio.to_thread.run_sync(_mounts.request, info, {"cmd": "status"})
     return str(status["state"])

@@ -77,8 +77,12 @@ def render(status: dict[str, Any]) -> str:
         lines.insert(-2, f"    scan: {scan_line(status['scan'])}")
     if status.get("resilver"):
         done = status["resilver"]
+        share = 100 * done["bytes_done"] / done["bytes"] if done["bytes"] else 0
         lines.insert(
-            -2, f"    scan: resilver running: {done['stripes_done']} of {done['stripes']} stripes"
+            -2,
+            f"    scan: resilver running: {done['stripes_done']} stripes, "
+            f"{human_bytes(done['bytes_done'])} of {human_bytes(done['bytes'])} per device "
+            f"({share:.0f}%)",
         )
     if "mount" in status:
         mount = status["mount"]
