@@ -4,11 +4,13 @@ where it was after a kill -9 of the daemon) and replace."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,33 @@ def fill(pool: LivePool, count: int, size: int, seed: int) -> dict[str, bytes]:
 def verify(pool: LivePool, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         assert (pool.mnt / name).read_bytes() == data, name
+
+
+@contextlib.contextmanager
+def program_running(pool: LivePool) -> Iterator[list[str]]:
+    """A program writing and reading back its own files while the body runs;
+    the names of those it read back wrong."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        rng = random.Random(3)
+        n = 0
+        while not stop.is_set():
+            data = rng.randbytes(rng.randrange(1, 300_000))
+            path = pool.mnt / f"busy{n % 5}"
+            path.write_bytes(data)
+            if path.read_bytes() != data:
+                failures.append(path.name)
+            n += 1
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        worker.join()
 
 
 def scan(pool: LivePool) -> dict[str, Any]:
@@ -68,28 +97,8 @@ def test_a_mounted_pool_is_scrubbed_and_repaired_while_in_use(make_pool: PoolFac
     pool = make_pool()
     files = fill(pool, 24, 1_000_000, seed=1)
     assert rot(pool.devices[1], seed=2) > 100
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def busy() -> None:
-        """A program writing and reading back its own files all through the scrub."""
-        rng = random.Random(3)
-        n = 0
-        while not stop.is_set():
-            data = rng.randbytes(rng.randrange(1, 300_000))
-            path = pool.mnt / f"busy{n % 5}"
-            path.write_bytes(data)
-            if path.read_bytes() != data:
-                failures.append(path.name)
-            n += 1
-
-    worker = threading.Thread(target=busy)
-    worker.start()
-    try:
+    with program_running(pool) as failures:
         report = json.loads(pool.ctl("scrub", "--json", pool.mnt).stdout)
-    finally:
-        stop.set()
-        worker.join()
     assert not failures
     assert report["state"] == "finished"
     assert report["errors_found"] > 0
@@ -144,19 +153,6 @@ def test_pause_resume_stop_and_a_crash_mid_scrub(make_pool: PoolFactory) -> None
     verify(pool, files)
 
 
-def busy_program(pool: LivePool, failures: list[str], stop: threading.Event) -> None:
-    """A program writing and reading back its own files until told to stop."""
-    rng = random.Random(3)
-    n = 0
-    while not stop.is_set():
-        data = rng.randbytes(rng.randrange(1, 300_000))
-        path = pool.mnt / f"busy{n % 5}"
-        path.write_bytes(data)
-        if path.read_bytes() != data:
-            failures.append(path.name)
-        n += 1
-
-
 def test_a_device_is_replaced_while_the_pool_is_in_use(make_pool: PoolFactory) -> None:
     pool = make_pool()
     files = fill(pool, 20, 1_000_000, seed=6)
@@ -171,15 +167,8 @@ def test_a_device_is_replaced_while_the_pool_is_in_use(make_pool: PoolFactory) -
     pool.ctl("scrub", "--stop", pool.mnt)
     assert not (pool.root / "new").exists(), "a refused replace changes nothing"
 
-    failures: list[str] = []
-    stop = threading.Event()
-    worker = threading.Thread(target=busy_program, args=(pool, failures, stop))
-    worker.start()
-    try:
+    with program_running(pool) as failures:
         done = pool.ctl("replace", pool.mnt, pool.devices[1], pool.root / "new")
-    finally:
-        stop.set()
-        worker.join()
     assert not failures
     assert "pool is online" in done.stdout
     status = json.loads(pool.ctl("status", "--json", pool.mnt).stdout)
