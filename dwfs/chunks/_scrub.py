@@ -39,9 +39,10 @@ for at most one batch."""
 SAVE_EVERY = 1.0
 """Seconds between saves of a running job's cursor."""
 LIVE_SHARE = 0.25
-"""The share of the time a scrub of a mounted pool runs unless told otherwise:
-after a batch that took t seconds it rests t * (1 - share) / share
-(docs/design.md, measured in docs/performance.md)."""
+"""The share of the time a scrub of a mounted pool runs, unless told otherwise,
+while the filesystem is in use: after a batch that took t seconds it rests
+t * (1 - share) / share (docs/design.md, measured in docs/performance.md).
+While nobody uses it, the scrub runs at full speed, as ZFS's does."""
 
 RESILVER_WAIT = 2.0
 """Seconds between looks, while a resilver runs, at whether a scrub may go on."""
@@ -158,6 +159,9 @@ class Scrubber:
         self._changed = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
         self._saved_at = 0.0
+        self.in_use: Callable[[], bool] = lambda: False
+        """Set by the mount: whether the filesystem served requests just now
+        (a scrub then keeps to its share of the time)."""
         raw = local.read("scrub.json")
         self.job = ScrubJob.from_saved(raw) if raw else None
 
@@ -272,7 +276,7 @@ class Scrubber:
                     progress(job.report.stripes_checked, job.examined, job.to_examine)
                 if time.monotonic() - self._saved_at >= SAVE_EVERY:
                     self._save(job)
-                if share < 1:
+                if share < 1 and self.in_use():
                     with trio.move_on_after(spent * (1 - share) / share):
                         await self._changed.wait()
         finally:

@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify every stripe and repair bad shards (mounted or not)",
         description="Read every shard of every stripe, check its MAC, and rewrite bad or "
         "missing shards from redundancy. On a mounted pool the mount does it, at a bounded "
-        "share of the time so the filesystem stays responsive, and goes on after this "
-        "command is interrupted; it resumes where it was after an unmount or a crash. "
-        "Waits for the scrub to end, showing its progress on a terminal. Exits 4 if some "
+        "share of the time while the filesystem is in use, so it stays responsive, and goes "
+        "on after this command is interrupted; it resumes where it was after an unmount or "
+        "a crash. Waits for the scrub to end, showing its progress on a terminal. Exits 4 if some "
         "stripe could not be repaired.",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_percent,
         default=round(LIVE_SHARE * 100),
         metavar="PERCENT",
-        help="the share of the time a scrub of a mounted pool takes, in percent "
-        f"(default {round(LIVE_SHARE * 100)}): lower keeps the filesystem quicker",
+        help="the share of the time a scrub of a mounted pool takes while the filesystem "
+        f"is in use, in percent (default {round(LIVE_SHARE * 100)}): lower keeps it quicker; "
+        "while nobody uses it, the scrub runs at full speed",
     )
     _secrets.add_unlock_options(p)
     p.add_argument(

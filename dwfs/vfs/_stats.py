@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
+import time
 from typing import Any
 
 BOUNDS = (
@@ -79,13 +81,20 @@ class Activity:
         self.requests: dict[str, Histogram] = {}
         self.bytes_read = 0
         self.bytes_written = 0
+        self.last = -math.inf
+        """When (time.monotonic()) the last request was answered."""
 
     def record(self, kind: str, seconds: float) -> None:
         """A request of this kind answered in `seconds`."""
+        self.last = time.monotonic()
         histogram = self.requests.get(kind)
         if histogram is None:
             histogram = self.requests[kind] = Histogram()
         histogram.record(seconds)
+
+    def recent(self, seconds: float) -> bool:
+        """Whether a request was answered in the last `seconds`."""
+        return time.monotonic() - self.last < seconds
 
     def to_json(self) -> dict[str, Any]:
         return {

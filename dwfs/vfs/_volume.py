@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -64,6 +65,9 @@ COPY_PIECE = 1 << 20
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 5.0
+IN_USE_SECONDS = 1.0
+"""A filesystem that answered a request this recently is in use: a scrub keeps
+to its share of the time (it runs at full speed otherwise)."""
 DIRTY_LIMIT = 32 * 1024 * 1024
 """Unstored bytes one file may hold before a write stores them."""
 
@@ -119,6 +123,7 @@ class Volume:
         self.budget = WriteBudget()
         self.activity = Activity()
         """Requests (the adapter records them) and bytes through this mount."""
+        pool.scrubber.in_use = functools.partial(self.activity.recent, IN_USE_SECONDS)
 
     # -- attributes and lookup counts -----------------------------------------------
 
