@@ -420,6 +420,23 @@ class Pool:
             "pool": self.id,
             "state": self.array.state(),
             "layout": {"name": layout.name, "k": layout.k, "m": layout.m, "width": layout.width},
+            **self.health(),
+            "generation": self.array.generation,
+            "chunks": len(self.store.index),
+            "cipher": self.array.config["cipher"],
+            "compression": self.array.config["compression"],
+            "padding": self.array.config.get("padding", "none"),
+            "scan": None if self.scrubber.job is None else self.scrubber.job.to_json(),
+            "events": list(self.events.recent),
+            "resilver": None
+            if self.resilvered is None
+            else dict(zip(("stripes_done", "bytes_done", "bytes"), self.resilvered, strict=True)),
+        }
+
+    def health(self) -> dict[str, Any]:
+        """The devices' states and error counts and the capacity: what a watch
+        of the pool compares (safe from a worker thread; it reads the devices)."""
+        return {
             "devices": [
                 {
                     "path": str(m.path),
@@ -434,16 +451,6 @@ class Pool:
                 for m in self.array.members
             ],
             "capacity": self.array.capacity(),
-            "generation": self.array.generation,
-            "chunks": len(self.store.index),
-            "cipher": self.array.config["cipher"],
-            "compression": self.array.config["compression"],
-            "padding": self.array.config.get("padding", "none"),
-            "scan": None if self.scrubber.job is None else self.scrubber.job.to_json(),
-            "events": list(self.events.recent),
-            "resilver": None
-            if self.resilvered is None
-            else dict(zip(("stripes_done", "bytes_done", "bytes"), self.resilvered, strict=True)),
         }
 
     def close(self) -> None:

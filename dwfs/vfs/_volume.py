@@ -770,10 +770,14 @@ async def _resilver(pool: Pool) -> None:
 
 async def _watch(pool: Pool) -> None:
     """Turn changes in the pool's devices and capacity into events, for as long
-    as it is open."""
+    as it is open. A look that fails is logged and the next one tried: watching
+    must never take the mount down."""
     watch = PoolWatch(pool.events)
     while True:
-        watch.look(await trio.to_thread.run_sync(pool.status))
+        try:
+            watch.look(await trio.to_thread.run_sync(pool.health))
+        except Exception:
+            log.exception("a look at the pool's health failed; looking again later")
         await trio.sleep(WATCH_EVERY)
 
 
