@@ -53,7 +53,8 @@ lint: setup
 # suite runs on the native one); see docs/design.md, "FUSE adapter".
 FRONTEND_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py \
 	test_model.py test_crash.py test_fsync_crash.py test_full_pool.py \
-	test_kernel_limits.py test_mount_errors.py test_frontends.py)
+	test_kernel_limits.py test_mount_errors.py test_frontends.py \
+	test_stats_and_metrics.py)
 
 # The native front end built with AddressSanitizer and UBSan (any report aborts
 # the daemon, so a test fails), run over the tests that drive it hardest.
