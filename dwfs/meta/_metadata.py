@@ -24,6 +24,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,13 @@ fsyncs log small writes' bytes there (the intent log) it grows with data too;
 a checkpoint trims it."""
 INLINE_STATEMENTS = 64
 """Journal records of more statements are encoded and sealed in a worker thread."""
+INLINE_APPEND_SECONDS = 0.002
+"""A commit appends its record from the trio thread itself when nothing else is
+ready to run there and the last append took less than this: handing it to a
+worker thread costs two cross-thread wake-ups, 0.3-0.5 ms on an idle machine
+here, more than the flushes themselves (docs/performance.md). A slow device (a
+disk spinning up, a network share) sends the next appends to worker threads,
+so requests are not held behind it."""
 
 
 def _addr_json(addr: StripeAddr) -> list[int]:
@@ -133,6 +141,8 @@ class Metadata:
         self.records = 0
         self.checkpoints = 0
         """Journal records and checkpoints this open wrote."""
+        self.append_seconds = 0.0
+        """How long the last record's appends took, flushes and chain head included."""
         self.checkpoint_segments: set[int] = set()
         """Segments holding the current checkpoint, which garbage collection must keep."""
         self.checkpoint_image: list[ChunkRef] = []
@@ -250,7 +260,8 @@ class Metadata:
         share a filesystem are written one after another in one thread, since
         their fsyncs queue in that filesystem's journal anyway (measured through
         the mount with three devices on one disk: 1.7-1.8 ms per append+fsync
-        in one thread, 2.0-2.4 ms with a thread each)."""
+        in one thread, 2.0-2.4 ms with a thread each). With one filesystem, that
+        thread is usually the trio thread itself (INLINE_APPEND_SECONDS)."""
         array, epoch = self.pool.journal, self.epoch.number
         groups = array.journal_groups()
         head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
@@ -258,16 +269,28 @@ class Metadata:
         fanout = _Fanout(total, array.settle_journal, self._head_writer(head))
 
         def write(group: list[tuple[Any, bool]]) -> None:
+            began = time.perf_counter()
             for member, durable in group:
                 append = functools.partial(array.append_journal_to, member, epoch, record)
                 fanout.done(member, durable, functools.partial(append, durable))
+            self.append_seconds = time.perf_counter() - began
 
         if len(groups) == 1:
-            await trio.to_thread.run_sync(write, groups[0])
+            if self._append_inline():
+                write(groups[0])
+            else:
+                await trio.to_thread.run_sync(write, groups[0])
             return
         async with trio.open_nursery() as nursery:
             for group in groups:
                 nursery.start_soon(functools.partial(trio.to_thread.run_sync, write, group))
+
+    def _append_inline(self) -> bool:
+        """Whether this commit's appends run on the trio thread (INLINE_APPEND_SECONDS)."""
+        return (
+            self.append_seconds < INLINE_APPEND_SECONDS
+            and trio.lowlevel.current_statistics().tasks_runnable == 0
+        )
 
     def _head_writer(self, head: ChainHead) -> Callable[[], None]:
         return functools.partial(self.pool.record_chain_head, head)
