@@ -25,6 +25,7 @@ from dwfs.chunks._pool import open_pool as open_pool
 from dwfs.chunks._pool import read_remote as read_remote
 from dwfs.chunks._scrub import LIVE_SHARE as LIVE_SHARE
 from dwfs.chunks._store import BlockStore as BlockStore
+from dwfs.chunks._tier import PACK_BYTES as PACK_BYTES
 from dwfs.chunks._tier import Tier as Tier
 from dwfs.chunks._tier import pack_name as pack_name
 from dwfs.chunks.crypto import CIPHERS as CIPHERS
@@ -56,6 +57,7 @@ __all__ = [
     "create_attached",
     "create_pool",
     "read_remote",
+    "PACK_BYTES",
     "Tier",
     "pack_name",
     "new_recovery_key",

@@ -187,7 +187,7 @@ class Tier:
             try:
                 found.append((cid, self._array.read_stripe(addr, cid)))
             except IntegrityError as exc:
-                log.warning("chunk %s not uploaded: %s", cid.hex()[:16], exc)
+                log.warning("chunk %s cannot be read from the devices: %s", cid.hex()[:16], exc)
         return found
 
     async def _upload_pack(
@@ -216,6 +216,28 @@ class Tier:
         self.stats.chunks_uploaded += len(sealed)
         self.stats.bytes_uploaded += len(body)
         return placed
+
+    async def sealed_copies(
+        self, chunks: list[tuple[ChunkId, RemoteAddr, StripeAddr | None]]
+    ) -> list[tuple[ChunkId, bytes]]:
+        """The sealed bytes of these chunks, to store again elsewhere: read from
+        their stripes where the devices hold them, else fetched from the remote
+        in ranged GETs and authenticated. A chunk found in neither is left out
+        (logged), so its old place stays recorded.
+
+        Raises:
+            TierUnavailable, RemoteError: the remote could not be read.
+        """
+        local = [(cid, addr) for cid, _, addr in chunks if addr is not None]
+        found = dict(await trio.to_thread.run_sync(self._read_sealed, local))
+        far = [(cid, where) for cid, where, _ in chunks if cid not in found]
+        for group in plan_ranges(far):
+            for cid, fetched in await self.fetch_range(group):
+                if fetched is None:
+                    log.error("chunk %s cannot be read from %s", cid.hex()[:16], self.url)
+                else:
+                    found[cid] = fetched.sealed
+        return [(cid, found[cid]) for cid, _, _ in chunks if cid in found]
 
     # -- down -----------------------------------------------------------------
 

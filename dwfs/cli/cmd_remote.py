@@ -86,7 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="upload everything pending and make the remote a complete copy",
         description="Store every write, upload every chunk the remote lacks and a "
         "checkpoint of the metadata, then replace the remote's superblock: on exit 0 the "
-        "remote holds a complete copy that `dwfsctl attach` can mount elsewhere.",
+        "remote holds a complete copy that `dwfsctl attach` can mount elsewhere. Packs "
+        "less than half live are repacked first, and packs the new copy does not need "
+        "are deleted after.",
     )
     sync.add_argument("--json", action="store_true", help="print JSON")
     sync.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
@@ -182,9 +184,11 @@ async def run_sync(args: argparse.Namespace) -> int:
     if args.json:
         print_json(done)
     else:
+        repacked = done["packs_repacked"]
+        moved = f", {repacked} mostly dead packs repacked" if repacked else ""
         print(
             f"{done['url']} holds a complete copy at generation {done['generation']} "
-            f"(txg {done['txg']}; {done['chunks_uploaded']} chunks uploaded)"
+            f"(txg {done['txg']}; {done['chunks_uploaded']} chunks uploaded{moved})"
         )
     return 0
 

@@ -136,11 +136,63 @@ class RemoteRows:
         if url is None:
             self.db.execute("setting.delete", ("remote_url",))
             self.db.execute("remote.clear", ())
+            self.db.execute("pack.clear", ())
         else:
             self.db.execute("setting.set", ("remote_url", url))
 
     def add(self, chunk: ChunkId, where: RemoteAddr) -> None:
         self.db.execute("remote.add", (chunk, where.pack, where.offset, where.length))
+
+    def place(self, placed: list[tuple[ChunkId, RemoteAddr]]) -> None:
+        """Record where these chunks now lie, and the size of each pack they were
+        stored in (all of it)."""
+        sizes: dict[bytes, int] = {}
+        for cid, where in placed:
+            self.add(cid, where)
+            sizes[where.pack] = max(sizes.get(where.pack, 0), where.offset + where.length)
+        for pack, size in sizes.items():
+            self.db.execute("pack.add", (pack, size))
+
+    def estimate_pack_sizes(self) -> None:
+        """Record sizes for packs stored before sizes were kept: as far as their
+        rows reach (a dead chunk at such a pack's end goes unseen)."""
+        self.db.execute("pack.estimate", ())
+
+    def sparse_packs(self, below: float) -> list[bytes]:
+        """Packs whose live chunks fill less than `below` of them, emptiest first."""
+        rows = self.db.query(
+            "SELECT p.pack, p.bytes, coalesce(sum(CASE WHEN c.refs > 0 THEN r.length END), 0) "
+            "AS live FROM packs p JOIN remote r ON r.pack = p.pack "
+            "LEFT JOIN chunks c ON c.id = r.id GROUP BY p.pack "
+            "HAVING live < ? * p.bytes ORDER BY live * 1.0 / p.bytes",
+            (below,),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def live_in_pack(self, pack: bytes) -> list[tuple[ChunkId, RemoteAddr, StripeAddr | None]]:
+        """The live chunks of one pack: where they lie there, and locally if they do."""
+        rows = self.db.query(
+            f"SELECT r.id, r.offset, r.length, {', '.join('c.' + f for f in _ADDR.split(', '))} "
+            "FROM remote r JOIN chunks c ON c.id = r.id WHERE r.pack = ? AND c.refs > 0 "
+            "ORDER BY r.offset",
+            (pack,),
+        )
+        return [
+            (
+                ChunkId(bytes(r[0])),
+                RemoteAddr(pack, int(r[1]), int(r[2])),
+                _addr(r[3:]) if int(r[4]) >= 0 else None,
+            )
+            for r in rows
+        ]
+
+    def drop_dead_in(self, pack: bytes) -> None:
+        """Forget where the dead chunks of a pack lie in it, so it can go."""
+        self.db.execute("remote.drop_dead_in", (pack,))
+
+    def forget_unused_packs(self) -> None:
+        """Forget the sizes of packs no chunk lies in any more (deleted, or about to be)."""
+        self.db.execute("pack.forget_unused", ())
 
     def all(self) -> list[tuple[ChunkId, RemoteAddr]]:
         """Every chunk the remote holds, with where."""

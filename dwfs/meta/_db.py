@@ -48,6 +48,7 @@ TABLES = frozenset(
         "settings",
         "remote",
         "pins",
+        "packs",
     }
 )
 _RUNS_CODE = "SELECT 1 FROM sqlite_master WHERE type IN ('trigger', 'view')"

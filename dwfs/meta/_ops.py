@@ -249,6 +249,13 @@ OPS.update(
         "setting.delete": "DELETE FROM settings WHERE name = ?",
         "remote.add": "INSERT OR REPLACE INTO remote (id, pack, offset, length) VALUES (?,?,?,?)",
         "remote.clear": "DELETE FROM remote",
+        "remote.drop_dead_in": "DELETE FROM remote WHERE pack = ? AND id NOT IN "
+        "(SELECT id FROM chunks WHERE refs > 0)",
+        "pack.add": "INSERT OR REPLACE INTO packs (pack, bytes) VALUES (?, ?)",
+        "pack.estimate": "INSERT OR IGNORE INTO packs (pack, bytes) "
+        "SELECT pack, max(offset + length) FROM remote GROUP BY pack",
+        "pack.forget_unused": "DELETE FROM packs WHERE pack NOT IN (SELECT pack FROM remote)",
+        "pack.clear": "DELETE FROM packs",
         "remote.drop_dead": "DELETE FROM remote WHERE id IN "
         "(SELECT id FROM chunks WHERE segment = ? AND refs <= 0)",
         "pin.add": "INSERT OR IGNORE INTO pins (ino) VALUES (?)",

@@ -16,8 +16,10 @@ crash, and dropped once a flush has stored them.
 
 remote holds where each chunk's sealed copy lies on the remote tier (a byte range
 of a pack). A chunk whose local copy was evicted, or that a pool attached from
-the remote never had, keeps its chunks row with segment NOT_LOCAL (-1). pins lists
-the inodes kept local whatever the cache's size (dwfsctl pin).
+the remote never had, keeps its chunks row with segment NOT_LOCAL (-1). packs holds
+each pack's size as stored, so a sync can tell how much of it is dead (remote
+rows of dead chunks go with garbage collection). pins lists the inodes kept
+local whatever the cache's size (dwfsctl pin).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ CREATE INDEX IF NOT EXISTS inline_ended ON inline_data(death) WHERE death IS NOT
 CREATE TABLE IF NOT EXISTS remote(
     id BLOB PRIMARY KEY, pack BLOB NOT NULL, offset INT NOT NULL, length INT NOT NULL);
 CREATE TABLE IF NOT EXISTS pins(ino INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS packs(pack BLOB PRIMARY KEY, bytes INT NOT NULL);
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them)."""

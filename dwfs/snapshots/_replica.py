@@ -3,12 +3,14 @@
 Chunks go up in the background as they are written (`upload_pending`), each
 recorded in the metadata's `remote` table once its pack is stored, so a
 restart resumes where uploads stopped. `sync` makes the remote a complete,
-mountable copy: every live chunk uploaded, then a checkpoint of the metadata
+mountable copy: every live chunk uploaded, the live chunks of mostly dead packs
+moved into new ones (dwfs.snapshots._repack), then a checkpoint of the metadata
 (which lists where every chunk lies on the remote), its chunks uploaded, a
 manifest of them sealed for the remote, and last the remote's superblock
 replaced with the next generation naming that manifest. Until the superblock
 is replaced the remote's previous copy stands whole, so a crash anywhere in a
-sync leaves a mountable remote.
+sync leaves a mountable remote; after it, the packs the new copy does not need
+are deleted.
 
 `attach` brings the pool up on new devices from the remote alone: the newest
 manifest's metadata image becomes the devices' first checkpoint, with every
@@ -37,6 +39,7 @@ from dwfs.chunks import (
 )
 from dwfs.errors import DwfsError, IntegrityError, RemoteError
 from dwfs.meta import Metadata
+from dwfs.snapshots._repack import repack
 from dwfs.tiers import RemoteSuperblock, check_name
 from dwfs.types import ChunkId, PoolServices, RemoteAddr
 
@@ -58,8 +61,7 @@ async def upload_pending(meta: Metadata, pool: PoolServices, tier: Tier) -> int:
         if not placed:
             break
         with meta.db.transaction():
-            for cid, where in placed:
-                meta.remote_rows.add(cid, where)
+            meta.remote_rows.place(placed)
         pool.store.learn_remote(placed)
         await meta.commit()
         total += len(placed)
@@ -103,6 +105,7 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     """Make the remote a complete, mountable copy of the pool as it is now."""
     started = time.monotonic()
     uploaded = await upload_pending(meta, pool, tier)
+    repacked = await repack(meta, pool, tier)
     await meta.checkpoint()
     image, txg = list(meta.checkpoint_image), meta.db.txg
     placed = await tier.upload([(r.chunk_id, r.addr) for r in image])
@@ -133,6 +136,8 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
         "generation": generation,
         "txg": txg,
         "chunks_uploaded": uploaded,
+        "packs_repacked": repacked.packs,
+        "bytes_repacked": repacked.bytes,
         "packs_removed": removed,
         "seconds": round(time.monotonic() - started, 3),
     }

@@ -530,6 +530,42 @@ def test_packs_nothing_needs_leave_the_remote_and_the_copy_stays_whole(
     assert tree_of(other.mnt) == expected
 
 
+def pack_bytes(remote: Path) -> int:
+    return sum(p.stat().st_size for p in (remote / "packs").rglob("*") if p.is_file())
+
+
+def test_mostly_dead_packs_are_repacked_and_the_space_comes_back(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    remote = tmp_path / "remote"
+    url = f"dir://{remote}"
+    kept_local, kept_remote = os.urandom(MiB), os.urandom(MiB)
+    (pool.mnt / "gone").write_bytes(os.urandom(6 * MiB))
+    (pool.mnt / "local").write_bytes(kept_local)
+    (pool.mnt / "remote-only").write_bytes(kept_remote)
+    dwfsctl("remote", "add", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    before = pack_bytes(remote)
+    (pool.mnt / "gone").unlink()
+    dwfsctl("dehydrate", pool.mnt / "remote-only")  # its chunks must come from the old pack
+    assert state_of(pool.mnt / "remote-only") == "remote"
+    done = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    assert done["packs_repacked"] == 1
+    assert 2 * MiB <= done["bytes_repacked"] < 2.1 * MiB
+    assert pack_bytes(remote) < before - 5 * MiB
+    again = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    assert again["packs_repacked"] == 0  # the new pack is all live
+    assert (pool.mnt / "remote-only").read_bytes() == kept_remote  # from the new pack
+    expected = tree_of(pool.mnt)
+    other = attach_elsewhere(pool, url, attached_pools, monkeypatch, "repack-machine")
+    assert tree_of(other.mnt) == expected
+    assert (other.mnt / "local").read_bytes() == kept_local
+
+
 def test_a_remote_written_by_another_machine_is_not_overwritten(
     make_pool: PoolFactory,
     tmp_path: Path,
