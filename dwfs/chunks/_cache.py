@@ -17,14 +17,16 @@ class ChunkCache:
         self._items: collections.OrderedDict[ChunkId, bytes] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ChunkId) -> bytes | None:
+    def get(self, key: ChunkId, count: bool = True) -> bytes | None:
+        """The chunk's plaintext, if cached; `count` says whether this lookup is a
+        read to count as a hit or a miss (one read, one count)."""
         with self._lock:
             data = self._items.get(key)
             if data is None:
-                self.misses += 1
+                self.misses += count
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
+            self.hits += count
             return data
 
     def contains(self, key: ChunkId) -> bool:

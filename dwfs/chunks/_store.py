@@ -277,19 +277,24 @@ class BlockStore:
             opened = crypto.open_(self._keys.chunk_data, cid, self.array.read_stripe(addr, cid))
         return _compress.decompress(*opened)
 
-    async def get(self, cid: ChunkId, addr: StripeAddr | None = None) -> bytes:
-        """The plaintext of one chunk (at addr, if the caller knows it).
+    async def get(
+        self, cid: ChunkId, addr: StripeAddr | None = None, counted: bool = False
+    ) -> bytes:
+        """The plaintext of one chunk (at addr, if the caller knows it); `counted`
+        when the caller's cached() already counted this read's miss.
 
         Raises:
             IntegrityError: the pool holds no such chunk, or it fails authentication.
             Unrecoverable: too many of its shards are lost or corrupt.
         """
         self._touch(cid)
-        while (cached := self.cache.get(cid)) is None:
+        cached = self.cache.get(cid, count=not counted)
+        while cached is None:
             loading = self._loading.get(cid)
             if loading is None:
                 return await self._load(cid, addr)
             await loading.wait()  # then the cache has it, unless that load failed
+            cached = self.cache.get(cid, count=False)
         return cached
 
     def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
@@ -437,10 +442,10 @@ class BlockStore:
             if one is not None:
                 self._adopt(cid, one)
 
-    def cached(self, cid: ChunkId) -> bytes | None:
+    def cached(self, cid: ChunkId, count: bool = True) -> bytes | None:
         """A chunk's plaintext if it is in the cache, without waiting (a hit is a
-        read, for eviction's order)."""
-        data = self.cache.get(cid)
+        read, for eviction's order; `count`: and for the cache's hit rate)."""
+        data = self.cache.get(cid, count)
         if data is not None:
             self._touch(cid)
         return data

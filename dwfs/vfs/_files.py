@@ -128,7 +128,7 @@ class FileData:
                 missing.append(i)
 
         async def fetch(i: int) -> None:
-            views[i] = _view(pieces[i], await self.store.get(pieces[i].chunk))
+            views[i] = _view(pieces[i], await self.store.get(pieces[i].chunk, counted=True))
 
         if len(missing) == 1:
             await fetch(missing[0])
@@ -198,7 +198,7 @@ class FileData:
             extents = self.extents(ino, start, end)
         out = []
         for extent in extents:
-            data = self.store.cached(extent.chunk)
+            data = self.store.cached(extent.chunk, count=False)
             length = min(extent.end, state.size) - extent.off
             if data is not None and length > 0:
                 out.append((extent.off, data, extent.chunk_off, length))

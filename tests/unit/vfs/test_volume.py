@@ -11,7 +11,7 @@ import trio
 from dwfs.errors import NotFound
 from dwfs.vfs import AttrChanges, open_volume
 from dwfs.vfs._attrs import ROOT_INO
-from tests.unit.vfs.test_inline import credential, make
+from tests.unit.vfs.test_inline import credential, make, read_file, write_file
 
 
 async def test_a_forgotten_unlinked_inode_is_purged_at_the_next_commit(tmp_path: Path) -> None:
@@ -98,3 +98,18 @@ async def test_calls_that_answer_at_once_decline_what_must_wait(tmp_path: Path) 
         assert reader is not None
         assert await volume.read(reader, 0, 2 * len(big)) == big + big
         await volume.release(reader)
+
+
+async def test_each_read_of_a_chunk_counts_once_in_the_cache_hit_rate(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    data = os.urandom(3 << 20)
+    async with open_volume(device, credential()) as volume:
+        ino = await write_file(volume, b"f", data)
+    async with open_volume(device, credential()) as volume:
+        chunks = len(volume.data.extents(ino, 0, len(data)))
+        cache = volume.pool.store.cache
+        hits, misses = cache.hits, cache.misses  # the metadata's own, at open
+        assert await read_file(volume, ino) == data
+        assert (cache.hits - hits, cache.misses - misses) == (0, chunks)
+        assert await read_file(volume, ino) == data
+        assert (cache.hits - hits, cache.misses - misses) == (chunks, chunks)
