@@ -88,14 +88,18 @@ class ChunkStore(Protocol):
     async def put_chunk(self, chunk: Buffer) -> ChunkRef:
         """Store one chunk as it is, uncut."""
 
-    async def get(self, cid: ChunkId, addr: StripeAddr | None = None) -> bytes:
-        """One chunk's plaintext, authenticated."""
+    async def get(
+        self, cid: ChunkId, addr: StripeAddr | None = None, counted: bool = False
+    ) -> bytes:
+        """One chunk's plaintext, authenticated (`counted`: this read's miss was
+        counted by cached() already)."""
 
     async def read(self, refs: list[ChunkRef]) -> bytes:
         """The concatenated plaintext of refs."""
 
-    def cached(self, cid: ChunkId) -> bytes | None:
-        """A chunk's plaintext if it is in the cache, without waiting."""
+    def cached(self, cid: ChunkId, count: bool = True) -> bytes | None:
+        """A chunk's plaintext if it is in the cache, without waiting (`count`: as a
+        read, in the cache's hit rate)."""
 
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""
