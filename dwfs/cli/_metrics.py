@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from dwfs.errors import UsageError
+from dwfs.fuse import option_value
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,9 @@ def listen_address(options: set[str]) -> tuple[str, int] | None:
         UsageError: not HOST:PORT, or HOST is not a loopback address (the
             figures name the pool and what it does: this machine only).
     """
-    given = [o for o in options if o.startswith(METRICS_OPTION)]
-    if not given:
+    text = option_value(options, METRICS_OPTION)
+    if text is None:
         return None
-    text = given[-1][len(METRICS_OPTION) :]
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
     try:

@@ -24,7 +24,7 @@ import trio
 from dwfs.chunks import HOOK_SECONDS, KEYFILE, LIVE_SHARE, append_private, private_dir, state_root
 from dwfs.cli import _metrics, _mounts, _secrets, cmd_remote, cmd_snapshot
 from dwfs.errors import Busy, DwfsError, NotADirectory, NotFound, UsageError, find_dwfs_error
-from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, serve
+from dwfs.fuse import ALLOWED_OPTIONS, FRONTEND_OPTION, frontend_of, option_value, serve
 from dwfs.vfs import Volume, open_volume
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,9 @@ def remote_timeout(options: set[str]) -> float | None:
     Raises:
         UsageError: it is not a number of seconds from 1 to 3600.
     """
-    given = [o for o in options if o.startswith(TIMEOUT_OPTION)]
-    if not given:
+    text = option_value(options, TIMEOUT_OPTION)
+    if text is None:
         return None
-    text = given[-1][len(TIMEOUT_OPTION) :]
     try:
         seconds = float(text)
     except ValueError:

@@ -38,6 +38,19 @@ DEFAULT_OPTIONS = frozenset({"default_permissions"})
 """The kernel checks permissions (mode bits and ACLs) itself, as pyfuse3's defaults ask."""
 
 
+def option_value(options: set[str], prefix: str) -> str | None:
+    """The value of a NAME=VALUE mount option (`prefix` is "NAME="), if given.
+
+    Raises:
+        UsageError: given with two values (options are a set: which came last
+            is not known, so neither is taken).
+    """
+    given = {o[len(prefix) :] for o in options if o.startswith(prefix)}
+    if len(given) > 1:
+        raise UsageError(f"-o {prefix}... is given {len(given)} values: give it once")
+    return given.pop() if given else None
+
+
 def frontend_of(options: set[str]) -> str:
     """The front end a mount uses: frontend=NAME if given, else DWFS_FRONTEND
     from the environment, else native where it was built and pyfuse3 elsewhere.
@@ -45,9 +58,8 @@ def frontend_of(options: set[str]) -> str:
     Raises:
         UsageError: an unknown front end, or native where it was not built.
     """
-    given = [o[len(FRONTEND_OPTION) :] for o in options if o.startswith(FRONTEND_OPTION)]
     default = "native" if native.available() else "pyfuse3"
-    name = given[-1] if given else os.environ.get("DWFS_FRONTEND") or default
+    name = option_value(options, FRONTEND_OPTION) or os.environ.get("DWFS_FRONTEND") or default
     if name not in FRONTENDS:
         raise UsageError(f"frontend={name} is not one of {', '.join(FRONTENDS)}")
     if name == "native" and not native.available():

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from dwfs.cli._metrics import listen_address, prometheus
+from dwfs.cli.cmd_mount import parse_options
 from dwfs.errors import UsageError
 from dwfs.vfs._stats import Activity
 
@@ -78,3 +79,10 @@ def test_metrics_are_served_on_loopback_only(option: str, address: tuple[str, in
 def test_other_addresses_are_refused(option: str) -> None:
     with pytest.raises(UsageError, match="loopback"):
         listen_address({option})
+
+
+def test_options_with_two_values_are_refused_not_picked_from() -> None:
+    for text in ("metrics=127.0.0.1:1,metrics=127.0.0.1:2", "remote_timeout=5,remote_timeout=9"):
+        with pytest.raises(UsageError, match="given 2 values: give it once"):
+            parse_options(text)
+    assert "remote_timeout=5" in parse_options("remote_timeout=5,remote_timeout=5")

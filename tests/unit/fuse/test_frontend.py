@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dwfs.errors import UsageError
-from dwfs.fuse import frontend_of
+from dwfs.fuse import frontend_of, option_value
 from dwfs.fuse.native import available
 
 
@@ -30,3 +30,10 @@ def test_an_unknown_front_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("DWFS_FRONTEND", raising=False)
     with pytest.raises(UsageError, match="frontend=kernel is not one of native, pyfuse3"):
         frontend_of({"frontend=kernel"})
+
+
+def test_a_valued_option_given_twice_with_two_values_is_refused() -> None:
+    with pytest.raises(UsageError, match="given 2 values: give it once"):
+        frontend_of({"frontend=native", "frontend=pyfuse3"})
+    assert option_value({"remote_timeout=5", "ro"}, "remote_timeout=") == "5"
+    assert option_value({"ro"}, "remote_timeout=") is None
