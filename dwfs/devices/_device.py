@@ -112,6 +112,10 @@ class DirDevice:
         self._lock_fd: int | None = None
         self._journal: tuple[int, int, int, int] | None = None
         """(epoch, descriptor, end of records, allocated size) being appended."""
+        self._allocated: dict[int, int] = {}
+        """Bytes each segment occupies on disk, when last looked at."""
+        self._restat: set[int] | None = None
+        """Segments written since then (None: look at them all)."""
         self._dir = _open_dir(path, path, None)
         self._filesystem = os.fstat(self._dir).st_dev
         self._subdirs: dict[str, int] = {}
@@ -251,6 +255,8 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
         with self._lock:
             self._dirty.add(segment)
+            if self._restat is not None:
+                self._restat.add(segment)
 
     def mark_dirty(self, segment: int) -> None:
         """Have the next sync() fsync this segment (it may hold writes of a process
@@ -294,9 +300,22 @@ class DirDevice:
         return 0 if st is None else st.st_size
 
     def allocated_bytes(self) -> int:
-        """Bytes the segments occupy on disk (holes excluded)."""
-        sizes = (self._segment_stat(s) for s in self.segments())
-        return sum(st.st_blocks * 512 for st in sizes if st is not None)
+        """Bytes the segments occupy on disk (holes excluded). Only segments
+        written since the last call are looked at again (a mount asks every few
+        seconds, and a large pool has tens of thousands of segments)."""
+        with self._lock:
+            restat, self._restat = self._restat, set()
+        if restat is None:
+            restat = set(self.segments())
+        for segment in restat:
+            st = self._segment_stat(segment)
+            with self._lock:
+                if st is None:
+                    self._allocated.pop(segment, None)
+                else:
+                    self._allocated[segment] = st.st_blocks * 512
+        with self._lock:
+            return sum(self._allocated.values())
 
     def filesystem_id(self) -> int:
         """The id (st_dev) of the filesystem holding the device."""
@@ -432,6 +451,7 @@ class DirDevice:
         with self._lock:
             fd = self._fds.pop(segment, None)
             self._dirty.discard(segment)
+            self._allocated.pop(segment, None)
         if fd is not None:
             os.close(fd)
         directory = self._subdir(SEGMENTS, create=False)
