@@ -10,7 +10,7 @@ import ctypes
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pyfuse3
@@ -146,14 +146,12 @@ async def _serve_native(
 ) -> None:
     session = native.NativeSession(volume, target, fuse_options)
     unmounted = False
+
+    async def main(signalled: trio.Event) -> bool:
+        return await session.serve()
+
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_unmount_on_signal, target, session.stop, trio.Event())
-            if "kernel_limits" not in options:
-                nursery.start_soon(_relax_limits, session.initialised, target)
-            ready()
-            unmounted = await session.serve()
-            nursery.cancel_scope.cancel()
+        unmounted = await _serving(target, options, session.initialised, session.stop, ready, main)
     finally:
         session.close(unmount=not unmounted)
 
@@ -171,21 +169,39 @@ async def _serve_pyfuse3(
     pyfuse3.init(operations, str(target), fuse_options)
     waiter = requests.install(requests.fuse_fds() - before)
     unmounted = False
-    signalled = trio.Event()
 
     def stop() -> None:
         if waiter is not None:
             waiter.close()
         pyfuse3.terminate()
 
+    async def main(signalled: trio.Event) -> bool:
+        await pyfuse3.main()
+        return not signalled.is_set()  # else the kernel still has the mount
+
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_unmount_on_signal, target, stop, signalled)
-            if "kernel_limits" not in options:
-                nursery.start_soon(_relax_limits, operations.initialised, target)
-            ready()
-            await pyfuse3.main()
-            unmounted = not signalled.is_set()  # else the kernel still has the mount
-            nursery.cancel_scope.cancel()
+        unmounted = await _serving(target, options, operations.initialised, stop, ready, main)
     finally:
         pyfuse3.close(unmount=not unmounted)
+
+
+async def _serving(
+    target: Path,
+    options: set[str],
+    initialised: trio.Event,
+    stop: Callable[[], None],
+    ready: Callable[[], None],
+    main: Callable[[trio.Event], Awaitable[bool]],
+) -> bool:
+    """Serve requests (main) beside the signal handler and the relaxing of the
+    kernel's limits, once ready() has been told; whether the kernel ended the
+    mount (else a signal stopped it, and it is still mounted)."""
+    signalled = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_unmount_on_signal, target, stop, signalled)
+        if "kernel_limits" not in options:
+            nursery.start_soon(_relax_limits, initialised, target)
+        ready()
+        unmounted = await main(signalled)
+        nursery.cancel_scope.cancel()
+    return unmounted
