@@ -181,6 +181,24 @@ class LocalState:
         if generation > self.last_remote_generation():
             self._record_count("remote-generation", generation)
 
+    def remote_intent(self) -> tuple[int, str] | None:
+        """(generation, manifest name) of the remote superblock a sync was about to
+        write when it last began one, if any."""
+        raw = read_private(self.dir / "remote-intent", 256)
+        try:
+            generation, manifest = (raw or b"").decode().split()
+            return int(generation), manifest
+        except ValueError:
+            return None
+
+    def record_remote_intent(self, generation: int, manifest: str) -> None:
+        """Say durably, before a sync writes the remote's superblock, what it will
+        write: a crash after the write but before record_remote_generation()
+        leaves the remote one generation ahead of this machine's record, and this
+        tells that copy from one another machine wrote."""
+        private_dir(self.dir)
+        write_private(self.dir / "remote-intent", f"{generation} {manifest}\n".encode(), sync=True)
+
     # -- the journal's chain head -------------------------------------------------
 
     def chain_head(self, key: bytes) -> ChainHead | None:

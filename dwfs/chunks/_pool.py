@@ -267,6 +267,12 @@ class Pool:
     def last_remote_generation(self) -> int:
         return self.local.last_remote_generation()
 
+    def remote_intent(self) -> tuple[int, str] | None:
+        return self.local.remote_intent()
+
+    def record_remote_intent(self, generation: int, manifest: str) -> None:
+        self.local.record_remote_intent(generation, manifest)
+
     def capacity(self) -> dict[str, int]:
         """Usable bytes (after redundancy) and bytes used."""
         return self.array.capacity()

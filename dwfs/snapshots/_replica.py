@@ -114,13 +114,14 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     where = dict(placed)
     previous = await tier.read_superblock(pool.id)
     seen = pool.last_remote_generation()
-    _check_writer(tier.url, previous, seen)
+    _check_writer(tier.url, previous, seen, pool.remote_intent())
     generation = max(previous.generation if previous else 0, seen) + 1
     body = _manifest(pool.id, txg, [(r.chunk_id, r.length, where[r.chunk_id]) for r in image])
     name = f"manifests/{secrets.token_hex(16)}"
     sealed = tier.seal_manifest(pool.id, generation, body)
     await tier.put(name, sealed)
     config = {**pool.public_config(), "manifest": name, "txg": txg}
+    pool.record_remote_intent(generation, name)
     await tier.write_superblock(RemoteSuperblock(pool.id, generation, config))
     pool.record_remote_generation(generation)
     removed = 0
@@ -143,11 +144,18 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     }
 
 
-def _check_writer(url: str, previous: RemoteSuperblock | None, seen: int) -> None:
+def _check_writer(
+    url: str, previous: RemoteSuperblock | None, seen: int, intent: tuple[int, str] | None
+) -> None:
     """Refuse to write over a remote that another machine wrote since this one
     last did (the pool was attached elsewhere and used there: two writers would
-    each delete what the other needs), or that was rolled back."""
+    each delete what the other needs), or that was rolled back. A copy this
+    machine's last sync wrote but did not live to record (its intent names the
+    generation and the random manifest name) is this machine's own."""
     if previous is None or previous.generation == seen:
+        return
+    if intent is not None and intent == (previous.generation, previous.config.get("manifest")):
+        log.info("%s holds the copy this machine's last sync wrote before it stopped", url)
         return
     if previous.generation < seen:
         raise IntegrityError(
