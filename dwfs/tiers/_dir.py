@@ -14,6 +14,7 @@ import errno
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 """O_NONBLOCK: opening a FIFO planted in the remote must not wait for a writer."""
 _TMP = ".tmp-"
+STALE_TMP_SECONDS = 3600
+"""A temporary file this old is what a put cut off by a crash left (a put gives
+up after the tier's 30 s timeout); listing its folder removes it."""
 _GONE = (errno.ENOENT,)
 
 
@@ -183,10 +187,14 @@ class DirBackend:
 
 
 def _walk(folder: int, name: str) -> list[str]:
-    """The objects in a folder and below it, each opened without following links."""
+    """The objects in a folder and below it, each opened without following links;
+    stale temporary files of cut-off puts met on the way are removed."""
     found: list[str] = []
     for leaf in os.listdir(folder):
-        if leaf.startswith(_TMP) or not _is_name(leaf):
+        if leaf.startswith(_TMP):
+            _remove_if_stale(folder, leaf)
+            continue
+        if not _is_name(leaf):
             continue
         try:
             child = os.open(leaf, _DIR_FLAGS, dir_fd=folder)
@@ -200,6 +208,13 @@ def _walk(folder: int, name: str) -> list[str]:
         finally:
             os.close(child)
     return found
+
+
+def _remove_if_stale(folder: int, leaf: str) -> None:
+    with contextlib.suppress(OSError):
+        st = os.stat(leaf, dir_fd=folder, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime > STALE_TMP_SECONDS:
+            os.unlink(leaf, dir_fd=folder)
 
 
 def _is_name(leaf: str) -> bool:

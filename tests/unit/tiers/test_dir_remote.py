@@ -4,12 +4,14 @@ it, only regular files are read, and a directory others can write is refused."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from dwfs.errors import RemoteError
 from dwfs.tiers import get_bounded, open_backend
+from dwfs.tiers._dir import STALE_TMP_SECONDS
 
 
 def test_a_symlinked_object_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
@@ -76,3 +78,17 @@ def test_an_object_larger_than_asked_for_is_not_read(tmp_path: Path) -> None:
     assert get_bounded(backend, "manifest", 1 << 20) is None
     backend.put("small", b"x" * 10)
     assert get_bounded(backend, "small", 10) == b"x" * 10
+
+
+def test_listing_removes_what_a_cut_off_put_left_once_it_is_stale(tmp_path: Path) -> None:
+    backend = open_backend(f"dir://{tmp_path}/remote")
+    backend.put("packs/ab/" + "ab" * 16, b"a whole pack")
+    folder = tmp_path / "remote" / "packs" / "ab"
+    stale, fresh = folder / ".tmp-stale.0011", folder / ".tmp-fresh.0022"
+    stale.write_bytes(b"half a pack")
+    fresh.write_bytes(b"a put under way")
+    os.utime(stale, (0, time.time() - 2 * STALE_TMP_SECONDS))
+    assert backend.list("packs/") == ["packs/ab/" + "ab" * 16]
+    backend.close()
+    assert not stale.exists()
+    assert fresh.exists()
