@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -564,6 +565,52 @@ def test_mostly_dead_packs_are_repacked_and_the_space_comes_back(
     other = attach_elsewhere(pool, url, attached_pools, monkeypatch, "repack-machine")
     assert tree_of(other.mnt) == expected
     assert (other.mnt / "local").read_bytes() == kept_local
+
+
+def test_kill_9_during_repacking_syncs_leaves_the_remote_copy_whole(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    url = f"dir://{tmp_path}/remote"
+    kept = {f"k{i}": os.urandom(MiB) for i in range(6)}
+    for name, data in kept.items():
+        (pool.mnt / name).write_bytes(data)
+        (pool.mnt / f"gone-{name}").write_bytes(os.urandom(3 * MiB))
+    dwfsctl("remote", "add", "--bwlimit", "16M", pool.mnt, url)
+    dwfsctl("sync", pool.mnt)
+    for name in kept:
+        (pool.mnt / f"gone-{name}").unlink()
+    directory = os.open(pool.mnt, os.O_RDONLY)
+    os.fsync(directory)  # the deletions are durable; the crashes below cut syncs only
+    os.close(directory)
+    here = os.environ["DWFS_STATE_DIR"]
+    rng = random.Random(5)
+    for round_ in range(3):
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "dwfs.cli.main", "sync", pool.mnt], stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.1, 1.0))  # the repack's uploads under way, or the sync's
+        pool.crash()
+        sync.wait(30)
+        copy = tmp_path / f"remote-as-left-{round_}"  # a machine attaching it takes it over
+        shutil.copytree(tmp_path / "remote", copy)
+        new_machine(tmp_path, monkeypatch, f"checking-machine-{round_}")
+        other, _ = attach(pool, f"dir://{copy}", attached_pools, n=1)
+        other.mount()
+        for name, data in kept.items():
+            assert (other.mnt / name).read_bytes() == data, (round_, name)
+        other.umount()
+        monkeypatch.setenv("DWFS_STATE_DIR", here)
+        pool.mount()
+        for name, data in kept.items():
+            assert (pool.mnt / name).read_bytes() == data, (round_, name)
+    dwfsctl("sync", pool.mnt)  # finishes what a crash cut off
+    again = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    assert again["packs_repacked"] == 0
+    assert pack_bytes(tmp_path / "remote") < 8 * MiB  # 6 MiB live, and the metadata
 
 
 def test_a_remote_written_by_another_machine_is_not_overwritten(
