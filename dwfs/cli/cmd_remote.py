@@ -87,8 +87,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Store every write, upload every chunk the remote lacks and a "
         "checkpoint of the metadata, then replace the remote's superblock: on exit 0 the "
         "remote holds a complete copy that `dwfsctl attach` can mount elsewhere. Packs "
-        "less than half live are repacked first, and packs the new copy does not need "
-        "are deleted after.",
+        "less than half live, and small packs, are repacked first, and packs the new copy "
+        "does not need are deleted after.",
     )
     sync.add_argument("--json", action="store_true", help="print JSON")
     sync.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)

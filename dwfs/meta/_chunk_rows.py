@@ -169,6 +169,15 @@ class RemoteRows:
         )
         return [bytes(r[0]) for r in rows]
 
+    def small_packs(self, below: int) -> list[bytes]:
+        """Packs smaller than `below` bytes that some chunk lies in, oldest first."""
+        rows = self.db.query(
+            "SELECT p.pack FROM packs p WHERE p.bytes < ? AND EXISTS "
+            "(SELECT 1 FROM remote r WHERE r.pack = p.pack) ORDER BY p.rowid",
+            (below,),
+        )
+        return [bytes(r[0]) for r in rows]
+
     def live_in_pack(self, pack: bytes) -> list[tuple[ChunkId, RemoteAddr, StripeAddr | None]]:
         """The live chunks of one pack: where they lie there, and locally if they do."""
         rows = self.db.query(

@@ -29,6 +29,14 @@ half dead (restic's prune repacks at any waste above a threshold; S3QL never
 repacks, and a deleted file's share of an object stays billed)."""
 
 
+SMALL_PACK = PACK_BYTES // 4
+"""Packs smaller than this (the uploader sends what is pending every few seconds,
+so a trickle of writes makes many) are merged at a sync when there are two or
+more: a remote of thousands of tiny objects costs more to list, to hold and to
+read back (a sequential reader's range stops at each pack's end). At most this
+much is sent again per sync, when the last merge's pack is merged anew."""
+
+
 @dataclasses.dataclass
 class Repacked:
     """What a repack did."""
@@ -39,12 +47,16 @@ class Repacked:
 
 
 async def repack(meta: Metadata, pool: Pool, tier: Tier) -> Repacked:
-    """Move the live chunks of sparse packs into new packs and commit their new
-    places; forget the dead chunks those packs held. Raises RemoteError or
-    TierUnavailable when the remote fails (what moved before stays moved)."""
+    """Move the live chunks of sparse packs (and of small ones, two or more) into
+    new packs and commit their new places; forget the dead chunks those packs
+    held. Raises RemoteError or TierUnavailable when the remote fails (what moved
+    before stays moved)."""
     with meta.db.transaction():
         meta.remote_rows.estimate_pack_sizes()
     sparse = meta.remote_rows.sparse_packs(REPACK_BELOW)
+    small = meta.remote_rows.small_packs(SMALL_PACK)
+    if len(small) >= 2:
+        sparse += [pack for pack in small if pack not in sparse]
     done = Repacked()
     batch: list[tuple[ChunkId, RemoteAddr, StripeAddr | None]] = []
     size = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dwfs import snapshots
-from dwfs.snapshots._repack import repack
+from dwfs.snapshots._repack import SMALL_PACK, repack
 from dwfs.vfs import open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from tests.unit.vfs.test_inline import credential, make, read_file, write_file
@@ -52,3 +52,32 @@ async def test_a_sync_cut_off_after_its_repack_leaves_the_remote_copy_whole(
     await snapshots.attach(url, elsewhere, credential())
     async with open_volume(elsewhere[0], credential()) as other:
         assert await read_file(other, other.lookup(ROOT_INO, b"kept").ino) == kept
+
+
+async def test_small_packs_are_merged_into_one_at_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = make(tmp_path)
+    remote = tmp_path / "remote"
+    remote.mkdir(mode=0o700)
+    url = f"dir://{remote}"
+    files = {b"f%d" % i: os.urandom(300 * 1024) for i in range(4)}
+    async with open_volume(device, credential()) as volume:
+        await volume.remote.add(url)
+        tier = volume.pool.tier
+        assert tier is not None
+        for name, data in files.items():  # one pack each, as a trickle of writes makes them
+            await write_file(volume, name, data)
+            await snapshots.upload_pending(volume.meta, volume.pool, tier)
+        assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) >= 4
+        done = await volume.remote.sync()
+        assert done["packs_repacked"] >= 4
+        assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) == 1
+        again = await volume.remote.sync()
+        assert again["packs_repacked"] == 0  # one small pack stays as it is
+    monkeypatch.setenv("DWFS_STATE_DIR", str(tmp_path / "elsewhere"))
+    elsewhere = [tmp_path / f"new{i}" for i in range(2)]
+    await snapshots.attach(url, elsewhere, credential())
+    async with open_volume(elsewhere[0], credential()) as other:
+        for name, data in files.items():
+            assert await read_file(other, other.lookup(ROOT_INO, name).ino) == data
