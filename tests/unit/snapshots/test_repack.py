@@ -66,12 +66,12 @@ async def test_small_packs_are_merged_into_one_at_a_sync(
         await volume.remote.add(url)
         tier = volume.pool.tier
         assert tier is not None
-        for name, data in files.items():  # one pack each, as a trickle of writes makes them
-            await write_file(volume, name, data)
-            await snapshots.upload_pending(volume.meta, volume.pool, tier)
-        assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) >= 4
-        done = await volume.remote.sync()
-        assert done["packs_repacked"] >= 4
+        async with volume.remote.lock:  # the mount's own uploads and syncs wait
+            for name, data in files.items():  # a pack each, as a trickle of writes makes them
+                await write_file(volume, name, data)
+                await snapshots.upload_pending(volume.meta, volume.pool, tier)
+            assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) == len(files)
+        await volume.remote.sync()
         assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) == 1
         again = await volume.remote.sync()
         assert again["packs_repacked"] == 0  # one small pack stays as it is
