@@ -38,6 +38,7 @@ extensions = [
             "native/binding/_native.c",
             "native/src/gf256.c",
             "native/src/chunker.c",
+            "native/src/flush.c",
         ],
         include_dirs=["native/include"],
         extra_compile_args=CFLAGS,

@@ -10,9 +10,9 @@ without those layers changing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NewType, Protocol, TypeAlias, TypeVar
+from typing import Any, NewType, Protocol, TypeAlias
 
 import trio
 
@@ -72,11 +72,13 @@ class Moved:
 @dataclasses.dataclass(frozen=True)
 class ChainHead:
     """Where the metadata journal's chain stood at a commit: the txg, the epoch's
-    random id and the last record's tag."""
+    random id and the last record's tag, and a copy of that record (empty where
+    it was durable on the devices before the head was recorded)."""
 
     txg: int
     epoch_id: bytes
     tag: bytes
+    record: bytes = dataclasses.field(default=b"", repr=False)
 
 
 class ChunkStore(Protocol):
@@ -170,12 +172,9 @@ class SegmentSpace(Protocol):
         """Whether a resilver is due or under way."""
 
 
-M = TypeVar("M")
-
-
-class JournalStore(Protocol[M]):
+class JournalStore(Protocol):
     """Where the metadata journal's sealed records live: epochs of appended records,
-    each appended to a set of members (of type M), durably on enough of them."""
+    each appended to a set of members, durably on enough of them."""
 
     def journal_epochs(self) -> list[int]:
         """The epochs present."""
@@ -183,15 +182,9 @@ class JournalStore(Protocol[M]):
     def journal_copies(self, epoch: int) -> list[bytes]:
         """Every member's copy of one epoch."""
 
-    def journal_groups(self) -> list[list[tuple[M, bool]]]:
-        """Members grouped by what their writes queue behind, each with whether a
-        commit waits for its copy to be durable."""
-
-    def append_journal_to(self, member: M, epoch: int, record: bytes, durable: bool) -> bool:
-        """Append a record on one member; whether it took it."""
-
-    def settle_journal(self, durable: int, cached: list[M], tried: int) -> None:
-        """Make a record durable on enough members, or raise DeviceError."""
+    def append_journal(self, epoch: int, record: bytes, also: Sequence[int] = ()) -> list[int]:
+        """Append a record on every member, durably on enough of them, flushing
+        the descriptors `also` in the same round; their errnos."""
 
     def trim_journals(self, before: int) -> None:
         """Delete every epoch older than `before`."""
@@ -209,7 +202,7 @@ class PoolServices(Protocol):
         """The block store."""
 
     @property
-    def journal(self) -> JournalStore[Any]:
+    def journal(self) -> JournalStore:
         """Where the metadata journal lives."""
 
     @property
@@ -242,3 +235,7 @@ class PoolServices(Protocol):
 
     def record_chain_head(self, head: ChainHead) -> None:
         """Record the chain head durably on this machine."""
+
+    def stage_chain_head(self, head: ChainHead) -> int:
+        """Write the chain head (and the copy of its record it carries) without
+        flushing it; the descriptor to flush it with."""

@@ -20,6 +20,7 @@ _LEVELS = {0: "portable C", 1: "SSSE3", 2: "AVX2"}
 _native: ModuleType | None
 try:
     from dwfs._native import cdc_cuts as cdc_cuts
+    from dwfs._native import flush_together as flush_together
     from dwfs._native import gf_matmul as gf_matmul
     from dwfs._native import join as join
 
@@ -28,6 +29,7 @@ except ImportError:  # the extension was not built: stay correct, only slower
     _native = None
     gf_matmul = _pure.gf_matmul
     cdc_cuts = _pure.cdc_cuts
+    flush_together = _pure.flush_together
     join = _pure.join
 
 
@@ -58,6 +60,7 @@ def force_simd_level(level: int) -> str:
 __all__ = [
     "Buffer",
     "cdc_cuts",
+    "flush_together",
     "force_simd_level",
     "gf",
     "gf_matmul",

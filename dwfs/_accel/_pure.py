@@ -8,6 +8,7 @@ usable (tens of MB/s); the chunker loop is slow and exists for correctness.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from dwfs._accel import _gf
@@ -78,3 +79,17 @@ def cdc_cuts(
 def join(parts: Sequence[Buffer]) -> bytes:
     """The concatenation of parts (the native twin copies long joins without the GIL)."""
     return b"".join(parts)
+
+
+def flush_together(fds: Sequence[int]) -> list[int]:
+    """fdatasync of each descriptor, one after another (the native twin has them
+    all in flight at once); each one's errno, 0 where it succeeded."""
+    errors = []
+    for fd in fds:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            errors.append(exc.errno or 0)
+        else:
+            errors.append(0)
+    return errors

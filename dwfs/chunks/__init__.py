@@ -11,6 +11,7 @@ from dwfs.chunks._events import HOOK_SECONDS as HOOK_SECONDS
 from dwfs.chunks._events import WATCH_EVERY as WATCH_EVERY
 from dwfs.chunks._events import Events as Events
 from dwfs.chunks._events import PoolWatch as PoolWatch
+from dwfs.chunks._localstate import HEAD_COPY_LIMIT as HEAD_COPY_LIMIT
 from dwfs.chunks._localstate import LocalState as LocalState
 from dwfs.chunks._localstate import append_private as append_private
 from dwfs.chunks._localstate import private_dir as private_dir
@@ -38,6 +39,7 @@ from dwfs.chunks.keys import Credential as Credential
 from dwfs.chunks.keys import new_recovery_key as new_recovery_key
 
 __all__ = [
+    "HEAD_COPY_LIMIT",
     "HOOK_SECONDS",
     "WATCH_EVERY",
     "Events",

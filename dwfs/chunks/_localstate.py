@@ -29,10 +29,14 @@ import blake3
 from dwfs.errors import UsageError
 from dwfs.types import ChainHead
 
-_HEAD = struct.Struct("<Q16sB32s")
-"""txg, epoch id, the tag's length, the tag (binary, so its length is kept)."""
+_HEAD = struct.Struct("<Q16sB32sI")
+"""txg, epoch id, the tag's length, the tag (binary, so its length is kept), and
+the length of the copy of the record that follows the MAC."""
 _HEAD_MAC = 16
-_HEAD_SLOT = _HEAD.size + _HEAD_MAC
+HEAD_COPY_LIMIT = 256 * 1024
+"""The largest journal record kept beside its chain head (a commit's record
+with an fsync's logged writes is at most about 180 KiB, LOG_LIMIT in base64)."""
+_HEAD_SLOT = _HEAD.size + _HEAD_MAC + HEAD_COPY_LIMIT
 SMALL_FILE = 64 * 1024
 """The most of any state file read back."""
 
@@ -202,23 +206,42 @@ class LocalState:
     # -- the journal's chain head -------------------------------------------------
 
     def chain_head(self, key: bytes) -> ChainHead | None:
-        """The newest authentic head recorded (key: the MAC key it was written with)."""
+        """The newest authentic head recorded, with its record's copy if it was
+        kept (key: the MAC key it was written with)."""
         raw = read_private(self.dir / "journal-head", 2 * _HEAD_SLOT) or b""
         heads = []
         for at in (0, _HEAD_SLOT):
             slot = raw[at : at + _HEAD_SLOT]
-            if len(slot) != _HEAD_SLOT or not any(slot):
+            if len(slot) < _HEAD.size + _HEAD_MAC or not any(slot[: _HEAD.size + _HEAD_MAC]):
                 continue
-            body, mac = slot[: _HEAD.size], slot[_HEAD.size :]
-            if not hmac.compare_digest(_mac(key, body), mac):
+            body = slot[: _HEAD.size]
+            txg, epoch_id, length, tag, copied = _HEAD.unpack(body)
+            mac = slot[_HEAD.size : _HEAD.size + _HEAD_MAC]
+            record = slot[_HEAD.size + _HEAD_MAC :][:copied]
+            if len(record) != copied or not hmac.compare_digest(_mac(key, body + record), mac):
                 continue
-            txg, epoch_id, length, tag = _HEAD.unpack(body)
-            heads.append(ChainHead(txg, epoch_id, tag[:length]))
+            heads.append(ChainHead(txg, epoch_id, tag[:length], record))
         return max(heads, key=lambda h: h.txg, default=None)
 
     def record_chain_head(self, key: bytes, head: ChainHead) -> None:
-        """Record the chain head durably (fdatasync), alternating between two slots
-        so a torn write leaves the previous head readable."""
+        """Record the chain head durably (fdatasync)."""
+        os.fdatasync(self.stage_chain_head(key, head))
+
+    def stage_chain_head(self, key: bytes, head: ChainHead) -> int:
+        """Write the chain head, with the copy of its record it carries (at most
+        HEAD_COPY_LIMIT), into the page cache; the descriptor to flush it with.
+
+        The two slots alternate, so a torn write leaves the previous head readable;
+        the MAC covers the copy, so a slot whose copy is torn is not a head."""
+        if len(head.record) > HEAD_COPY_LIMIT:
+            raise ValueError("a journal record too large to keep beside its chain head")
+        fd = self._head_file()
+        body = _HEAD.pack(head.txg, head.epoch_id, len(head.tag), head.tag, len(head.record))
+        slot = head.txg % 2
+        os.pwrite(fd, body + _mac(key, body + head.record) + head.record, slot * _HEAD_SLOT)
+        return fd
+
+    def _head_file(self) -> int:
         if self._head_fd is None:
             private_dir(self.dir)
             path = self.dir / "journal-head"
@@ -228,11 +251,11 @@ class LocalState:
             if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
                 os.close(fd)
                 raise UsageError(f"{path} is not a file of this user's: remove it")
+            if st.st_size < 2 * _HEAD_SLOT:
+                os.posix_fallocate(fd, 0, 2 * _HEAD_SLOT)
+                os.fsync(fd)
             self._head_fd = fd
-        body = _HEAD.pack(head.txg, head.epoch_id, len(head.tag), head.tag)
-        slot = head.txg % 2
-        os.pwrite(self._head_fd, body + _mac(key, body), slot * _HEAD_SLOT)
-        os.fdatasync(self._head_fd)
+        return self._head_fd
 
     def close(self) -> None:
         if self._head_fd is not None:

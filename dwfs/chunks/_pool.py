@@ -238,6 +238,9 @@ class Pool:
     def record_chain_head(self, head: ChainHead) -> None:
         self.local.record_chain_head(self.keys.local_state, head)
 
+    def stage_chain_head(self, head: ChainHead) -> int:
+        return self.local.stage_chain_head(self.keys.local_state, head)
+
     # -- the remote tier --------------------------------------------------------
 
     def connect(self, url: str, timeout: float | None = None) -> Tier:

@@ -14,10 +14,11 @@ import dataclasses
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dwfs._accel import flush_together
 from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
@@ -559,6 +560,34 @@ class DeviceArray:
             groups.setdefault(member.device.filesystem_id(), []).append(member)
         durable = {id(m) for m in spread(list(groups.values()))[: self.layout.m + 1]}
         return [[(m, id(m) in durable) for m in group] for group in groups.values()]
+
+    def append_journal(self, epoch: int, record: bytes, also: Sequence[int] = ()) -> list[int]:
+        """Append a sealed journal record on every online member, durably on m + 1
+        of them (journal_groups), flushing those and the descriptors `also` all at
+        once (dwfs._accel.flush_together): one flush's time rather than their
+        sum. Returns the errno of each of `also`'s flushes (0 for success).
+
+        Raises:
+            DeviceError: fewer than m + 1 members hold the record durably.
+        """
+        members = [pair for group in self.journal_groups() for pair in group]
+        flushing: list[tuple[MemberState, DirDevice]] = []
+        cached: list[MemberState] = []
+        for member, durable in members:
+            if not self.append_journal_to(member, epoch, record, False):
+                continue
+            assert member.device is not None
+            if durable:
+                flushing.append((member, member.device))
+            else:
+                cached.append(member)
+        errors = flush_together([device.journal_descriptor for _, device in flushing] + [*also])
+        mine, theirs = errors[: len(flushing)], errors[len(flushing) :]
+        for (member, device), err in zip(flushing, mine, strict=True):
+            if err:
+                self._count(member, "write", fault=f"device {device.path}: {os.strerror(err)}")
+        self.settle_journal(mine.count(0), cached, len(members))
+        return theirs
 
     def append_journal_to(
         self, member: MemberState, epoch: int, record: bytes, durable: bool = True

@@ -374,6 +374,14 @@ class DirDevice:
             raise _io_error(self.path, exc) from None
         self._journal = (epoch, fd, end + len(data), size)
 
+    @property
+    def journal_descriptor(self) -> int:
+        """The file of the epoch being appended (after append_journal), for
+        flushing it together with other files."""
+        if self._journal is None:
+            raise DeviceError(f"device {self.path}: no journal epoch is open")
+        return self._journal[1]
+
     def sync_journal(self) -> None:
         """Make every record appended to the current epoch's file durable."""
         if self._journal is None:

@@ -22,18 +22,18 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import secrets
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from dwfs.chunks import HEAD_COPY_LIMIT
 from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
 from dwfs.meta._chunk_rows import ChunkRows, RemoteRows
-from dwfs.meta._db import MetaDB
+from dwfs.meta._db import MetaDB, Statement
 from dwfs.meta._rows import TreeRows
 from dwfs.meta._snapshot_rows import SnapshotRows
 from dwfs.types import ChainHead, ChunkId, ChunkRef, PoolServices, StripeAddr
@@ -190,12 +190,22 @@ class Metadata:
         epoch = Epoch(number, secrets.token_bytes(_journal.EPOCH_ID_SIZE), replay.tag)
         meta = cls(pool, db, epoch, [*epochs, epoch])
         meta.warnings = meta_warnings
-        await meta._announce_epoch()
-        if replay.head is None or replay.head.txg < db.txg:
-            await meta._record_head(replay.last_epoch_id, replay.tag)
         if checkpoint:
             meta.checkpoint_segments = {r.addr.segment for r in chunks}
             meta.checkpoint_segments.add(_ref(checkpoint["manifest"]).addr.segment)
+        if replay.restored:
+            message = (
+                f"pool {pool.id}'s devices lacked the journal record of txg {replay.restored} "
+                "(a crash while it was written, or it was cut from them): restored from this "
+                "machine's copy"
+            )
+            log.warning("%s", message)
+            meta.warnings.append(message)
+            await meta.checkpoint()  # the devices' journal lacks it: only a checkpoint holds it
+        else:
+            await meta._announce_epoch()
+        if replay.head is None or replay.head.txg < db.txg:
+            await meta._record_head(replay.last_epoch_id, replay.tag)
         return meta
 
     @classmethod
@@ -223,7 +233,8 @@ class Metadata:
         await trio.to_thread.run_sync(update)
 
     async def _record_head(self, epoch_id: bytes, tag: bytes) -> None:
-        await trio.to_thread.run_sync(self._head_writer(ChainHead(self.db.txg, epoch_id, tag)))
+        head = ChainHead(self.db.txg, epoch_id, tag)
+        await trio.to_thread.run_sync(self.pool.record_chain_head, head)
 
     async def commit(self) -> None:
         """Make every change made so far durable (group commit)."""
@@ -239,51 +250,54 @@ class Metadata:
             return
         txg, statements = self.db.take_pending()
         await self.pool.store.sync()
-        args = (self.pool.metadata_key, self.pool.id, self.epoch.id, txg, self.head, statements)
+        args = self._record_args(txg, statements)
         if len(statements) > INLINE_STATEMENTS:  # encoding a big txg would stall requests
             record = await trio.to_thread.run_sync(_journal.encode, *args)
         else:
             record = _journal.encode(*args)
         await self._append(record)
+        self._committed(txg, record)
+
+    def _record_args(self, txg: int, statements: list[Statement]) -> tuple[Any, ...]:
+        return (self.pool.metadata_key, self.pool.id, self.epoch.id, txg, self.head, statements)
+
+    def _head_of(self, record: bytes) -> ChainHead:
+        return ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
+
+    def _committed(self, txg: int, record: bytes) -> None:
         self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
         self.records += 1
 
     async def _append(self, record: bytes) -> None:
-        """Append a record to every online device, durably on m + 1 of them, then
-        record the new chain head on this machine, from whichever thread finishes
-        last (a thread hop costs about as much as the head's fdatasync).
+        """Append a record to every online device, durably on m + 1 of them, and
+        record the new chain head on this machine, all flushed at once.
 
-        Devices on different filesystems are written in parallel, one worker
-        thread each, so a commit waits for about one disk's flush; devices that
-        share a filesystem are written one after another in one thread, since
-        their fsyncs queue in that filesystem's journal anyway (measured through
-        the mount with three devices on one disk: 1.7-1.8 ms per append+fsync
-        in one thread, 2.0-2.4 ms with a thread each). With one filesystem, that
-        thread is usually the trio thread itself (INLINE_APPEND_SECONDS)."""
-        array, epoch = self.pool.journal, self.epoch.number
-        groups = array.journal_groups()
-        head = ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
-        total = sum(len(group) for group in groups)
-        fanout = _Fanout(total, array.settle_journal, self._head_writer(head))
+        The head carries a copy of its record, so it may be durable before the
+        devices' copies: a crash between leaves a head whose record the devices
+        lack, and the next mount restores the record from the copy (_Replay)
+        rather than taking the devices for rolled back. A record too large to
+        copy (HEAD_COPY_LIMIT) is flushed on the devices first and the head
+        after it. Usually this runs on the trio thread (INLINE_APPEND_SECONDS)."""
+        head = self._head_of(record)
+        if self._append_inline():
+            self._append_now(record, head)
+        else:
+            await trio.to_thread.run_sync(self._append_now, record, head)
 
-        def write(group: list[tuple[Any, bool]]) -> None:
-            began = time.perf_counter()
-            for member, durable in group:
-                append = functools.partial(array.append_journal_to, member, epoch, record)
-                fanout.done(member, durable, functools.partial(append, durable))
-            self.append_seconds = time.perf_counter() - began
-
-        if len(groups) == 1:
-            if self._append_inline():
-                write(groups[0])
-            else:
-                await trio.to_thread.run_sync(write, groups[0])
-            return
-        async with trio.open_nursery() as nursery:
-            for group in groups:
-                nursery.start_soon(functools.partial(trio.to_thread.run_sync, write, group))
+    def _append_now(self, record: bytes, head: ChainHead) -> None:
+        began = time.perf_counter()
+        journal, epoch = self.pool.journal, self.epoch.number
+        if len(record) <= HEAD_COPY_LIMIT:
+            head = dataclasses.replace(head, record=record)
+            [err] = journal.append_journal(epoch, record, [self.pool.stage_chain_head(head)])
+            if err:
+                raise OSError(err, f"recording the journal's chain head: {os.strerror(err)}")
+        else:
+            journal.append_journal(epoch, record)
+            self.pool.record_chain_head(head)
+        self.append_seconds = time.perf_counter() - began
 
     def _append_inline(self) -> bool:
         """Whether this commit's appends run on the trio thread (INLINE_APPEND_SECONDS)."""
@@ -291,9 +305,6 @@ class Metadata:
             self.append_seconds < INLINE_APPEND_SECONDS
             and trio.lowlevel.current_statistics().tasks_runnable == 0
         )
-
-    def _head_writer(self, head: ChainHead) -> Callable[[], None]:
-        return functools.partial(self.pool.record_chain_head, head)
 
     @property
     def checkpoint_due(self) -> bool:
@@ -334,40 +345,6 @@ class Metadata:
             log.info("checkpoint at txg %d: %d bytes in %d chunks", txg, len(image), len(refs))
 
 
-class _Fanout:
-    """Parallel appends of one record: counts the devices that made it durable and
-    those that hold it in the page cache, and the thread that finishes last
-    settles the quorum and runs `then` (the chain head, which must never get
-    ahead of a durable record)."""
-
-    def __init__(
-        self,
-        total: int,
-        settle: Callable[[int, list[Any], int], None],
-        then: Callable[[], None],
-    ) -> None:
-        self._total = total
-        self._settle = settle
-        self._then = then
-        self._finished = 0
-        self._durable = 0
-        self._cached: list[Any] = []
-        self._lock = threading.Lock()
-
-    def done(self, member: Any, durable: bool, append: Callable[[], bool]) -> None:
-        took = append()
-        with self._lock:
-            self._finished += 1
-            if took and durable:
-                self._durable += 1
-            elif took:
-                self._cached.append(member)
-            last = self._finished == self._total
-        if last:
-            self._settle(self._durable, self._cached, self._total)
-            self._then()
-
-
 class _Replay:
     """Replay of the journal's epochs in order, following the chain of tags, and
     the freshness verdict against this machine's record of the chain head."""
@@ -379,6 +356,8 @@ class _Replay:
         self.last_epoch_id = b""
         self.seen_head = head is not None and head.txg <= db.txg and head.tag == tag
         self.checkpoint_txg = db.txg
+        self.restored = 0
+        """The txg whose record the devices lacked and this machine's copy gave."""
 
     def epoch(self, pool: PoolServices, epoch: Epoch, copies: list[bytes]) -> None:
         if epoch.prev != self.tag:
@@ -389,21 +368,29 @@ class _Replay:
             )
         key = pool.metadata_key
         for record in _journal.best_chain(key, pool.id, epoch.id, self.tag, copies):
-            if record.txg != self.db.txg + 1:
+            self._apply(pool.id, epoch, record)
+        head = self.head
+        if head is not None and head.epoch_id == epoch.id and head.txg == self.db.txg + 1:
+            for record in _journal.decode_chain(key, pool.id, epoch.id, self.tag, head.record):
+                self._apply(pool.id, epoch, record)
+                self.restored = record.txg
+
+    def _apply(self, pool: str, epoch: Epoch, record: _journal.Record) -> None:
+        if record.txg != self.db.txg + 1:
+            raise IntegrityError(
+                f"the metadata journal of pool {pool} skips from txg {self.db.txg} to "
+                f"{record.txg}: run `dwfsctl scrub` and report it"
+            )
+        self.db.apply(record.txg, record.statements)
+        self.tag, self.last_epoch_id = record.tag, epoch.id
+        if self.head is not None and record.txg == self.head.txg:
+            if (record.tag, epoch.id) != (self.head.tag, self.head.epoch_id):
                 raise IntegrityError(
-                    f"the metadata journal of pool {pool.id} skips from txg {self.db.txg} to "
-                    f"{record.txg}: run `dwfsctl scrub` and report it"
+                    f"pool {pool}'s metadata journal at txg {record.txg} is not the one "
+                    "this machine committed: the devices carry another history; restore "
+                    "them from a copy"
                 )
-            self.db.apply(record.txg, record.statements)
-            self.tag, self.last_epoch_id = record.tag, epoch.id
-            if self.head is not None and record.txg == self.head.txg:
-                if (record.tag, epoch.id) != (self.head.tag, self.head.epoch_id):
-                    raise IntegrityError(
-                        f"pool {pool.id}'s metadata journal at txg {record.txg} is not the one "
-                        "this machine committed: the devices carry another history; restore "
-                        "them from a copy"
-                    )
-                self.seen_head = True
+            self.seen_head = True
 
     def verdict(self, pool: str) -> list[str]:
         """Refuse a chain shorter than this machine's record; the warnings to show."""

@@ -1,5 +1,5 @@
 /* CPython binding for dwfs's native kernels: takes buffers, releases the GIL
- * around the arithmetic and long copies, and returns new bytes objects. The
+ * around the arithmetic, long copies and flushes, and returns new objects. The
  * only importer is dwfs._accel. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -163,6 +163,37 @@ done:
     return result;
 }
 
+/* fdatasync of every descriptor at once, without the GIL; each one's errno. */
+static PyObject *py_flush_together(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "fds must be a sequence of file descriptors");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    int *fds = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    int *errs = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    if (fds == NULL || errs == NULL) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        fds[i] = PyObject_AsFileDescriptor(PySequence_Fast_GET_ITEM(seq, i));
+        if (fds[i] < 0) goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    dwfs_flush_together(fds, (int)n, errs);
+    Py_END_ALLOW_THREADS
+    result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *err = PyLong_FromLong(errs[i]);
+        if (err == NULL) { Py_CLEAR(result); goto done; }
+        PyList_SET_ITEM(result, i, err);
+    }
+done:
+    PyMem_Free(fds);
+    PyMem_Free(errs);
+    Py_DECREF(seq);
+    return result;
+}
+
 /* Keep freed stripe-sized buffers in the heap instead of returning them to the
  * kernel: glibc otherwise mmaps each buffer over 128 KiB afresh and every page
  * of it faults on first touch, which costs more than the coding itself. */
@@ -183,6 +214,7 @@ static PyMethodDef methods[] = {
     {"gf_matmul", py_gf_matmul, METH_VARARGS, "Multiply a GF(2^8) matrix by equal-length buffers."},
     {"cdc_cuts", py_cdc_cuts, METH_VARARGS, "FastCDC chunk lengths of a buffer."},
     {"join", py_join, METH_O, "Concatenate buffers into new bytes, long copies without the GIL."},
+    {"flush_together", py_flush_together, METH_O, "fdatasync of every descriptor at once; their errnos."},
     {NULL, NULL, 0, NULL},
 };
 

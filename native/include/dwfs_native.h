@@ -1,4 +1,5 @@
-/* dwfs native kernels: GF(2^8) matrix coding and the FastCDC cut loop.
+/* dwfs native kernels: GF(2^8) matrix coding, the FastCDC cut loop, and
+ * flushing several files at once.
  *
  * Pure C with no Python.h, so the C tests and any other binding can reuse it
  * (the zfec pattern). Every function is reentrant after dwfs_gf_init().
@@ -33,5 +34,10 @@ void dwfs_gf_matmul(const uint8_t *matrix, int rows, int cols,
 size_t dwfs_cdc_cut(const uint8_t *p, size_t n, size_t min_size, size_t avg_size,
                     size_t max_size, uint64_t mask_small, uint64_t mask_large,
                     const uint64_t *gear);
+
+/* fdatasync of fds[0..n), all in flight at once where the kernel can (Linux
+ * AIO), else one after another; errs[i] gets fds[i]'s errno or 0. Returns 1
+ * when they went together, 0 when one by one. Safe from any thread. */
+int dwfs_flush_together(const int *fds, int n, int *errs);
 
 #endif

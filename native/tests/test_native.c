@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "dwfs_native.h"
 
@@ -66,11 +68,35 @@ static void test_chunker_bounds(void) {
     free(p);
 }
 
+/* Flushing files together: written bytes survive in the files, every flush
+ * reports success, and a descriptor that is not open reports EBADF without
+ * failing the others (and more files than one AIO batch holds). */
+static void test_flush_together(void) {
+    int fds[70], errs[70];
+    char name[] = "/tmp/dwfs-flush-XXXXXX";
+    for (int i = 0; i < 70; i++) {
+        fds[i] = mkstemp(name);
+        CHECK(fds[i] >= 0, "mkstemp failed");
+        unlink(name);
+        strcpy(name + strlen(name) - 6, "XXXXXX");
+        CHECK(write(fds[i], "record", 6) == 6, "write failed");
+    }
+    int together = dwfs_flush_together(fds, 70, errs);
+    for (int i = 0; i < 70; i++) CHECK(errs[i] == 0, "flush %d failed: %d", i, errs[i]);
+    printf("native: flushes went %s\n", together ? "together (AIO)" : "one by one");
+    int broken[3] = {fds[0], 100000, fds[1]};
+    dwfs_flush_together(broken, 3, errs);
+    CHECK(errs[0] == 0 && errs[1] == EBADF && errs[2] == 0,
+          "a closed descriptor among open ones: %d %d %d", errs[0], errs[1], errs[2]);
+    for (int i = 0; i < 70; i++) close(fds[i]);
+}
+
 int main(void) {
     dwfs_gf_init();
     test_field();
     test_paths_agree();
     test_chunker_bounds();
+    test_flush_together();
     printf("native: simd level %d, %s\n", dwfs_gf_simd_level(), failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dwfs.chunks import LocalState, append_private
+from dwfs.chunks import HEAD_COPY_LIMIT, LocalState, append_private
 from dwfs.errors import UsageError
 from dwfs.types import ChainHead
 
@@ -58,7 +58,7 @@ def test_the_chain_head_survives_a_torn_write_and_a_wrong_key(tmp_path: Path) ->
     assert state.chain_head(KEY) == second
     path = state.dir / "journal-head"
     raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2 - 20] ^= 0xFF  # slot 0 holds txg 8: tear it
+    raw[10] ^= 0xFF  # slot 0 holds txg 8: tear it
     path.write_bytes(bytes(raw))
     assert state.chain_head(KEY) == first
     assert state.chain_head(bytes(32)) is None, "a head MACed with another key is not ours"
@@ -72,4 +72,27 @@ def test_a_tag_ending_in_zero_bytes_reads_back_whole(tmp_path: Path, tag: bytes)
     head = ChainHead(3, b"e" * 16, tag)
     state.record_chain_head(KEY, head)
     assert state.chain_head(KEY) == head
+    state.close()
+
+
+def test_a_head_carries_its_record_and_a_torn_copy_unmakes_it(tmp_path: Path) -> None:
+    """The copy lets a head be flushed with its record rather than after it: a
+    crash that tears the copy must leave the previous head, never a head whose
+    record neither the devices nor the copy hold whole."""
+    state = LocalState("pool", tmp_path)
+    first = ChainHead(7, b"e" * 16, b"t" * 16, b"record seven" * 100)
+    second = ChainHead(8, b"e" * 16, b"u" * 16, b"record eight" * 100)
+    os.fsync(state.stage_chain_head(KEY, first))
+    os.fsync(state.stage_chain_head(KEY, second))
+    head = state.chain_head(KEY)
+    assert head == second and head is not None and head.record == second.record
+    path = state.dir / "journal-head"
+    raw = bytearray(path.read_bytes())
+    raw[100 + len(second.record) // 2] ^= 0xFF  # inside slot 0's copy of record 8
+    path.write_bytes(bytes(raw))
+    head = state.chain_head(KEY)
+    assert head == first and head is not None and head.record == first.record
+    with pytest.raises(ValueError):
+        state.stage_chain_head(KEY, ChainHead(9, b"e" * 16, b"v" * 16, bytes(HEAD_COPY_LIMIT + 1)))
+    assert state.chain_head(KEY) == first
     state.close()

@@ -4,6 +4,8 @@ m + 1, spread over filesystems, with the rest catching up through the page cache
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -70,4 +72,23 @@ def test_cached_copies_sync_when_durable_devices_failed(tmp_path: Path) -> None:
             array.settle_journal(0, [], 3)
         array.settle_journal(1, [], 1)  # a pool down to one online device needs one
     finally:
+        array.close()
+
+
+def test_a_record_and_other_files_are_flushed_in_one_round(tmp_path: Path) -> None:
+    """append_journal flushes the devices' copies and the caller's files (the
+    chain head) together, and reports each of the caller's flushes."""
+    paths = [tmp_path / f"dev{i}" for i in range(3)]
+    create_devices(paths, parse_layout("raidz1", 3), {}, SB_KEY, "pool-1", 1 << 20)
+    array = open_array(paths[0], SB_KEY, SHARD_KEY)
+    head = os.open(tmp_path / "head", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(head, b"head")
+        assert array.append_journal(1, b"record", [head, 1 << 20]) == [0, errno.EBADF]
+        assert array.append_journal(1, b"second") == []
+        for path in paths:
+            assert (path / "journal" / "00000001.jnl").read_bytes().startswith(b"recordsecond")
+        assert array.state() == "online"
+    finally:
+        os.close(head)
         array.close()
