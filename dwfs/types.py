@@ -112,6 +112,9 @@ class ChunkStore(Protocol):
     async def sync(self) -> None:
         """Make every chunk stored so far durable."""
 
+    def durable_now(self) -> bool:
+        """Whether sync() would have nothing to do or wait for."""
+
     async def relocate(self, moves: list[tuple[ChunkId, StripeAddr]]) -> list[Moved]:
         """Copy chunks to new stripes; nothing points at the copies yet."""
 

@@ -188,6 +188,11 @@ class BlockStore:
         while self._inflight:
             await self._idle.wait()
 
+    def durable_now(self) -> bool:
+        """Whether everything stored so far is durable, with no put under way
+        (sync() would return at once)."""
+        return self._idle.is_set() and not self.array.needs_sync()
+
     async def sync(self) -> None:
         """Wait for puts under way, then make everything stored so far durable."""
         await self._idle.wait()

@@ -5,12 +5,13 @@ GIL released. The only importer of dwfs._fuse.
 
 Requests whose Volume call is synchronous (lookup, getattr, readdir, xattrs,
 namespace changes, create) are answered inline, in the order the kernel sent
-them, with no task per request. So are open, setattr, write, flush and release
-when the Volume can answer them without waiting (its `*_now` calls: no
-truncation, room for the write, nothing to store as chunks), which is most of
-them: a small file's create, write and close never start a task. The rest (and
-read, fsync, fallocate, lseek, copy_file_range) run as tasks in a nursery, as
-pyfuse3 runs every request.
+them, with no task per request. So are open, setattr, write, flush, release
+and fsync when the Volume can answer them without waiting (its `*_now` calls:
+no truncation, room for the write, nothing to store as chunks, a commit whose
+writes went into the intent log), which is most of them: a small file's
+create, write, fsync and close never start a task. The rest (and read,
+fallocate, lseek, copy_file_range) run as tasks in a nursery, as pyfuse3 runs
+every request.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class Dispatcher:
             "write": self.write_now,
             "flush": self.flush_now,
             "release": self.release_now,
+            "fsync": self.fsync_now,
+            "fsyncdir": self.fsyncdir_now,
         }
         self._tasks: dict[str, Callable[..., Any]] = {
             "setattr": self.setattr,
@@ -309,6 +312,18 @@ class Dispatcher:
 
     def release_now(self, req: Any, fh: int) -> bool:
         done = self.volume.release_now(fh)
+        if done:
+            req.err(0)
+        return done
+
+    def fsync_now(self, req: Any, fh: int, datasync: int) -> bool:
+        done = self.volume.fsync_now(fh)
+        if done:
+            req.err(0)
+        return done
+
+    def fsyncdir_now(self, req: Any, fh: int, datasync: int) -> bool:
+        done = self.volume.fsync_now(None)
         if done:
             req.err(0)
         return done

@@ -217,6 +217,10 @@ class MetaDB:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def pending_statements(self) -> int:
+        return len(self._pending)
+
     def take_pending(self) -> tuple[int, list[Statement]]:
         """Close the open txg: its number and statements. Not inside a transaction."""
         assert not self._depth, "a txg cannot end inside a transaction"

@@ -245,6 +245,22 @@ class Metadata:
             with trio.CancelScope(shield=True):  # a commit begun is a commit finished
                 await self._commit_locked()
 
+    def commit_now(self) -> bool:
+        """commit() without waiting, when nothing stands in its way (no commit
+        under way, nothing stored left to sync, a small txg, appends fast enough
+        for this thread): whether it did. An fsync of logged writes usually is."""
+        if self._lock.locked() or not self.pool.store.durable_now():
+            return False
+        if not self.db.has_pending():
+            return True
+        if self.db.pending_statements > INLINE_STATEMENTS or not self._append_inline():
+            return False
+        txg, statements = self.db.take_pending()
+        record = _journal.encode(*self._record_args(txg, statements))
+        self._append_now(record, self._head_of(record))
+        self._committed(txg, record)
+        return True
+
     async def _commit_locked(self) -> None:
         if not self.db.has_pending():
             return

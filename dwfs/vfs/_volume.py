@@ -598,6 +598,16 @@ class Volume:
             done += await self.write(fh_out, off_out + done, data)
         return done
 
+    def fsync_now(self, fh: int | None) -> bool:
+        """fsync without waiting, when the file's writes go into the intent log and
+        the commit can run on this thread (Metadata.commit_now): whether it did."""
+        if fh is not None:
+            handle = self._handle(fh)
+            state = handle.state
+            if state is not None and not self.data.log_unstored(handle.ino, state):
+                return False
+        return self.meta.commit_now()
+
     async def fsync(self, fh: int | None) -> None:
         """Make the file's writes and every change so far durable (fsync, fdatasync
         and fsyncdir alike): small writes go into the journal record itself (the

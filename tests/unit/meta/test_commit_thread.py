@@ -40,3 +40,24 @@ async def test_fast_appends_stay_on_the_trio_thread_and_a_slow_one_sends_the_nex
         finally:
             limiter.total_tokens = tokens
     assert await names(paths[1]) == {"fast", "slow"}
+
+
+async def test_a_commit_runs_at_once_unless_something_stands_in_its_way(tmp_path: Path) -> None:
+    """commit_now() is what lets the mount answer an fsync inline: it commits
+    when it can without waiting, and says so, and leaves it to commit() while a
+    commit is under way or after a slow append."""
+    paths = make(tmp_path)
+    async with open_pool(paths[0], pw()) as pool:
+        meta = await Metadata.open(pool)
+        assert meta.commit_now(), "nothing pending: nothing to wait for"
+        meta.db.execute("chunk.upsert", (b"now", 0, 0, 0, 0, 0))
+        assert meta.commit_now()
+        assert meta.durable_txg == meta.db.txg
+        meta.db.execute("chunk.upsert", (b"later", 0, 0, 0, 0, 0))
+        async with meta._lock:  # a commit under way
+            assert not meta.commit_now()
+        meta.append_seconds = 1.0
+        assert not meta.commit_now()
+        assert meta.db.has_pending(), "left for commit()"
+        await meta.commit()
+    assert await names(paths[1]) == {"now", "later"}

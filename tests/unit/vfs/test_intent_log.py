@@ -65,6 +65,22 @@ async def test_fsynced_appends_survive_a_crash_without_storing_chunks(tmp_path: 
     assert await content(device, b"db") == expected
 
 
+async def test_an_fsync_of_logged_writes_is_answered_at_once(tmp_path: Path) -> None:
+    """fsync_now() is the native front end's inline fsync: it logs and commits
+    without waiting, and leaves to fsync() the writes too large to log."""
+    device = make(tmp_path)
+    async with crashing(device) as volume:
+        fh, _ = volume.create(ROOT_INO, b"small", 0o644, os.O_RDWR, 0, 0)
+        assert volume.write_now(fh, 0, b"fsynced at once") == 15
+        assert volume.fsync_now(fh)
+        assert volume.meta.durable_txg == volume.meta.db.txg
+        big, _ = volume.create(ROOT_INO, b"big", 0o644, os.O_RDWR, 0, 0)
+        assert volume.write_now(big, 0, os.urandom(1 << 20)) == 1 << 20
+        assert not volume.fsync_now(big), "a megabyte is stored as chunks, by fsync()"
+        assert volume.write_now(fh, 15, b" and never") == 10
+    assert await content(device, b"small") == b"fsynced at once"
+
+
 async def test_a_truncate_after_logged_writes_is_kept(tmp_path: Path) -> None:
     device = make(tmp_path)
     async with crashing(device) as volume:
