@@ -11,6 +11,8 @@ from dwfs.meta._db import MetaDB
 from dwfs.types import ChunkId, RemoteAddr, StripeAddr
 
 _ADDR = "seq, segment, offset, shard_len, sealed_len"
+_C_ADDR = ", ".join(f"c.{column}" for column in _ADDR.split(", "))
+"""_ADDR of the chunks table named `c` in a join."""
 NOT_LOCAL = -1
 """The segment of a chunk with no local copy (only the remote tier has it)."""
 _LOCAL = "segment >= 0"
@@ -155,8 +157,10 @@ class RemoteRows:
 
     def estimate_pack_sizes(self) -> None:
         """Record sizes for packs stored before sizes were kept: as far as their
-        rows reach (a dead chunk at such a pack's end goes unseen)."""
-        self.db.execute("pack.estimate", ())
+        rows reach (a dead chunk at such a pack's end goes unseen). Journals
+        nothing when every pack has its size."""
+        if self.db.one("SELECT 1 FROM remote WHERE pack NOT IN (SELECT pack FROM packs) LIMIT 1"):
+            self.db.execute("pack.estimate", ())
 
     def sparse_packs(self, below: float) -> list[bytes]:
         """Packs whose live chunks fill less than `below` of them, emptiest first."""
@@ -181,7 +185,7 @@ class RemoteRows:
     def live_in_pack(self, pack: bytes) -> list[tuple[ChunkId, RemoteAddr, StripeAddr | None]]:
         """The live chunks of one pack: where they lie there, and locally if they do."""
         rows = self.db.query(
-            f"SELECT r.id, r.offset, r.length, {', '.join('c.' + f for f in _ADDR.split(', '))} "
+            f"SELECT r.id, r.offset, r.length, {_C_ADDR} "
             "FROM remote r JOIN chunks c ON c.id = r.id WHERE r.pack = ? AND c.refs > 0 "
             "ORDER BY r.offset",
             (pack,),
@@ -201,7 +205,8 @@ class RemoteRows:
 
     def forget_unused_packs(self) -> None:
         """Forget the sizes of packs no chunk lies in any more (deleted, or about to be)."""
-        self.db.execute("pack.forget_unused", ())
+        if self.db.one("SELECT 1 FROM packs WHERE pack NOT IN (SELECT pack FROM remote) LIMIT 1"):
+            self.db.execute("pack.forget_unused", ())
 
     def all(self) -> list[tuple[ChunkId, RemoteAddr]]:
         """Every chunk the remote holds, with where."""
@@ -211,7 +216,7 @@ class RemoteRows:
     def pending(self, limit: int) -> list[tuple[ChunkId, StripeAddr]]:
         """Live local chunks the remote does not hold yet, in write order."""
         rows = self.db.query(
-            f"SELECT c.id, {', '.join('c.' + f for f in _ADDR.split(', '))} FROM chunks c "
+            f"SELECT c.id, {_C_ADDR} FROM chunks c "
             f"WHERE c.refs > 0 AND c.{_LOCAL} AND NOT EXISTS "
             "(SELECT 1 FROM remote r WHERE r.id = c.id) ORDER BY c.seq LIMIT ?",
             (limit,),

@@ -22,13 +22,29 @@ def packs(remote: Path) -> set[str]:
     return {p.name for p in (remote / "packs").rglob("*") if p.is_file()}
 
 
+def a_remote(tmp_path: Path) -> tuple[Path, str]:
+    remote = tmp_path / "remote"
+    remote.mkdir(mode=0o700)
+    return remote, f"dir://{remote}"
+
+
+async def attached_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, files: dict[bytes, bytes]
+) -> None:
+    """Attach the remote on another machine and read every file back from it."""
+    monkeypatch.setenv("DWFS_STATE_DIR", str(tmp_path / "elsewhere"))
+    elsewhere = [tmp_path / f"new{i}" for i in range(2)]
+    await snapshots.attach(url, elsewhere, credential())
+    async with open_volume(elsewhere[0], credential()) as other:
+        for name, data in files.items():
+            assert await read_file(other, other.lookup(ROOT_INO, name).ino) == data
+
+
 async def test_a_sync_cut_off_after_its_repack_leaves_the_remote_copy_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     device = make(tmp_path)
-    remote = tmp_path / "remote"
-    remote.mkdir(mode=0o700)
-    url = f"dir://{remote}"
+    remote, url = a_remote(tmp_path)
     kept = os.urandom(MiB)
     async with open_volume(device, credential()) as volume:
         gone = await write_file(volume, b"gone", os.urandom(4 * MiB))
@@ -45,22 +61,20 @@ async def test_a_sync_cut_off_after_its_repack_leaves_the_remote_copy_whole(
         assert moved.packs == 1
         assert MiB <= moved.bytes < 1.05 * MiB
         assert first < packs(remote)  # the new pack beside the old ones
+        await volume.meta.commit()
+        records = volume.meta.records
         again = await repack(volume.meta, volume.pool, tier)
         assert again.packs == 0
-    monkeypatch.setenv("DWFS_STATE_DIR", str(tmp_path / "elsewhere"))
-    elsewhere = [tmp_path / f"new{i}" for i in range(2)]
-    await snapshots.attach(url, elsewhere, credential())
-    async with open_volume(elsewhere[0], credential()) as other:
-        assert await read_file(other, other.lookup(ROOT_INO, b"kept").ino) == kept
+        await volume.meta.commit()
+        assert volume.meta.records == records, "a repack with nothing to do journals nothing"
+    await attached_elsewhere(tmp_path, monkeypatch, url, {b"kept": kept})
 
 
 async def test_small_packs_are_merged_into_one_at_a_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     device = make(tmp_path)
-    remote = tmp_path / "remote"
-    remote.mkdir(mode=0o700)
-    url = f"dir://{remote}"
+    _, url = a_remote(tmp_path)
     files = {b"f%d" % i: os.urandom(300 * 1024) for i in range(4)}
     async with open_volume(device, credential()) as volume:
         await volume.remote.add(url)
@@ -75,9 +89,4 @@ async def test_small_packs_are_merged_into_one_at_a_sync(
         assert len(volume.meta.remote_rows.small_packs(SMALL_PACK)) == 1
         again = await volume.remote.sync()
         assert again["packs_repacked"] == 0  # one small pack stays as it is
-    monkeypatch.setenv("DWFS_STATE_DIR", str(tmp_path / "elsewhere"))
-    elsewhere = [tmp_path / f"new{i}" for i in range(2)]
-    await snapshots.attach(url, elsewhere, credential())
-    async with open_volume(elsewhere[0], credential()) as other:
-        for name, data in files.items():
-            assert await read_file(other, other.lookup(ROOT_INO, name).ino) == data
+    await attached_elsewhere(tmp_path, monkeypatch, url, files)
