@@ -1,13 +1,19 @@
 """`make bench` (second part): the filesystem through its mount, beside the raw
-directory and gocryptfs, all on tmpfs, in one run; then the fsync-heavy loops
-(append+fsync, create+write+fsync+directory fsync, SQLite transactions) on a
-disk-backed directory (DISK_BASE), where an fsync costs what it costs users.
-dwfs is measured through both front ends (-o frontend=pyfuse3 and native).
+directory, the FUSE floor (native/bench/floorfs.c: an in-memory tree whose
+files hold no bytes, the least a FUSE filesystem can do per request here) and
+gocryptfs, all on tmpfs, in one run; then the fsync-heavy loops (append+fsync,
+create+write+fsync+directory fsync, SQLite transactions) on a disk-backed
+directory (DISK_BASE), where an fsync costs what it costs users. dwfs is
+measured through both front ends (-o frontend=pyfuse3 and native). Beside the
+rates: the serving process's CPU time (user + system) per MB moved, and an
+untar of this Python's standard library.
 
-    python scripts/bench_mount.py [--quick]
+    python scripts/bench_mount.py [--quick] [--disk]
 
-Prints a markdown table. Needs fio and gocryptfs (make bench installs them) and
-root for dropping the page cache between writing and reading.
+--disk runs the first table on DISK_BASE too, instead of tmpfs. Prints
+markdown tables. Needs fio, gocryptfs and libfuse3's headers (make bench
+installs them) and root for dropping the page cache between writing and
+reading.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +55,26 @@ def raw(root: Path) -> Iterator[Path]:
     target = root / "raw"
     target.mkdir()
     yield target
+
+
+@contextlib.contextmanager
+def floor(root: Path) -> Iterator[Path]:
+    program, mnt = root / "floorfs", root / "floor"
+    source = Path(__file__).resolve().parent.parent / "native" / "bench" / "floorfs.c"
+    flags = sh("pkg-config", "--cflags", "--libs", "fuse3").split()
+    sh("gcc", "-O2", source, "-o", program, *flags, "-lpthread")
+    mnt.mkdir()
+    server = subprocess.Popen([str(program), str(mnt)])
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.ismount(mnt):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("floorfs did not mount")
+            time.sleep(0.02)
+        yield mnt
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+        server.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -121,17 +149,63 @@ def small_files(directory: Path, count: int) -> dict[str, float]:
     return rates
 
 
-def measure(directory: Path, quick: bool) -> dict[str, float]:
+def server_of(mountpoint: Path) -> int | None:
+    """The pid of the process serving a FUSE mount (its argv names the
+    mountpoint), or None for a plain directory."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.fsencode(mountpoint) in argv:
+                return int(entry.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system time of a process and all its threads so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def untar(directory: Path, tarball: Path) -> float:
+    """Seconds to unpack the tarball into the directory and sync."""
+    start = time.perf_counter()
+    sh("tar", "-xf", tarball, "-C", directory)
+    os.sync()
+    return time.perf_counter() - start
+
+
+def stdlib_tarball(root: Path) -> Path:
+    """This Python's standard library (no caches, no site-packages), as a tar."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    tarball = root / "stdlib.tar"
+    skip = {"__pycache__", "site-packages", "dist-packages"}
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(stdlib, arcname="stdlib", filter=lambda t: None if Path(t.name).name in skip else t)
+    return tarball
+
+
+def measure(directory: Path, quick: bool, tarball: Path) -> dict[str, float]:
     size = "256M" if quick else "1G"
+    megabytes = (256 if quick else 1024) * 1.048576
+    server = server_of(directory)
     out: dict[str, float] = {}
+    before = cpu_seconds(server)
     out["seq write MB/s"] = fio(directory, "seq", "write", "1M", size)["MB/s"]
+    out["seq write, server CPU ms per MB"] = (cpu_seconds(server) - before) * 1000 / megabytes
     drop_caches()
+    before = cpu_seconds(server)
     out["seq read MB/s"] = fio(directory, "seq", "read", "1M", size)["MB/s"]
+    out["seq read, server CPU ms per MB"] = (cpu_seconds(server) - before) * 1000 / megabytes
     out["rand 4k write IOPS"] = fio(directory, "rnd", "randwrite", "4k", "128M", 10)["IOPS"]
     drop_caches()
     out["rand 4k read IOPS"] = fio(directory, "rnd", "randread", "4k", "128M", 10)["IOPS"]
     for label, rate in small_files(directory, 2000 if quick else 10_000).items():
         out[f"small files {label}/s"] = rate
+    out["untar of the Python stdlib, s"] = untar(directory, tarball)
     return out
 
 
@@ -180,10 +254,11 @@ Target = Callable[[Path], contextlib.AbstractContextManager[Path]]
 
 
 def targets(raw_name: str) -> list[tuple[str, Target]]:
-    """What is measured, in order: the raw directory, gocryptfs, and dwfs
-    (raidz1 over three devices) through each front end."""
+    """What is measured, in order: the raw directory, the FUSE floor,
+    gocryptfs, and dwfs (raidz1 over three devices) through each front end."""
     return [
         (raw_name, raw),
+        ("FUSE floor", floor),
         ("gocryptfs", gocryptfs),
         ("dwfs pyfuse3", lambda r: dwfs(r, "pyfuse3")),
         ("dwfs native", lambda r: dwfs(r, "native")),
@@ -198,9 +273,17 @@ def table(title: str, results: dict[str, dict[str, float]], fmt: str) -> None:
     print(f"\n| {title} | " + " | ".join(names + ratios) + " |")
     print("|---|" + "---|" * (len(names) + len(ratios)))
     for metric in results[names[0]]:
-        row = [fmt.format(results[n][metric]) for n in names]
-        row += [f"{results[n][metric] / results['gocryptfs'][metric]:.2f}" for n in dwfs_rows]
+        row = [_figure(results[n][metric], fmt) for n in names]
+        row += [_ratio(results[n][metric], results["gocryptfs"][metric]) for n in dwfs_rows]
         print(f"| {metric} | " + " | ".join(row) + " |")
+
+
+def _figure(value: float, fmt: str) -> str:
+    return fmt.format(value) if value >= 100 or fmt.endswith(".2f}") else f"{value:.2f}"
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "-"
 
 
 def fsync_table(quick: bool) -> None:
@@ -209,6 +292,8 @@ def fsync_table(quick: bool) -> None:
     results: dict[str, dict[str, float]] = {}
     try:
         for name, target in targets("raw disk"):
+            if target is floor:  # it keeps no bytes: SQLite would read back zeros
+                continue
             with target(root) as directory:
                 results[name] = fsync_loops(directory, quick)
                 print(f"{name} fsync loops: done", file=sys.stderr)
@@ -244,20 +329,23 @@ def dedup_oracle(directory: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="256 MiB and 2,000 files")
+    parser.add_argument("--disk", action="store_true", help=f"the first table on {DISK_BASE} too")
     args = parser.parse_args()
-    root = BASE / f"dwfs-bench-mount-{os.getpid()}"
+    base = DISK_BASE if args.disk else BASE
+    root = base / f"dwfs-bench-mount-{os.getpid()}"
     root.mkdir()
     results: dict[str, dict[str, float]] = {}
     oracle: dict[str, tuple[int, int]] = {}
     try:
-        for name, target in targets("raw tmpfs"):
+        tarball = stdlib_tarball(root)
+        for name, target in targets("raw disk" if args.disk else "raw tmpfs"):
             with target(root) as directory:
-                results[name] = measure(directory, args.quick)
+                results[name] = measure(directory, args.quick, tarball)
                 oracle[name] = dedup_oracle(directory)
                 print(f"{name}: done", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    table("measure", results, "{:,.0f}")
+    table(f"measure, on {base}", results, "{:,.0f}")
     print("\n| df growth after write+fsync of 4 MiB random (KiB) | first copy | second copy |")
     print("|---|---|---|")
     for name, (first, second) in oracle.items():
