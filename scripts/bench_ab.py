@@ -1,6 +1,7 @@
-"""A/B the fsync loops of two or more source trees against gocryptfs, all mounted
-at once on one disk and alternated in short rounds, so the machine's drift hits
-every side alike; prints medians and ratios to gocryptfs.
+"""A/B the fsync loops and a SQLite workload of two or more source trees against
+gocryptfs, all mounted at once on one disk and alternated in short rounds, so
+the machine's drift hits every side alike; prints medians and ratios to
+gocryptfs.
 
     python scripts/bench_ab.py TREE [TREE...]     (e.g. a `git worktree` of main)
 
@@ -59,7 +60,32 @@ def create(directory: Path, n: int = 100) -> float:
     return took / n * 1000
 
 
-LOOPS: dict[str, Callable[[Path], float]] = {"append+fsync ms": append, "create loop ms": create}
+def sqlite(directory: Path, transactions: int = 10) -> float:
+    """Milliseconds per SQLite transaction of 1,000 inserts (default settings:
+    a rollback journal, four fsyncs a transaction)."""
+    import sqlite3
+
+    path = directory / "bench.db"
+    for leftover in (path, directory / "bench.db-journal"):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    start = time.perf_counter()
+    for t in range(transactions):
+        with db:
+            db.executemany(
+                "INSERT INTO t VALUES (?, ?)", [(t * 1000 + i, "v" * 40) for i in range(1000)]
+            )
+    took = time.perf_counter() - start
+    db.close()
+    return took / transactions * 1000
+
+
+LOOPS: dict[str, Callable[[Path], float]] = {
+    "append+fsync ms": append,
+    "create loop ms": create,
+    "sqlite transaction ms": sqlite,
+}
 
 
 def main(trees: list[str]) -> None:

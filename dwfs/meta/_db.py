@@ -239,7 +239,7 @@ class MetaDB:
             with self.transaction():
                 for op, values in statements:
                     self.conn.execute(*statement(op, values)).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an int past 64 bits
             raise IntegrityError(f"journal txg {txg} does not apply: {exc}") from None
         self._pending.clear()
         self._newest_snapshot = None

@@ -1,8 +1,10 @@
 """Journal records: one sealed record per txg, appended to every device, chained.
 
 On disk a record is `"DWJ2" | u32 length | u64 txg | sealed body`. The body is
-the txg's operations (JSON `[[name, [values...]], ...]`, bytes as base64,
-zstd-compressed), sealed with a key derived from the metadata key and the
+the txg's operations, `[[name, [values...]], ...]` in MessagePack (bytes as
+they are; records written before it are JSON with bytes as base64, told apart
+by their first byte, `[`, which no MessagePack array starts with), then
+zstd-compressed, and sealed with a key derived from the metadata key and the
 record's context: the pool, the random id of the mount's epoch, the txg and the
 tag of the record before it (in this epoch or, for an epoch's first record, the
 one the superblock says the epoch started from), which is also the associated
@@ -25,6 +27,7 @@ import struct
 import threading
 from typing import Any
 
+import msgpack
 import zstandard
 
 from dwfs.chunks.crypto import open_record, seal_record
@@ -56,15 +59,9 @@ def _context(pool: str, epoch_id: bytes, txg: int, prev: bytes) -> bytes:
     return b"dwfs journal v2|" + pool.encode() + b"|" + epoch_id + struct.pack("<Q", txg) + prev
 
 
-def _encode_bytes(value: object) -> Any:
-    """json's hook for what it cannot encode itself: bytes, as {"b": base64}."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"b": base64.b64encode(value).decode()}
-    raise TypeError(f"a journal value cannot be {type(value).__name__}")
-
-
 def _decode_object(obj: dict[str, Any]) -> Any:
-    """json's hook for objects: {"b": base64} is bytes, the only object a record holds."""
+    """json's hook for objects in records of the JSON body: {"b": base64} is
+    bytes, the only object such a record holds."""
     if obj.keys() != {"b"} or not isinstance(obj["b"], str):
         raise ValueError("a journal record holds an object that is not bytes")
     return base64.b64decode(obj["b"], validate=True)
@@ -73,12 +70,12 @@ def _decode_object(obj: dict[str, Any]) -> Any:
 def encode(
     key: bytes, pool: str, epoch_id: bytes, txg: int, prev: bytes, statements: list[Statement]
 ) -> bytes:
-    """The sealed record of one txg, chained to the record (tag) before it."""
-    body = json.dumps(
-        [[op, list(values)] for op, values in statements],
-        separators=(",", ":"),
-        default=_encode_bytes,
-    ).encode()
+    """The sealed record of one txg, chained to the record (tag) before it.
+
+    Raises:
+        TypeError: a value is not one a journal holds (int, str, bytes, float, None).
+    """
+    body = msgpack.packb([[op, list(values)] for op, values in statements], use_bin_type=True)
     sealed = seal_record(key, _context(pool, epoch_id, txg, prev), _compressor().compress(body))
     return _HEAD.pack(MAGIC, len(sealed), txg) + sealed
 
@@ -100,7 +97,7 @@ def tag_of(record: bytes) -> bytes:
     return record[-TAG_SIZE:]
 
 
-def _statements(body: Any) -> list[Statement]:
+def statements_of(body: Any) -> list[Statement]:
     """The operations of an authentic record's body, checked for shape."""
     if not isinstance(body, list):
         raise IntegrityError("a journal record's body is not a list of operations")
@@ -123,8 +120,23 @@ def _open_body(key: bytes, context: bytes, sealed: bytes) -> Any:
     plain = open_record(key, context, sealed)
     try:
         body = zstandard.ZstdDecompressor().decompress(plain, max_output_size=MAX_BODY)
-        return json.loads(body, object_hook=_decode_object)
-    except (zstandard.ZstdError, ValueError, RecursionError) as exc:
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"an authentic journal record does not decode: {exc}") from None
+    return parse_body(body)
+
+
+def parse_body(body: bytes) -> Any:
+    """The operations list of a record's decompressed body (MessagePack, or the
+    JSON of earlier records), not yet checked for shape.
+
+    Raises:
+        IntegrityError: it is neither.
+    """
+    try:
+        if body[:1] == b"[":
+            return json.loads(body, object_hook=_decode_object)
+        return msgpack.unpackb(body, raw=False, strict_map_key=True, timestamp=0)
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         raise IntegrityError(f"an authentic journal record does not decode: {exc}") from None
 
 
@@ -144,7 +156,7 @@ def decode_chain(key: bytes, pool: str, epoch_id: bytes, prev: bytes, blob: byte
         sealed = blob[start:end]
         try:
             body = _open_body(key, _context(pool, epoch_id, txg, prev), sealed)
-            statements = _statements(body)
+            statements = statements_of(body)
         except IntegrityError:
             break
         prev = sealed[-TAG_SIZE:]

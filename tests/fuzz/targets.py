@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 
 import lz4.frame
+import msgpack
 import zstandard
 
 from dwfs.chunks import _compress, crypto, keys
@@ -51,6 +52,13 @@ def sync_mark(data: bytes) -> None:
 
 def journal_epoch(data: bytes) -> None:
     _journal.decode_chain(KEY, POOL, EPOCH, b"", data)
+
+
+def journal_body(data: bytes) -> None:
+    """An authentic record's decompressed body: what a former key holder could
+    make replay parse (the journal_epoch target mostly meets the AEAD)."""
+    with contextlib.suppress(*EXPECTED):
+        _journal.statements_of(_journal.parse_body(data))
 
 
 def keyslots(data: bytes) -> None:
@@ -113,6 +121,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "shard_header": shard_header,
     "sync_mark": sync_mark,
     "journal_epoch": journal_epoch,
+    "journal_body": journal_body,
     "keyslots": keyslots,
     "manifest": manifest,
     "checkpoint_image": checkpoint_image,
@@ -151,6 +160,9 @@ def _seeds() -> dict[str, bytes]:
         "shard_header": header,
         "sync_mark": _shard.pack_sync_mark(KEY, 1, 2, 3),
         "journal_epoch": record + record,
+        "journal_body": msgpack.packb(
+            [["chunk.ref", [b"id"]], ["inode.set", [1, "x", 2.5, None]]], use_bin_type=True
+        ),
         "keyslots": ring,
         "manifest": manifest_body.encode(),
         "checkpoint_image": image,

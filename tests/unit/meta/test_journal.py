@@ -3,12 +3,17 @@ around the database, on bytes and in-memory databases."""
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
+import struct
 
 import pytest
+import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dwfs.chunks.crypto import seal_record
 from dwfs.errors import IntegrityError
 from dwfs.meta import MetaDB, _journal
 from dwfs.meta._ops import OPS
@@ -97,6 +102,7 @@ def test_replaying_operations_rebuilds_the_database() -> None:
         [("inode.set", (1, "birth", 0))],
         [("chunk.ref", ())],
         [("chunk.ref", (b"a", b"b"))],
+        [("chunk.ref", ((1 << 64) - 1,))],  # past SQLite's 64-bit signed integers
     ],
 )
 def test_replay_runs_only_our_operations(statements: list[tuple[str, tuple[object, ...]]]) -> None:
@@ -140,3 +146,21 @@ def test_a_failed_transaction_leaves_no_statements() -> None:
         raise RuntimeError
     assert not db.has_pending()
     assert db.query("SELECT * FROM chunks") == []
+
+
+def test_records_of_the_json_body_still_replay() -> None:
+    """Records written before the MessagePack body (JSON, bytes as base64) are
+    read as they were, told apart by their first byte."""
+    statements = [("chunk.ref", (b"\x00id",)), ("inode.set", (1, "text", 2.5, None))]
+    body = json.dumps(
+        [
+            [op, [{"b": base64.b64encode(v).decode()} if isinstance(v, bytes) else v for v in vs]]
+            for op, vs in statements
+        ]
+    ).encode()
+    context = _journal._context("p", EPOCH, 1, b"")
+    sealed = seal_record(KEY, context, zstandard.compress(body))
+    blob = struct.pack("<4sIQ", _journal.MAGIC, len(sealed), 1) + sealed
+    (record,) = _journal.decode_chain(KEY, "p", EPOCH, b"", blob)
+    assert record.statements == statements
+    assert _journal.statements_of(_journal.parse_body(body)) == statements
