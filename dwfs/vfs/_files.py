@@ -394,6 +394,8 @@ class FileData:
     def _inline_content(self, ino: int, writes: DirtyMap, size: int) -> bytes | None:
         """The file's inline bytes with writes laid over them, or None when the
         file has or would need extents."""
+        if min(writes.end(), size) > INLINE_MAX:
+            return None  # too big whatever is stored: no need to ask
         old = self.inline(ino)
         held = old or b""
         end = max(len(held), min(writes.end(), size))
