@@ -34,8 +34,8 @@ _HEAD = struct.Struct("<Q16sB32sI")
 the length of the copy of the record that follows the MAC."""
 _HEAD_MAC = 16
 HEAD_COPY_LIMIT = 256 * 1024
-"""The largest journal record kept beside its chain head (a commit's record
-with an fsync's logged writes is at most about 180 KiB, LOG_LIMIT in base64)."""
+"""The largest journal record kept beside its chain head (one fsync's logged
+writes are at most LOG_LIMIT, 128 KiB, before compression)."""
 _HEAD_SLOT = _HEAD.size + _HEAD_MAC + HEAD_COPY_LIMIT
 SMALL_FILE = 64 * 1024
 """The most of any state file read back."""

@@ -601,23 +601,27 @@ class Volume:
     def fsync_now(self, fh: int | None) -> bool:
         """fsync without waiting, when the file's writes go into the intent log and
         the commit can run on this thread (Metadata.commit_now): whether it did."""
-        if fh is not None:
-            handle = self._handle(fh)
-            state = handle.state
-            if state is not None and not self.data.log_unstored(handle.ino, state):
-                return False
-        return self.meta.commit_now()
+        return self._unlogged(fh) is None and self.meta.commit_now()
 
     async def fsync(self, fh: int | None) -> None:
         """Make the file's writes and every change so far durable (fsync, fdatasync
         and fsyncdir alike): small writes go into the journal record itself (the
         intent log, as ZFS's ZIL), larger ones are stored as chunks first."""
-        if fh is not None:
-            handle = self._handle(fh)
-            state = handle.state
-            if state is not None and not self.data.log_unstored(handle.ino, state):
-                await self.data.flush(handle.ino, state)
+        unlogged = self._unlogged(fh)
+        if unlogged is not None:
+            await self.data.flush(*unlogged)
         await self.meta.commit()
+
+    def _unlogged(self, fh: int | None) -> tuple[int, FileState] | None:
+        """Put the file's unstored writes into the intent log; the file, when they
+        are too many for it and must be stored as chunks first."""
+        if fh is None:
+            return None
+        handle = self._handle(fh)
+        state = handle.state
+        if state is None or self.data.log_unstored(handle.ino, state):
+            return None
+        return handle.ino, state
 
     async def sync_all(self) -> None:
         """Store every file's writes and commit: what a timer, syncfs and unmount do.
