@@ -24,6 +24,10 @@ CHUNK_ID_SIZE = 32
 Buffer: TypeAlias = bytes | bytearray | memoryview
 """Anything the block store and the native kernels accept as bytes without copying."""
 
+Plain: TypeAlias = bytes | bytearray
+"""A chunk's plaintext as the store hands it out: bytes, or the bytearray it was
+decrypted into (never changed after that, so it is shared as freely as bytes)."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StripeAddr:
@@ -92,14 +96,14 @@ class ChunkStore(Protocol):
 
     async def get(
         self, cid: ChunkId, addr: StripeAddr | None = None, counted: bool = False
-    ) -> bytes:
+    ) -> Plain:
         """One chunk's plaintext, authenticated (`counted`: this read's miss was
         counted by cached() already)."""
 
     async def read(self, refs: list[ChunkRef]) -> bytes:
         """The concatenated plaintext of refs."""
 
-    def cached(self, cid: ChunkId, count: bool = True) -> bytes | None:
+    def cached(self, cid: ChunkId, count: bool = True) -> Plain | None:
         """A chunk's plaintext if it is in the cache, without waiting (`count`: as a
         read, in the cache's hit rate)."""
 

@@ -23,6 +23,7 @@ try:
     from dwfs._native import flush_together as flush_together
     from dwfs._native import gf_matmul as gf_matmul
     from dwfs._native import join as join
+    from dwfs._native import uninitialized as uninitialized
 
     _native = sys.modules["dwfs._native"]
 except ImportError:  # the extension was not built: stay correct, only slower
@@ -31,6 +32,7 @@ except ImportError:  # the extension was not built: stay correct, only slower
     cdc_cuts = _pure.cdc_cuts
     flush_together = _pure.flush_together
     join = _pure.join
+    uninitialized = _pure.uninitialized
 
 
 def implementation() -> str:
@@ -66,4 +68,5 @@ __all__ = [
     "gf_matmul",
     "implementation",
     "tune_allocator",
+    "uninitialized",
 ]

@@ -93,3 +93,7 @@ def flush_together(fds: Sequence[int]) -> list[int]:
         else:
             errors.append(0)
     return errors
+
+
+def uninitialized(size: int) -> bytearray:
+    return bytearray(size)

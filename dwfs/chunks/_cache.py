@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 
-from dwfs.types import ChunkId
+from dwfs.types import ChunkId, Plain
 
 
 class ChunkCache:
@@ -14,10 +14,10 @@ class ChunkCache:
         self.size = 0
         self.hits = 0
         self.misses = 0
-        self._items: collections.OrderedDict[ChunkId, bytes] = collections.OrderedDict()
+        self._items: collections.OrderedDict[ChunkId, Plain] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ChunkId, count: bool = True) -> bytes | None:
+    def get(self, key: ChunkId, count: bool = True) -> Plain | None:
         """The chunk's plaintext, if cached; `count` says whether this lookup is a
         read to count as a hit or a miss (one read, one count)."""
         with self._lock:
@@ -33,7 +33,7 @@ class ChunkCache:
         with self._lock:
             return key in self._items
 
-    def put(self, key: ChunkId, data: bytes) -> None:
+    def put(self, key: ChunkId, data: Plain) -> None:
         if len(data) > self.capacity:
             return
         with self._lock:

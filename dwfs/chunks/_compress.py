@@ -19,7 +19,7 @@ import lz4.frame
 import zstandard
 
 from dwfs.errors import IntegrityError, UsageError
-from dwfs.types import Buffer
+from dwfs.types import Buffer, Plain
 
 NONE, ZSTD, LZ4 = 0, 1, 2
 ALGORITHMS = {"none": NONE, "zstd": ZSTD, "lz4": LZ4}
@@ -85,7 +85,7 @@ most) or any manifest, so an authentic but hostile chunk cannot make a reader
 allocate without bound."""
 
 
-def decompress(algorithm: int, payload: bytes, limit: int = MAX_PLAIN) -> bytes:
+def decompress(algorithm: int, payload: Plain, limit: int = MAX_PLAIN) -> Plain:
     """The chunk's bytes, at most `limit` of them.
 
     Raises:
@@ -107,7 +107,7 @@ def _too_big(limit: int) -> IntegrityError:
     return IntegrityError(f"an authenticated chunk decompresses to more than {limit} bytes")
 
 
-def _unzstd(payload: bytes, limit: int) -> bytes:
+def _unzstd(payload: Plain, limit: int) -> bytes:
     declared = zstandard.frame_content_size(payload)
     if declared > limit:
         raise _too_big(limit)
@@ -115,7 +115,7 @@ def _unzstd(payload: bytes, limit: int) -> bytes:
     return result
 
 
-def _unlz4(payload: bytes, limit: int) -> bytes:
+def _unlz4(payload: Plain, limit: int) -> bytes:
     decompressor = lz4.frame.LZ4FrameDecompressor()
     result: bytes = decompressor.decompress(payload, max_length=limit)
     if not decompressor.eof:

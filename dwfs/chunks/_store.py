@@ -34,7 +34,7 @@ from dwfs.chunks._tier import Fetched, Tier, plan_ranges
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
 from dwfs.errors import DeviceError, DwfsError, IntegrityError, NoSpace
-from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, RemoteAddr, StripeAddr
+from dwfs.types import Buffer, ChunkId, ChunkRef, Moved, Plain, RemoteAddr, StripeAddr
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ class BlockStore:
 
     # -- reading --------------------------------------------------------------
 
-    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
         addr = addr or self.index.get(cid)
         if addr is None:
             raise IntegrityError(
@@ -284,7 +284,7 @@ class BlockStore:
 
     async def get(
         self, cid: ChunkId, addr: StripeAddr | None = None, counted: bool = False
-    ) -> bytes:
+    ) -> Plain:
         """The plaintext of one chunk (at addr, if the caller knows it); `counted`
         when the caller's cached() already counted this read's miss.
 
@@ -302,7 +302,7 @@ class BlockStore:
             cached = self.cache.get(cid, count=False)
         return cached
 
-    def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+    def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
         """Load a chunk into the cache and count it (either thread)."""
         data = self._load_chunk(cid, addr)
         self.cache.put(cid, data)
@@ -310,7 +310,7 @@ class BlockStore:
             self.stats.chunks_loaded += 1
         return data
 
-    async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> bytes:
+    async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
         """Load a chunk into the cache; concurrent get()s of it wait for this one."""
         done = self._loading[cid] = trio.Event()
         epoch = self._begin_load()
@@ -335,14 +335,14 @@ class BlockStore:
             del self._loading[cid]
             done.set()
 
-    async def _hydrate(self, cid: ChunkId, where: RemoteAddr) -> bytes:
+    async def _hydrate(self, cid: ChunkId, where: RemoteAddr) -> Plain:
         """Fetch a chunk that is only on the remote, keep its sealed bytes on the
         devices as they are (when there is room), and cache its plaintext."""
         assert self.tier is not None
         fetched = await self.tier.fetch(cid, where)
         return await self._work(len(fetched.sealed), self._adopt, cid, fetched)
 
-    def _adopt(self, cid: ChunkId, fetched: Fetched) -> bytes:
+    def _adopt(self, cid: ChunkId, fetched: Fetched) -> Plain:
         try:
             addr = self.array.allocate(len(fetched.sealed))
             self.array.write_sealed(addr, cid, fetched.sealed)
@@ -447,7 +447,7 @@ class BlockStore:
             if one is not None:
                 self._adopt(cid, one)
 
-    def cached(self, cid: ChunkId, count: bool = True) -> bytes | None:
+    def cached(self, cid: ChunkId, count: bool = True) -> Plain | None:
         """A chunk's plaintext if it is in the cache, without waiting (a hit is a
         read, for eviction's order; `count`: and for the cache's hit rate)."""
         data = self.cache.get(cid, count)
@@ -461,7 +461,7 @@ class BlockStore:
 
     async def read(self, refs: list[ChunkRef]) -> bytes:
         """The concatenated plaintext of refs, fetched concurrently."""
-        parts: list[bytes] = [b""] * len(refs)
+        parts: list[Plain] = [b""] * len(refs)
 
         async def one(i: int, ref: ChunkRef) -> None:
             parts[i] = await self.get(ref.chunk_id, ref.addr)

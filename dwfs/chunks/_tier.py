@@ -37,7 +37,7 @@ from dwfs.tiers import (
     encode_superblock,
     get_bounded,
 )
-from dwfs.types import ChunkId, RemoteAddr, StripeAddr
+from dwfs.types import ChunkId, Plain, RemoteAddr, StripeAddr
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Fetched:
 
     sealed: bytes
     compression: int
-    payload: bytes
+    payload: Plain
 
 
 @dataclasses.dataclass
@@ -309,7 +309,7 @@ class Tier:
             self.stats.bytes_fetched += len(sealed)
         return Fetched(sealed, compression, payload)
 
-    async def fetch_plain(self, cid: ChunkId, where: RemoteAddr) -> bytes:
+    async def fetch_plain(self, cid: ChunkId, where: RemoteAddr) -> Plain:
         """One chunk's plaintext, fetched and authenticated."""
         fetched = await self.fetch(cid, where)
         return _compress.decompress(fetched.compression, fetched.payload)

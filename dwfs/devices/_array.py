@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dwfs._accel import flush_together
+from dwfs._accel import flush_together, uninitialized
 from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
@@ -347,7 +347,7 @@ class DeviceArray:
         or not the one its header must name; then, or when the caller's check
         fails, read_stripe() finds the bad shard by its MAC and rebuilds and heals it.
         """
-        sealed = memoryview(bytearray(self.layout.k * addr.shard_len))
+        sealed = memoryview(uninitialized(self.layout.k * addr.shard_len))
         for device_index, shard_index in shards_on(self.layout, addr.seq).items():
             if shard_index >= self.layout.k:
                 continue

@@ -29,6 +29,7 @@ import trio
 from dwfs.errors import NotFound
 from dwfs.fuse.errnos import errno_of
 from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
+from dwfs.types import Plain
 from dwfs.vfs import Attr, AttrChanges, Volume
 
 _fuse: types.ModuleType | None
@@ -90,7 +91,7 @@ class Dispatcher:
         """Requests being answered by tasks."""
         self.parked: trio.CancelScope | None = None
         """The serve loop's wait in epoll, while it waits there (set by NativeSession)."""
-        self.keep: Callable[[int, int, bytes, int, int], bool] = lambda *span: False
+        self.keep: Callable[[int, int, Plain, int, int], bool] = lambda *span: False
         """Hands a span of a file's plaintext to the C side, which answers reads
         of it until the file changes (set by NativeSession)."""
         self._inline: dict[str, Callable[..., None]] = {
@@ -337,7 +338,7 @@ class Dispatcher:
         req.open(await self.volume.open(ino, open_flags(flags)), True)
 
     async def read(self, req: Any, fh: int, off: int, size: int, ino: int) -> None:
-        req.data(await self.volume.read(fh, off, size))
+        req.data(await self.volume.read_pieces(fh, off, size))
         for at, data, start, length in self.volume.stable_extents(fh, off, off + size):
             self.keep(ino, at, data, start, length)
 

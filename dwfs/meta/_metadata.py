@@ -36,7 +36,7 @@ from dwfs.meta._chunk_rows import ChunkRows, RemoteRows
 from dwfs.meta._db import MetaDB, Statement
 from dwfs.meta._rows import TreeRows
 from dwfs.meta._snapshot_rows import SnapshotRows
-from dwfs.types import ChainHead, ChunkId, ChunkRef, PoolServices, StripeAddr
+from dwfs.types import ChainHead, ChunkId, ChunkRef, Plain, PoolServices, StripeAddr
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _ref(obj: Any) -> ChunkRef:
     return ChunkRef(ChunkId(chunk_id), length, StripeAddr(*addr))
 
 
-def parse_manifest(data: bytes) -> list[ChunkRef]:
+def parse_manifest(data: Plain) -> list[ChunkRef]:
     """The chunks of a checkpoint's image, from its (authenticated) manifest.
 
     Raises:

@@ -41,7 +41,7 @@ from dwfs.errors import DwfsError, IntegrityError, RemoteError
 from dwfs.meta import Metadata
 from dwfs.snapshots._repack import repack
 from dwfs.tiers import RemoteSuperblock, check_name
-from dwfs.types import ChunkId, PoolServices, RemoteAddr
+from dwfs.types import ChunkId, Plain, PoolServices, RemoteAddr
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ async def load_image(tier: Tier, sb: RemoteSuperblock) -> tuple[int, bytes]:
         raise IntegrityError(f"the manifest {name} is missing from {tier.url}")
     body = tier.open_manifest(sb.pool, sb.generation, sealed)
     txg, chunks = parse_manifest(sb.pool, body)
-    parts: list[bytes] = [b""] * len(chunks)
+    parts: list[Plain] = [b""] * len(chunks)
 
     async def one(i: int, cid: ChunkId, length: int, where: RemoteAddr) -> None:
         data = await tier.fetch_plain(cid, where)

@@ -26,9 +26,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import trio
 
-from dwfs import _accel
 from dwfs.meta import LIVE, View
-from dwfs.types import ChunkId, ChunkStore
+from dwfs.types import Buffer, ChunkId, ChunkStore, Plain
 from dwfs.vfs._attrs import now_ns
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, data_ranges, span
@@ -152,12 +151,14 @@ class FileData:
         off: int,
         length: int,
         view: View = LIVE,
-    ) -> bytes:
-        """Bytes of a file: its stored content as `view` shows it, under the
-        unstored writes of its open state (the live view's only)."""
+    ) -> list[Buffer]:
+        """Bytes of a file, as pieces to send one after another: its stored
+        content as `view` shows it, under the unstored writes of its open state
+        (the live view's only). A clean read is views of cached chunks, so an
+        adapter that can send a vector sends them without joining them first."""
         end = min(off + length, size)
         if off >= end:
-            return b""
+            return []
         while True:
             stored = state.stored if state else 0
             flushing = state.flushing if state else None
@@ -169,7 +170,7 @@ class FileData:
         self._note_read(ino, state, off, end)
         clean = state is None or not (flushing or state.flushing or state.dirty)
         if clean and _covers(pieces, off, end):
-            return _accel.join(views)  # the one copy a read needs, without the GIL
+            return list(views)
         buf = bytearray(end - off)
         for piece, got in zip(pieces, views, strict=True):
             buf[piece.off - off : piece.end - off] = got
@@ -179,11 +180,11 @@ class FileData:
             assert flushing is not None
             for newer in (flushing, state.flushing, state.dirty):  # oldest first
                 newer.overlay(off, buf)
-        return bytes(buf)
+        return [buf]
 
     def stable_extents(
         self, ino: int, state: FileState, start: int, end: int
-    ) -> list[tuple[int, bytes, int, int]]:
+    ) -> list[tuple[int, Plain, int, int]]:
         """The stored bytes of an open file with no unstored write, around
         [start, end), as whole extents whose plaintext is cached: (file offset,
         plaintext, offset in it, length). For an adapter that answers reads of
@@ -559,7 +560,7 @@ def _clipped(extents: list[Extent], start: int, end: int) -> list[Extent]:
     return [p for e in extents if (p := clip(e, start, end)) is not None]
 
 
-def _view(piece: Extent, data: bytes) -> memoryview:
+def _view(piece: Extent, data: Plain) -> memoryview:
     return memoryview(data)[piece.chunk_off : piece.chunk_off + piece.len]
 
 

@@ -1231,16 +1231,69 @@ static PyObject *Request_create(Request *r, PyObject *args) {
     SEND(r, fuse_reply_create(r->it->req, &e, &fi));
 }
 
+/* Pieces a read reply is sent in as a vector; more (a read across many small
+ * extents) are copied into one buffer first, well below writev's IOV_MAX. */
+#define DATA_PIECES_MAX 64
+
+static int send_pieces(fuse_req_t req, const Py_buffer *views, Py_ssize_t n) {
+    struct iovec iov[DATA_PIECES_MAX];
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) total += (size_t)views[i].len;
+    if (n <= DATA_PIECES_MAX) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            iov[i].iov_base = views[i].buf;
+            iov[i].iov_len = (size_t)views[i].len;
+        }
+        return fuse_reply_iov(req, iov, (int)n);
+    }
+    char *joined = malloc(total ? total : 1);
+    if (joined == NULL) return fuse_reply_err(req, ENOMEM);
+    char *at = joined;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        memcpy(at, views[i].buf, (size_t)views[i].len);
+        at += views[i].len;
+    }
+    int res = fuse_reply_buf(req, joined, total);
+    free(joined);
+    return res;
+}
+
+/* A read's reply: one buffer, or a sequence of them sent as one, so a read
+ * that spans cached chunks reaches the kernel without being joined in Python. */
 static PyObject *Request_data(Request *r, PyObject *arg) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) return NULL;
-    if (claim(r) < 0) { PyBuffer_Release(&view); return NULL; }
+    if (PyObject_CheckBuffer(arg)) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) return NULL;
+        if (claim(r) < 0) { PyBuffer_Release(&view); return NULL; }
+        int res;
+        Py_BEGIN_ALLOW_THREADS
+        res = fuse_reply_buf(r->it->req, view.buf, (size_t)view.len);
+        Py_END_ALLOW_THREADS
+        PyBuffer_Release(&view);
+        return PyLong_FromLong(res);
+    }
+    PyObject *seq = PySequence_Fast(arg, "data must be a buffer or a sequence of buffers");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), got = 0;
+    PyObject *result = NULL;
+    Py_buffer *views = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
+    if (views == NULL) { PyErr_NoMemory(); goto done; }
+    for (; got < n; got++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_CONTIG_RO) < 0)
+            goto done;
+    if (claim(r) < 0) goto done;
     int res;
     Py_BEGIN_ALLOW_THREADS
-    res = fuse_reply_buf(r->it->req, view.buf, (size_t)view.len);
+    res = send_pieces(r->it->req, views, n);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    return PyLong_FromLong(res);
+    result = PyLong_FromLong(res);
+done:
+    if (views != NULL) {
+        for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+        PyMem_Free(views);
+    }
+    Py_DECREF(seq);
+    return result;
 }
 
 static PyObject *Request_written(Request *r, PyObject *arg) {
@@ -1365,7 +1418,7 @@ static PyMethodDef Request_methods[] = {
     {"attr", (PyCFunction)Request_attr, METH_O, "Answer with attributes."},
     {"open", (PyCFunction)Request_open, METH_VARARGS, "Answer an open: (fh, keep_cache)."},
     {"create", (PyCFunction)Request_create, METH_VARARGS, "Answer a create: (fh, attr)."},
-    {"data", (PyCFunction)Request_data, METH_O, "Answer a read with bytes."},
+    {"data", (PyCFunction)Request_data, METH_O, "Answer a read with bytes, or a sequence of buffers sent as one."},
     {"written", (PyCFunction)Request_written, METH_O, "Answer a write: bytes taken."},
     {"readlink", (PyCFunction)Request_readlink, METH_O, "Answer with a link target."},
     {"offset", (PyCFunction)Request_offset, METH_O, "Answer an lseek with an offset."},

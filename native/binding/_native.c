@@ -163,6 +163,17 @@ done:
     return result;
 }
 
+/* A bytearray of n bytes left as the allocator gave them, for a caller that
+ * overwrites every byte before reading any (a read straight into it): zeroing
+ * a stripe-sized buffer first costs as much as the AEAD that follows. */
+static PyObject *py_uninitialized(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0) { PyErr_SetString(PyExc_ValueError, "negative size"); return NULL; }
+    return PyByteArray_FromStringAndSize(NULL, n);
+}
+
 /* fdatasync of every descriptor at once, without the GIL; each one's errno. */
 static PyObject *py_flush_together(PyObject *self, PyObject *arg) {
     (void)self;
@@ -214,6 +225,7 @@ static PyMethodDef methods[] = {
     {"gf_matmul", py_gf_matmul, METH_VARARGS, "Multiply a GF(2^8) matrix by equal-length buffers."},
     {"cdc_cuts", py_cdc_cuts, METH_VARARGS, "FastCDC chunk lengths of a buffer."},
     {"join", py_join, METH_O, "Concatenate buffers into new bytes, long copies without the GIL."},
+    {"uninitialized", py_uninitialized, METH_O, "A bytearray whose bytes the caller overwrites before reading."},
     {"flush_together", py_flush_together, METH_O, "fdatasync of every descriptor at once; their errnos."},
     {NULL, NULL, 0, NULL},
 };

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LivePool
+from dwfs.chunks import ChunkerParams
+from tests.integration.conftest import LivePool, PoolFactory
 from tests.integration.test_sparse_and_copies import fallocate
 
 pytestmark = pytest.mark.skipif(
@@ -189,3 +190,23 @@ def test_a_name_renamed_over_reads_the_new_file(mounted: LivePool) -> None:
         assert direct_read(fd, 0, MiB) == b"c" * MiB
     finally:
         os.close(fd)
+
+
+def test_reads_across_many_chunks_arrive_whole(make_pool: PoolFactory) -> None:
+    """A read Python answers is sent as the cached chunks' own buffers, one
+    vector; one across more pieces than a vector takes is joined first. With
+    4 KiB chunks, reads of 64 KiB to 1 MiB cover both, each checked byte for
+    byte on its first (uncached) read and again once C keeps it."""
+    pool = make_pool(chunker=ChunkerParams(min_size=1 * KiB, avg_size=4 * KiB, max_size=8 * KiB))
+    for length in (64 * KiB, 256 * KiB, MiB):
+        model = random.Random(length).randbytes(3 * MiB)
+        path = pool.mnt / f"file{length}"
+        path.write_bytes(model)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        try:
+            for off in range(0, len(model), length):
+                expected = model[off : off + length]
+                assert direct_read(fd, off, length) == expected, (off, length)
+                assert direct_read(fd, off, length) == expected, (off, length)
+        finally:
+            os.close(fd)

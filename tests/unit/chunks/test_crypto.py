@@ -19,7 +19,7 @@ CID = ChunkId(bytes(32))
 def test_round_trip(cipher: int, payload: bytes, compression: int) -> None:
     sealed = crypto.seal(cipher, KEY, CID, payload, compression)
     assert len(sealed) == len(payload) + crypto.OVERHEAD
-    assert crypto.open_(KEY, CID, sealed) == (compression, payload)
+    assert crypto.open_(KEY, CID, sealed) == (compression, bytearray(payload))
 
 
 @pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
@@ -31,7 +31,7 @@ def test_room_pads_with_zeros_after_the_sealed_bytes(
     out = crypto.seal(cipher, KEY, CID, payload, 0, room=room)
     assert len(out) == max(room, length)
     assert not any(out[length:])
-    assert crypto.open_(KEY, CID, memoryview(out)[:length]) == (0, payload)
+    assert crypto.open_(KEY, CID, memoryview(out)[:length]) == (0, bytearray(payload))
 
 
 @pytest.mark.parametrize("cipher", sorted(crypto.CIPHERS.values()))
@@ -87,7 +87,7 @@ def test_padded_round_trip(payload: bytes, compression: int) -> None:
     sealed = crypto.seal(1, KEY, CID, payload, compression, flags=crypto.PADDED)
     assert len(sealed) == crypto.sealed_length(len(payload), crypto.PADDED)
     assert len(sealed) == crypto.OVERHEAD + crypto.padme(len(payload) + 4)
-    assert crypto.open_(KEY, CID, sealed) == (compression, payload)
+    assert crypto.open_(KEY, CID, sealed) == (compression, bytearray(payload))
     relabelled = bytearray(sealed)
     relabelled[3] = 0
     with pytest.raises(IntegrityError):

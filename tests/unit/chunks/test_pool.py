@@ -23,7 +23,7 @@ from dwfs.chunks import (
 from dwfs.devices import parse_layout
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
-from dwfs.types import ChunkId, ChunkRef
+from dwfs.types import ChunkId, ChunkRef, Plain
 from tests.conftest import FAST_KDF
 
 SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536)
@@ -169,7 +169,7 @@ async def test_concurrent_gets_of_one_chunk_load_it_once(tmp_path: Path) -> None
     async with open_pool(paths[0], pw()) as pool:
         (ref,) = await pool.store.put(data)
         pool.store.cache = type(pool.store.cache)(1 << 20)
-        results: list[bytes] = []
+        results: list[Plain] = []
 
         async def get() -> None:
             results.append(await pool.store.get(ref.chunk_id))
