@@ -104,11 +104,12 @@ def seal(
         payload = plain
     nonce = os.urandom(12)
     header = _HEADER.pack(VERSION, cipher, compression, flags, nonce)
-    out = bytearray(max(room, length))
+    out = uninitialized(max(room, length))
     out[: _HEADER.size] = header
     aead = _AEADS[cipher](_chunk_key(data_key, chunk_id))
     target = memoryview(out)[_HEADER.size : length]
     aead.encrypt_into(nonce, payload, _ad(header, chunk_id), target)
+    out[length:] = bytes(len(out) - length)
     return out
 
 
