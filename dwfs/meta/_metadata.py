@@ -148,6 +148,8 @@ class Metadata:
         self.checkpoint_image: list[ChunkRef] = []
         """The chunks of the current checkpoint's image, in order (when this process
         wrote it)."""
+        self.checkpoint_txg = db.txg
+        """The txg the current checkpoint's image holds (when this process wrote it)."""
         self.warnings: list[str] = []
         """What the mount should tell its user (a freshness check it could not make)."""
         self._lock = trio.Lock()
@@ -337,6 +339,11 @@ class Metadata:
     async def _checkpoint(self) -> None:
         async with self._lock:
             await self._commit_locked()
+            if self.db.has_pending():
+                # Other tasks changed rows while the commit waited. The image holds
+                # their changes, so their txg closes here, kept by the checkpoint:
+                # journaled after it as well, replay would apply them twice.
+                self.db.take_pending()
             txg, image = self.db.txg, self.db.image()
             refs = await self.pool.store.put(image)
             manifest = json.dumps({"txg": txg, "chunks": [_ref_json(r) for r in refs]}).encode()
@@ -353,6 +360,8 @@ class Metadata:
             }
             self.epoch, self.epochs = epoch, [epoch]
             await self._announce_epoch(checkpoint=entry)
+            self.durable_txg = txg
+            self.checkpoint_txg = txg
             self.journal_bytes = 0
             self.checkpoints += 1
             self.checkpoint_segments = {r.addr.segment for r in [*refs, mref]}

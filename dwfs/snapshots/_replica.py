@@ -107,7 +107,7 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     uploaded = await upload_pending(meta, pool, tier)
     repacked = await repack(meta, pool, tier)
     await meta.checkpoint()
-    image, txg = list(meta.checkpoint_image), meta.db.txg
+    image, txg = list(meta.checkpoint_image), meta.checkpoint_txg
     placed = await tier.upload([(r.chunk_id, r.addr) for r in image])
     if len(placed) != len(image):
         raise IntegrityError("the metadata checkpoint cannot be read back: run `dwfsctl scrub`")
