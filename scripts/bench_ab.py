@@ -7,7 +7,8 @@ gocryptfs.
 
 Each TREE needs its native extension built in place (`make native` there, or a
 copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
-/var/tmp) tune it.
+/var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
+cold_read, a sequential read of READ_MIB, default 512, after dropping caches).
 """
 
 from __future__ import annotations
@@ -81,10 +82,35 @@ def sqlite(directory: Path, transactions: int = 10) -> float:
     return took / transactions * 1000
 
 
-LOOPS: dict[str, Callable[[Path], float]] = {
+def cold_read(directory: Path) -> float:
+    """MB/s of a sequential read in 1 MiB blocks of a file twice the size of
+    dwfs's chunk cache (written on first use), after dropping the page cache
+    (needs root), so every chunk is loaded from the devices."""
+    path, size = directory / "cold", int(os.environ.get("READ_MIB", "512")) << 20
+    if not path.exists():
+        with path.open("wb") as f:
+            for _ in range(size >> 20):
+                f.write(os.urandom(1 << 20))
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    fd = os.open(path, os.O_RDONLY)
+    start = time.perf_counter()
+    while os.read(fd, 1 << 20):
+        pass
+    took = time.perf_counter() - start
+    os.close(fd)
+    return size / took / 1e6
+
+
+ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "append+fsync ms": append,
     "create loop ms": create,
     "sqlite transaction ms": sqlite,
+    "cold read MB/s": cold_read,
+}
+LOOPS = {
+    name: loop
+    for name, loop in ALL_LOOPS.items()
+    if loop.__name__ in os.environ.get("LOOPS", "append,create,sqlite").split(",")
 }
 
 

@@ -48,13 +48,13 @@ sequential: the kernel's read-ahead sends several requests at once, out of order
 REGION_ALIGN = 64 * 1024
 """Dirty bytes are re-chunked in whole blocks of this size at least."""
 INLINE_MAX = 2048
+"""Files whose bytes end within this many bytes are stored in the metadata."""
 LOG_LIMIT = 128 * 1024
 """The most an fsync logs into the metadata journal instead of storing the file as
 chunks. Databases and editors fsync a few pages at a time; more is better stored,
 since a journal record goes to every device whole (no parity) and the journal
 lives in the space each device keeps in reserve (ZFS, likewise, logs only small
 writes' bytes and points to large ones)."""
-"""Files whose bytes end within this many bytes are stored in the metadata."""
 EXTENT_WINDOW = 64 * 1024 * 1024
 """How much of an open file's extent map a read looks up at once: sequential
 reads then cost one query per 64 MiB instead of two per request, and each query
