@@ -87,10 +87,19 @@ class FileState:
     more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
     logged: bool = False
     """The file may have rows in the intent log (its flushes must drop them)."""
+    new: bool = False
+    """Created by this mount: until the first change of its stored bytes (which
+    `stored` counts), it has no extents and no inline bytes to look up."""
 
     @property
     def busy(self) -> bool:
         return bool(self.handles or self.dirty or self.changed)
+
+    @property
+    def nothing_stored(self) -> bool:
+        """Whether the file certainly has no stored bytes, so a flush need not
+        ask the database for them (most files an untar or a build writes)."""
+        return self.new and self.stored == 0
 
     def write(self, offset: int, data: bytes) -> None:
         """Take a write into the unstored bytes (and the ones not yet logged)."""
@@ -289,7 +298,7 @@ class FileData:
             return False
         content = None
         if state.dirty:
-            content = self._inline_content(ino, state.dirty, state.size)
+            content = self._inline_content(ino, state, state.dirty)
             if content is None:
                 return False
         elif not state.changed:
@@ -379,11 +388,11 @@ class FileData:
 
     async def _store(self, ino: int, state: FileState) -> None:
         """Store state.flushing: inline when the file stays small, else as chunks."""
-        content = self._inline_content(ino, state.flushing, state.size)
+        content = self._inline_content(ino, state, state.flushing)
         if content is not None:
             self.rows.set_inline(ino, content)
             return
-        old = self.inline(ino)
+        old = None if state.nothing_stored else self.inline(ino)
         if old is not None:
             inline = DirtyMap()
             inline.write(0, old)
@@ -392,15 +401,16 @@ class FileData:
             await self._store_region(ino, state, lo, hi, drop_inline=old is not None)
             old = None
 
-    def _inline_content(self, ino: int, writes: DirtyMap, size: int) -> bytes | None:
+    def _inline_content(self, ino: int, state: FileState, writes: DirtyMap) -> bytes | None:
         """The file's inline bytes with writes laid over them, or None when the
         file has or would need extents."""
-        if min(writes.end(), size) > INLINE_MAX:
+        if min(writes.end(), state.size) > INLINE_MAX:
             return None  # too big whatever is stored: no need to ask
-        old = self.inline(ino)
+        bare = state.nothing_stored
+        old = None if bare else self.inline(ino)
         held = old or b""
-        end = max(len(held), min(writes.end(), size))
-        if end > INLINE_MAX or (old is None and self._has_extents(ino)):
+        end = max(len(held), min(writes.end(), state.size))
+        if end > INLINE_MAX or (old is None and not bare and self._has_extents(ino)):
             return None
         content = bytearray(end)
         content[: len(held)] = held
@@ -419,7 +429,7 @@ class FileData:
                 # to whole blocks keeps chunks, and reads of them, few.
                 lo = start - start % REGION_ALIGN
                 hi = min(end + (-end % REGION_ALIGN), state.size)
-                spans.append(span(self.extents(ino, lo, hi), lo, hi))
+                spans.append(span(self._stored_extents(ino, state, lo, hi), lo, hi))
         merged: list[tuple[int, int]] = []
         for lo, hi in sorted(spans):
             if merged and lo < merged[-1][1]:
@@ -432,7 +442,7 @@ class FileData:
         self, ino: int, state: FileState, lo: int, hi: int, drop_inline: bool = False
     ) -> None:
         dirty = state.flushing
-        old = self.extents(ino, lo, hi)
+        old = self._stored_extents(ino, state, lo, hi)
         region = None if old else dirty.exactly(lo, hi)  # appends: no copy
         if region is None:
             region = bytearray(hi - lo)
@@ -443,12 +453,16 @@ class FileData:
         with self.db.transaction():
             if drop_inline:
                 self.rows.set_inline(ino, None)
-            self._replace(ino, lo, hi)
+            if not state.nothing_stored:
+                self._replace(ino, lo, hi)
             pos = lo
             for ref in refs:
                 self.rows.record_chunk(ref.chunk_id, ref.addr)
                 self._add_extent(ino, Extent(pos, ref.length, ref.chunk_id, 0))
                 pos += ref.length
+
+    def _stored_extents(self, ino: int, state: FileState, lo: int, hi: int) -> list[Extent]:
+        return [] if state.nothing_stored else self.extents(ino, lo, hi)
 
     def _add_extent(self, ino: int, e: Extent) -> None:
         self.rows.add_extent(ino, e.off, e.len, e.chunk, e.chunk_off)

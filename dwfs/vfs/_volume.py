@@ -362,7 +362,9 @@ class Volume:
         """Make a regular file and open it (a new file has nothing to truncate)."""
         mode = stat.S_IFREG | stat.S_IMODE(mode)
         attr = self.create_node(parent, name, mode, uid, gid, umask=umask)
-        return self._open(attr.ino, flags & ~os.O_TRUNC), attr
+        fh = self._open(attr.ino, flags & ~os.O_TRUNC)
+        self._files[attr.ino].new = True
+        return fh, attr
 
     def _handle(self, fh: int) -> Handle:
         try:

@@ -7,7 +7,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dwfs import Credential, PoolOptions, create_pool
@@ -119,6 +119,49 @@ async def test_any_writes_and_a_truncate_read_back_as_in_a_bytearray(
             await volume.setattr(attr.ino, AttrChanges(size=cut))
             del model[cut:]
             model.extend(bytes(cut - len(model)))
+            await volume.fsync(fh)
+            await volume.release(fh)
+            assert await read_file(volume, attr.ino) == bytes(model)
+        async with open_volume(device, credential()) as volume:
+            assert await read_file(volume, attr.ino) == bytes(model)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(st.integers(0, 3 << 20), st.integers(1, 300_000)), min_size=1, max_size=5
+    ),
+    later=st.lists(st.tuples(st.integers(0, 4 << 20), st.integers(1, 200_000)), max_size=3),
+)
+async def test_a_new_files_first_flush_asks_for_nothing_stored(
+    writes: list[tuple[int, int]], later: list[tuple[int, int]]
+) -> None:
+    """A file this mount created has nothing stored until its first flush, which
+    therefore queries no extents or inline bytes; every flush after it does, and
+    the file reads back as its model throughout and after a remount."""
+    rng = random.Random(len(writes) * 31 + len(later))
+    with tempfile.TemporaryDirectory() as d:
+        device = make(Path(d))
+        model = bytearray()
+
+        async def write(volume: Volume, fh: int, at: int, n: int) -> None:
+            data = rng.randbytes(n)
+            await volume.write(fh, at, data)
+            model[len(model) : at] = bytes(max(0, at - len(model)))
+            model[at : at + n] = data
+
+        async with open_volume(device, credential()) as volume:
+            fh, attr = volume.create(ROOT_INO, b"new", 0o644, os.O_RDWR, 0, 0)
+            for at, n in writes:
+                await write(volume, fh, at, n)
+            asked: list[str] = []
+            volume.meta.db.conn.set_trace_callback(asked.append)
+            await volume.flush(fh)
+            volume.meta.db.conn.set_trace_callback(None)
+            assert not [q for q in asked if "FROM extents" in q or "FROM inline_data" in q]
+            for at, n in later:
+                await write(volume, fh, at, n)
+                await volume.flush(fh)
             await volume.fsync(fh)
             await volume.release(fh)
             assert await read_file(volume, attr.ino) == bytes(model)
