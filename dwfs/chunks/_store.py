@@ -157,6 +157,8 @@ class BlockStore:
         with the limiter between calls.
         """
         view = memoryview(data).cast("B")
+        if 0 < len(view) <= self.chunker.params.min_size:
+            return [await self.put_chunk(view)]  # one chunk however it cuts: no job to share
         window = max(CUT_WINDOW, 2 * self.chunker.params.max_size)
         job = PutJob(view, self.chunker.cut, self._store_chunk, window)
         self._inflight += 1

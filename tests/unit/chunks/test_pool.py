@@ -65,6 +65,21 @@ async def test_put_get_dedup_and_reopen(tmp_path: Path, cipher: str, compression
         assert pool.store.stats.chunks_written == 0, "dedup survives a reopen"
 
 
+async def test_data_of_at_most_one_chunk_is_stored_as_the_cut_would(tmp_path: Path) -> None:
+    """put() stores data no longer than the smallest chunk as one chunk without
+    cutting it: the same chunks the cut would give, on either side of that size."""
+    paths = make(tmp_path)
+    rng = random.Random(5)
+    async with open_pool(paths[0], pw()) as pool:
+        assert await pool.store.put(b"") == []
+        for size in (1, 100, SMALL.min_size - 1, SMALL.min_size, SMALL.min_size + 1, 50_000):
+            data = rng.randbytes(size)
+            refs = await pool.store.put(data)
+            assert [r.length for r in refs] == pool.store.chunker.cut(data)
+            assert await pool.store.read(refs) == data
+            assert await pool.store.put(data) == refs
+
+
 async def test_nothing_on_disk_is_plaintext(tmp_path: Path) -> None:
     paths = make(tmp_path, compression="none")
     marker = b"PLAINTEXT-MARKER-" * 4000
