@@ -8,7 +8,8 @@ gocryptfs.
 Each TREE needs its native extension built in place (`make native` there, or a
 copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 /var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
-cold_read, a sequential read of READ_MIB, default 512, after dropping caches).
+cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
+untar_stdlib, bench_mount's untar of Python's standard library).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from bench_mount import stdlib_tarball, untar
 
 BLOCK = os.urandom(4096)
 
@@ -101,11 +105,26 @@ def cold_read(directory: Path) -> float:
     return size / took / 1e6
 
 
+TARBALL = Path(tempfile.gettempdir()) / f"dwfs-ab-{os.getpid()}-stdlib.tar"
+
+
+def untar_stdlib(directory: Path) -> float:
+    """Seconds to unpack Python's standard library (bench_mount's tarball) into
+    a new directory and sync."""
+    tarball = TARBALL
+    if not tarball.exists():
+        stdlib_tarball(tarball.parent).rename(tarball)
+    target = directory / f"untar{time.monotonic_ns()}"
+    target.mkdir()
+    return untar(target, tarball)
+
+
 ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "append+fsync ms": append,
     "create loop ms": create,
     "sqlite transaction ms": sqlite,
     "cold read MB/s": cold_read,
+    "untar s": untar_stdlib,
 }
 LOOPS = {
     name: loop
@@ -153,6 +172,7 @@ def main(trees: list[str]) -> None:
                 ctl(tree, state, "umount", mnt)
         subprocess.run(["fusermount", "-u", "-q", plain], check=False)
         shutil.rmtree(root, ignore_errors=True)
+        TARBALL.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
