@@ -12,9 +12,11 @@ write SQL.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from dwfs.errors import Exists
 from dwfs.meta._db import MetaDB, Param
 from dwfs.meta._ops import ROW_KEYS, arity
 from dwfs.types import StripeAddr
@@ -192,8 +194,16 @@ class TreeRows:
         )
 
     def add_dirent(self, parent: int, name: bytes, ino: int) -> None:
+        """Name ino in parent; Exists when the name is taken, which the unique
+        index on live names tells (callers need not look the name up first).
+        Raise it inside a transaction: what came before it must roll back."""
         cookie = self.db.next_counter("next_cookie")
-        self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
+        try:
+            self.db.execute("dirent.insert", (parent, name, cookie, ino, self.db.open_txg))
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname != "SQLITE_CONSTRAINT_UNIQUE":
+                raise
+            raise Exists("file exists") from None
 
     def remove_dirent(self, parent: int, name: bytes) -> None:
         self._remove("dirent", (parent, name))

@@ -172,8 +172,6 @@ class Tree:
         check_name(name)
         with self.db.transaction():
             pattr = self.directory(parent)
-            if self.find(parent, name) is not None:
-                raise Exists("file exists")
             if pattr.mode & stat.S_ISGID:
                 gid = pattr.gid
                 if stat.S_ISDIR(mode):
@@ -191,7 +189,7 @@ class Tree:
             row = (ino, mode, uid, gid, 2 if is_dir else 1, size, now, now, now, rdev, target)
             self.rows.insert_inode(row)
             self._rows[ino] = row
-            self._add_entry(parent, name, ino)
+            self._add_entry(parent, name, ino)  # Exists when the name is taken
             self._touch_dir(parent, 1 if is_dir else 0)
             for key, value in acls.items():
                 if value is not None:
@@ -204,9 +202,7 @@ class Tree:
             if self.attr(ino).is_dir:
                 raise NotPermitted("hard links to directories are not allowed")
             self.directory(parent)
-            if self.find(parent, name) is not None:
-                raise Exists("file exists")
-            self._add_entry(parent, name, ino)
+            self._add_entry(parent, name, ino)  # Exists when the name is taken
             self._add_links(ino, 1)
             self._touch_dir(parent)
             return self.attr(ino)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dwfs.errors import NotFound
+from dwfs.errors import Exists, NotFound
 from dwfs.meta import MetaDB
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._tree import Tree
@@ -105,3 +105,33 @@ def test_journaled_statements_rebuild_the_same_tree() -> None:
     entries = "SELECT parent, name, cookie, ino FROM dirents ORDER BY cookie"
     assert replica.query(entries) == t.db.query(entries)
     assert replica.query("SELECT * FROM counters") == t.db.query("SELECT * FROM counters")
+
+
+def test_a_taken_name_is_refused_and_changes_nothing() -> None:
+    """create and link learn that a name is taken from the unique index on
+    live names, after their first inserts: those must roll back whole."""
+    t = tree()
+    f = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1).ino
+    g = t.create(ROOT_INO, b"g", stat.S_IFREG | 0o644, 1, 1).ino
+    state = (
+        t.db.query("SELECT * FROM inodes ORDER BY ino"),
+        t.db.query("SELECT * FROM dirents ORDER BY parent, name"),
+        t.db.query("SELECT * FROM counters ORDER BY name"),
+        t.db.pending_statements,
+        cached(t, ROOT_INO),
+        cached(t, g),
+    )
+    for mode in (stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777):
+        with pytest.raises(Exists):
+            t.create(ROOT_INO, b"f", mode, 1, 1, target=b"x")
+    with pytest.raises(Exists):
+        t.link(g, ROOT_INO, b"f")
+    assert state == (
+        t.db.query("SELECT * FROM inodes ORDER BY ino"),
+        t.db.query("SELECT * FROM dirents ORDER BY parent, name"),
+        t.db.query("SELECT * FROM counters ORDER BY name"),
+        t.db.pending_statements,
+        cached(t, ROOT_INO),
+        cached(t, g),
+    )
+    assert t.lookup(ROOT_INO, b"f") == f
