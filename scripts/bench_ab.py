@@ -9,7 +9,8 @@ Each TREE needs its native extension built in place (`make native` there, or a
 copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 /var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
 cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
-untar_stdlib, bench_mount's untar of Python's standard library).
+untar_stdlib, bench_mount's untar of Python's standard library, and small_files,
+creates of 10 KB files).
 """
 
 from __future__ import annotations
@@ -105,6 +106,20 @@ def cold_read(directory: Path) -> float:
     return size / took / 1e6
 
 
+def small_files(directory: Path, n: int = 1000) -> float:
+    """Microseconds per create + write of 10 KB + close of a new file (what an
+    untar or a build does most), no fsync."""
+    target = directory / f"small{time.monotonic_ns()}"
+    target.mkdir()
+    data = os.urandom(10_000)
+    start = time.perf_counter()
+    for i in range(n):
+        fd = os.open(target / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+    return (time.perf_counter() - start) / n * 1e6
+
+
 TARBALL = Path(tempfile.gettempdir()) / f"dwfs-ab-{os.getpid()}-stdlib.tar"
 
 
@@ -125,6 +140,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "sqlite transaction ms": sqlite,
     "cold read MB/s": cold_read,
     "untar s": untar_stdlib,
+    "small file us": small_files,
 }
 LOOPS = {
     name: loop
