@@ -57,6 +57,9 @@ class Tree:
         self.rows = TreeRows(db)
         self._rows: dict[int, tuple[Any, ...]] = {}
         db.on_rollback(self._rows.clear)
+        self._acls_seen: dict[bytes, bool] = {}
+        """Per ACL xattr name, whether any inode has or had one (True is kept
+        once set: it errs only towards asking the database)."""
 
     # -- reading ----------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class Tree:
                     mode |= stat.S_ISGID
             is_dir = stat.S_ISDIR(mode)
             acls: dict[bytes, bytes | None] = {}
-            default = self._xattr(parent, _acl.DEFAULT)
+            default = self._acl_of(parent, _acl.DEFAULT)
             if default is not None and not stat.S_ISLNK(mode):
                 mode, acls[_acl.ACCESS], acls[_acl.DEFAULT] = _acl.inherit(default, mode, is_dir)
             elif not stat.S_ISLNK(mode):
@@ -193,7 +196,7 @@ class Tree:
             self._touch_dir(parent, 1 if is_dir else 0)
             for key, value in acls.items():
                 if value is not None:
-                    self.rows.insert_xattr(ino, key, value)
+                    self._insert_xattr(ino, key, value)
             return self.attr(ino)
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
@@ -332,6 +335,20 @@ class Tree:
     def _xattr(self, ino: int, name: bytes) -> bytes | None:
         return self.rows.xattr(ino, name)
 
+    def _acl_of(self, ino: int, name: bytes) -> bytes | None:
+        """An ACL of ino, asked of the database only when some inode has or had
+        one by that name: most pools never set an ACL, and every create asks
+        for its parent's default ACL and every chmod for the access ACL."""
+        seen = self._acls_seen.get(name)
+        if seen is None:
+            seen = self._acls_seen[name] = self.rows.xattr_ever_set(name)
+        return self._xattr(ino, name) if seen else None
+
+    def _insert_xattr(self, ino: int, name: bytes, value: bytes) -> None:
+        if name in (_acl.ACCESS, _acl.DEFAULT):
+            self._acls_seen[name] = True
+        self.rows.insert_xattr(ino, name, value)
+
     def getxattr(self, ino: int, name: bytes) -> bytes:
         self.attr(ino)
         value = self._xattr(ino, name)
@@ -370,14 +387,14 @@ class Tree:
                     self.set_fields(ino, mode=(attr.mode & ~0o777) | bits)
                     keep = not equivalent
             if keep:
-                self.rows.insert_xattr(ino, name, value)
+                self._insert_xattr(ino, name, value)
             self.set_fields(ino, ctime=now_ns())
 
     def chmod(self, ino: int, mode: int) -> None:
         """Set the mode's permission bits, and the access ACL's entries that follow them."""
         attr = self.attr(ino)
         self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode))
-        access = self._xattr(ino, _acl.ACCESS)
+        access = self._acl_of(ino, _acl.ACCESS)
         if access is not None:
             self.rows.update_xattr(ino, _acl.ACCESS, _acl.chmod(access, mode))
 

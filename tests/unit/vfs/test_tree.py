@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dwfs.errors import Exists, NotFound
 from dwfs.meta import MetaDB
+from dwfs.vfs import _acl
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._tree import Tree
 
@@ -135,3 +136,31 @@ def test_a_taken_name_is_refused_and_changes_nothing() -> None:
         cached(t, g),
     )
     assert t.lookup(ROOT_INO, b"f") == f
+
+
+def test_acls_are_asked_for_only_once_some_inode_has_one() -> None:
+    """Creates ask for the parent's default ACL, chmods for the access ACL, but
+    only after an inode of the pool has one by that name; then inheritance and
+    chmod work on them as before, also for a new Tree over the same rows (as
+    after a remount)."""
+    t = tree()
+    plain = t.create(ROOT_INO, b"plain", stat.S_IFDIR | 0o755, 1, 1).ino
+    t.chmod(plain, 0o700)  # the first create and chmod ask whether any ACL exists
+    asked: list[str] = []
+    t.db.conn.set_trace_callback(asked.append)
+    for i in range(3):
+        f = t.create(plain, b"f%d" % i, stat.S_IFREG | 0o644, 1, 1).ino
+        t.chmod(f, 0o600)
+    t.db.conn.set_trace_callback(None)
+    assert not [q for q in asked if "FROM xattrs" in q]
+    entries = [(_acl.USER_OBJ, 7, 0), (_acl.GROUP_OBJ, 5, 0), (_acl.GROUP, 7, 42)]
+    default = _acl.encode([*entries, (_acl.MASK, 7, 0), (_acl.OTHER, 0, 0)])
+    shared = t.create(ROOT_INO, b"shared", stat.S_IFDIR | 0o755, 1, 1).ino
+    t.setxattr(shared, _acl.DEFAULT, default, 0)
+    for each in (t, Tree(t.db)):
+        g = each.create(shared, b"g%d" % id(each), stat.S_IFREG | 0o666, 1, 1).ino
+        access = each.getxattr(g, _acl.ACCESS)
+        assert {(_acl.GROUP, 7, 42), (_acl.MASK, 6, 0)} <= set(_acl.decode(access))
+        each.chmod(g, 0o640)
+        assert (_acl.MASK, 4, 0) in _acl.decode(each.getxattr(g, _acl.ACCESS))
+        assert stat.S_IMODE(each.attr(g).mode) == 0o640
