@@ -118,6 +118,10 @@ class RemoteRows:
 
     def __init__(self, db: MetaDB) -> None:
         self.db = db
+        self._any_pins: bool | None = None
+        """Whether any inode may be pinned: asked once, set by every pin through
+        this object (the metadata's one), so a pool that never pinned anything
+        answers pinned() without a statement (every create asks it)."""
 
     def url(self) -> str | None:
         row = self.db.one("SELECT value FROM settings WHERE name = 'remote_url'")
@@ -253,9 +257,15 @@ class RemoteRows:
     # -- pins -------------------------------------------------------------------------
 
     def pinned(self, ino: int) -> bool:
+        if self._any_pins is None:
+            self._any_pins = self.db.one("SELECT 1 FROM pins LIMIT 1") is not None
+        if not self._any_pins:
+            return False
         return self.db.one("SELECT 1 FROM pins WHERE ino = ?", (ino,)) is not None
 
     def set_pinned(self, ino: int, pinned: bool) -> None:
+        if pinned:
+            self._any_pins = True
         self.db.execute("pin.add" if pinned else "pin.remove", (ino,))
 
     def subtree(self, ino: int) -> list[int]:
