@@ -460,6 +460,7 @@ class FileData:
                 self.rows.record_chunk(ref.chunk_id, ref.addr)
                 self._add_extent(ino, Extent(pos, ref.length, ref.chunk_id, 0))
                 pos += ref.length
+        state.new = False  # it has extents now, even if a later region of this flush fails
 
     def _stored_extents(self, ino: int, state: FileState, lo: int, hi: int) -> list[Extent]:
         return [] if state.nothing_stored else self.extents(ino, lo, hi)
