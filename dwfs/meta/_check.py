@@ -72,7 +72,8 @@ CHECKS: dict[str, tuple[str, str]] = {
     ),
     "overlapping extents": (
         "SELECT a.ino, a.off, b.off FROM extents a JOIN extents b ON a.ino = b.ino "
-        "AND a.death IS NULL AND b.death IS NULL AND a.off < b.off AND a.off + a.len > b.off",
+        "AND a.death IS NULL AND b.death IS NULL AND b.off >= a.off AND b.off < a.off + a.len "
+        "AND (b.off > a.off OR b.rowid > a.rowid)",
         "inode {0}: the extents at {1} and {2} overlap",
     ),
     "inline data and extents": (

@@ -49,6 +49,18 @@ def test_each_broken_invariant_is_named() -> None:
         assert kind in kinds(db), kind
 
 
+def test_extents_that_start_together_overlap_too() -> None:
+    """An extent stored twice at the same offset (a flush that added what it
+    should have replaced) overlaps itself, as one starting inside another does."""
+    for off, length in ((0, 10), (0, 4), (3, 2)):
+        db, rows = sound()
+        rows.add_extent(2, off, length, b"c" * 32, 0)
+        assert [p.kind for p in check(db)].count("overlapping extents") == 1, (off, length)
+    db, rows = sound()
+    rows.add_extent(2, 10, 10, b"c" * 32, 0)  # right after the first: no overlap
+    assert "overlapping extents" not in kinds(db)
+
+
 def test_repair_fixes_what_needs_no_guess_and_reports_the_rest() -> None:
     db, rows = sound()
     db.execute("chunk.set_refs", (5, b"c" * 32))
