@@ -108,33 +108,31 @@ def test_journaled_statements_rebuild_the_same_tree() -> None:
     assert replica.query("SELECT * FROM counters") == t.db.query("SELECT * FROM counters")
 
 
+def everything(t: Tree, ino: int) -> tuple[object, ...]:
+    """Rows, counters, journal and cached attributes: what a refused change must keep."""
+    return (
+        t.db.query("SELECT * FROM inodes ORDER BY ino"),
+        t.db.query("SELECT * FROM dirents ORDER BY parent, name"),
+        t.db.query("SELECT * FROM counters ORDER BY name"),
+        t.db.pending_statements,
+        cached(t, ROOT_INO),
+        cached(t, ino),
+    )
+
+
 def test_a_taken_name_is_refused_and_changes_nothing() -> None:
     """create and link learn that a name is taken from the unique index on
     live names, after their first inserts: those must roll back whole."""
     t = tree()
     f = t.create(ROOT_INO, b"f", stat.S_IFREG | 0o644, 1, 1).ino
     g = t.create(ROOT_INO, b"g", stat.S_IFREG | 0o644, 1, 1).ino
-    state = (
-        t.db.query("SELECT * FROM inodes ORDER BY ino"),
-        t.db.query("SELECT * FROM dirents ORDER BY parent, name"),
-        t.db.query("SELECT * FROM counters ORDER BY name"),
-        t.db.pending_statements,
-        cached(t, ROOT_INO),
-        cached(t, g),
-    )
+    state = everything(t, g)
     for mode in (stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777):
         with pytest.raises(Exists):
             t.create(ROOT_INO, b"f", mode, 1, 1, target=b"x")
     with pytest.raises(Exists):
         t.link(g, ROOT_INO, b"f")
-    assert state == (
-        t.db.query("SELECT * FROM inodes ORDER BY ino"),
-        t.db.query("SELECT * FROM dirents ORDER BY parent, name"),
-        t.db.query("SELECT * FROM counters ORDER BY name"),
-        t.db.pending_statements,
-        cached(t, ROOT_INO),
-        cached(t, g),
-    )
+    assert state == everything(t, g)
     assert t.lookup(ROOT_INO, b"f") == f
 
 
