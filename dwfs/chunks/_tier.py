@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import blake3
 import trio
 
 from dwfs.chunks import _compress, crypto
@@ -364,9 +365,30 @@ class Tier:
     def open_manifest(self, pool: str, generation: int, sealed: bytes) -> bytes:
         return crypto.open_record(self._keys.remote, _manifest_context(pool, generation), sealed)
 
+    def segment_name(self, pool: str, manifest: str, seq: int) -> str:
+        """The object name of the seq-th segment of the remote's journal after a
+        manifest: opaque, and found again only with the key."""
+        digest = blake3.blake3(_segment_context(pool, manifest, seq), key=self._keys.remote)
+        return f"journal/{digest.hexdigest(16)}"
+
+    def seal_segment(self, pool: str, manifest: str, seq: int, prev: bytes, body: bytes) -> bytes:
+        """A segment of the remote's journal sealed in its place: after the manifest,
+        at seq, following the segment whose tag is prev (b"" for the first), so
+        segments cannot be reordered, spliced or moved to another copy."""
+        context = _segment_context(pool, manifest, seq) + prev
+        return crypto.seal_record(self._keys.remote, context, body)
+
+    def open_segment(self, pool: str, manifest: str, seq: int, prev: bytes, sealed: bytes) -> bytes:
+        context = _segment_context(pool, manifest, seq) + prev
+        return crypto.open_record(self._keys.remote, context, sealed)
+
     def close(self) -> None:
         self.backend.close()
 
 
 def _manifest_context(pool: str, generation: int) -> bytes:
     return f"dwfs remote manifest {pool} {generation}".encode()
+
+
+def _segment_context(pool: str, manifest: str, seq: int) -> bytes:
+    return f"dwfs remote journal {pool} {manifest} {seq}|".encode()

@@ -127,6 +127,8 @@ def render(shown: dict[str, Any]) -> str:
         f"{chunks['remote_only']} remote only",
         f"generation:   {shown['generation']}",
     ]
+    if shown.get("journal_txg") is not None:
+        lines.append(f"journal:      up to txg {shown['journal_txg']} on the remote")
     if shown.get("bwlimit"):
         lines.append(f"upload limit: {human_bytes(shown['bwlimit'])}/s")
     stats = shown.get("stats") or {}

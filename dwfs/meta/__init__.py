@@ -10,6 +10,10 @@ from dwfs.meta._chunk_rows import NOT_LOCAL as NOT_LOCAL
 from dwfs.meta._chunk_rows import ChunkRows as ChunkRows
 from dwfs.meta._chunk_rows import RemoteRows as RemoteRows
 from dwfs.meta._db import MetaDB as MetaDB
+from dwfs.meta._db import Statement as Statement
+from dwfs.meta._journal import pack_txgs as pack_txgs
+from dwfs.meta._journal import tag_of as tag_of
+from dwfs.meta._journal import unpack_txgs as unpack_txgs
 from dwfs.meta._metadata import Metadata as Metadata
 from dwfs.meta._rows import INODE_COLUMNS as INODE_COLUMNS
 from dwfs.meta._rows import LIVE as LIVE
@@ -18,6 +22,7 @@ from dwfs.meta._rows import TreeRows as TreeRows
 from dwfs.meta._rows import View as View
 from dwfs.meta._snapshot_rows import SnapshotRow as SnapshotRow
 from dwfs.meta._snapshot_rows import SnapshotRows as SnapshotRows
+from dwfs.meta._tail import Tail as Tail
 
 __all__ = [
     "INODE_COLUMNS",
@@ -30,8 +35,13 @@ __all__ = [
     "MetaDB",
     "SnapshotRow",
     "SnapshotRows",
+    "Statement",
+    "Tail",
     "TreeRows",
     "View",
     "check",
+    "pack_txgs",
     "repair",
+    "tag_of",
+    "unpack_txgs",
 ]

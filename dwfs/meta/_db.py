@@ -217,6 +217,10 @@ class MetaDB:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
+    def pending_only(self, ops: frozenset[str]) -> bool:
+        """Whether every operation of the open txg is one of ops."""
+        return all(op in ops for op, _ in self._pending)
+
     @property
     def pending_statements(self) -> int:
         return len(self._pending)

@@ -173,6 +173,34 @@ def best_chain(
     return max(chains, key=len, default=[])
 
 
+def pack_txgs(txgs: list[tuple[int, list[Statement]]]) -> bytes:
+    """Consecutive txgs' operations as one compressed body, for the remote's copy
+    of the journal (sealed there by the caller)."""
+    body = [[txg, [[op, list(values)] for op, values in statements]] for txg, statements in txgs]
+    return _compressor().compress(msgpack.packb(body, use_bin_type=True))
+
+
+def unpack_txgs(data: bytes) -> list[tuple[int, list[Statement]]]:
+    """The txgs of an authentic pack_txgs body, checked for shape and bounded.
+
+    Raises:
+        IntegrityError: it does not decode or is not of that shape.
+    """
+    try:
+        body = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_BODY)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"an authentic journal segment does not decode: {exc}") from None
+    items = parse_body(body)
+    if not isinstance(items, list):
+        raise IntegrityError("a journal segment is not a list of txgs")
+    txgs: list[tuple[int, list[Statement]]] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not int:
+            raise IntegrityError("a journal segment holds a malformed txg")
+        txgs.append((item[0], statements_of(item[1])))
+    return txgs
+
+
 def is_legacy(blob: bytes) -> bool:
     """Whether an epoch holds records of the first journal format (unchained)."""
     return blob[:4] == LEGACY_MAGIC

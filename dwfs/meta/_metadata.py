@@ -34,8 +34,10 @@ from dwfs.errors import FormatError, IntegrityError
 from dwfs.meta import _journal
 from dwfs.meta._chunk_rows import ChunkRows, RemoteRows
 from dwfs.meta._db import MetaDB, Statement
+from dwfs.meta._ops import KEEPING_CHUNKS
 from dwfs.meta._rows import TreeRows
 from dwfs.meta._snapshot_rows import SnapshotRows
+from dwfs.meta._tail import Tail
 from dwfs.types import ChainHead, ChunkId, ChunkRef, Plain, PoolServices, StripeAddr
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class Metadata:
         """The txg the current checkpoint's image holds (when this process wrote it)."""
         self.warnings: list[str] = []
         """What the mount should tell its user (a freshness check it could not make)."""
+        self.tail: Tail | None = None
+        """The txgs closed since keep_tail, for the remote's journal."""
         self._lock = trio.Lock()
 
     @classmethod
@@ -211,11 +215,29 @@ class Metadata:
         return meta
 
     @classmethod
-    async def adopt(cls, pool: PoolServices, image: bytes, txg: int) -> Metadata:
+    async def adopt(
+        cls,
+        pool: PoolServices,
+        image: bytes,
+        txg: int,
+        journal: list[tuple[int, list[Statement]]] | None = None,
+    ) -> Metadata:
         """The metadata of new, empty devices from an image made elsewhere (the
-        pool's copy on its remote tier): every chunk starts with no local copy,
-        and the image becomes this pool's first checkpoint."""
+        pool's copy on its remote tier) and the txgs journaled after it: every
+        chunk starts with no local copy, and the result becomes this pool's first
+        checkpoint.
+
+        Raises:
+            IntegrityError: the journal does not follow the image or does not apply.
+        """
         db = MetaDB(image, txg=txg)
+        for number, statements in journal or []:
+            if number != db.txg + 1:
+                raise IntegrityError(
+                    f"the remote's journal skips from txg {db.txg} to {number}: it was "
+                    "changed there"
+                )
+            db.apply(number, statements)
         epoch = Epoch(0, secrets.token_bytes(_journal.EPOCH_ID_SIZE), b"")
         meta = cls(pool, db, epoch, [epoch])
         await meta._announce_epoch()
@@ -224,6 +246,21 @@ class Metadata:
         await meta.checkpoint()
         pool.store.learn_remote(meta.remote_rows.all())
         return meta
+
+    def settled_txg(self) -> int | None:
+        """The durable txg in which the same chunks are live and on the remote as
+        in the rows now (so a question about those may be asked of the rows):
+        None while a commit is under way, or while the open txg holds an
+        operation that could end a chunk's life or change the remote table."""
+        if self.durable_txg != self.db.txg or not self.db.pending_only(KEEPING_CHUNKS):
+            return None
+        return self.durable_txg
+
+    def keep_tail(self) -> Tail:
+        """Keep every txg closed from now on in self.tail (a pool with a remote)."""
+        if self.tail is None:
+            self.tail = Tail(self.db.txg)
+        return self.tail
 
     async def _announce_epoch(self, **changes: Any) -> None:
         """Record the epochs (this one last) in the superblock ring, before any record
@@ -260,7 +297,7 @@ class Metadata:
         txg, statements = self.db.take_pending()
         record = _journal.encode(*self._record_args(txg, statements))
         self._append_now(record, self._head_of(record))
-        self._committed(txg, record)
+        self._committed(txg, statements, record)
         return True
 
     async def _commit_locked(self) -> None:
@@ -274,7 +311,7 @@ class Metadata:
         else:
             record = _journal.encode(*args)
         await self._append(record)
-        self._committed(txg, record)
+        self._committed(txg, statements, record)
 
     def _record_args(self, txg: int, statements: list[Statement]) -> tuple[Any, ...]:
         return (self.pool.metadata_key, self.pool.id, self.epoch.id, txg, self.head, statements)
@@ -282,7 +319,9 @@ class Metadata:
     def _head_of(self, record: bytes) -> ChainHead:
         return ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
 
-    def _committed(self, txg: int, record: bytes) -> None:
+    def _committed(self, txg: int, statements: list[Statement], record: bytes) -> None:
+        if self.tail is not None:
+            self.tail.add(txg, statements, len(record))
         self.head = _journal.tag_of(record)
         self.durable_txg = txg
         self.journal_bytes += len(record)
@@ -343,7 +382,9 @@ class Metadata:
                 # Other tasks changed rows while the commit waited. The image holds
                 # their changes, so their txg closes here, kept by the checkpoint:
                 # journaled after it as well, replay would apply them twice.
-                self.db.take_pending()
+                txg, statements = self.db.take_pending()
+                if self.tail is not None:
+                    self.tail.add(txg, statements)
             txg, image = self.db.txg, self.db.image()
             refs = await self.pool.store.put(image)
             manifest = json.dumps({"txg": txg, "chunks": [_ref_json(r) for r in refs]}).encode()

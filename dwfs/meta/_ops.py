@@ -271,6 +271,41 @@ INODE_SET = "inode.set"
 """Assigns some of INODE_FIELDS of one live inode: values (ino, name, value, ...)."""
 
 
+KEEPING_CHUNKS = frozenset(
+    {
+        "counter.next",
+        "counter.raise",
+        INODE_SET,
+        "inode.insert",
+        "inode.add_links",
+        "inode.touch_dir",
+        "dirent.insert",
+        "dirent.delete",
+        "dirent.repoint",
+        "xattr.insert",
+        "xattr.update",
+        "xattr.delete",
+        "inline.set",
+        "inline.delete",
+        "extent.insert",
+        "extent.delete",
+        "chunk.upsert",
+        "chunk.ref",
+        "chunk.move",
+        "logged.insert",
+        "logged.forget",
+        "logged.cut",
+        "logged.clip",
+        "pin.add",
+        "pin.remove",
+    }
+)
+"""Operations that end no chunk's life (no reference dropped, no row deleted) and
+leave the remote table alone: after a txg of only these, every chunk live before
+is still live and on the remote exactly if it was. Most of what writing files
+does."""
+
+
 @functools.lru_cache(maxsize=64)
 def inode_set_sql(names: tuple[str, ...]) -> str:
     """The statement of inode.set for these columns (each checked against INODE_FIELDS;

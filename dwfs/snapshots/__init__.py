@@ -8,8 +8,10 @@ from dwfs.snapshots._diff import Change as Change
 from dwfs.snapshots._diff import diff as diff
 from dwfs.snapshots._fsck import fsck as fsck
 from dwfs.snapshots._gc import collect as collect_garbage
+from dwfs.snapshots._replica import RemoteJournal as RemoteJournal
 from dwfs.snapshots._replica import attach as attach
 from dwfs.snapshots._replica import sync as sync_remote
+from dwfs.snapshots._replica import upload_journal as upload_journal
 from dwfs.snapshots._replica import upload_pending as upload_pending
 from dwfs.snapshots._retention import RULES as RULES
 from dwfs.snapshots._retention import Policy as Policy
@@ -32,7 +34,9 @@ from dwfs.snapshots._snapshot import take as take
 __all__ = [
     "attach",
     "sync_remote",
+    "upload_journal",
     "upload_pending",
+    "RemoteJournal",
     "Change",
     "Compactor",
     "Deletion",

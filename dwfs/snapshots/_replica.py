@@ -12,13 +12,24 @@ is replaced the remote's previous copy stands whole, so a crash anywhere in a
 sync leaves a mountable remote; after it, the packs the new copy does not need
 are deleted.
 
+Between syncs the remote's journal follows the copy (`upload_journal`): the
+txgs committed since, as sealed segments chained from the manifest, each sent
+once every chunk its txgs leave live is on the remote, so the remote trails
+the devices by one upload round, not by a sync. A sync starts the journal anew
+after its manifest and deletes the old one's segments.
+
 `attach` brings the pool up on new devices from the remote alone: the newest
-manifest's metadata image becomes the devices' first checkpoint, with every
-chunk remote-only; reading a file fetches its chunks.
+manifest's metadata image, with the journal's segments after it replayed,
+becomes the devices' first checkpoint, with every chunk remote-only; reading a
+file fetches its chunks. Segments are found by names derived from the key, in
+order, until one is missing: the remote can hide the newest ones (a rollback
+to an earlier moment after the copy, which a new machine cannot tell), but
+cannot change, reorder or splice them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -38,7 +49,7 @@ from dwfs.chunks import (
     read_remote,
 )
 from dwfs.errors import DwfsError, IntegrityError, RemoteError
-from dwfs.meta import Metadata
+from dwfs.meta import Metadata, Statement, pack_txgs, tag_of, unpack_txgs
 from dwfs.snapshots._repack import repack
 from dwfs.tiers import RemoteSuperblock, check_name
 from dwfs.types import ChunkId, Plain, PoolServices, RemoteAddr
@@ -49,6 +60,21 @@ UPLOAD_BATCH = 4096
 """Chunks one look for pending uploads takes at most."""
 MAX_MANIFEST = 64 << 20
 MAX_IMAGE = 1 << 34
+MAX_SEGMENT = 256 << 20
+"""The largest journal segment read back (the tail that makes one is 64 MiB)."""
+COMMIT_TRIES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteJournal:
+    """Where the remote's journal stands: the copy it follows (generation and
+    manifest), the last txg it holds, and the next segment's number and link."""
+
+    generation: int
+    manifest: str
+    txg: int
+    seq: int = 0
+    prev: bytes = b""
 
 
 async def upload_pending(meta: Metadata, pool: PoolServices, tier: Tier) -> int:
@@ -68,6 +94,35 @@ async def upload_pending(meta: Metadata, pool: PoolServices, tier: Tier) -> int:
         if len(placed) < len(pending):
             break  # unreadable stripes stay pending, for scrub to mend
     return total
+
+
+async def upload_journal(meta: Metadata, tier: Tier, journal: RemoteJournal) -> RemoteJournal:
+    """Send the txgs committed since the remote's journal ends as its next
+    segment, when every chunk they leave live is on the remote; where the
+    journal stands after (unchanged when nothing could be sent)."""
+    tail = meta.tail
+    assert tail is not None, "the remote's journal needs the metadata's tail"
+    for _ in range(COMMIT_TRIES):
+        if (settled := meta.settled_txg()) is not None:
+            break
+        await meta.commit()
+    else:
+        return journal
+    # No await from here until the txgs are taken: no live chunk lacking its
+    # remote copy now means none at the settled txg either.
+    if meta.remote_rows.pending(1):
+        return journal
+    txgs = tail.after(journal.txg, settled)
+    if not txgs:
+        return journal
+    pool = meta.pool.id
+    body = await trio.to_thread.run_sync(pack_txgs, txgs)
+    sealed = tier.seal_segment(pool, journal.manifest, journal.seq, journal.prev, body)
+    await tier.put(tier.segment_name(pool, journal.manifest, journal.seq), sealed)
+    last = txgs[-1][0]
+    tail.drop_through(last)
+    log.debug("journal segment %d to txg %d on %s", journal.seq, last, tier.url)
+    return dataclasses.replace(journal, txg=last, seq=journal.seq + 1, prev=tag_of(sealed))
 
 
 def _manifest(pool: str, txg: int, placed: list[tuple[ChunkId, int, RemoteAddr]]) -> bytes:
@@ -127,6 +182,7 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     removed = 0
     if previous is not None:
         await _forget_manifest(tier, previous)
+        await _forget_journal(tier)
         live = {where.pack for _, where in meta.remote_rows.all()} | {
             w.pack for w in where.values()
         }
@@ -135,6 +191,7 @@ async def sync(meta: Metadata, pool: Pool, tier: Tier) -> dict[str, Any]:
     return {
         "url": tier.url,
         "generation": generation,
+        "manifest": name,
         "txg": txg,
         "chunks_uploaded": uploaded,
         "packs_repacked": repacked.packs,
@@ -198,6 +255,41 @@ async def _forget_manifest(tier: Tier, previous: RemoteSuperblock) -> None:
         log.warning("the previous manifest on %s stays: %s", tier.url, exc)
 
 
+async def _forget_journal(tier: Tier) -> None:
+    """Delete the segments of earlier copies' journals (a sync starts a new one,
+    and holds the lock under which segments are sent, so none is the new one's)."""
+    for name in await tier.list("journal/"):
+        try:
+            await tier.delete(check_name(name))
+        except DwfsError as exc:
+            log.warning("an old journal segment on %s stays: %s", tier.url, exc)
+            return
+
+
+async def load_journal(tier: Tier, sb: RemoteSuperblock) -> list[tuple[int, list[Statement]]]:
+    """The txgs of the remote's journal after the copy sb names, in order.
+
+    Raises:
+        IntegrityError: a segment was changed, swapped or moved on the remote.
+    """
+    manifest = str(sb.config.get("manifest"))
+    txgs: list[tuple[int, list[Statement]]] = []
+    prev, seq = b"", 0
+    while (
+        sealed := await tier.get(tier.segment_name(sb.pool, manifest, seq), MAX_SEGMENT)
+    ) is not None:
+        try:
+            body = tier.open_segment(sb.pool, manifest, seq, prev, sealed)
+        except IntegrityError:
+            raise IntegrityError(
+                f"segment {seq} of the metadata journal on {tier.url} fails authentication: "
+                "it was changed there"
+            ) from None
+        txgs += await trio.to_thread.run_sync(unpack_txgs, body)
+        prev, seq = tag_of(sealed), seq + 1
+    return txgs
+
+
 async def load_image(tier: Tier, sb: RemoteSuperblock) -> tuple[int, bytes]:
     """(txg, metadata image) of the copy a verified remote superblock names."""
     name = sb.config.get("manifest")
@@ -232,8 +324,16 @@ async def attach(
     async with open_pool(paths[0], credential) as pool:
         tier = pool.connect(url)
         txg, image = await load_image(tier, sb)
-        meta = await Metadata.adopt(pool, image, txg)
+        journal = await load_journal(tier, sb)
+        meta = await Metadata.adopt(pool, image, txg, journal)
         meta.remote_rows.set_url(url)
         await meta.commit()
         files = meta.rows.inode_count()
-    return {"pool": pool_id, "url": url, "generation": sb.generation, "txg": txg, "inodes": files}
+    return {
+        "pool": pool_id,
+        "url": url,
+        "generation": sb.generation,
+        "txg": journal[-1][0] if journal else txg,
+        "journal_txgs": len(journal),
+        "inodes": files,
+    }

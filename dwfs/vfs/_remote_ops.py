@@ -84,6 +84,8 @@ class RemoteOps:
         self.last_sync: dict[str, Any] | None = None
         self.timeout: float | None = None
         self._synced_at: float | None = None
+        self.journal: snapshots.RemoteJournal | None = None
+        """Where the remote's journal stands, once this mount synced."""
 
     def connect_saved(self, timeout: float | None = None) -> None:
         """Use the remote the metadata names, if it names one; remote calls are
@@ -91,6 +93,7 @@ class RemoteOps:
         self.timeout = timeout
         url = self.meta.remote_rows.url()
         if url is not None:
+            self.meta.keep_tail()
             try:
                 tier = self.pool.connect(url, timeout)
                 tier.pacer.rate = self.meta.remote_rows.bwlimit()
@@ -118,6 +121,7 @@ class RemoteOps:
                 self.pool.disconnect()
                 raise
             tier.pacer.rate = bwlimit
+            self.meta.keep_tail()
             self.meta.remote_rows.set_url(url)
             self.meta.remote_rows.set_bwlimit(bwlimit)
             await self.meta.commit()
@@ -142,6 +146,7 @@ class RemoteOps:
             await self.meta.commit()
             self.pool.store.forget_remote()
             self.pool.disconnect()
+            self.journal, self.meta.tail = None, None
         return {"url": url, "removed": True}
 
     def show(self) -> dict[str, Any]:
@@ -159,11 +164,15 @@ class RemoteOps:
             "generation": self.pool.last_remote_generation(),
             "bwlimit": self.meta.remote_rows.bwlimit(),
             "last_sync": self.last_sync,
+            "journal_txg": None if self.journal is None else self.journal.txg,
             "last_error": self.last_error,
             "stats": stats,
         }
 
     def _sync_due(self) -> bool:
+        tail, journal = self.meta.tail, self.journal
+        if journal is not None and tail is not None and not tail.follows(journal.txg):
+            return True  # the tail lost txgs the remote's journal lacks: only a copy helps
         synced = self.last_sync
         if synced is not None and self.meta.db.txg <= synced["txg"]:
             return False  # nothing changed since
@@ -177,6 +186,11 @@ class RemoteOps:
             await self.volume.sync_all()
             self.record_hydrated()
             result = await snapshots.sync_remote(self.meta, self.pool, tier)
+            self.journal = snapshots.RemoteJournal(
+                result["generation"], result["manifest"], result["txg"]
+            )
+            if self.meta.tail is not None:
+                self.meta.tail.drop_through(result["txg"])
         self.last_sync, self.last_error = result, ""
         self._synced_at = trio.current_time()
         return result
@@ -218,6 +232,8 @@ class RemoteOps:
                     checked = tier
                 async with self.lock:
                     sent = await snapshots.upload_pending(self.meta, self.pool, tier)
+                    if self.journal is not None:
+                        self.journal = await snapshots.upload_journal(self.meta, tier, self.journal)
             except DwfsError as exc:
                 delay = min(delay * 2, BACKOFF_MAX)
                 if str(exc) != self.last_error:

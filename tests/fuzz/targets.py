@@ -61,6 +61,13 @@ def journal_body(data: bytes) -> None:
         _journal.statements_of(_journal.parse_body(data))
 
 
+def journal_segment(data: bytes) -> None:
+    """An authentic segment of the remote's journal, opened: what a former key
+    holder could make attach replay."""
+    with contextlib.suppress(*EXPECTED):
+        _journal.unpack_txgs(data)
+
+
 def keyslots(data: bytes) -> None:
     """A superblock's keyslot list, tried with a passphrase. The harness keeps each
     slot's Argon2id cheap (the bounds on it are tested on their own): a fuzzer
@@ -122,6 +129,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "sync_mark": sync_mark,
     "journal_epoch": journal_epoch,
     "journal_body": journal_body,
+    "journal_segment": journal_segment,
     "keyslots": keyslots,
     "manifest": manifest,
     "checkpoint_image": checkpoint_image,
@@ -163,6 +171,7 @@ def _seeds() -> dict[str, bytes]:
         "journal_body": msgpack.packb(
             [["chunk.ref", [b"id"]], ["inode.set", [1, "x", 2.5, None]]], use_bin_type=True
         ),
+        "journal_segment": _journal.pack_txgs([(5, [("chunk.ref", (b"id",))]), (6, [])]),
         "keyslots": ring,
         "manifest": manifest_body.encode(),
         "checkpoint_image": image,

@@ -508,6 +508,47 @@ def test_kill_9_during_uploads_and_hydration_loses_nothing(
         assert (other.mnt / name).read_bytes() == data, name
 
 
+def wait_for_journal(pool: LivePool, txg: int, seconds: float = 60.0) -> dict[str, Any]:
+    """The remote's state once its journal holds txg (the uploader's rounds)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        shown = remote_show(pool)
+        if (shown["journal_txg"] or 0) >= txg:
+            return shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_what_a_crashed_pool_did_after_its_last_sync_reaches_a_new_machine(
+    make_pool: PoolFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attached_pools: list[LivePool],
+) -> None:
+    pool = make_pool()
+    url = f"dir://{tmp_path}/remote"
+    dwfsctl("remote", "add", pool.mnt, url)
+    synced = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
+    fill(pool.mnt)
+    os.rename(pool.mnt / "docs" / "note7.txt", pool.mnt / "moved.txt")
+    (pool.mnt / "docs" / "note8.txt").unlink()
+    with open(pool.mnt / "logged", "wb") as f:
+        f.write(b"fsync'd moments before the crash\n")
+        os.fsync(f.fileno())
+    expected = tree_of(pool.mnt)
+    stats = json.loads(dwfsctl("stats", "--json", pool.mnt).stdout)
+    shown = wait_for_journal(pool, stats["journal"]["txg"])
+    assert shown["last_sync"]["generation"] == synced["generation"], "no sync since"
+    pool.crash()
+
+    new_machine(tmp_path, monkeypatch, "after-crash-machine")
+    other, done = attach(pool, url, attached_pools, n=1)
+    assert done["journal_txgs"] > 0 and done["txg"] >= stats["journal"]["txg"]
+    other.mount()
+    assert tree_of(other.mnt) == expected
+
+
 def test_packs_nothing_needs_leave_the_remote_and_the_copy_stays_whole(
     make_pool: PoolFactory,
     tmp_path: Path,

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from dwfs.chunks.crypto import seal_record
 from dwfs.errors import IntegrityError
-from dwfs.meta import MetaDB, _journal
-from dwfs.meta._ops import OPS
+from dwfs.meta import MetaDB, Statement, _journal
+from dwfs.meta._ops import INODE_SET, KEEPING_CHUNKS, OPS
 
 KEY = bytes(range(32))
 EPOCH = bytes(16)
@@ -43,6 +43,32 @@ def test_records_round_trip_and_are_bound_to_their_place(
     assert _journal.decode_chain(KEY, "pool", EPOCH, prev + b"x", blob) == [], "its link"
     assert _journal.decode_chain(KEY, "other", EPOCH, prev, blob) == [], "its pool"
     assert _journal.decode_chain(bytes(32), "pool", EPOCH, prev, blob) == [], "its key"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**62),
+            st.lists(
+                st.tuples(st.sampled_from(sorted(OPS)), st.lists(params, max_size=4).map(tuple)),
+                max_size=5,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_segments_of_txgs_round_trip(txgs: list[tuple[int, list[Statement]]]) -> None:
+    body = _journal.pack_txgs(txgs)
+    assert _journal.unpack_txgs(body) == txgs
+
+
+def test_a_segment_not_of_txgs_is_refused() -> None:
+    for body in ([1, 2], [[1, [["op", 3]]]], [["1", []]], {"a": 1}):
+        data = zstandard.compress(json.dumps(body).encode())
+        with pytest.raises(IntegrityError):
+            _journal.unpack_txgs(data)
+    with pytest.raises(IntegrityError, match="does not decode"):
+        _journal.unpack_txgs(b"not zstd")
 
 
 def chain(*txgs: int, prev: bytes = b"", epoch: bytes = EPOCH) -> list[bytes]:
@@ -164,3 +190,8 @@ def test_records_of_the_json_body_still_replay() -> None:
     (record,) = _journal.decode_chain(KEY, "p", EPOCH, b"", blob)
     assert record.statements == statements
     assert _journal.statements_of(_journal.parse_body(body)) == statements
+
+
+def test_the_operations_that_keep_chunks_are_operations() -> None:
+    assert {*OPS, INODE_SET} >= KEEPING_CHUNKS
+    assert not {"chunk.unref", "chunk.drop_dead", "remote.add", "remote.drop_dead"} & KEEPING_CHUNKS
