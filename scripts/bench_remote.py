@@ -4,7 +4,8 @@ For moto's S3 server and rclone serving S3 (both started here on loopback), and
 for rclone with a local remote: a pool of one device on /var/tmp holds a file
 of SIZE random bytes; `dwfsctl sync` uploads it, and a new machine attaches the
 pool and reads the file through its mount (hydration); beside them, boto3 (or
-`rclone copy`) puts and gets the same bytes as plain objects of PACK bytes.
+`rclone copy`) puts the same bytes as plain objects of PACK bytes and gets
+them back into files on the same disk.
 Then the time to first byte of a remote-only file (open + 4 KiB read).
 
     python scripts/bench_remote.py [REMOTE...]   (SIZE_MIB, DWFS_BENCH_DISK tune it;
@@ -83,7 +84,9 @@ def dwfs_round(root: Path, url: str, env: dict[str, str], data: bytes) -> dict[s
     return {"up": SIZE / up / 1e6, "down": SIZE / down / 1e6, "first_ms": first * 1e3}
 
 
-def boto_round(server: S3Server, data: bytes) -> dict[str, float]:
+def boto_round(server: S3Server, data: bytes, back: Path) -> dict[str, float]:
+    """boto3 puts the bytes as PACK-sized objects, then gets them into files in
+    back (as `rclone copy` and a hydration both leave them on the local disk)."""
     import boto3
 
     client = boto3.client(
@@ -100,8 +103,11 @@ def boto_round(server: S3Server, data: bytes) -> dict[str, float]:
         client.put_object(Bucket=bucket, Key=f"plain/{i}", Body=part)
     up = time.perf_counter() - start
     start = time.perf_counter()
+    back.mkdir()
     for i in range(len(parts)):
-        client.get_object(Bucket=bucket, Key=f"plain/{i}")["Body"].read()
+        (back / str(i)).write_bytes(
+            client.get_object(Bucket=bucket, Key=f"plain/{i}")["Body"].read()
+        )
     down = time.perf_counter() - start
     return {"up": SIZE / up / 1e6, "down": SIZE / down / 1e6}
 
@@ -148,7 +154,7 @@ def main() -> None:
             work.mkdir()
             with serve(work) as server:
                 env = {**os.environ, **server.env()}
-                plain = boto_round(server, data)
+                plain = boto_round(server, data, work / "plain-back")
                 dwfs = dwfs_round(work, f"s3://{server.new_bucket()}", env, data)
                 print(row(name, dwfs, plain))
         if only and "rclone local" not in only:
