@@ -107,6 +107,8 @@ class TierStats:
     bytes_uploaded: int = 0
     chunks_fetched: int = 0
     bytes_fetched: int = 0
+    gets: int = 0
+    """Ranged GETs of packs (one may bring many chunks)."""
     failed_authentication: int = 0
     unavailable: int = 0
 
@@ -300,6 +302,7 @@ class Tier:
         with self._lock:
             self.stats.chunks_fetched += len(group)
             self.stats.bytes_fetched += len(data)
+            self.stats.gets += 1
         return found
 
     def _get_and_open(self, cid: ChunkId, where: RemoteAddr) -> Fetched:
@@ -308,6 +311,7 @@ class Tier:
         with self._lock:
             self.stats.chunks_fetched += 1
             self.stats.bytes_fetched += len(sealed)
+            self.stats.gets += 1
         return Fetched(sealed, compression, payload)
 
     async def fetch_plain(self, cid: ChunkId, where: RemoteAddr) -> Plain:

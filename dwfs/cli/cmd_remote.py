@@ -135,7 +135,8 @@ def render(shown: dict[str, Any]) -> str:
     if stats:
         lines.append(
             f"this mount:   {human_bytes(stats['bytes_uploaded'])} up in "
-            f"{stats['packs_uploaded']} packs, {human_bytes(stats['bytes_fetched'])} down; "
+            f"{stats['packs_uploaded']} packs, {human_bytes(stats['bytes_fetched'])} down "
+            f"in {stats['gets']} GETs; "
             f"{stats['failed_authentication']} failed authentication, "
             f"{stats['unavailable']} timed out"
         )

@@ -265,11 +265,15 @@ class FileData:
         else:
             ahead = [ChunkId(chunk) for chunk in self.rows.chunks_from(ino, end, reach)]
         wanted = [c for c in ahead if not self.store.has_or_loading(c)]
+        far = [c for c in ahead if not self.store.is_local(c)]
         remote = [c for c in wanted if not self.store.is_local(c)]
-        if remote:  # one call: the store fetches neighbours in a pack with one GET
+        if remote and len(remote) * 2 >= len(far):
+            # One call once half the window is not yet asked for: the store fetches
+            # neighbours in a pack with one ranged GET, so the batch makes few large
+            # GETs, not a small one behind every read.
             self.background.start_soon(self.store.prefetch, remote)
             state.ahead = min(state.ahead * 2, REMOTE_AHEAD_MAX)
-            wanted = [c for c in wanted if self.store.is_local(c)]
+        wanted = [c for c in wanted if self.store.is_local(c)]
         for i in range(0, len(wanted), READ_AHEAD_BATCH):
             self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
 
