@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hypothesis
@@ -63,3 +63,29 @@ def s3_env(moto: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
     return moto
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Mounts a tmpfs of the given MiB under tmp_path (a disk that fills up
+    fast, for full-pool tests); every one is unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(size_mib: int) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            pytest.skip(f"cannot mount a small tmpfs: {result.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    try:
+        yield mount
+    finally:
+        for disk in mounted:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,8 @@ from tests.integration.conftest import LivePool, PoolFactory
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        pytest.skip(f"cannot mount a small tmpfs: {result.stderr.strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+def small_disk(small_tmpfs: Callable[[int], Path]) -> Path:
+    return small_tmpfs(96)
 
 
 def write(path: Path, data: bytes) -> None:

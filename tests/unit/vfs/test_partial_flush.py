@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,8 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        pytest.skip(f"cannot mount a small tmpfs: {result.stderr.strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+def small_disk(small_tmpfs: Callable[[int], Path]) -> Path:
+    return small_tmpfs(64)
 
 
 async def test_a_retried_flush_of_a_new_file_does_not_store_a_region_twice(
