@@ -232,12 +232,7 @@ class Metadata:
         """
         db = MetaDB(image, txg=txg)
         for number, statements in journal or []:
-            if number != db.txg + 1:
-                raise IntegrityError(
-                    f"the remote's journal skips from txg {db.txg} to {number}: it was "
-                    "changed there"
-                )
-            db.apply(number, statements)
+            _apply_next(db, number, statements, "the remote's journal", "it was changed there")
         epoch = Epoch(0, secrets.token_bytes(_journal.EPOCH_ID_SIZE), b"")
         meta = cls(pool, db, epoch, [epoch])
         await meta._announce_epoch()
@@ -256,11 +251,10 @@ class Metadata:
             return None
         return self.durable_txg
 
-    def keep_tail(self) -> Tail:
+    def keep_tail(self) -> None:
         """Keep every txg closed from now on in self.tail (a pool with a remote)."""
         if self.tail is None:
             self.tail = Tail(self.db.txg)
-        return self.tail
 
     async def _announce_epoch(self, **changes: Any) -> None:
         """Record the epochs (this one last) in the superblock ring, before any record
@@ -442,12 +436,13 @@ class _Replay:
                 self.restored = record.txg
 
     def _apply(self, pool: str, epoch: Epoch, record: _journal.Record) -> None:
-        if record.txg != self.db.txg + 1:
-            raise IntegrityError(
-                f"the metadata journal of pool {pool} skips from txg {self.db.txg} to "
-                f"{record.txg}: run `dwfsctl scrub` and report it"
-            )
-        self.db.apply(record.txg, record.statements)
+        _apply_next(
+            self.db,
+            record.txg,
+            record.statements,
+            f"the metadata journal of pool {pool}",
+            "run `dwfsctl scrub` and report it",
+        )
         self.tag, self.last_epoch_id = record.tag, epoch.id
         if self.head is not None and record.txg == self.head.txg:
             if (record.tag, epoch.id) != (self.head.tag, self.head.epoch_id):
@@ -480,6 +475,16 @@ class _Replay:
                 "machine committed it: the devices carry another history; restore them"
             )
         return []
+
+
+def _apply_next(
+    db: MetaDB, txg: int, statements: list[Statement], journal: str, advice: str
+) -> None:
+    """Apply txg's statements, which must follow the db's txg: a journal that
+    skips one was changed (a txg cut out of it cannot be told from a rollback)."""
+    if txg != db.txg + 1:
+        raise IntegrityError(f"{journal} skips from txg {db.txg} to {txg}: {advice}")
+    db.apply(txg, statements)
 
 
 async def _refuse_legacy(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from dwfs.chunks.crypto import seal_record
 from dwfs.errors import IntegrityError
 from dwfs.meta import MetaDB, Statement, _journal
+from dwfs.meta._metadata import _apply_next
 from dwfs.meta._ops import INODE_SET, KEEPING_CHUNKS, OPS
 
 KEY = bytes(range(32))
@@ -195,3 +196,11 @@ def test_records_of_the_json_body_still_replay() -> None:
 def test_the_operations_that_keep_chunks_are_operations() -> None:
     assert {*OPS, INODE_SET} >= KEEPING_CHUNKS
     assert not {"chunk.unref", "chunk.drop_dead", "remote.add", "remote.drop_dead"} & KEEPING_CHUNKS
+
+
+def test_replay_refuses_a_journal_that_skips_a_txg() -> None:
+    db = MetaDB(txg=4)
+    _apply_next(db, 5, [], "the remote's journal", "it was changed there")
+    with pytest.raises(IntegrityError, match="skips from txg 5 to 7: it was changed there"):
+        _apply_next(db, 7, [], "the remote's journal", "it was changed there")
+    assert db.txg == 5
