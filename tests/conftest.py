@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -89,3 +90,17 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     finally:
         for disk in mounted:
             subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill_disk(disk: Path) -> Path:
+    """Do what another program can do to a pool's disk: take every byte left.
+    The file that took them."""
+    hog = disk / "hog"
+    with open(hog, "wb") as f:
+        try:
+            while True:
+                f.write(bytes(1024 * 1024))
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return hog

@@ -188,13 +188,18 @@ class DeviceArray:
         """Refuse data that would eat into the reserve kept for metadata.
 
         Each device's free space is read again after every RESERVE / 4 bytes
-        written, so the check costs a statvfs now and then, not per stripe.
+        written, so the check costs a statvfs now and then, not per stripe, and
+        before a refusal, so room made since (files deleted) counts at once.
         Devices that share a filesystem (tests, a pool tried out on one disk)
         each take a shard of every stripe from it, so nbytes counts once per
         device on the most shared filesystem.
         """
         with self._lock:
-            if self._free is None or self._unchecked >= RESERVE // 4:
+            if (
+                self._free is None
+                or self._unchecked >= RESERVE // 4
+                or self._free - self._unchecked < reserve + nbytes  # room may be back
+            ):
                 self._free, self._sharing = self._free_space()
                 self._unchecked = 0
             self._unchecked += nbytes * self._sharing
