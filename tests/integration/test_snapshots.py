@@ -162,8 +162,10 @@ def test_space_comes_back_only_when_no_snapshot_keeps_it(make_pool: PoolFactory)
 
 
 def _used(pool: LivePool) -> int:
-    st = os.statvfs(pool.mnt)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
+    """What the pool's segments take (statvfs's used bytes would count everything
+    else on the disk the devices share, which other programs change meanwhile)."""
+    stats = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)
+    return int(stats["capacity"]["used"])
 
 
 def test_snapshots_survive_kill_9_a_lost_state_directory_and_a_lost_device(
