@@ -84,6 +84,11 @@ _GAUGES = (
         "Journal bytes written since the last checkpoint.",
         ("journal", "bytes_since_checkpoint"),
     ),
+    (
+        "unstored_bytes",
+        "Bytes written but not stored as chunks yet (open files', the write-behind's).",
+        ("unstored", "bytes"),
+    ),
 )
 
 

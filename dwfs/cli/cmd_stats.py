@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "stats",
         help="show what a mounted filesystem did (or print it for Prometheus)",
         description="Requests by kind with their count and latency percentiles, bytes "
-        "read and written, the chunk cache's hit rate, deduplication and compression "
-        "ratios, and the metadata journal's figures, since the mount began. "
+        "read and written (and how much of it is not stored yet), the chunk cache's hit "
+        "rate, deduplication and compression ratios, and the metadata journal's figures, "
+        "since the mount began. "
         "--prometheus prints the same in Prometheus's text format (for node_exporter's "
         "textfile collector); `mount -o metrics=127.0.0.1:PORT` serves it over HTTP.",
     )
@@ -50,7 +51,9 @@ def render(stats: dict[str, Any]) -> str:
         "",
         f"read:          {human_bytes(stats['bytes_read'])} through Python"
         + (f", {front['reads_in_c']:,} reads answered in C" if "reads_in_c" in front else ""),
-        f"written:       {human_bytes(stats['bytes_written'])}",
+        f"written:       {human_bytes(stats['bytes_written'])}, "
+        f"{human_bytes(stats['unstored']['bytes'])} of it in "
+        f"{stats['unstored']['files']:,} files not stored yet",
         f"chunk cache:   {rate} hits ({cache['hits']:,} of {cache['hits'] + cache['misses']:,}), "
         f"{human_bytes(cache['bytes'])} of {human_bytes(cache['capacity'])}",
         f"stored:        {store['chunks_written']:,} chunks, "

@@ -47,6 +47,12 @@ class WriteBudget:
         """Whether nbytes more fit (a write larger than the limit fits an empty budget)."""
         return self.total + nbytes <= self.limit or not self.total
 
+    def covered_by(self, free: int) -> bool:
+        """Whether free bytes of pool hold every write the budget can let in twice
+        over (sealing, padding and parity's rounding add to a write's size, never
+        double it), so storing writes after close() cannot run out of room."""
+        return free >= 2 * self.limit
+
     def largest(self) -> int:
         """The inode holding the most unstored bytes (the budget is not empty)."""
         return max(self._held, key=self._held.__getitem__)

@@ -90,6 +90,12 @@ class FileState:
     new: bool = False
     """Created by this mount: until the first change of its stored bytes (which
     `stored` counts), it has no extents and no inline bytes to look up."""
+    failed: bool = False
+    """Its last flush failed: the next close stores the writes itself, and so
+    reports the error, instead of leaving them to the write-behind."""
+    behind: bool = False
+    """A close left its writes to the write-behind, which keeps them for the
+    next try if storing them fails: a release need not store (or drop) them."""
 
     @property
     def busy(self) -> bool:

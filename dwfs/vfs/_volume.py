@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ IN_USE_SECONDS = 1.0
 to its share of the time (it runs at full speed otherwise)."""
 DIRTY_LIMIT = 32 * 1024 * 1024
 """Unstored bytes one file may hold before a write stores them."""
+FREE_CHECK_EVERY = 0.5
+"""Seconds the pool's free space is taken as known, for the write-behind's check."""
 
 
 @dataclasses.dataclass
@@ -122,6 +125,13 @@ class Volume:
         self._background: trio.Nursery | None = None
         self._compactor = Compactor(meta, pool)
         self.budget = WriteBudget()
+        self._behind: dict[int, FileState] = {}
+        """Closed files whose writes the write-behind stores, oldest first."""
+        self._storing: dict[int, FileState] = {}
+        """The file the write-behind is storing now (taken from _behind)."""
+        self._behind_wake = trio.Event()
+        self._roomy_until = 0.0
+        """Until when the pool is known to have room for every unstored write."""
         self.activity = Activity()
         """Requests (the adapter records them) and bytes through this mount."""
         pool.scrubber.in_use = functools.partial(self.activity.recent, IN_USE_SECONDS)
@@ -470,36 +480,88 @@ class Volume:
         self.budget.update(ino, state.dirty.nbytes + state.flushing.nbytes)
 
     async def _flush_quietly(self, ino: int, state: FileState) -> bool:
-        """Store a file's writes; whether that worked. On a DwfsError (a full pool,
-        say) the writes stay unstored, and the writer meets the error at close or
-        fsync, which flush again."""
+        """Store a file's writes in the background (the write-behind, the timer, a
+        file past its share of the budget); whether that worked. On a DwfsError (a
+        full pool, say) the writes stay unstored, and the writer meets the error
+        at close or fsync, which flush again."""
         try:
             await self.data.flush(ino, state)
         except Exception as exc:
             if find_dwfs_error(exc) is None:
                 raise
             log.warning("writes to inode %d not stored yet: %s", ino, exc)
+            state.failed = True
             return False
         finally:
             self._count(ino, state)
+        state.failed = False
         return True
 
     async def flush(self, fh: int) -> None:
         """Store the file's writes (close(2) does this), unless an fsync logged them
-        all: they are durable already, and the 5-second timer stores them with
+        all (they are durable already, and the 5-second timer stores them with
         others', so a program that writes, fsyncs and closes many small files
-        does not sync stripes for each."""
+        does not sync stripes for each) or the write-behind takes them."""
         if not self.flush_now(fh):
             handle = self._handle(fh)
             assert handle.state is not None
             await self.data.flush(handle.ino, handle.state)
 
     def flush_now(self, fh: int) -> bool:
-        """flush without waiting, when that stores no chunk: whether it did."""
+        """flush without waiting, when that stores no chunk or the write-behind
+        can store them: whether it did."""
         handle = self._handle(fh)
         if handle.state is None or _all_logged(handle.state):
             return True
-        return self.data.flush_now(handle.ino, handle.state)
+        return self.data.flush_now(handle.ino, handle.state) or self._leave_behind(
+            handle.ino, handle.state
+        )
+
+    def _leave_behind(self, ino: int, state: FileState) -> bool:
+        """Give a closed file's writes to the write-behind instead of storing them
+        before close() returns (as the page cache does for ext4), when nothing it
+        can cause could fail there that close() would have reported: the pool has
+        room for every unstored write, and the file's last flush did not fail.
+        Whether it did. The writes stay readable meanwhile, fsync still makes
+        them durable, and the next commit interval would store them anyway."""
+        if state.failed or self._background is None or not self._roomy():
+            return False
+        state.behind = True
+        self._behind[ino] = state
+        self._behind_wake.set()
+        return True
+
+    def _roomy(self) -> bool:
+        now = time.monotonic()
+        if now >= self._roomy_until:
+            if not self.budget.covered_by(self.statfs()["free"]):
+                return False
+            self._roomy_until = now + FREE_CHECK_EVERY
+        return True
+
+    async def run_write_behind(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Store closed files' writes, oldest first, while the writers go on."""
+        task_status.started()
+        while True:
+            await self._behind_wake.wait()
+            self._behind_wake = trio.Event()
+            while self._behind:
+                ino = next(iter(self._behind))
+                state = self._storing[ino] = self._behind.pop(ino)
+                try:
+                    await self._flush_quietly(ino, state)
+                finally:
+                    del self._storing[ino]
+                self._settle(ino, state)
+
+    async def _store_left_behind(self) -> None:
+        """Store now what closes left to the write-behind, so that an fsync makes
+        every change before it durable, as it did when close() stored; a file
+        that fails keeps its writes, and reports at its own close or fsync."""
+        for ino, state in [*self._storing.items(), *self._behind.items()]:
+            await self._flush_quietly(ino, state)
 
     def release_now(self, fh: int) -> bool:
         """release without waiting, when the file has nothing to store (the
@@ -508,7 +570,7 @@ class Volume:
         if handle is None:
             return True
         state = handle.state
-        if state is not None and not _all_logged(state) and _unsettled(state):
+        if state is not None and not _all_logged(state) and not state.behind and _unsettled(state):
             return False
         del self._handles[fh]
         if state is not None:
@@ -607,9 +669,15 @@ class Volume:
         return done
 
     def fsync_now(self, fh: int | None) -> bool:
-        """fsync without waiting, when the file's writes go into the intent log and
-        the commit can run on this thread (Metadata.commit_now): whether it did."""
-        return self._unlogged(fh) is None and self.meta.commit_now()
+        """fsync without waiting, when the file's writes go into the intent log,
+        no closed file waits for the write-behind and the commit can run on this
+        thread (Metadata.commit_now): whether it did."""
+        return (
+            self._unlogged(fh) is None
+            and not self._behind
+            and not self._storing
+            and self.meta.commit_now()
+        )
 
     async def fsync(self, fh: int | None) -> None:
         """Make the file's writes and every change so far durable (fsync, fdatasync
@@ -618,6 +686,7 @@ class Volume:
         unlogged = self._unlogged(fh)
         if unlogged is not None:
             await self.data.flush(*unlogged)
+        await self._store_left_behind()
         await self.meta.commit()
 
     def _unlogged(self, fh: int | None) -> tuple[int, FileState] | None:
@@ -638,13 +707,17 @@ class Volume:
         flush and does not hold back the others.
         """
         for ino, state in list(self._files.items()):
-            if not await self._flush_quietly(ino, state):
-                continue
-            if not state.busy and self._files.get(ino) is state:
-                del self._files[ino]
-                self._maybe_purge(ino)
+            if await self._flush_quietly(ino, state):
+                self._settle(ino, state)
         self.purge_forgotten()
         await self.meta.commit()
+
+    def _settle(self, ino: int, state: FileState) -> None:
+        """Forget a stored file's state once nothing holds it (and the file, once
+        nothing names it either)."""
+        if not state.busy and self._files.get(ino) is state:
+            del self._files[ino]
+            self._maybe_purge(ino)
 
     # -- maintenance ------------------------------------------------------------------
 
@@ -681,7 +754,13 @@ class Volume:
                 "txg": meta.durable_txg,
             },
             "capacity": self.pool.capacity(),
+            "unstored": self._unstored(),
         }
+
+    def _unstored(self) -> dict[str, int]:
+        """Writes not stored as chunks yet: open files' and the write-behind's."""
+        held = [state.dirty.nbytes + state.flushing.nbytes for state in self._files.values()]
+        return {"bytes": sum(held), "files": sum(1 for n in held if n)}
 
     async def replace(self, old: str, new: Path) -> None:
         """Replace member old by the empty directory new while the pool is in use:
@@ -849,6 +928,7 @@ async def open_volume(
         async with trio.open_nursery() as nursery:
             volume._background = volume.data.background = nursery
             await nursery.start(volume.run_committer)
+            await nursery.start(volume.run_write_behind)
             await nursery.start(volume.remote.run_uploader)
             if pool.needs_resilver:
                 nursery.start_soon(_resilver, pool)

@@ -27,6 +27,7 @@ def figures() -> dict[str, object]:
         "store": {"chunks_written": 4, "dedup_ratio": None},
         "journal": {"records": 2, "bytes_since_checkpoint": 99, "checkpoints": 0, "txg": 5},
         "capacity": {"size": 1000, "used": 10},
+        "unstored": {"bytes": 4096, "files": 1},
     }
 
 
@@ -40,6 +41,7 @@ def test_the_text_is_prometheus_exposition_format() -> None:
     assert 'dwfs_written_bytes_total{pool="p-1"} 123' in text
     assert "# TYPE dwfs_written_bytes_total counter" in text
     assert "# TYPE dwfs_pool_used_bytes gauge" in text
+    assert 'dwfs_unstored_bytes{pool="p-1"} 4096' in text
     assert "dwfs_chunks_deduplicated_total" not in text, "figures missing are left out"
     buckets = [
         int(line.rsplit(" ", 1)[1])

@@ -70,7 +70,8 @@ async def test_many_files_written_at_once_stay_within_the_write_budget(tmp_path:
 async def test_calls_that_answer_at_once_decline_what_must_wait(tmp_path: Path) -> None:
     """The *_now calls the native front end answers inline do the whole job or
     nothing: a write beyond the budget, a truncating open, a size change, and a
-    flush that must store chunks are left to the waiting calls, unchanged."""
+    flush that must store chunks without room for the write-behind are left to
+    the waiting calls, unchanged."""
     device = make(tmp_path)
     async with open_volume(device, credential()) as volume:
         volume.budget.limit = 1 << 20
@@ -90,8 +91,11 @@ async def test_calls_that_answer_at_once_decline_what_must_wait(tmp_path: Path) 
         assert volume.write_now(fh, 0, big) == len(big)
         assert volume.write_now(fh, len(big), big) is None, "over the budget: write() waits"
         assert volume.attr(attr.ino).size <= len(big)
-        assert volume.flush_now(fh) is False, "too big to keep inline: flush() stores chunks"
+        assert volume.flush_now(fh), "too big to keep inline: the write-behind stores it"
         assert await volume.write(fh, len(big), big) == len(big)
+        volume.budget.limit = volume.statfs()["free"]
+        volume._roomy_until = 0
+        assert volume.flush_now(fh) is False, "no room for the write-behind: flush() stores"
         await volume.flush(fh)
         assert volume.release_now(fh)
         reader = volume.open_now(attr.ino, os.O_RDONLY)

@@ -1,0 +1,137 @@
+"""close() returns before a file's writes are stored, when the pool has room for
+every unstored write: the write-behind stores them while the writer goes on,
+keeps them if that fails, and the next close reports the failure."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from dwfs import PoolOptions, create_pool
+from dwfs.errors import NoSpace, NotFound, find_dwfs_error
+from dwfs.vfs import Volume, open_volume
+from dwfs.vfs._attrs import ROOT_INO
+from tests.conftest import FAST_KDF, fill_disk
+from tests.unit.vfs.test_inline import credential, make, read_file
+from tests.unit.vfs.test_intent_log import content, crashing
+
+MiB = 1024 * 1024
+
+
+def close_at_once(volume: Volume, data: bytes, name: bytes = b"f") -> int:
+    """Create, write and close a file without waiting (as the native front end
+    answers them inline); its inode."""
+    fh, attr = volume.create(ROOT_INO, name, 0o644, os.O_WRONLY, 0, 0)
+    assert volume.write_now(fh, 0, data) == len(data)
+    assert volume.flush_now(fh), "close() did not wait for the store"
+    assert volume.release_now(fh)
+    return attr.ino
+
+
+async def drained(volume: Volume, ino: int) -> None:
+    with trio.fail_after(30):
+        while volume.has_unstored_writes(ino):  # noqa: ASYNC110 (a background task stores it)
+            await trio.sleep(0.01)
+
+
+async def test_close_returns_first_and_the_write_behind_stores_the_file(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    data = os.urandom(300_000)
+    async with open_volume(device, credential()) as volume:
+        ino = close_at_once(volume, data)
+        assert volume.has_unstored_writes(ino)
+        assert volume.pool.store.stats.chunks_written == 0
+        assert await read_file(volume, ino) == data, "readable before it is stored"
+        await drained(volume, ino)
+        assert volume.pool.store.stats.chunks_written > 0
+    async with open_volume(device, credential()) as volume:
+        assert await read_file(volume, ino) == data
+
+
+async def test_an_fsync_stores_what_closes_left_behind_so_a_crash_keeps_it(
+    tmp_path: Path,
+) -> None:
+    """fsync makes every change before it durable, other files' closed writes too,
+    even when the write-behind has not got to them (here it never runs)."""
+    device = make(tmp_path)
+    closed, synced = os.urandom(200_000), os.urandom(5000)
+    async with crashing(device) as volume, trio.open_nursery() as nursery:
+        volume._background = nursery  # where the write-behind would run; it is not started
+        close_at_once(volume, closed, b"closed")
+        fh, _ = volume.create(ROOT_INO, b"synced", 0o644, os.O_WRONLY, 0, 0)
+        await volume.write(fh, 0, synced)
+        await volume.fsync(fh)
+    assert await content(device, b"closed") == closed
+    assert await content(device, b"synced") == synced
+
+
+async def test_unmounting_stores_what_the_write_behind_had_not(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    data = os.urandom(200_000)
+    async with open_volume(device, credential()) as volume:
+        ino = close_at_once(volume, data)
+    async with open_volume(device, credential()) as volume:
+        assert await read_file(volume, ino) == data
+
+
+async def test_a_file_removed_before_its_store_is_gone(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        ino = close_at_once(volume, os.urandom(100_000))
+        volume.unlink(ROOT_INO, b"f")
+        volume.forget(ino, 1)
+        await drained(volume, ino)
+        await volume.sync_all()
+        with pytest.raises(NotFound):
+            volume.tree.attr(ino)
+        assert [name for _, name, _ in volume.entries(ROOT_INO, 0)] == [b".", b".."]
+
+
+async def test_without_room_for_every_unstored_write_close_stores_first(tmp_path: Path) -> None:
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        volume.budget.limit = volume.statfs()["free"]  # twice that cannot fit
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_WRONLY, 0, 0)
+        await volume.write(fh, 0, os.urandom(100_000))
+        assert not volume.flush_now(fh)
+        await volume.flush(fh)
+        assert not volume.has_unstored_writes(attr.ino)
+        await volume.release(fh)
+
+
+async def test_a_failed_store_keeps_the_writes_and_the_next_close_reports_it(
+    small_tmpfs: Callable[[int], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = small_tmpfs(64)
+    paths = [disk / f"d{i}" for i in range(3)]
+    create_pool(paths, credential(), PoolOptions(layout="raidz1", kdf=FAST_KDF))
+    data = os.urandom(2 * MiB)
+    async with open_volume(paths[0], credential()) as volume:
+        volume.budget.limit = 4 * MiB  # so a 64 MiB disk has room for it twice over
+        ino = close_at_once(volume, data)
+        hog = fill_disk(disk)
+        with trio.fail_after(30):
+            while "not stored yet" not in caplog.text:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert volume.has_unstored_writes(ino), "kept, not dropped"
+        assert await read_file(volume, ino) == data
+
+        fh = await volume.open(ino, os.O_WRONLY)
+        assert not volume.flush_now(fh), "after a failure, close stores the writes itself"
+        with pytest.raises(BaseException) as failed:
+            await volume.flush(fh)
+        assert isinstance(find_dwfs_error(failed.value), NoSpace)
+        await volume.release(fh)
+        assert volume.has_unstored_writes(ino), "still kept after the release"
+
+        hog.unlink()
+        with caplog.at_level(logging.WARNING):
+            await volume.sync_all()
+        assert not volume.has_unstored_writes(ino)
+    async with open_volume(paths[0], credential()) as volume:
+        assert await read_file(volume, ino) == data
