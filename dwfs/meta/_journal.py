@@ -75,7 +75,7 @@ def encode(
     Raises:
         TypeError: a value is not one a journal holds (int, str, bytes, float, None).
     """
-    body = msgpack.packb([[op, list(values)] for op, values in statements], use_bin_type=True)
+    body = msgpack.packb(statements, use_bin_type=True)  # tuples pack as arrays: no copy
     sealed = seal_record(key, _context(pool, epoch_id, txg, prev), _compressor().compress(body))
     return _HEAD.pack(MAGIC, len(sealed), txg) + sealed
 
@@ -176,7 +176,7 @@ def best_chain(
 def pack_txgs(txgs: list[tuple[int, list[Statement]]]) -> bytes:
     """Consecutive txgs' operations as one compressed body, for the remote's copy
     of the journal (sealed there by the caller)."""
-    body = [[txg, [[op, list(values)] for op, values in statements]] for txg, statements in txgs]
+    body = [[txg, statements] for txg, statements in txgs]
     return _compressor().compress(msgpack.packb(body, use_bin_type=True))
 
 
