@@ -195,19 +195,22 @@ class DeviceArray:
         device on the most shared filesystem.
         """
         with self._lock:
-            if (
-                self._free is None
-                or self._unchecked >= RESERVE // 4
-                or self._free - self._unchecked < reserve + nbytes  # room may be back
-            ):
+            stale = self._free is None or self._unchecked >= RESERVE // 4
+            if stale or self._short(nbytes, reserve):  # and before a refusal: room may be back
                 self._free, self._sharing = self._free_space()
                 self._unchecked = 0
-            self._unchecked += nbytes * self._sharing
-            if self._free - self._unchecked < reserve + nbytes:
+            if self._short(nbytes, reserve):
                 raise NoSpace(
                     f"pool {self.pool} is full: delete files (space is reclaimed within "
                     "seconds) or replace devices with larger ones"
                 )
+            self._unchecked += nbytes * self._sharing
+
+    def _short(self, nbytes: int, reserve: int) -> bool:
+        """Whether writing nbytes more would leave less than reserve free, by the
+        last reading of the free space and what was written since."""
+        assert self._free is not None
+        return self._free - self._unchecked - nbytes * self._sharing < reserve + nbytes
 
     def _free_space(self) -> tuple[int, int]:
         """(the fewest free bytes of any online device's filesystem, the most

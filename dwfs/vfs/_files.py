@@ -102,6 +102,11 @@ class FileState:
         return bool(self.handles or self.dirty or self.changed)
 
     @property
+    def unstored(self) -> int:
+        """Bytes written and not stored yet, the ones being stored included."""
+        return self.dirty.nbytes + self.flushing.nbytes
+
+    @property
     def nothing_stored(self) -> bool:
         """Whether the file certainly has no stored bytes, so a flush need not
         ask the database for them (most files an untar or a build writes)."""

@@ -477,7 +477,7 @@ class Volume:
             self._count(ino, state)
 
     def _count(self, ino: int, state: FileState) -> None:
-        self.budget.update(ino, state.dirty.nbytes + state.flushing.nbytes)
+        self.budget.update(ino, state.unstored)
 
     async def _flush_quietly(self, ino: int, state: FileState) -> bool:
         """Store a file's writes in the background (the write-behind, the timer, a
@@ -519,8 +519,8 @@ class Volume:
 
     def _leave_behind(self, ino: int, state: FileState) -> bool:
         """Give a closed file's writes to the write-behind instead of storing them
-        before close() returns (as the page cache does for ext4), when nothing it
-        can cause could fail there that close() would have reported: the pool has
+        before close() returns (as ext4 leaves them to writeback), when storing
+        them later cannot meet an error close() would have reported: the pool has
         room for every unstored write, and the file's last flush did not fail.
         Whether it did. The writes stay readable meanwhile, fsync still makes
         them durable, and the next commit interval would store them anyway."""
@@ -759,7 +759,7 @@ class Volume:
 
     def _unstored(self) -> dict[str, int]:
         """Writes not stored as chunks yet: open files' and the write-behind's."""
-        held = [state.dirty.nbytes + state.flushing.nbytes for state in self._files.values()]
+        held = [state.unstored for state in self._files.values()]
         return {"bytes": sum(held), "files": sum(1 for n in held if n)}
 
     async def replace(self, old: str, new: Path) -> None:
