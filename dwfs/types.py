@@ -189,9 +189,12 @@ class JournalStore(Protocol):
     def journal_copies(self, epoch: int) -> list[bytes]:
         """Every member's copy of one epoch."""
 
-    def append_journal(self, epoch: int, record: bytes, also: Sequence[int] = ()) -> list[int]:
-        """Append a record on every member, durably on enough of them, flushing
-        the descriptors `also` in the same round; their errnos."""
+    def append_journal(
+        self, epoch: int, record: bytes, also: Sequence[tuple[int, bytes, int]] = ()
+    ) -> list[int]:
+        """Append a record on every member, durably on enough of them, making the
+        writes `also` ((descriptor, bytes, offset)) and their flushes in the same
+        round; their errnos."""
 
     def trim_journals(self, before: int) -> None:
         """Delete every epoch older than `before`."""
@@ -243,6 +246,6 @@ class PoolServices(Protocol):
     def record_chain_head(self, head: ChainHead) -> None:
         """Record the chain head durably on this machine."""
 
-    def stage_chain_head(self, head: ChainHead) -> int:
-        """Write the chain head (and the copy of its record it carries) without
-        flushing it; the descriptor to flush it with."""
+    def chain_head_write(self, head: ChainHead) -> tuple[int, bytes, int]:
+        """The write that records the chain head (and the copy of its record it
+        carries): (descriptor, bytes, offset), made and flushed by the caller."""

@@ -20,19 +20,19 @@ _LEVELS = {0: "portable C", 1: "SSSE3", 2: "AVX2"}
 _native: ModuleType | None
 try:
     from dwfs._native import cdc_cuts as cdc_cuts
-    from dwfs._native import flush_together as flush_together
     from dwfs._native import gf_matmul as gf_matmul
     from dwfs._native import join as join
     from dwfs._native import uninitialized as uninitialized
+    from dwfs._native import write_flush as write_flush
 
     _native = sys.modules["dwfs._native"]
 except ImportError:  # the extension was not built: stay correct, only slower
     _native = None
     gf_matmul = _pure.gf_matmul
     cdc_cuts = _pure.cdc_cuts
-    flush_together = _pure.flush_together
     join = _pure.join
     uninitialized = _pure.uninitialized
+    write_flush = _pure.write_flush
 
 
 def implementation() -> str:
@@ -62,11 +62,11 @@ def force_simd_level(level: int) -> str:
 __all__ = [
     "Buffer",
     "cdc_cuts",
-    "flush_together",
     "force_simd_level",
     "gf",
     "gf_matmul",
     "implementation",
     "tune_allocator",
     "uninitialized",
+    "write_flush",
 ]

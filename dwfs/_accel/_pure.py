@@ -8,6 +8,7 @@ usable (tens of MB/s); the chunker loop is slow and exists for correctness.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 
@@ -81,18 +82,31 @@ def join(parts: Sequence[Buffer]) -> bytes:
     return b"".join(parts)
 
 
-def flush_together(fds: Sequence[int]) -> list[int]:
-    """fdatasync of each descriptor, one after another (the native twin has them
-    all in flight at once); each one's errno, 0 where it succeeded."""
-    errors = []
-    for fd in fds:
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            errors.append(exc.errno or 0)
-        else:
-            errors.append(0)
+def write_flush(writes: Sequence[tuple[int, Buffer, int, bool]]) -> list[int]:
+    """Write each (descriptor, bytes, offset, flush) whole, then fdatasync the ones
+    marked, one after another (the native twin has the flushes all in flight at
+    once); each write's errno (its write's or its flush's), 0 where it succeeded."""
+    errors = [_write_whole(fd, data, offset) for fd, data, offset, _ in writes]
+    for i, (fd, _, _, flush) in enumerate(writes):
+        if flush and not errors[i]:
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                errors[i] = exc.errno or errno.EIO
     return errors
+
+
+def _write_whole(fd: int, data: Buffer, offset: int) -> int:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.pwrite(fd, view, offset)
+        except OSError as exc:
+            return exc.errno or errno.EIO
+        if written == 0:
+            return errno.ENOSPC
+        view, offset = view[written:], offset + written
+    return 0
 
 
 def uninitialized(size: int) -> bytearray:

@@ -26,6 +26,7 @@ from typing import Any
 
 import blake3
 
+from dwfs._accel import write_flush
 from dwfs.errors import UsageError
 from dwfs.types import ChainHead
 
@@ -225,11 +226,15 @@ class LocalState:
 
     def record_chain_head(self, key: bytes, head: ChainHead) -> None:
         """Record the chain head durably (fdatasync)."""
-        os.fdatasync(self.stage_chain_head(key, head))
+        fd, data, offset = self.chain_head_write(key, head)
+        [err] = write_flush([(fd, data, offset, True)])
+        if err:
+            raise OSError(err, f"recording the journal's chain head: {os.strerror(err)}")
 
-    def stage_chain_head(self, key: bytes, head: ChainHead) -> int:
-        """Write the chain head, with the copy of its record it carries (at most
-        HEAD_COPY_LIMIT), into the page cache; the descriptor to flush it with.
+    def chain_head_write(self, key: bytes, head: ChainHead) -> tuple[int, bytes, int]:
+        """The write that records the chain head, with the copy of its record it
+        carries (at most HEAD_COPY_LIMIT): (descriptor, bytes, offset), for the
+        caller to make and flush with the record's own writes.
 
         The two slots alternate, so a torn write leaves the previous head readable;
         the MAC covers the copy, so a slot whose copy is torn is not a head."""
@@ -238,8 +243,7 @@ class LocalState:
         fd = self._head_file()
         body = _HEAD.pack(head.txg, head.epoch_id, len(head.tag), head.tag, len(head.record))
         slot = head.txg % 2
-        os.pwrite(fd, body + _mac(key, body + head.record) + head.record, slot * _HEAD_SLOT)
-        return fd
+        return fd, body + _mac(key, body + head.record) + head.record, slot * _HEAD_SLOT
 
     def _head_file(self) -> int:
         if self._head_fd is None:

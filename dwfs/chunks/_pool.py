@@ -238,8 +238,8 @@ class Pool:
     def record_chain_head(self, head: ChainHead) -> None:
         self.local.record_chain_head(self.keys.local_state, head)
 
-    def stage_chain_head(self, head: ChainHead) -> int:
-        return self.local.stage_chain_head(self.keys.local_state, head)
+    def chain_head_write(self, head: ChainHead) -> tuple[int, bytes, int]:
+        return self.local.chain_head_write(self.keys.local_state, head)
 
     # -- the remote tier --------------------------------------------------------
 

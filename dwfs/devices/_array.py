@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dwfs._accel import flush_together, uninitialized
+from dwfs._accel import uninitialized, write_flush
 from dwfs.devices import _parity, _shard
 from dwfs.devices._device import DirDevice
 from dwfs.devices._layout import Layout, shards_on
@@ -569,33 +569,44 @@ class DeviceArray:
         durable = {id(m) for m in spread(list(groups.values()))[: self.layout.m + 1]}
         return [[(m, id(m) in durable) for m in group] for group in groups.values()]
 
-    def append_journal(self, epoch: int, record: bytes, also: Sequence[int] = ()) -> list[int]:
+    def append_journal(
+        self, epoch: int, record: bytes, also: Sequence[tuple[int, bytes, int]] = ()
+    ) -> list[int]:
         """Append a sealed journal record on every online member, durably on m + 1
-        of them (journal_groups), flushing those and the descriptors `also` all at
-        once (dwfs._accel.flush_together): one flush's time rather than their
-        sum. Returns the errno of each of `also`'s flushes (0 for success).
+        of them (journal_groups), and make the writes `also` ((descriptor, bytes,
+        offset), flushed too), all in one call without the GIL that flushes them
+        at once (dwfs._accel.write_flush): one flush's time rather than their
+        sum. Returns the errno of each of `also` (0 for success).
 
         Raises:
             DeviceError: fewer than m + 1 members hold the record durably.
         """
         members = [pair for group in self.journal_groups() for pair in group]
-        flushing: list[tuple[MemberState, DirDevice]] = []
-        cached: list[MemberState] = []
+        placed: list[tuple[MemberState, DirDevice, bool]] = []
+        writes: list[tuple[int, bytes, int, bool]] = []
         for member, durable in members:
-            if not self.append_journal_to(member, epoch, record, False):
+            device = member.device
+            assert device is not None
+            try:
+                fd, offset = device.journal_slot(epoch, len(record))
+            except DwfsError as exc:
+                self._count(member, "write", fault=str(exc))
                 continue
-            assert member.device is not None
+            placed.append((member, device, durable))
+            writes.append((fd, record, offset, durable))
+        errors = write_flush([*writes, *((fd, data, at, True) for fd, data, at in also)])
+        durable_now, cached = 0, []
+        for (member, device, durable), err in zip(placed, errors, strict=False):
+            if err:
+                self._count(member, "write", fault=str(device.journal_error(err)))
+                continue
+            device.journal_appended(len(record))
             if durable:
-                flushing.append((member, member.device))
+                durable_now += 1
             else:
                 cached.append(member)
-        errors = flush_together([device.journal_descriptor for _, device in flushing] + [*also])
-        mine, theirs = errors[: len(flushing)], errors[len(flushing) :]
-        for (member, device), err in zip(flushing, mine, strict=True):
-            if err:
-                self._count(member, "write", fault=f"device {device.path}: {os.strerror(err)}")
-        self.settle_journal(mine.count(0), cached, len(members))
-        return theirs
+        self.settle_journal(durable_now, cached, len(members))
+        return errors[len(placed) :]
 
     def append_journal_to(
         self, member: MemberState, epoch: int, record: bytes, durable: bool = True

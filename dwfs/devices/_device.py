@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from dwfs._accel import write_flush
 from dwfs.devices import _superblock
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer
@@ -357,30 +358,41 @@ class DirDevice:
     def append_journal(self, epoch: int, data: bytes, durable: bool = True) -> None:
         """Append a record to the epoch's journal file, durably (fdatasync) unless
         `durable` is false, when the record waits in the page cache for
-        sync_journal() or the kernel's writeback.
+        sync_journal() or the kernel's writeback."""
+        fd, offset = self.journal_slot(epoch, len(data))
+        [err] = write_flush([(fd, data, offset, durable)])
+        if err:
+            raise self.journal_error(err)
+        self.journal_appended(len(data))
+
+    def journal_slot(self, epoch: int, length: int) -> tuple[int, int]:
+        """Where the epoch's next record of `length` bytes goes: (descriptor,
+        offset), the file grown first when the record would not fit. The caller
+        writes it there (with other devices' copies, all flushed at once) and
+        then calls journal_appended, or journal_error when the write failed.
 
         Records of one epoch are appended by one writer at a time (one commit
         at a time); this process keeps the file open and its end in memory.
         """
         fd, end, size = self._journal_file(epoch)
-        try:
-            if end + len(data) > size:
-                size = _grow(fd, size, end + len(data) - size)
-            if os.pwrite(fd, data, end) != len(data):
-                raise OSError(errno.ENOSPC, "short write")
-            if durable:
-                os.fdatasync(fd)
-        except OSError as exc:
-            raise _io_error(self.path, exc) from None
-        self._journal = (epoch, fd, end + len(data), size)
+        if end + length > size:
+            try:
+                size = _grow(fd, size, end + length - size)
+            except OSError as exc:
+                raise _io_error(self.path, exc) from None
+            self._journal = (epoch, fd, end, size)
+        return fd, end
 
-    @property
-    def journal_descriptor(self) -> int:
-        """The file of the epoch being appended (after append_journal), for
-        flushing it together with other files."""
+    def journal_appended(self, length: int) -> None:
+        """The record journal_slot placed is written: the next goes after it."""
         if self._journal is None:
             raise DeviceError(f"device {self.path}: no journal epoch is open")
-        return self._journal[1]
+        epoch, fd, end, size = self._journal
+        self._journal = (epoch, fd, end + length, size)
+
+    def journal_error(self, err: int) -> DwfsError:
+        """The error of a journal record's failed write or flush (an errno)."""
+        return _io_error(self.path, OSError(err, os.strerror(err)))
 
     def sync_journal(self) -> None:
         """Make every record appended to the current epoch's file durable."""

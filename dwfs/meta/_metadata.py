@@ -342,7 +342,7 @@ class Metadata:
         journal, epoch = self.pool.journal, self.epoch.number
         if len(record) <= HEAD_COPY_LIMIT:
             head = dataclasses.replace(head, record=record)
-            [err] = journal.append_journal(epoch, record, [self.pool.stage_chain_head(head)])
+            [err] = journal.append_journal(epoch, record, [self.pool.chain_head_write(head)])
             if err:
                 raise OSError(err, f"recording the journal's chain head: {os.strerror(err)}")
         else:

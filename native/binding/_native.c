@@ -174,22 +174,35 @@ static PyObject *py_uninitialized(PyObject *self, PyObject *arg) {
     return PyByteArray_FromStringAndSize(NULL, n);
 }
 
-/* fdatasync of every descriptor at once, without the GIL; each one's errno. */
-static PyObject *py_flush_together(PyObject *self, PyObject *arg) {
+/* Writes (fd, bytes, offset, flush) in order, then flushes the marked ones
+ * together, all without the GIL; each write's errno. The buffers are held
+ * (and their objects kept alive) until the writes are done. */
+static PyObject *py_write_flush(PyObject *self, PyObject *arg) {
     (void)self;
-    PyObject *seq = PySequence_Fast(arg, "fds must be a sequence of file descriptors");
+    PyObject *seq = PySequence_Fast(arg, "writes must be a sequence of (fd, data, offset, flush)");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject *result = NULL;
-    int *fds = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    Py_ssize_t held = 0;
+    struct dwfs_write *writes = PyMem_Calloc((size_t)n + 1, sizeof(struct dwfs_write));
+    Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
     int *errs = PyMem_Calloc((size_t)n + 1, sizeof(int));
-    if (fds == NULL || errs == NULL) { PyErr_NoMemory(); goto done; }
+    if (writes == NULL || views == NULL || errs == NULL) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t i = 0; i < n; i++) {
-        fds[i] = PyObject_AsFileDescriptor(PySequence_Fast_GET_ITEM(seq, i));
-        if (fds[i] < 0) goto done;
+        int fd, flush;
+        long long offset;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iy*Lp;a write is (fd, data, offset, flush)",
+                              &fd, &views[i], &offset, &flush))
+            goto done;
+        held++;
+        if (fd < 0 || offset < 0) {
+            PyErr_SetString(PyExc_ValueError, "a write needs a descriptor and an offset, not negative");
+            goto done;
+        }
+        writes[i] = (struct dwfs_write){fd, views[i].buf, (size_t)views[i].len, offset, flush};
     }
     Py_BEGIN_ALLOW_THREADS
-    dwfs_flush_together(fds, (int)n, errs);
+    dwfs_write_flush(writes, (int)n, errs);
     Py_END_ALLOW_THREADS
     result = PyList_New(n);
     if (result == NULL) goto done;
@@ -199,7 +212,9 @@ static PyObject *py_flush_together(PyObject *self, PyObject *arg) {
         PyList_SET_ITEM(result, i, err);
     }
 done:
-    PyMem_Free(fds);
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(writes);
+    PyMem_Free(views);
     PyMem_Free(errs);
     Py_DECREF(seq);
     return result;
@@ -226,7 +241,7 @@ static PyMethodDef methods[] = {
     {"cdc_cuts", py_cdc_cuts, METH_VARARGS, "FastCDC chunk lengths of a buffer."},
     {"join", py_join, METH_O, "Concatenate buffers into new bytes, long copies without the GIL."},
     {"uninitialized", py_uninitialized, METH_O, "A bytearray whose bytes the caller overwrites before reading."},
-    {"flush_together", py_flush_together, METH_O, "fdatasync of every descriptor at once; their errnos."},
+    {"write_flush", py_write_flush, METH_O, "pwrite each (fd, data, offset, flush), then fdatasync the marked ones at once; their errnos."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
 /* dwfs native kernels: GF(2^8) matrix coding, the FastCDC cut loop, and
- * flushing several files at once.
+ * writing and flushing several files at once.
  *
  * Pure C with no Python.h, so the C tests and any other binding can reuse it
  * (the zfec pattern). Every function is reentrant after dwfs_gf_init().
@@ -39,5 +39,21 @@ size_t dwfs_cdc_cut(const uint8_t *p, size_t n, size_t min_size, size_t avg_size
  * AIO), else one after another; errs[i] gets fds[i]'s errno or 0. Returns 1
  * when they went together, 0 when one by one. Safe from any thread. */
 int dwfs_flush_together(const int *fds, int n, int *errs);
+
+/* One write of a batch: len bytes at offset of fd, flushed if flush is set. */
+struct dwfs_write {
+    int fd;
+    const void *data;
+    size_t len;
+    int64_t offset;
+    int flush;
+};
+
+/* Each write in order (whole: short writes go on, one that takes nothing is
+ * ENOSPC), then the flushes of those marked and written, all at once
+ * (dwfs_flush_together); errs[i] gets write i's errno (its write's or its
+ * flush's) or 0. Returns what dwfs_flush_together returned. Safe from any
+ * thread. */
+int dwfs_write_flush(const struct dwfs_write *writes, int n, int *errs);
 
 #endif

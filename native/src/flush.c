@@ -1,4 +1,5 @@
-/* Flushing several files at once: one fdatasync each, all in flight together.
+/* Writing and flushing several files at once: one fdatasync each, all in
+ * flight together.
  *
  * A commit makes its journal record durable on m + 1 devices and its chain
  * head durable on this machine. One after another those flushes cost their
@@ -8,6 +9,7 @@
  * refuses, the same flushes run one after another. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,7 +68,8 @@ static int flush_batch(const int *fds, int n, int *errs) {
     int reaped = 0;
     while (reaped < n - refused) {
         struct io_event events[RING];
-        long got = syscall(SYS_io_getevents, ring, 1, n - refused - reaped, events, NULL);
+        long left = n - refused - reaped; /* all of them: one wake-up, not one each */
+        long got = syscall(SYS_io_getevents, ring, left, left, events, NULL);
         if (got < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -105,4 +108,47 @@ int dwfs_flush_together(const int *fds, int n, int *errs) {
 #endif
     flush_each(fds, n, errs);
     return 0;
+}
+
+/* Every byte of one write, at its offset: its errno, 0 when it all went. A
+ * write that takes nothing is ENOSPC (as a regular file refuses on a full
+ * filesystem). */
+static int write_whole(const struct dwfs_write *w) {
+    const char *p = w->data;
+    size_t left = w->len;
+    off_t at = (off_t)w->offset;
+    while (left > 0) {
+        ssize_t n = pwrite(w->fd, p, left, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        if (n == 0) return ENOSPC;
+        p += n;
+        left -= (size_t)n;
+        at += n;
+    }
+    return 0;
+}
+
+int dwfs_write_flush(const struct dwfs_write *writes, int n, int *errs) {
+    if (n <= 0) return 0;
+    int *fds = malloc(sizeof(int) * (size_t)n);
+    int *which = malloc(sizeof(int) * (size_t)n);
+    int *flushed = malloc(sizeof(int) * (size_t)n);
+    if (fds == NULL || which == NULL || flushed == NULL) {
+        free(fds); free(which); free(flushed);
+        for (int i = 0; i < n; i++) errs[i] = ENOMEM;
+        return 0;
+    }
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        errs[i] = write_whole(&writes[i]);
+        if (errs[i] == 0 && writes[i].flush) {
+            fds[k] = writes[i].fd;
+            which[k++] = i;
+        }
+    }
+    int together = dwfs_flush_together(fds, k, flushed);
+    for (int j = 0; j < k; j++) errs[which[j]] = flushed[j];
+    free(fds); free(which); free(flushed);
+    return together;
 }

@@ -91,12 +91,31 @@ static void test_flush_together(void) {
     for (int i = 0; i < 70; i++) close(fds[i]);
 }
 
+/* Writing and flushing together: each write lands whole at its offset, the
+ * unmarked one is written but not flushed, a bad descriptor fails alone. */
+static void test_write_flush(void) {
+    char name[] = "/tmp/dwfs-wflush-XXXXXX";
+    int fd = mkstemp(name);
+    CHECK(fd >= 0, "mkstemp failed");
+    unlink(name);
+    struct dwfs_write writes[3] = {
+        {fd, "head", 4, 10, 1}, {100000, "lost", 4, 0, 1}, {fd, "record", 6, 0, 0}};
+    int errs[3];
+    dwfs_write_flush(writes, 3, errs);
+    CHECK(errs[0] == 0 && errs[1] == EBADF && errs[2] == 0, "results %d %d %d", errs[0], errs[1], errs[2]);
+    char back[14] = {0};
+    CHECK(pread(fd, back, sizeof back, 0) == 14, "short file");
+    CHECK(memcmp(back, "record\0\0\0\0head", 14) == 0, "bytes not where they were written");
+    close(fd);
+}
+
 int main(void) {
     dwfs_gf_init();
     test_field();
     test_paths_agree();
     test_chunker_bounds();
     test_flush_together();
+    test_write_flush();
     printf("native: simd level %d, %s\n", dwfs_gf_simd_level(), failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dwfs._accel import write_flush
 from dwfs.chunks import HEAD_COPY_LIMIT, LocalState, append_private
 from dwfs.errors import UsageError
 from dwfs.types import ChainHead
@@ -82,8 +83,9 @@ def test_a_head_carries_its_record_and_a_torn_copy_unmakes_it(tmp_path: Path) ->
     state = LocalState("pool", tmp_path)
     first = ChainHead(7, b"e" * 16, b"t" * 16, b"record seven" * 100)
     second = ChainHead(8, b"e" * 16, b"u" * 16, b"record eight" * 100)
-    os.fsync(state.stage_chain_head(KEY, first))
-    os.fsync(state.stage_chain_head(KEY, second))
+    for made in (first, second):
+        fd, data, offset = state.chain_head_write(KEY, made)
+        assert write_flush([(fd, data, offset, True)]) == [0]
     head = state.chain_head(KEY)
     assert head == second and head is not None and head.record == second.record
     path = state.dir / "journal-head"
@@ -93,6 +95,6 @@ def test_a_head_carries_its_record_and_a_torn_copy_unmakes_it(tmp_path: Path) ->
     head = state.chain_head(KEY)
     assert head == first and head is not None and head.record == first.record
     with pytest.raises(ValueError):
-        state.stage_chain_head(KEY, ChainHead(9, b"e" * 16, b"v" * 16, bytes(HEAD_COPY_LIMIT + 1)))
+        state.chain_head_write(KEY, ChainHead(9, b"e" * 16, b"v" * 16, bytes(HEAD_COPY_LIMIT + 1)))
     assert state.chain_head(KEY) == first
     state.close()

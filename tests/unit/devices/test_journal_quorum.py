@@ -76,16 +76,17 @@ def test_cached_copies_sync_when_durable_devices_failed(tmp_path: Path) -> None:
 
 
 def test_a_record_and_other_files_are_flushed_in_one_round(tmp_path: Path) -> None:
-    """append_journal flushes the devices' copies and the caller's files (the
-    chain head) together, and reports each of the caller's flushes."""
+    """append_journal writes and flushes the devices' copies and the caller's
+    writes (the chain head) together, and reports each of the caller's."""
     paths = [tmp_path / f"dev{i}" for i in range(3)]
     create_devices(paths, parse_layout("raidz1", 3), {}, SB_KEY, "pool-1", 1 << 20)
     array = open_array(paths[0], SB_KEY, SHARD_KEY)
     head = os.open(tmp_path / "head", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        os.write(head, b"head")
-        assert array.append_journal(1, b"record", [head, 1 << 20]) == [0, errno.EBADF]
+        also = [(head, b"head", 2), (1 << 20, b"nowhere", 0)]
+        assert array.append_journal(1, b"record", also) == [0, errno.EBADF]
         assert array.append_journal(1, b"second") == []
+        assert (tmp_path / "head").read_bytes() == b"\0\0head"
         for path in paths:
             assert (path / "journal" / "00000001.jnl").read_bytes().startswith(b"recordsecond")
         assert array.state() == "online"
