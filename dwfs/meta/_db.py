@@ -93,6 +93,14 @@ def _schema_of(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str |
     return frozenset((str(t), str(n), str(b), None if q is None else str(q)) for t, n, b, q in rows)
 
 
+COUNTER_RANGE = 1024
+"""Numbers a counter's row is raised by at once (MetaDB.next_counter)."""
+_LOG_SEQ_SQL = (
+    "SELECT max((SELECT value FROM counters WHERE name = 'next_log'), "
+    "coalesce((SELECT max(seq) + 1 FROM logged), 0))"
+)
+
+
 class MetaDB:
     def __init__(self, image: bytes | None = None, txg: int = 0) -> None:
         self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -111,6 +119,9 @@ class MetaDB:
         self._depth = 0
         self._rollback_hooks: list[Callable[[], None]] = []
         self._newest_snapshot: int | None = None
+        self._log_seq: int | None = None
+        self._ranges: dict[str, list[int]] = {}
+        """Counters' ranges reserved in their rows: [next number, end]."""
 
     def _load(self, image: bytes) -> None:
         """Take a checkpoint's image, refusing one whose schema is not ours."""
@@ -177,9 +188,37 @@ class MetaDB:
         self._pending.append((INODE_SET, (ino, *[x for kv in fields.items() for x in kv])))
 
     def next_counter(self, name: str) -> int:
-        ((value,),) = self.conn.execute(*statement("counter.next", (name,))).fetchall()
-        self._pending.append(("counter.next", (name,)))
-        return int(value)
+        """The counter's next number (inode numbers, directory cookies, snapshot
+        ids): unique, growing, not dense. Numbers come from a range of
+        COUNTER_RANGE reserved in the row by one journaled statement, so most
+        takes are a step in memory; a crash or an unmount leaves the rest of
+        the range unused, as a rolled-back transaction drops the range it
+        reserved."""
+        taken = self._ranges.get(name)
+        if taken is None or taken[0] >= taken[1]:
+            row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,))
+            ((first,),) = row.fetchall()
+            taken = self._ranges[name] = [int(first), int(first) + COUNTER_RANGE]
+            self.execute("counter.raise", (name, taken[1]))
+        value = taken[0]
+        taken[0] += 1
+        return value
+
+    def next_log_seq(self) -> int:
+        """A new seq for the intent log. Seqs only need to grow within one mount
+        (a mount stores and drops every logged row before it logs any), so they
+        are counted here rather than in a row: logging a write is one journaled
+        statement, not two."""
+        seq = self.log_seq()
+        self._log_seq = seq + 1
+        return seq
+
+    def log_seq(self) -> int:
+        """The seq the next logged write takes: every row logged so far has a smaller one."""
+        if self._log_seq is None:
+            ((value,),) = self.conn.execute(_LOG_SEQ_SQL).fetchall()
+            self._log_seq = int(value)
+        return self._log_seq
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
         """Call hook whenever a transaction rolls back (caches of rows drop what
@@ -206,6 +245,7 @@ class MetaDB:
             self.conn.execute("ROLLBACK")
             del self._pending[mark:]
             self._newest_snapshot = None
+            self._ranges.clear()  # a range reserved inside is no longer in its row
             for hook in self._rollback_hooks:
                 hook()
             raise
@@ -247,6 +287,8 @@ class MetaDB:
             raise IntegrityError(f"journal txg {txg} does not apply: {exc}") from None
         self._pending.clear()
         self._newest_snapshot = None
+        self._log_seq = None
+        self._ranges.clear()
         self.txg = txg
 
     def image(self) -> bytes:

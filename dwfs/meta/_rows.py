@@ -394,13 +394,11 @@ class TreeRows:
 
     def log_write(self, ino: int, offset: int, data: bytes) -> None:
         """Keep bytes an fsync made durable before they are stored as chunks."""
-        seq = self.db.next_counter("next_log")
-        self.db.execute("logged.insert", (seq, ino, offset, data))
+        self.db.execute("logged.insert", (self.db.next_log_seq(), ino, offset, data))
 
     def next_log(self) -> int:
         """The seq the next logged write takes: those before it are logged already."""
-        row = self.db.one("SELECT value FROM counters WHERE name = 'next_log'")
-        return int(row[0]) if row else 0
+        return self.db.log_seq()
 
     def forget_logged(self, ino: int, before: int | None = None) -> None:
         """Drop a file's logged writes (those with seq < before, if given)."""

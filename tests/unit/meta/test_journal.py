@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from dwfs.chunks.crypto import seal_record
 from dwfs.errors import IntegrityError
 from dwfs.meta import MetaDB, Statement, _journal
+from dwfs.meta._db import COUNTER_RANGE
 from dwfs.meta._metadata import _apply_next
 from dwfs.meta._ops import INODE_SET, KEEPING_CHUNKS, OPS
 
@@ -109,12 +110,14 @@ def test_replaying_operations_rebuilds_the_database() -> None:
         db.set_inode(1, {"mode": 0o40700, "ctime": 5})
         cookie = db.next_counter("next_cookie")
     txg, statements = db.take_pending()
-    assert [op for op, _ in statements] == ["dirent.insert", "inode.set", "counter.next"]
+    assert [op for op, _ in statements] == ["dirent.insert", "inode.set", "counter.raise"]
     replica = MetaDB()
     replica.conn.execute("INSERT INTO inodes VALUES (1, 0, 0, 0, 1, 0, 0, 0, 0, 0, NULL, 0, NULL)")
     replica.apply(txg, statements)
     assert replica.query("SELECT name FROM dirents") == [(b"name",)]
-    assert replica.query("SELECT value FROM counters WHERE name = 'next_cookie'") == [(cookie + 1,)]
+    assert replica.query("SELECT value FROM counters WHERE name = 'next_cookie'") == [
+        (cookie + COUNTER_RANGE,)
+    ]
     assert replica.txg == txg == 1
     image = db.image()
     assert MetaDB(image, txg=1).query("SELECT name FROM dirents") == [(b"name",)]
@@ -204,3 +207,44 @@ def test_replay_refuses_a_journal_that_skips_a_txg() -> None:
     with pytest.raises(IntegrityError, match="skips from txg 5 to 7: it was changed there"):
         _apply_next(db, 7, [], "the remote's journal", "it was changed there")
     assert db.txg == 5
+
+
+def test_logged_writes_take_growing_seqs_and_a_replayed_row_is_never_overtaken() -> None:
+    """The intent log's seqs are counted in memory: one journaled statement per
+    logged write, and a row that replay brings in is below every later seq."""
+    db = MetaDB()
+    first = db.next_log_seq()
+    with db.transaction():
+        db.execute("logged.insert", (first, 2, 0, b"a"))
+        db.execute("logged.insert", (db.next_log_seq(), 2, 1, b"b"))
+    txg, statements = db.take_pending()
+    assert [op for op, _ in statements] == ["logged.insert", "logged.insert"]
+    assert db.log_seq() == first + 2
+    replica = MetaDB()
+    replica.apply(txg, statements)
+    assert replica.log_seq() == first + 2
+    replica.apply(txg + 1, [("logged.insert", (first + 40, 3, 0, b"c"))])
+    assert replica.next_log_seq() == first + 41
+
+
+def test_counters_hand_out_ranges_that_replay_and_rollback_keep_unique() -> None:
+    """A counter's numbers come from ranges reserved in its row: one journaled
+    statement per range, and every number handed out is below the row's value,
+    in a replica of the journal too and after a rollback undid a reservation
+    (whose numbers went only into rows that rolled back with it)."""
+    db = MetaDB()
+    taken = [db.next_counter("next_ino") for _ in range(COUNTER_RANGE + 5)]
+    txg, statements = db.take_pending()
+    assert taken == sorted(set(taken))
+    assert [op for op, _ in statements] == ["counter.raise", "counter.raise"]
+    replica = MetaDB()
+    replica.apply(txg, statements)
+    assert replica.next_counter("next_ino") > taken[-1]
+    with pytest.raises(RuntimeError), db.transaction():
+        db.execute("counter.raise", ("next_ino", 0))  # a statement, then a failure
+        for _ in range(COUNTER_RANGE):
+            taken.append(db.next_counter("next_ino"))  # crosses into a new range
+        raise RuntimeError("rolled back")
+    after = db.next_counter("next_ino")
+    row = db.one("SELECT value FROM counters WHERE name = 'next_ino'")
+    assert row is not None and after < int(row[0]), "handed out from a range its row holds"
