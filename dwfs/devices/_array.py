@@ -608,19 +608,6 @@ class DeviceArray:
         self.settle_journal(durable_now, cached, len(members))
         return errors[len(placed) :]
 
-    def append_journal_to(
-        self, member: MemberState, epoch: int, record: bytes, durable: bool = True
-    ) -> bool:
-        """Append a sealed journal record on one member (durably, or into the page
-        cache); whether it took it (a failure faults the member)."""
-        assert member.device is not None
-        try:
-            member.device.append_journal(epoch, record, durable)
-        except DwfsError as exc:
-            self._count(member, "write", fault=str(exc))
-            return False
-        return True
-
     def settle_journal(self, durable: int, cached: list[MemberState], tried: int) -> None:
         """Make a record durable on m + 1 devices (or all that were tried, if fewer):
         when devices that should have synced it failed, the ones that hold it in the

@@ -196,9 +196,10 @@ class MetaDB:
         reserved."""
         taken = self._ranges.get(name)
         if taken is None or taken[0] >= taken[1]:
-            row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,))
-            ((first,),) = row.fetchall()
-            taken = self._ranges[name] = [int(first), int(first) + COUNTER_RANGE]
+            row = self.one("SELECT value FROM counters WHERE name = ?", (name,))
+            if row is None:
+                raise IntegrityError(f"the metadata has no counter {name!r}")
+            taken = self._ranges[name] = [int(row[0]), int(row[0]) + COUNTER_RANGE]
             self.execute("counter.raise", (name, taken[1]))
         value = taken[0]
         taken[0] += 1
@@ -216,8 +217,9 @@ class MetaDB:
     def log_seq(self) -> int:
         """The seq the next logged write takes: every row logged so far has a smaller one."""
         if self._log_seq is None:
-            ((value,),) = self.conn.execute(_LOG_SEQ_SQL).fetchall()
-            self._log_seq = int(value)
+            row = self.one(_LOG_SEQ_SQL)
+            assert row is not None, "an aggregate always has its one row"
+            self._log_seq = int(row[0])
         return self._log_seq
 
     def on_rollback(self, hook: Callable[[], None]) -> None:

@@ -48,7 +48,8 @@ def make_pool(tmp_path: Path) -> tuple[Path, list[Path]]:
             await pool.store.sync()
             for group in pool.array.journal_groups():
                 for member, _ in group:
-                    assert pool.array.append_journal_to(member, 0, b"record")
+                    assert member.device is not None
+                    member.device.append_journal(0, b"record")
 
     trio.run(fill)
     for path in paths:

@@ -47,7 +47,8 @@ def test_a_record_is_durable_on_m_plus_1_devices(
         assert [member.index for member, _ in group] == list(range(n))
         assert [flag for _, flag in group] == [i < durable for i in range(n)]
         for member, flag in group:
-            assert array.append_journal_to(member, 1, b"record", flag)
+            assert member.device is not None
+            member.device.append_journal(1, b"record", flag)
         cached = [member for member, flag in group if not flag]
         array.settle_journal(durable, cached, n)
         for path in paths:
@@ -64,7 +65,8 @@ def test_cached_copies_sync_when_durable_devices_failed(tmp_path: Path) -> None:
         [group] = array.journal_groups()
         members = [member for member, _ in group]
         for member in members:
-            assert array.append_journal_to(member, 1, b"record", False)
+            assert member.device is not None
+            member.device.append_journal(1, b"record", False)
         array.settle_journal(0, members[1:], 3)  # two cached copies stand in for two syncs
         with pytest.raises(DeviceError, match="reached only 1 devices"):
             array.settle_journal(0, members[2:], 3)
