@@ -578,6 +578,10 @@ class DeviceArray:
         at once (dwfs._accel.write_flush): one flush's time rather than their
         sum. Returns the errno of each of `also` (0 for success).
 
+        The devices' ends advance only once the record is durable, so the retry
+        of an append that raised puts the record where this one did: a device
+        never holds two copies of it.
+
         Raises:
             DeviceError: fewer than m + 1 members hold the record durably.
         """
@@ -595,17 +599,19 @@ class DeviceArray:
             placed.append((member, device, durable))
             writes.append((fd, record, offset, durable))
         errors = write_flush([*writes, *((fd, data, at, True) for fd, data, at in also)])
-        durable_now, cached = 0, []
+        durable_now, cached, holding = 0, [], []
         for (member, device, durable), err in zip(placed, errors, strict=False):
             if err:
                 self._count(member, "write", fault=str(device.journal_error(err)))
                 continue
-            device.journal_appended(len(record))
+            holding.append(device)
             if durable:
                 durable_now += 1
             else:
                 cached.append(member)
         self.settle_journal(durable_now, cached, len(members))
+        for device in holding:  # only now: a failed append's retry rewrites the same place
+            device.journal_appended(len(record))
         return errors[len(placed) :]
 
     def settle_journal(self, durable: int, cached: list[MemberState], tried: int) -> None:

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import secrets
 import time
 from typing import Any
@@ -122,6 +121,18 @@ class Epoch:
             raise IntegrityError("the superblock's journal epoch list is malformed") from None
 
 
+@dataclasses.dataclass
+class _ClosedTxg:
+    """A txg closed for a commit, and how far its commit got."""
+
+    number: int
+    statements: list[Statement]
+    record: bytes | None = None
+    """Its sealed journal record, once encoded (a retry appends the same bytes)."""
+    on_devices: bool = False
+    """Whether the devices hold the record durably (only the head is left)."""
+
+
 class Metadata:
     """The metadata database of one open pool, with its journal and checkpoints."""
 
@@ -156,6 +167,10 @@ class Metadata:
         """What the mount should tell its user (a freshness check it could not make)."""
         self.tail: Tail | None = None
         """The txgs closed since keep_tail, for the remote's journal."""
+        self._unfinished: _ClosedTxg | None = None
+        """The closed txg being committed, or whose commit failed: the next commit
+        finishes it first, so the journal never skips a txg nor holds two records
+        of one (and a failed fsync loses nothing the next one cannot make durable)."""
         self._lock = trio.Lock()
 
     @classmethod
@@ -280,74 +295,89 @@ class Metadata:
 
     def commit_now(self) -> bool:
         """commit() without waiting, when nothing stands in its way (no commit
-        under way, nothing stored left to sync, a small txg, appends fast enough
-        for this thread): whether it did. An fsync of logged writes usually is."""
-        if self._lock.locked() or not self.pool.store.durable_now():
+        under way or left unfinished, nothing stored left to sync, a small txg,
+        appends fast enough for this thread): whether it did. An fsync of logged
+        writes usually is."""
+        if self._lock.locked() or self._unfinished is not None or not self.pool.store.durable_now():
             return False
         if not self.db.has_pending():
             return True
         if self.db.pending_statements > INLINE_STATEMENTS or not self._append_inline():
             return False
-        txg, statements = self.db.take_pending()
-        record = _journal.encode(*self._record_args(txg, statements))
-        self._append_now(record, self._head_of(record))
-        self._committed(txg, statements, record)
+        txg = self._close_txg()
+        txg.record = _journal.encode(*self._record_args(txg))
+        self._append_now(txg)
+        self._committed(txg)
         return True
 
     async def _commit_locked(self) -> None:
-        if not self.db.has_pending():
-            return
-        txg, statements = self.db.take_pending()
+        """Finish the txg a failed commit left, then commit the open one."""
+        if self._unfinished is not None:
+            await self._finish(self._unfinished)
+        if self.db.has_pending():
+            await self._finish(self._close_txg())
+
+    def _close_txg(self) -> _ClosedTxg:
+        txg = _ClosedTxg(*self.db.take_pending())
+        self._unfinished = txg
+        return txg
+
+    async def _finish(self, txg: _ClosedTxg) -> None:
         await self.pool.store.sync()
-        args = self._record_args(txg, statements)
-        if len(statements) > INLINE_STATEMENTS:  # encoding a big txg would stall requests
-            record = await trio.to_thread.run_sync(_journal.encode, *args)
+        if txg.record is None:
+            args = self._record_args(txg)
+            if len(txg.statements) > INLINE_STATEMENTS:  # encoding it would stall requests
+                txg.record = await trio.to_thread.run_sync(_journal.encode, *args)
+            else:
+                txg.record = _journal.encode(*args)
+        if self._append_inline():
+            self._append_now(txg)
         else:
-            record = _journal.encode(*args)
-        await self._append(record)
-        self._committed(txg, statements, record)
+            await trio.to_thread.run_sync(self._append_now, txg)
+        self._committed(txg)
 
-    def _record_args(self, txg: int, statements: list[Statement]) -> tuple[Any, ...]:
-        return (self.pool.metadata_key, self.pool.id, self.epoch.id, txg, self.head, statements)
+    def _record_args(self, txg: _ClosedTxg) -> tuple[Any, ...]:
+        key, pool = self.pool.metadata_key, self.pool.id
+        return (key, pool, self.epoch.id, txg.number, self.head, txg.statements)
 
-    def _head_of(self, record: bytes) -> ChainHead:
-        return ChainHead(self.db.txg, self.epoch.id, _journal.tag_of(record))
-
-    def _committed(self, txg: int, statements: list[Statement], record: bytes) -> None:
+    def _committed(self, txg: _ClosedTxg) -> None:
+        assert txg.record is not None
+        self._unfinished = None
         if self.tail is not None:
-            self.tail.add(txg, statements, len(record))
-        self.head = _journal.tag_of(record)
-        self.durable_txg = txg
-        self.journal_bytes += len(record)
+            self.tail.add(txg.number, txg.statements, len(txg.record))
+        self.head = _journal.tag_of(txg.record)
+        self.durable_txg = txg.number
+        self.journal_bytes += len(txg.record)
         self.records += 1
 
-    async def _append(self, record: bytes) -> None:
-        """Append a record to every online device, durably on m + 1 of them, and
-        record the new chain head on this machine, all flushed at once.
+    def _append_now(self, txg: _ClosedTxg) -> None:
+        """Append a txg's record to every online device, durably on m + 1 of them,
+        and record the new chain head on this machine, all flushed at once.
 
         The head carries a copy of its record, so it may be durable before the
         devices' copies: a crash between leaves a head whose record the devices
         lack, and the next mount restores the record from the copy (_Replay)
         rather than taking the devices for rolled back. A record too large to
         copy (HEAD_COPY_LIMIT) is flushed on the devices first and the head
-        after it. Usually this runs on the trio thread (INLINE_APPEND_SECONDS)."""
-        head = self._head_of(record)
-        if self._append_inline():
-            self._append_now(record, head)
-        else:
-            await trio.to_thread.run_sync(self._append_now, record, head)
+        after it. Usually this runs on the trio thread (INLINE_APPEND_SECONDS).
 
-    def _append_now(self, record: bytes, head: ChainHead) -> None:
+        When a step fails, the retry repeats what did not happen with the same
+        bytes: the devices' records in the same places (they advance only when
+        the record is durable), or the head alone."""
         began = time.perf_counter()
-        journal, epoch = self.pool.journal, self.epoch.number
+        record = txg.record
+        assert record is not None
+        head = ChainHead(txg.number, self.epoch.id, _journal.tag_of(record))
         if len(record) <= HEAD_COPY_LIMIT:
             head = dataclasses.replace(head, record=record)
-            [err] = journal.append_journal(epoch, record, [self.pool.chain_head_write(head)])
-            if err:
-                raise OSError(err, f"recording the journal's chain head: {os.strerror(err)}")
-        else:
-            journal.append_journal(epoch, record)
-            self.pool.record_chain_head(head)
+        if not txg.on_devices:
+            also = [self.pool.chain_head_write(head)] if head.record else []
+            errors = self.pool.journal.append_journal(self.epoch.number, record, also)
+            txg.on_devices = True
+            if also and not any(errors):
+                self.append_seconds = time.perf_counter() - began
+                return
+        self.pool.record_chain_head(head)
         self.append_seconds = time.perf_counter() - began
 
     def _append_inline(self) -> bool:
