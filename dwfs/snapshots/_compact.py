@@ -102,27 +102,39 @@ async def move_out(meta: Metadata, pool: PoolServices, chosen: list[int]) -> int
 class Compactor:
     """Compaction passes for a mounted pool's committer. A look for victims
     reads every live chunk row (about 90 ms on the trio thread for 400,000
-    chunks, a 100 GiB pool), so a pass runs only when the count of dead chunk
-    rows changed since the last look that found no victims (a covering-index
-    count, about 20 ms)."""
+    chunks, a 100 GiB pool), so a pass runs only when a look may find what the
+    last one did not: after chunks died (a covering-index count of dead rows,
+    about 20 ms) or a checkpoint moved, or once the devices have the room that
+    the victims found then lacked (a full pool, whose garbage collection or
+    whose user gave space back since)."""
 
     def __init__(self, meta: Metadata, pool: PoolServices) -> None:
         self.meta = meta
         self.pool = pool
-        self._dead_seen = -1
+        self._seen: tuple[int, int] | None = None
+        """(dead chunk rows, checkpoints) at the last look that found no victims."""
+        self._room_wanted: int | None = None
+        """The room the smallest victim of that look needed, if it found any."""
 
     async def run(self) -> int:
         """A pass if one may find victims; how many chunks it moved."""
         rows = self.meta.chunk_rows
         dead = rows.dead_count() + rows.not_local_count()  # evicted copies leave holes too
-        if dead == self._dead_seen:
+        seen = (dead, self.meta.checkpoints)
+        if seen == self._seen and not self._room_came():
             return 0
-        chosen = _choose(self.meta, self.pool, BUDGET)
+        candidates = victims(self.meta, self.pool)
+        chosen = choose(candidates, BUDGET, self.pool.space.room(COMPACTION_RESERVE))
         if not chosen:
-            self._dead_seen = dead
+            self._seen = seen
+            self._room_wanted = min((live for _, live in candidates), default=None)
             return 0
-        self._dead_seen = -1  # victims remain until a look finds none
+        self._seen = None  # victims remain until a look finds none
         return await move_out(self.meta, self.pool, chosen)
+
+    def _room_came(self) -> bool:
+        wanted = self._room_wanted
+        return wanted is not None and self.pool.space.room(COMPACTION_RESERVE) >= wanted
 
 
 def _swap(meta: Metadata, pool: PoolServices, copied: list[Moved], segments: list[int]) -> int:

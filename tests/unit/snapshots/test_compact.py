@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from dwfs.snapshots._compact import choose, victims
 from dwfs.types import ChunkId, StripeAddr
 from dwfs.vfs import Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
-from tests.conftest import FAST_KDF
+from tests.conftest import FAST_KDF, fill_disk
 from tests.unit.vfs.test_inline import credential, read_file, write_file
 
 SEGMENT = 1 << 20
@@ -256,3 +257,21 @@ async def test_nothing_is_compacted_while_degraded_nor_reclaimed_while_resilveri
                 await trio.sleep(0.01)
         assert await compact(volume.meta, volume.pool) > 0
         await check(volume, kept)
+
+
+async def test_the_committer_s_compactor_looks_again_once_a_full_pool_has_room(
+    tmp_path: Path, small_tmpfs: Callable[[int], Path]
+) -> None:
+    """Victims that did not fit a full pool's room are taken once room comes
+    back, though no chunk died meanwhile (the other program filling the disk
+    deleted its file, or garbage collection freed segments)."""
+    disk = small_tmpfs(64)
+    device = make(disk)
+    async with open_volume(device, credential()) as volume:
+        compactor = Compactor(volume.meta, volume.pool)
+        await keep_every_other(volume, 30)
+        assert victims(volume.meta, volume.pool)
+        hog = fill_disk(disk)
+        assert await compactor.run() == 0, "no room for the copies"
+        hog.unlink()
+        assert await compactor.run() > 0
