@@ -9,8 +9,8 @@ Each TREE needs its native extension built in place (`make native` there, or a
 copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 /var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
 cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
-untar_stdlib, bench_mount's untar of Python's standard library, and small_files,
-creates of 10 KB files).
+untar_stdlib, bench_mount's untar of Python's standard library, small_files,
+creates of 10 KB files, and rand_read, bench_mount's random 4 KiB reads).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_mount import stdlib_tarball, stored, untar
+from bench_mount import drop_caches, fio, stdlib_tarball, stored, untar
 
 BLOCK = os.urandom(4096)
 
@@ -121,6 +121,15 @@ def small_files(directory: Path, n: int = 1000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def rand_read(directory: Path) -> float:
+    """IOPS of bench_mount's random 4 KiB reads (fio, psync, 10 s) of a 128 MiB
+    file that random 4 KiB writes changed first, read after dropping the page
+    cache."""
+    fio(directory, "rnd", "randwrite", "4k", "128M", 10)
+    drop_caches()
+    return float(fio(directory, "rnd", "randread", "4k", "128M", 10)["IOPS"])
+
+
 TARBALL = Path(tempfile.gettempdir()) / f"dwfs-ab-{os.getpid()}-stdlib.tar"
 
 
@@ -142,6 +151,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "cold read MB/s": cold_read,
     "untar s": untar_stdlib,
     "small file us": small_files,
+    "rand read IOPS": rand_read,
 }
 LOOPS = {
     name: loop
