@@ -48,9 +48,16 @@ CREATE TABLE IF NOT EXISTS remote(
     id BLOB PRIMARY KEY, pack BLOB NOT NULL, offset INT NOT NULL, length INT NOT NULL);
 CREATE TABLE IF NOT EXISTS pins(ino INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS packs(pack BLOB PRIMARY KEY, bytes INT NOT NULL);
+CREATE INDEX IF NOT EXISTS inline_by_ino ON inline_data(ino, birth);
+CREATE INDEX IF NOT EXISTS xattrs_by_ino ON xattrs(ino, name, birth);
 """
 """Tables added since the first release, created when an older image is loaded
-(every statement is idempotent, and none is journaled: each open runs them)."""
+(every statement is idempotent, and none is journaled: each open runs them).
+
+inline_by_ino and xattrs_by_ino serve what the partial indexes on live rows
+cannot: a purge deletes an inode's rows whatever their death, and a snapshot
+sees rows by birth and death; without them each was a scan of the whole table
+(a purge of 10,000 small files took 1.7 s, tests/unit/meta/test_query_plans.py)."""
 
 SCHEMA = (
     """
