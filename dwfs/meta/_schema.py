@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS pins(ino INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS packs(pack BLOB PRIMARY KEY, bytes INT NOT NULL);
 CREATE INDEX IF NOT EXISTS inline_by_ino ON inline_data(ino, birth);
 CREATE INDEX IF NOT EXISTS xattrs_by_ino ON xattrs(ino, name, birth);
+CREATE INDEX IF NOT EXISTS remote_by_pack ON remote(pack);
 """
 """Tables added since the first release, created when an older image is loaded
 (every statement is idempotent, and none is journaled: each open runs them).
@@ -57,7 +58,8 @@ CREATE INDEX IF NOT EXISTS xattrs_by_ino ON xattrs(ino, name, birth);
 inline_by_ino and xattrs_by_ino serve what the partial indexes on live rows
 cannot: a purge deletes an inode's rows whatever their death, and a snapshot
 sees rows by birth and death; without them each was a scan of the whole table
-(a purge of 10,000 small files took 1.7 s, tests/unit/meta/test_query_plans.py)."""
+(a purge of 10,000 small files took 1.7 s, tests/unit/meta/test_query_plans.py).
+remote_by_pack serves a repack, which asks for each sparse pack's rows."""
 
 SCHEMA = (
     """

@@ -1,6 +1,7 @@
 """Statements about one inode find its rows through an index: a scan of a whole
 table per inode makes deleting n files cost n squared (a purge of 10,000 small
-files, each with a row in inline_data, scanned it 10,000 times)."""
+files, each with a row in inline_data, scanned it 10,000 times), and so do
+statements about one pack of the remote tier (a repack asks for each one's rows)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def test_the_per_inode_statements_are_found() -> None:
 def test_a_per_inode_statement_searches_an_index(name: str) -> None:
     steps = plan(MetaDB(), OPS[name])
     assert not [s for s in steps if s.startswith("SCAN")], steps
+
+
+@pytest.mark.parametrize("name", sorted(n for n, sql in OPS.items() if "WHERE pack = ?" in sql))
+def test_a_per_pack_statement_searches_the_remote_by_pack(name: str) -> None:
+    assert "SCAN remote" not in plan(MetaDB(), OPS[name])
 
 
 @pytest.mark.parametrize("table", ["inline_data", "xattrs", "extents", "inodes"])
