@@ -1,0 +1,121 @@
+"""Where sequential I/O's time goes: 1 GiB written and read back cold with fio
+through gocryptfs and dwfs's native front end (bench_mount's targets, on
+tmpfs), with the serving process's CPU time and minor page faults per MB; then
+the block store alone loading every chunk of 1 GiB the way the mount's
+read-ahead does (batches of four chunks, one or more batches at once), cold, in
+this process. The store's rate is what the mount could reach if its request
+path cost nothing.
+
+    python scripts/bench_seq.py [--warm GIB] [--rounds N]
+
+--warm touches and frees GIB of memory before each measure. This project's
+machines report free pages to their host (virtio-balloon free page reporting),
+and the first touch of a page the host took back costs 3-6 us instead of 1 us,
+a cost that lands on whichever process allocates first; warming makes the
+runs comparable (docs/performance.md). Needs root, fio and gocryptfs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import trio
+from bench_mount import BASE, cpu_seconds, drop_caches, fio, server_of, targets
+
+from dwfs import Credential, PoolOptions, create_pool, open_pool
+from dwfs.chunks import PASSPHRASE
+
+SIZE = 1 << 30
+MAP_POPULATE = 0x8000
+
+
+def warm(gib: int) -> None:
+    """Touch and free gib GiB, so the pages the next measure takes are backed."""
+    if gib:
+        mmap.mmap(-1, gib << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_POPULATE).close()
+
+
+def faults(pid: int | None) -> int:
+    if pid is None:
+        return 0
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+def through_mounts(root: Path, gib: int) -> None:
+    for name, target in targets("raw tmpfs"):
+        if name not in ("gocryptfs", "dwfs native"):
+            continue
+        with target(root) as directory:
+            server = server_of(directory)
+            for rw in ("write", "read"):
+                drop_caches()
+                warm(gib)
+                cpu, minflt = cpu_seconds(server), faults(server)
+                rate = fio(directory, "seq", rw, "1M", "1G")["MB/s"]
+                cpu = (cpu_seconds(server) - cpu) * 1000 / (SIZE / 1e6)
+                minflt = (faults(server) - minflt) / (SIZE / 1e6)
+                print(f"| {name} | {rw} | {rate:,.0f} | {cpu:.2f} | {minflt:.0f} |", flush=True)
+
+
+def store_alone(root: Path, gib: int) -> None:
+    root.mkdir()
+    paths = [root / f"d{i}" for i in range(3)]
+    kdf = {"name": "argon2id", "memory_kib": 1024, "iterations": 1, "lanes": 1}
+    create_pool(paths, Credential(PASSPHRASE, bytearray(b"bench")), PoolOptions("raidz1", kdf=kdf))
+
+    async def run() -> None:
+        async with open_pool(paths[0], Credential(PASSPHRASE, bytearray(b"bench"))) as pool:
+            store = pool.store
+            ids = [ref.chunk_id for ref in await store.put(os.urandom(SIZE))]
+            await store.sync()
+            batches = [ids[i : i + 4] for i in range(0, len(ids), 4)]
+            for at_once in (1, 2):  # cold both times: loading the first 3/4 evicts the rest
+                warm(gib)
+                start, cpu = time.perf_counter(), time.process_time()
+                minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+                async def loader(first: int, step: int) -> None:
+                    for batch in batches[first::step]:
+                        await store.prefetch(batch)
+
+                async with trio.open_nursery() as nursery:
+                    for first in range(at_once):
+                        nursery.start_soon(loader, first, at_once)
+                rate = SIZE / 1e6 / (time.perf_counter() - start)
+                cpu_ms = (time.process_time() - cpu) * 1000 / (SIZE / 1e6)
+                minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt
+                print(
+                    f"| store alone, {at_once} batch(es) at once | load | {rate:,.0f} "
+                    f"| {cpu_ms:.2f} | {minflt / (SIZE / 1e6):.0f} |",
+                    flush=True,
+                )
+
+    trio.run(run)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warm", type=int, default=0, metavar="GIB")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    print("| what | I/O | MB/s | CPU ms per MB | minor faults per MB |")
+    print("|---|---|---|---|---|")
+    for _ in range(args.rounds):
+        root = BASE / f"dwfs-bench-seq-{os.getpid()}"
+        root.mkdir()
+        try:
+            through_mounts(root, args.warm)
+            store_alone(root / "store", args.warm)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
