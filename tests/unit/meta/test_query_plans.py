@@ -16,6 +16,7 @@ from dwfs.meta._rows import View
 PER_INODE = sorted(
     name for name, sql in OPS.items() if re.search(r"\bWHERE ino = \?", sql) and "sub" not in sql
 )
+PER_PACK = sorted(name for name, sql in OPS.items() if "WHERE pack = ?" in sql)
 
 
 def plan(db: MetaDB, sql: str) -> list[str]:
@@ -24,10 +25,11 @@ def plan(db: MetaDB, sql: str) -> list[str]:
     return [row[-1] for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, (1,) * arity)]
 
 
-def test_the_per_inode_statements_are_found() -> None:
+def test_the_per_inode_and_per_pack_statements_are_found() -> None:
     assert {"inline.delete_all", "xattr.delete_all", "extent.delete_all", "inode.delete"} <= set(
         PER_INODE
     )
+    assert "remote.drop_dead_in" in PER_PACK
 
 
 @pytest.mark.parametrize("name", PER_INODE)
@@ -36,7 +38,7 @@ def test_a_per_inode_statement_searches_an_index(name: str) -> None:
     assert not [s for s in steps if s.startswith("SCAN")], steps
 
 
-@pytest.mark.parametrize("name", sorted(n for n, sql in OPS.items() if "WHERE pack = ?" in sql))
+@pytest.mark.parametrize("name", PER_PACK)
 def test_a_per_pack_statement_searches_the_remote_by_pack(name: str) -> None:
     assert "SCAN remote" not in plan(MetaDB(), OPS[name])
 
