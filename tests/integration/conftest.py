@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,18 @@ class LivePool:
 
     def ctl(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
         return dwfsctl(*args, check=check)
+
+    def stored(self) -> dict[str, Any]:
+        """Wait until the mount has stored every write as stripes on its devices
+        (sync(2) only hands the kernel's dirty pages to the daemon, whose
+        write-behind may still hold them); its stats then."""
+        deadline = time.monotonic() + 60
+        while (stats := json.loads(self.ctl("stats", "--json", self.mnt).stdout))["unstored"][
+            "bytes"
+        ]:
+            assert time.monotonic() < deadline, "the write-behind did not store the writes"
+            time.sleep(0.05)
+        return stats  # type: ignore[no-any-return]
 
     def cleanup(self) -> None:
         force_unmount(self.mnt)

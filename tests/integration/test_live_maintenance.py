@@ -29,6 +29,7 @@ def fill(pool: LivePool, count: int, size: int, seed: int) -> dict[str, bytes]:
     for name, data in files.items():
         (pool.mnt / name).write_bytes(data)
     os.sync()
+    pool.stored()  # on the devices, for rot() to find
     return files
 
 
