@@ -22,12 +22,11 @@ import mmap
 import os
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import trio
-from bench_mount import BASE, cpu_seconds, drop_caches, fio, server_of, targets
+from bench_mount import BASE, cpu_seconds, drop_caches, fio, proc_stat, server_of, targets
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import PASSPHRASE
@@ -43,9 +42,8 @@ def warm(gib: int) -> None:
 
 
 def faults(pid: int | None) -> int:
-    if pid is None:
-        return 0
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    """Minor page faults of a process and all its threads so far."""
+    return 0 if pid is None else int(proc_stat(pid)[7])
 
 
 def through_mounts(root: Path, gib: int) -> None:
@@ -118,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

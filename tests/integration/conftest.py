@@ -105,12 +105,12 @@ class LivePool:
         (sync(2) only hands the kernel's dirty pages to the daemon, whose
         write-behind may still hold them); its stats then."""
         deadline = time.monotonic() + 60
-        while (stats := json.loads(self.ctl("stats", "--json", self.mnt).stdout))["unstored"][
-            "bytes"
-        ]:
+        while True:
+            stats: dict[str, Any] = json.loads(self.ctl("stats", "--json", self.mnt).stdout)
+            if not stats["unstored"]["bytes"]:
+                return stats
             assert time.monotonic() < deadline, "the write-behind did not store the writes"
             time.sleep(0.05)
-        return stats  # type: ignore[no-any-return]
 
     def cleanup(self) -> None:
         force_unmount(self.mnt)
