@@ -87,7 +87,7 @@ sanitize-test: setup
 bench: setup
 	@$(PY) -c "import zfec, pyeclib" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) scripts/bench_blockstore.py
-	$(PY) scripts/bench_mount.py
+	$(PY) scripts/bench_mount.py --warm 4
 	$(PY) scripts/bench_seq.py --warm 4
 	$(PY) scripts/bench_snapshots.py
 	$(PY) scripts/bench_snapshot_mount.py

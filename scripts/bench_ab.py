@@ -141,7 +141,7 @@ def untar_stdlib(directory: Path) -> float:
         stdlib_tarball(tarball.parent).rename(tarball)
     target = directory / f"untar{time.monotonic_ns()}"
     target.mkdir()
-    return untar(target, tarball)
+    return untar(target, tarball)[0]
 
 
 ALL_LOOPS: dict[str, Callable[[Path], float]] = {

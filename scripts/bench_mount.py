@@ -8,9 +8,13 @@ measured through both front ends (-o frontend=pyfuse3 and native). Beside the
 rates: the serving process's CPU time (user + system) per MB moved, and an
 untar of this Python's standard library.
 
-    python scripts/bench_mount.py [--quick] [--disk]
+    python scripts/bench_mount.py [--quick] [--disk] [--warm GIB]
 
---disk runs the first table on DISK_BASE too, instead of tmpfs. Prints
+--disk runs the first table on DISK_BASE too, instead of tmpfs. --warm
+touches and frees GIB of memory before each measure of the first table: this
+project's machines report free pages to their host, and the first touch of a
+page the host took back costs 3-6 us instead of 1 us, landing on whichever
+process allocates first (docs/performance.md). Prints
 markdown tables. Needs fio, gocryptfs and libfuse3's headers (make bench
 installs them) and root for dropping the page cache between writing and
 reading.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import mmap
 import os
 import shutil
 import subprocess
@@ -34,6 +39,7 @@ from pathlib import Path
 
 DWFSCTL = [sys.executable, "-m", "dwfs.cli.main"]
 BASE = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+MAP_POPULATE = 0x8000
 DISK_BASE = Path(os.environ.get("DWFS_BENCH_DISK", "/var/tmp"))
 
 
@@ -163,9 +169,11 @@ def server_of(mountpoint: Path) -> int | None:
     return None
 
 
-def proc_stat(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (state is [0])."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def proc_stat(pid: int, thread: int | None = None) -> list[str]:
+    """The fields of /proc/PID/stat (or of one thread's stat) after the command
+    name (state is [0])."""
+    path = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    return path.read_text().rsplit(")", 1)[1].split()
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -191,13 +199,16 @@ def stored(directory: Path) -> None:
         time.sleep(0.002)
 
 
-def untar(directory: Path, tarball: Path) -> float:
-    """Seconds to unpack the tarball into the directory, sync and have it stored."""
+def untar(directory: Path, tarball: Path) -> tuple[float, float]:
+    """Seconds to unpack the tarball into the directory, sync and have it
+    stored; and of them, those after tar exited (the sync and the store)."""
     start = time.perf_counter()
     sh("tar", "-xf", tarball, "-C", directory)
+    exited = time.perf_counter()
     os.sync()
     stored(directory)
-    return time.perf_counter() - start
+    end = time.perf_counter()
+    return end - start, end - exited
 
 
 def stdlib_tarball(root: Path) -> Path:
@@ -210,24 +221,38 @@ def stdlib_tarball(root: Path) -> Path:
     return tarball
 
 
-def measure(directory: Path, quick: bool, tarball: Path) -> dict[str, float]:
+def warm(gib: int) -> None:
+    """Touch and free gib GiB, so the pages the next measure takes are backed."""
+    if gib:
+        mmap.mmap(-1, gib << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_POPULATE).close()
+
+
+def measure(directory: Path, quick: bool, tarball: Path, gib: int) -> dict[str, float]:
     size = "256M" if quick else "1G"
     megabytes = (256 if quick else 1024) * 1.048576
     server = server_of(directory)
     out: dict[str, float] = {}
+    warm(gib)
     before = cpu_seconds(server)
     out["seq write MB/s"] = fio(directory, "seq", "write", "1M", size)["MB/s"]
     out["seq write, server CPU ms per MB"] = (cpu_seconds(server) - before) * 1000 / megabytes
     drop_caches()
+    warm(gib)
     before = cpu_seconds(server)
     out["seq read MB/s"] = fio(directory, "seq", "read", "1M", size)["MB/s"]
     out["seq read, server CPU ms per MB"] = (cpu_seconds(server) - before) * 1000 / megabytes
+    warm(gib)
     out["rand 4k write IOPS"] = fio(directory, "rnd", "randwrite", "4k", "128M", 10)["IOPS"]
     drop_caches()
+    warm(gib)
     out["rand 4k read IOPS"] = fio(directory, "rnd", "randread", "4k", "128M", 10)["IOPS"]
+    warm(gib)
     for label, rate in small_files(directory, 2000 if quick else 10_000).items():
         out[f"small files {label}/s"] = rate
-    out["untar of the Python stdlib, s"] = untar(directory, tarball)
+    warm(gib)
+    total, after_tar = untar(directory, tarball)
+    out["untar of the Python stdlib, s"] = total
+    out["untar: of it, sync and store after tar exits, s"] = after_tar
     return out
 
 
@@ -287,6 +312,10 @@ def targets(raw_name: str) -> list[tuple[str, Target]]:
     ]
 
 
+NO_RATIO = {"untar: of it, sync and store after tar exits, s"}
+"""Rows that have no ratio: gocryptfs has stored everything when tar exits."""
+
+
 def table(title: str, results: dict[str, dict[str, float]], fmt: str) -> None:
     """A markdown table of every figure, then each dwfs column over gocryptfs's."""
     names = list(results)
@@ -296,7 +325,10 @@ def table(title: str, results: dict[str, dict[str, float]], fmt: str) -> None:
     print("|---|" + "---|" * (len(names) + len(ratios)))
     for metric in results[names[0]]:
         row = [_figure(results[n][metric], fmt) for n in names]
-        row += [_ratio(results[n][metric], results["gocryptfs"][metric]) for n in dwfs_rows]
+        row += [
+            "-" if metric in NO_RATIO else _ratio(results[n][metric], results["gocryptfs"][metric])
+            for n in dwfs_rows
+        ]
         print(f"| {metric} | " + " | ".join(row) + " |")
 
 
@@ -352,6 +384,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="256 MiB and 2,000 files")
     parser.add_argument("--disk", action="store_true", help=f"the first table on {DISK_BASE} too")
+    parser.add_argument("--warm", type=int, default=0, metavar="GIB", help="memory to touch first")
     args = parser.parse_args()
     base = DISK_BASE if args.disk else BASE
     root = base / f"dwfs-bench-mount-{os.getpid()}"
@@ -362,7 +395,7 @@ def main() -> None:
         tarball = stdlib_tarball(root)
         for name, target in targets("raw disk" if args.disk else "raw tmpfs"):
             with target(root) as directory:
-                results[name] = measure(directory, args.quick, tarball)
+                results[name] = measure(directory, args.quick, tarball, args.warm)
                 oracle[name] = dedup_oracle(directory)
                 print(f"{name}: done", file=sys.stderr)
     finally:

@@ -1,6 +1,10 @@
 """Where sequential I/O's time goes: 1 GiB written and read back cold with fio
 through gocryptfs and dwfs's native front end (bench_mount's targets, on
-tmpfs), with the serving process's CPU time and minor page faults per MB; then
+tmpfs), with the serving process's CPU time and minor page faults per MB
+(and, for dwfs, the part of that CPU its main thread spent: the trio thread
+that takes every request and sends every reply; the rest is the store's
+worker threads), reading twice (the first read after a mount fills the chunk
+cache with memory the process never touched before); then
 the block store alone loading every chunk of 1 GiB the way the mount's
 read-ahead does (batches of four chunks, one or more batches at once), cold, in
 this process. The store's rate is what the mount could reach if its request
@@ -18,7 +22,6 @@ runs comparable (docs/performance.md). Needs root, fio and gocryptfs.
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import resource
 import shutil
@@ -26,19 +29,12 @@ import time
 from pathlib import Path
 
 import trio
-from bench_mount import BASE, cpu_seconds, drop_caches, fio, proc_stat, server_of, targets
+from bench_mount import BASE, cpu_seconds, drop_caches, fio, proc_stat, server_of, targets, warm
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import PASSPHRASE
 
 SIZE = 1 << 30
-MAP_POPULATE = 0x8000
-
-
-def warm(gib: int) -> None:
-    """Touch and free gib GiB, so the pages the next measure takes are backed."""
-    if gib:
-        mmap.mmap(-1, gib << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_POPULATE).close()
 
 
 def faults(pid: int | None) -> int:
@@ -46,20 +42,33 @@ def faults(pid: int | None) -> int:
     return 0 if pid is None else int(proc_stat(pid)[7])
 
 
+def main_thread_seconds(pid: int) -> float:
+    """User + system time of a process's main thread alone."""
+    fields = proc_stat(pid, pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def through_mounts(root: Path, gib: int) -> None:
+    megabytes = SIZE / 1e6
     for name, target in targets("raw tmpfs"):
         if name not in ("gocryptfs", "dwfs native"):
             continue
         with target(root) as directory:
             server = server_of(directory)
-            for rw in ("write", "read"):
+            assert server is not None
+            for io in ("write", "read", "read again"):
                 drop_caches()
                 warm(gib)
-                cpu, minflt = cpu_seconds(server), faults(server)
-                rate = fio(directory, "seq", rw, "1M", "1G")["MB/s"]
-                cpu = (cpu_seconds(server) - cpu) * 1000 / (SIZE / 1e6)
-                minflt = (faults(server) - minflt) / (SIZE / 1e6)
-                print(f"| {name} | {rw} | {rate:,.0f} | {cpu:.2f} | {minflt:.0f} |", flush=True)
+                before = cpu_seconds(server), main_thread_seconds(server), faults(server)
+                rate = fio(directory, "seq", io.split()[0], "1M", "1G")["MB/s"]
+                cpu = (cpu_seconds(server) - before[0]) * 1000 / megabytes
+                main = (main_thread_seconds(server) - before[1]) * 1000 / megabytes
+                minflt = (faults(server) - before[2]) / megabytes
+                split = f"{main:.2f}" if name.startswith("dwfs") else "-"
+                print(
+                    f"| {name} | {io} | {rate:,.0f} | {cpu:.2f} | {split} | {minflt:.0f} |",
+                    flush=True,
+                )
 
 
 def store_alone(root: Path, gib: int) -> None:
@@ -91,7 +100,7 @@ def store_alone(root: Path, gib: int) -> None:
                 minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt
                 print(
                     f"| store alone, {at_once} batch(es) at once | load | {rate:,.0f} "
-                    f"| {cpu_ms:.2f} | {minflt / (SIZE / 1e6):.0f} |",
+                    f"| {cpu_ms:.2f} | - | {minflt / (SIZE / 1e6):.0f} |",
                     flush=True,
                 )
 
@@ -103,8 +112,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=0, metavar="GIB")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    print("| what | I/O | MB/s | CPU ms per MB | minor faults per MB |")
-    print("|---|---|---|---|---|")
+    print("| what | I/O | MB/s | CPU ms per MB | of it, main thread | minor faults per MB |")
+    print("|---|---|---|---|---|---|")
     for _ in range(args.rounds):
         root = BASE / f"dwfs-bench-seq-{os.getpid()}"
         root.mkdir()
