@@ -249,8 +249,8 @@ OPS.update(
         "setting.delete": "DELETE FROM settings WHERE name = ?",
         "remote.add": "INSERT OR REPLACE INTO remote (id, pack, offset, length) VALUES (?,?,?,?)",
         "remote.clear": "DELETE FROM remote",
-        "remote.drop_dead_in": "DELETE FROM remote WHERE pack = ? AND id NOT IN "
-        "(SELECT id FROM chunks WHERE refs > 0)",
+        "remote.drop_dead_in": "DELETE FROM remote WHERE pack = ? AND NOT EXISTS "
+        "(SELECT 1 FROM chunks WHERE chunks.id = remote.id AND refs > 0)",
         "pack.add": "INSERT OR REPLACE INTO packs (pack, bytes) VALUES (?, ?)",
         "pack.estimate": "INSERT OR IGNORE INTO packs (pack, bytes) "
         "SELECT pack, max(offset + length) FROM remote GROUP BY pack",

@@ -40,7 +40,11 @@ def test_a_per_inode_statement_searches_an_index(name: str) -> None:
 
 @pytest.mark.parametrize("name", PER_PACK)
 def test_a_per_pack_statement_searches_the_remote_by_pack(name: str) -> None:
-    assert "SCAN remote" not in plan(MetaDB(), OPS[name])
+    """Nor does it scan another table: `id NOT IN (SELECT id FROM chunks ...)`
+    listed every live chunk once per pack, 0.35 s per pack of a repack with
+    200,000 chunks, all on the trio thread."""
+    steps = plan(MetaDB(), OPS[name])
+    assert not [s for s in steps if s.startswith("SCAN")], steps
 
 
 @pytest.mark.parametrize("table", ["inline_data", "xattrs", "extents", "inodes"])
