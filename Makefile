@@ -93,6 +93,7 @@ bench: setup
 	$(PY) scripts/bench_snapshot_mount.py
 	$(PY) scripts/bench_scrub.py
 	$(PY) scripts/bench_remote.py
+	$(PY) scripts/bench_pack_rows.py
 
 fuzz: setup
 	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e '.[dev,fuzz]'
