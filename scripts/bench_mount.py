@@ -39,8 +39,8 @@ from pathlib import Path
 
 DWFSCTL = [sys.executable, "-m", "dwfs.cli.main"]
 BASE = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-MAP_POPULATE = 0x8000
 DISK_BASE = Path(os.environ.get("DWFS_BENCH_DISK", "/var/tmp"))
+MAP_POPULATE = 0x8000
 
 
 def sh(*args: str | Path, stdin: str | None = None) -> str:
@@ -176,11 +176,12 @@ def proc_stat(pid: int, thread: int | None = None) -> list[str]:
     return path.read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system time of a process and all its threads so far."""
+def cpu_seconds(pid: int | None, thread: int | None = None) -> float:
+    """User + system time of a process and all its threads so far (or of one
+    of its threads)."""
     if pid is None:
         return 0.0
-    fields = proc_stat(pid)
+    fields = proc_stat(pid, thread)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

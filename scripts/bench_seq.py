@@ -42,12 +42,6 @@ def faults(pid: int | None) -> int:
     return 0 if pid is None else int(proc_stat(pid)[7])
 
 
-def main_thread_seconds(pid: int) -> float:
-    """User + system time of a process's main thread alone."""
-    fields = proc_stat(pid, pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def through_mounts(root: Path, gib: int) -> None:
     megabytes = SIZE / 1e6
     for name, target in targets("raw tmpfs"):
@@ -59,10 +53,10 @@ def through_mounts(root: Path, gib: int) -> None:
             for io in ("write", "read", "read again"):
                 drop_caches()
                 warm(gib)
-                before = cpu_seconds(server), main_thread_seconds(server), faults(server)
+                before = cpu_seconds(server), cpu_seconds(server, server), faults(server)
                 rate = fio(directory, "seq", io.split()[0], "1M", "1G")["MB/s"]
                 cpu = (cpu_seconds(server) - before[0]) * 1000 / megabytes
-                main = (main_thread_seconds(server) - before[1]) * 1000 / megabytes
+                main = (cpu_seconds(server, server) - before[1]) * 1000 / megabytes
                 minflt = (faults(server) - before[2]) / megabytes
                 split = f"{main:.2f}" if name.startswith("dwfs") else "-"
                 print(

@@ -22,7 +22,6 @@ def _remote_after(
     sql: str, chunks: dict[bytes, int], remote: dict[bytes, bytes], pack: bytes
 ) -> set[tuple[bytes, bytes]]:
     db = MetaDB()
-    db.conn.set_authorizer(None)
     db.conn.executemany("INSERT INTO chunks VALUES (?, 1, 1, 0, 1, 1, ?)", list(chunks.items()))
     db.conn.executemany("INSERT INTO remote VALUES (?, ?, 0, 1)", list(remote.items()))
     db.conn.execute(sql, (pack,))
