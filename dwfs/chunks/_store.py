@@ -381,18 +381,17 @@ class BlockStore:
     async def prefetch(self, cids: list[ChunkId]) -> None:
         """Load chunks into the cache ahead of need (read-ahead), all in one worker
         call: a thread round trip per chunk cost more than the loads it overlapped.
-        Each chunk is announced to get()s waiting for it as soon as it is in; a
-        chunk that fails to load is left for a reader to meet the error itself."""
+        The batch's chunks are announced to get()s waiting for them together,
+        once it is in: waking the trio thread for each chunk cost more than the
+        wait it saved (docs/performance.md). A chunk that fails to load is left
+        for a reader to meet the error itself."""
         wanted = [cid for cid in dict.fromkeys(cids) if not self.has_or_loading(cid)]
         if not wanted:
             return
         for cid in wanted:
             self._loading[cid] = trio.Event()
-        token = trio.lowlevel.current_trio_token()
-        announced: set[ChunkId] = set()
 
         def announce(cid: ChunkId) -> None:
-            announced.add(cid)
             self._loading.pop(cid).set()
 
         remote = [
@@ -413,17 +412,14 @@ class BlockStore:
                     self._fetch(cid, None)
                 except Exception as exc:
                     log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
-                finally:
-                    token.run_sync_soon(announce, cid)
 
         epoch = self._begin_load()
         try:
             await trio.to_thread.run_sync(load_all, limiter=self._limiter)
         finally:
             self._end_load(epoch)
-            for cid in wanted:  # cancelled before the thread started
-                if cid not in announced:
-                    announce(cid)
+            for cid in wanted:  # in the cache now, or failed, or the call was cancelled
+                announce(cid)
 
     async def _prefetch_range(
         self, group: list[tuple[ChunkId, RemoteAddr]], announce: Callable[[ChunkId], None]
