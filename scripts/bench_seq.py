@@ -6,7 +6,7 @@ that takes every request and sends every reply; the rest is the store's
 worker threads), reading twice (the first read after a mount fills the chunk
 cache with memory the process never touched before); then
 the block store alone loading every chunk of 1 GiB the way the mount's
-read-ahead does (batches of four chunks, one or more batches at once), cold, in
+read-ahead does (batches of READ_AHEAD_BATCH chunks, one or two batches at once), cold, in
 this process. The store's rate is what the mount could reach if its request
 path cost nothing.
 
@@ -33,6 +33,7 @@ from bench_mount import BASE, cpu_seconds, drop_caches, fio, proc_stat, server_o
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import PASSPHRASE
+from dwfs.vfs._files import READ_AHEAD_BATCH
 
 SIZE = 1 << 30
 
@@ -76,7 +77,8 @@ def store_alone(root: Path, gib: int) -> None:
             store = pool.store
             ids = [ref.chunk_id for ref in await store.put(os.urandom(SIZE))]
             await store.sync()
-            batches = [ids[i : i + 4] for i in range(0, len(ids), 4)]
+            step = READ_AHEAD_BATCH
+            batches = [ids[i : i + step] for i in range(0, len(ids), step)]
             for at_once in (1, 2):  # cold both times: loading the first 3/4 evicts the rest
                 warm(gib)
                 start, cpu = time.perf_counter(), time.process_time()

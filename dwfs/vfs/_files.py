@@ -36,7 +36,7 @@ from dwfs.vfs._tree import Tree
 _END_OF_ANY_FILE = 1 << 62
 READ_AHEAD_BYTES = 4 * 1024 * 1024
 """How far past a sequential read its chunks are fetched ahead."""
-READ_AHEAD_BATCH = 4
+READ_AHEAD_BATCH = 8
 """Chunks one read-ahead worker call loads."""
 REMOTE_AHEAD_MAX = 64 * 1024 * 1024
 """How far read-ahead grows for a sequential reader of chunks only the remote has:
