@@ -397,28 +397,32 @@ class BlockStore:
         remote = [
             (cid, where)
             for cid in wanted
-            if self.index.get(cid) is None and (where := self.on_remote(cid)) is not None
+            if self.tier is not None
+            and self.index.get(cid) is None
+            and (where := self.on_remote(cid)) is not None
         ]
-        if remote and self.tier is not None:
-            far = {cid for cid, _ in remote}
-            wanted = [cid for cid in wanted if cid not in far]
-            async with trio.open_nursery() as nursery:
-                for group in plan_ranges(remote):
-                    nursery.start_soon(self._prefetch_range, group, announce)
+        far = {cid for cid, _ in remote}
+        local = [cid for cid in wanted if cid not in far]
 
         def load_all() -> None:
-            for cid in wanted:
+            for cid in local:
                 try:
                     self._fetch(cid, None)
                 except Exception as exc:
                     log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
 
-        epoch = self._begin_load()
         try:
-            await trio.to_thread.run_sync(load_all, limiter=self._limiter)
+            if remote:
+                async with trio.open_nursery() as nursery:
+                    for group in plan_ranges(remote):
+                        nursery.start_soon(self._prefetch_range, group, announce)
+            epoch = self._begin_load()
+            try:
+                await trio.to_thread.run_sync(load_all, limiter=self._limiter)
+            finally:
+                self._end_load(epoch)
         finally:
-            self._end_load(epoch)
-            for cid in wanted:  # in the cache now, or failed, or the call was cancelled
+            for cid in local:  # in the cache now, or failed, or the call was cancelled
                 announce(cid)
 
     async def _prefetch_range(

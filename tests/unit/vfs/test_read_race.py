@@ -16,6 +16,7 @@ from dwfs.vfs import AttrChanges, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._files import READ_AHEAD_BYTES
 from tests.conftest import FAST_KDF
+from tests.unit.vfs.test_inline import read_file, write_file
 
 SIZE = 256 * 1024
 
@@ -119,3 +120,34 @@ async def test_a_sequential_reader_finds_the_chunks_ahead_of_it_fetched(tmp_path
             while not all(volume.pool.store.cache.contains(c) for c in ahead):  # noqa: ASYNC110
                 await trio.sleep(0.01)  # loaded by worker threads: no event to wait on
         await volume.release(fh)
+
+
+async def test_a_read_ahead_cancelled_while_fetching_from_the_remote_leaves_no_chunk_waiting(
+    tmp_path: Path,
+) -> None:
+    """Read-ahead of chunks some of which only the remote has, cancelled while
+    it fetches those: the local ones are announced too, so a read of them later
+    loads them instead of waiting for a load that never comes."""
+    paths = [tmp_path / f"d{i}" for i in range(3)]
+    credential = Credential(PASSPHRASE, bytearray(b"pass"))
+    create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
+    remote = tmp_path / "remote"
+    remote.mkdir(mode=0o700)
+    far_data, near_data = os.urandom(1 << 20), os.urandom(1 << 20)
+    async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
+        far = await write_file(volume, b"far", far_data)
+        await volume.remote.add(f"dir://{remote}")
+        await volume.remote.sync()
+        assert (await volume.remote.dehydrate([far]))["chunks_kept"] == 0
+        near = await write_file(volume, b"near", near_data)
+        store = volume.pool.store
+        store.cache = ChunkCache(store.cache.capacity)  # cold
+        chunks = [e.chunk for ino in (far, near) for e in volume.data.extents(ino, 0, 1 << 20)]
+        assert any(not store.is_local(c) for c in chunks) and any(store.is_local(c) for c in chunks)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await store.prefetch(chunks)
+        assert not any(store.has_or_loading(c) for c in chunks)
+        with trio.fail_after(10):
+            assert await read_file(volume, near) == near_data
+            assert await read_file(volume, far) == far_data
