@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc rsync git sqlite3 fio gocryptfs attr acl \
-	python3.11-venv systemd
+	python3.11-venv systemd libssl-dev
 STAMP := $(VENV)/.setup-stamp
 NATIVE := $(wildcard native/src/*.c native/include/*.h native/binding/*.c)
 DEMO := .dwfs-demo
@@ -44,6 +44,8 @@ native-test:
 	done
 	@gcc -O2 -Wall -Wextra -Werror native/bench/floorfs.c -o native/build/floorfs \
 		$$(pkg-config --cflags --libs fuse3) -lpthread  # make bench's FUSE floor: kept compiling
+	@gcc -O2 -Wall -Wextra -Werror native/bench/loadfloor.c -o native/build/loadfloor \
+		-lcrypto  # a chunk load in C (docs/performance.md): kept compiling
 
 lint: setup
 	$(VENV)/bin/ruff check dwfs tests scripts
