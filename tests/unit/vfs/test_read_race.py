@@ -16,7 +16,7 @@ from dwfs.vfs import AttrChanges, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._files import READ_AHEAD_BYTES
 from tests.conftest import FAST_KDF
-from tests.unit.vfs.test_inline import read_file, write_file
+from tests.unit.vfs.test_inline import credential, make, read_file, write_file
 
 SIZE = 256 * 1024
 
@@ -128,13 +128,11 @@ async def test_a_read_ahead_cancelled_while_fetching_from_the_remote_leaves_no_c
     """Read-ahead of chunks some of which only the remote has, cancelled while
     it fetches those: the local ones are announced too, so a read of them later
     loads them instead of waiting for a load that never comes."""
-    paths = [tmp_path / f"d{i}" for i in range(3)]
-    credential = Credential(PASSPHRASE, bytearray(b"pass"))
-    create_pool(paths, credential, PoolOptions(layout="raidz1", kdf=FAST_KDF))
+    device = make(tmp_path)
     remote = tmp_path / "remote"
     remote.mkdir(mode=0o700)
     far_data, near_data = os.urandom(1 << 20), os.urandom(1 << 20)
-    async with open_volume(paths[0], Credential(PASSPHRASE, bytearray(b"pass"))) as volume:
+    async with open_volume(device, credential()) as volume:
         far = await write_file(volume, b"far", far_data)
         await volume.remote.add(f"dir://{remote}")
         await volume.remote.sync()
