@@ -113,10 +113,11 @@ def _versioning() -> dict[str, str]:
     return ops
 
 
-def _unref(extents: str) -> str:
-    """Drop one reference to each chunk per extent row that `extents` selects."""
+def _unref(extents: str, sign: str = "-") -> str:
+    """Drop one reference to each chunk per extent row that `extents` selects
+    (with sign "+", add one)."""
     return (
-        "UPDATE chunks SET refs = refs - (SELECT count(*) FROM extents "
+        f"UPDATE chunks SET refs = refs {sign} (SELECT count(*) FROM extents "
         f"WHERE chunk = chunks.id AND {extents}) "
         f"WHERE id IN (SELECT chunk FROM extents WHERE {extents})"
     )
@@ -179,7 +180,8 @@ def _copying() -> dict[str, str]:
 def _rolling_back() -> dict[str, str]:
     """What a rollback needs besides copying (?1 the open txg, ?2 the newest
     snapshot's txg, ?3 the root, whose inode stays): keeping an open file's rows
-    alive (those a snapshot sees copied as ended now, all renewed: born now),
+    alive (those a snapshot sees copied as ended now, each copy of an extent
+    holding a reference to its chunk, and all renewed: born now),
     deleting the live rows no snapshot sees and ending the others, except those
     born now; and link counts recounted from the entries."""
     ops = {}
@@ -201,6 +203,7 @@ def _rolling_back() -> dict[str, str]:
             f"UPDATE {table} SET death = ?1 WHERE death IS NULL AND birth < ?1{root}"
         )
     ops["extents.unref_unseen"] = _unref("death IS NULL AND birth > ?2 AND birth < ?1")
+    ops["extent.ref_kept"] = _unref("ino = ?3 AND death = ?1", "+")
     directory = "({0}mode & 61440) = 16384"
     ops["inodes.recount"] = (
         f"UPDATE inodes SET nlink = CASE WHEN {directory.format('')} THEN 2 + (SELECT count(*) "

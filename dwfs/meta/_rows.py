@@ -353,6 +353,7 @@ class TreeRows:
             for kind in ("xattr", "inline", "extent"):
                 self.db.execute(f"{kind}.keep_all", (now, pin, ino))
                 self.db.execute(f"{kind}.renew_all", (now, pin, ino))
+            self.db.execute("extent.ref_kept", (now, pin, ino))
             self.db.set_inode(ino, {"nlink": 0})
         self.db.execute("extents.unref_unseen", (now, pin))
         for table in ("dirents", "xattrs", "inline_data", "extents", "inodes"):
