@@ -340,8 +340,7 @@ class FileData:
         logged_before = self._next_log() if state.logged else 0
         try:
             yield
-            mtime = state.mtime_ns
-            self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
+            self._record_size(ino, state)
             if state.logged:  # most flushes have no rows to drop: no journaled op
                 self.rows.forget_logged(ino, logged_before)
                 state.logged = self._next_log() != logged_before
@@ -352,6 +351,13 @@ class FileData:
             raise
         finally:
             state.flushing = DirtyMap()
+
+    def _record_size(self, ino: int, state: FileState) -> None:
+        """Put the file's size and mtime in its row. Its ctime moves up to the
+        mtime, never back: a change after the write (a chmod) made it later."""
+        mtime = state.mtime_ns
+        ctime = max(mtime, self.tree.attr(ino).ctime_ns)
+        self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=ctime)
 
     # -- the intent log -----------------------------------------------------------
 
@@ -373,8 +379,7 @@ class FileData:
             for offset, data in state.unlogged.intervals():
                 self.rows.log_write(ino, offset, data)
             state.logged = True
-            mtime = state.mtime_ns
-            self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=mtime)
+            self._record_size(ino, state)
         state.unlogged = DirtyMap()
         return True
 

@@ -14,7 +14,7 @@ import trio
 
 from dwfs import PoolOptions, create_pool
 from dwfs.errors import NoSpace, NotFound, find_dwfs_error
-from dwfs.vfs import Volume, open_volume
+from dwfs.vfs import AttrChanges, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from tests.conftest import FAST_KDF, fill_disk
 from tests.unit.vfs.test_inline import credential, make, read_file
@@ -51,6 +51,23 @@ async def test_close_returns_first_and_the_write_behind_stores_the_file(tmp_path
         assert volume.pool.store.stats.chunks_written > 0
     async with open_volume(device, credential()) as volume:
         assert await read_file(volume, ino) == data
+
+
+async def test_storing_a_file_moves_none_of_its_attributes(tmp_path: Path) -> None:
+    """The write-behind stores a file after its close: what a stat shows must
+    not change then (the ctime a chmod after the write gave stays, not the
+    write's)."""
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_WRONLY, 0, 0)
+        assert volume.write_now(fh, 0, os.urandom(300_000)) == 300_000
+        await trio.sleep(0.01)  # the chmod's ctime is after the write's mtime
+        volume.setattr_now(attr.ino, AttrChanges(mode=0o600))
+        assert volume.flush_now(fh) and volume.release_now(fh)
+        seen = volume.attr(attr.ino)
+        assert seen.ctime_ns > seen.mtime_ns
+        await drained(volume, attr.ino)
+        assert volume.attr(attr.ino) == seen
 
 
 async def test_an_fsync_stores_what_closes_left_behind_so_a_crash_keeps_it(
