@@ -37,7 +37,7 @@ run: setup
 
 native-test:
 	@mkdir -p native/build
-	@for t in test_native test_readcache test_fusecheck; do \
+	@for t in test_native test_readcache test_entrycache test_fusecheck; do \
 		gcc -O2 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 			-Inative/include native/src/*.c native/tests/$$t.c -o native/build/$$t && \
 		native/build/$$t || exit 1; \
@@ -64,7 +64,8 @@ FRONTEND_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py 
 # the daemon, so a test fails), run over the tests that drive it hardest.
 SANITIZE := .sanitize
 SANITIZE_SUITE := $(addprefix tests/integration/,test_posix.py test_programs.py \
-	test_frontends.py test_sparse_and_copies.py test_read_cache.py test_crash.py) \
+	test_frontends.py test_sparse_and_copies.py test_read_cache.py test_entry_cache.py \
+	test_crash.py) \
 	tests/unit/fuse/test_kernel_input.py
 EXT_SUFFIX = $$($(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 PY_INCLUDE = $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -79,7 +80,8 @@ sanitize-test: setup
 	@cp -r dwfs tests pyproject.toml $(SANITIZE)/
 	gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 		-fno-sanitize-recover=undefined -I$(PY_INCLUDE) $$(pkg-config --cflags fuse3) \
-		-Inative/include native/binding/_fuse.c native/src/readcache.c native/src/fusecheck.c \
+		-Inative/include native/binding/_fuse.c native/src/readcache.c native/src/entrycache.c \
+		native/src/fusecheck.c \
 		$$(pkg-config --libs fuse3) -lpthread \
 		-o $(SANITIZE)/dwfs/_fuse$(EXT_SUFFIX)
 	cd $(SANITIZE) && PYTHONPATH=$(CURDIR)/$(SANITIZE) LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \

@@ -53,6 +53,7 @@ if fuse3 is not None:
             sources=[
                 "native/binding/_fuse.c",
                 "native/src/readcache.c",
+                "native/src/entrycache.c",
                 "native/src/fusecheck.c",
             ],
             include_dirs=["native/include"],

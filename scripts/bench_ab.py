@@ -10,7 +10,8 @@ copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 /var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
 cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
 untar_stdlib, bench_mount's untar of Python's standard library, small_files,
-creates of 10 KB files, and rand_read, bench_mount's random 4 KiB reads).
+creates of 10 KB files, stat_loop, stats of 10,000 files after dropping caches,
+and rand_read, bench_mount's random 4 KiB reads).
 """
 
 from __future__ import annotations
@@ -121,6 +122,23 @@ def small_files(directory: Path, n: int = 1000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def stat_loop(directory: Path, n: int = 10_000) -> float:
+    """Stats per second of n small files after dropping the kernel's caches
+    (each stat a lookup), as bench_mount's small-file stats; the files are made
+    in the first round."""
+    target = directory / "stat-loop"
+    if not target.exists():
+        target.mkdir()
+        for i in range(n):
+            (target / f"f{i}").write_bytes(b"x" * 100)
+        stored(target)
+    drop_caches()
+    start = time.perf_counter()
+    for i in range(n):
+        os.stat(target / f"f{i}")
+    return n / (time.perf_counter() - start)
+
+
 def rand_read(directory: Path) -> float:
     """IOPS of bench_mount's random 4 KiB reads (fio, psync, 10 s) of a 128 MiB
     file that random 4 KiB writes changed first, read after dropping the page
@@ -151,6 +169,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "cold read MB/s": cold_read,
     "untar s": untar_stdlib,
     "small file us": small_files,
+    "stats/s": stat_loop,
     "rand read IOPS": rand_read,
 }
 LOOPS = {

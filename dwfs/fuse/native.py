@@ -30,7 +30,7 @@ from dwfs.errors import NotFound
 from dwfs.fuse.errnos import errno_of
 from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.types import Plain
-from dwfs.vfs import Attr, AttrChanges, Volume
+from dwfs.vfs import SNAPSHOT_INODES, Attr, AttrChanges, Volume
 
 _fuse: types.ModuleType | None
 try:
@@ -60,6 +60,10 @@ DIRENT_BYTES = 160
 READ_CACHE_BYTES = 128 * 1024 * 1024
 """Plaintext the C side answers reads from without Python: spans of the chunk
 cache's own buffers (held, not copied), so mostly the same memory."""
+ENTRY_CACHE = 65536
+"""Names, and as many inodes' attributes, the C side answers lookup and getattr
+from without Python (about 200 bytes each; a full cache empties, as the tree's
+row cache does)."""
 
 
 def available() -> bool:
@@ -100,6 +104,7 @@ class Dispatcher:
         of it until the file changes (set by NativeSession)."""
         self._inline: dict[str, Callable[..., None]] = {
             "init": self.init,
+            "looked": self.looked,
             "forget": self.forget,
             "lookup": self.lookup,
             "getattr": self.getattr,
@@ -194,6 +199,11 @@ class Dispatcher:
 
     def init(self, req: Any) -> None:
         self.initialised.set()
+
+    def looked(self, req: None, inodes: list[int]) -> None:
+        """Lookups the C side answered: the kernel took a reference to each."""
+        for ino in inodes:
+            self.volume.count_lookup(ino)
 
     def forget(self, req: Any, pairs: list[tuple[int, int]]) -> None:
         for ino, count in pairs:
@@ -421,9 +431,20 @@ class NativeSession:
         self.initialised = trio.Event()
         self.dispatcher = Dispatcher(volume, self.initialised)
         self._session = _fuse.Session(
-            str(mountpoint), ",".join(sorted(options)), True, True, True, READ_CACHE_BYTES
+            str(mountpoint),
+            ",".join(sorted(options)),
+            True,
+            True,
+            True,
+            READ_CACHE_BYTES,
+            ENTRY_CACHE,
+            SNAPSHOT_INODES,
         )
         self.dispatcher.keep = self._session.keep
+        watcher = volume.tree_watcher
+        watcher.changed = self._session.drop_attr
+        watcher.renamed = self._session.drop_name
+        watcher.reset = self._session.drop_all
         volume.front_end = self.figures
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode

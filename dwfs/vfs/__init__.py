@@ -3,6 +3,7 @@
 from dwfs.vfs._attrs import MAX_NAME as MAX_NAME
 from dwfs.vfs._attrs import ROOT_INO as ROOT_INO
 from dwfs.vfs._attrs import Attr as Attr
+from dwfs.vfs._snapshot_tree import BASE as SNAPSHOT_INODES
 from dwfs.vfs._tree import RENAME_EXCHANGE as RENAME_EXCHANGE
 from dwfs.vfs._tree import RENAME_NOREPLACE as RENAME_NOREPLACE
 from dwfs.vfs._volume import AttrChanges as AttrChanges
@@ -14,6 +15,7 @@ __all__ = [
     "RENAME_EXCHANGE",
     "RENAME_NOREPLACE",
     "ROOT_INO",
+    "SNAPSHOT_INODES",
     "Attr",
     "AttrChanges",
     "Volume",

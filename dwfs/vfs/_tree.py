@@ -8,6 +8,7 @@ errno a syscall should fail with.
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from dwfs.errors import (
@@ -43,6 +44,18 @@ ATTR_CACHE_ROWS = 65536
 _COLUMN = {name: i for i, name in enumerate(INODE_COLUMNS.split(", "))}
 
 
+class TreeWatcher:
+    """Who is told of the tree's changes: does nothing until a front end sets it."""
+
+    def __init__(self) -> None:
+        self.changed: Callable[[int], None] = lambda ino: None
+        """An inode's row changed (or went)."""
+        self.renamed: Callable[[int, bytes], None] = lambda parent, name: None
+        """A name in a directory came, went or names another inode now."""
+        self.reset: Callable[[], None] = lambda: None
+        """Anything may have changed (a restore, a rollback, a transaction undone)."""
+
+
 class Tree:
     """The namespace over the metadata database.
 
@@ -56,10 +69,17 @@ class Tree:
         self.db = db
         self.rows = TreeRows(db)
         self._rows: dict[int, tuple[Any, ...]] = {}
-        db.on_rollback(self._rows.clear)
+        self.watcher = TreeWatcher()
+        """Told of every change of an inode row or a name (a front end that
+        answers lookups from its own copy drops what went stale)."""
+        db.on_rollback(self._rolled_back)
         self._acls_seen: dict[bytes, bool] = {}
         """Per ACL xattr name, whether any inode has or had one (True is kept
         once set: it errs only towards asking the database)."""
+
+    def _rolled_back(self) -> None:
+        self._rows.clear()
+        self.watcher.reset()
 
     # -- reading ----------------------------------------------------------------
 
@@ -125,11 +145,13 @@ class Tree:
         row = self._rows.pop(ino, None)
         self.rows.set_inode(ino, fields)
         self._write_through(ino, row, fields)
+        self.watcher.changed(ino)
 
     def _add_links(self, ino: int, delta: int) -> None:
         row = self._rows.pop(ino, None)
         now = now_ns()
         self.rows.add_links(ino, delta, now)
+        self.watcher.changed(ino)
         if row is not None:
             self._write_through(ino, row, {"nlink": row[_COLUMN["nlink"]] + delta, "ctime": now})
 
@@ -137,6 +159,7 @@ class Tree:
         row = self._rows.pop(ino, None)
         now = now_ns()
         self.rows.touch_dir(ino, now, nlink_delta)
+        self.watcher.changed(ino)
         if row is not None:
             nlink = row[_COLUMN["nlink"]] + nlink_delta
             self._write_through(ino, row, {"mtime": now, "ctime": now, "nlink": nlink})
@@ -153,9 +176,11 @@ class Tree:
 
     def _add_entry(self, parent: int, name: bytes, ino: int) -> None:
         self.rows.add_dirent(parent, name, ino)
+        self.watcher.renamed(parent, name)
 
     def _remove_entry(self, parent: int, name: bytes) -> None:
         self.rows.remove_dirent(parent, name)
+        self.watcher.renamed(parent, name)
 
     def create(
         self,
@@ -296,6 +321,7 @@ class Tree:
             raise InvalidArgument("cannot move a directory into itself")
         for parent, name, ino in ((p1, n1, i2), (p2, n2, i1)):
             self.rows.repoint_dirent(parent, name, ino)
+            self.watcher.renamed(parent, name)
         if p1 != p2 and a1.is_dir != a2.is_dir:
             moved_to_p2 = 1 if a1.is_dir else -1
             self._touch_dir(p1, -moved_to_p2)
@@ -322,6 +348,7 @@ class Tree:
             self._touch_dir(parent, 1 if self.attr(new).is_dir else 0)
             self.rows.recount_links(parent)
             self._rows.clear()
+            self.watcher.reset()
             return self.attr(new)
 
     def roll_back(self, txg: int, keep_open: list[int]) -> None:
@@ -329,6 +356,7 @@ class Tree:
         with self.db.transaction():
             self.rows.roll_back(txg, ROOT_INO, keep_open)
             self._rows.clear()
+            self.watcher.reset()
 
     # -- xattrs -------------------------------------------------------------------
 
@@ -412,6 +440,7 @@ class Tree:
         with self.db.transaction():
             self.rows.purge(ino)
             self._rows.pop(ino, None)
+            self.watcher.changed(ino)
 
     def orphans(self) -> list[int]:
         """Inodes with no links left (their last handle closed in a crash)."""

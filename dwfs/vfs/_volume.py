@@ -117,6 +117,11 @@ class Volume:
         self.forget_inode: Callable[[int], None] = lambda ino: None
         """Set by the adapter: tell the kernel to drop a directory's cached attributes
         (a directory's: a file's could wait on its dirty pages)."""
+        self.tree_watcher = self.tree.watcher
+        """Told of every change of the tree; its hooks are set by an adapter that
+        keeps its own copy of names and attributes (the native front end answers
+        lookups in C). Only inodes below SNAPSHOT_INODES are stored: the snapshots'
+        attributes derive from the live root's, so no such copy may keep them."""
         self._lookups: dict[int, int] = {}
         self._forgotten: set[int] = set()
         self._files: dict[int, FileState] = {}

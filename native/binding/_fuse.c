@@ -32,6 +32,7 @@
 #define READ_IOV 32 /* the most spans one read answered in C is made of */
 #include <fuse_lowlevel.h>
 
+#include "dwfs_entrycache.h"
 #include "dwfs_fusecheck.h"
 #include "dwfs_readcache.h"
 
@@ -109,6 +110,14 @@ typedef struct {
     /* what INIT settled with the kernel, for status */
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
+    /* attributes and names lookup and getattr are answered from (NULL: none),
+     * of inodes below cache_below only (the snapshots' are derived, not stored) */
+    ec_cache *entries;
+    uint64_t cache_below;
+    /* inodes whose lookups were answered here since Python last fetched: the
+     * kernel took a reference that Python must count (Session.fetch) */
+    uint64_t *looked;
+    size_t n_looked, cap_looked;
     struct fuse_buf buf; /* the receive buffer */
 } Session;
 
@@ -143,10 +152,54 @@ static uint64_t changes_content(const item *it) {
     }
 }
 
+static int is_dot(const char *name) {
+    return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static void drop_name(ec_cache *c, uint64_t parent, const char *name) {
+    uint64_t ino = ec_drop_name(c, parent, name, strlen(name));
+    if (ino) ec_drop_attr(c, ino);
+}
+
+/* Drops what a request may change of the entry cache (lock held): the
+ * attributes of the inodes it names and the names it removes or replaces.
+ * Called when the request arrives and again when it is answered, so nothing
+ * Python answered before the change outlives the reply. Changes Python makes
+ * on its own (the write-behind storing a file, a snapshot restored) are
+ * dropped through Session.drop_attr, drop_name and drop_all. */
+static void drop_entries(Session *s, const item *it) {
+    ec_cache *c = s->entries;
+    if (c == NULL) return;
+    switch (it->kind) {
+    case K_INIT: case K_FORGET: case K_LOOKUP: case K_GETATTR: case K_READ: case K_READLINK:
+    case K_OPENDIR: case K_READDIRPLUS: case K_RELEASEDIR: case K_STATFS: case K_GETXATTR:
+    case K_LISTXATTR:
+        return;
+    case K_RENAME:
+        drop_name(c, it->ino2, it->name2);
+        ec_drop_attr(c, it->ino2);
+        /* fall through */
+    case K_UNLINK: case K_RMDIR: case K_MKNOD: case K_MKDIR: case K_SYMLINK: case K_CREATE:
+        drop_name(c, it->ino, it->name);
+        break;
+    case K_LINK:
+        drop_name(c, it->ino2, it->name);
+        ec_drop_attr(c, it->ino2);
+        break;
+    case K_COPY_FILE_RANGE:
+        ec_drop_attr(c, it->ino2);
+        break;
+    default:
+        break;
+    }
+    ec_drop_attr(c, it->ino);
+}
+
 static void push(Session *s, item *it) {
     pthread_mutex_lock(&s->lock);
     uint64_t changed = s->reads ? changes_content(it) : 0;
     if (changed) rc_drop(s->reads, changed);
+    drop_entries(s, it);
     if (s->tail) s->tail->next = it; else s->head = it;
     s->tail = it;
     pthread_mutex_unlock(&s->lock);
@@ -227,7 +280,34 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
 #define WITH_FH(it, fi)                       \
     if (fi) { it->fh = fi->fh; it->has_fh = 1; it->fi = *fi; }
 
+/* Answers a lookup from the entry cache; whether it did. The reference the
+ * kernel takes is counted for Python (looked). */
+static int lookup_in_c(Session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (s->entries == NULL || parent >= s->cache_below || is_dot(name)) return 0;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    pthread_mutex_lock(&s->lock);
+    uint64_t ino = ec_get_name(s->entries, parent, name, strlen(name), &e.entry_timeout);
+    int hit = ino != 0 && ec_get_attr(s->entries, ino, &e.attr, &e.attr_timeout);
+    if (hit && s->n_looked == s->cap_looked) {
+        size_t cap = s->cap_looked ? 2 * s->cap_looked : 256;
+        uint64_t *grown = realloc(s->looked, cap * sizeof *grown);
+        if (grown == NULL) hit = 0;
+        else { s->looked = grown; s->cap_looked = cap; }
+    }
+    if (hit) {
+        s->looked[s->n_looked++] = ino;
+        s->answered_in_c++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!hit) return 0;
+    e.ino = ino;
+    fuse_reply_entry(req, &e);
+    return 1;
+}
+
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+    if (lookup_in_c(of(req), req, parent, name)) return;
     item *it = new_item(req, K_LOOKUP);
     if (!it) return;
     it->ino = parent;
@@ -273,6 +353,19 @@ static void of_inode(fuse_req_t req, int kind, fuse_ino_t ino) {
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)fi;
+    Session *s = of(req);
+    if (s->entries != NULL && ino < s->cache_below) {
+        struct stat st;
+        double timeout;
+        pthread_mutex_lock(&s->lock);
+        int hit = ec_get_attr(s->entries, ino, &st, &timeout);
+        if (hit) s->answered_in_c++;
+        pthread_mutex_unlock(&s->lock);
+        if (hit) {
+            fuse_reply_attr(req, &st, timeout);
+            return;
+        }
+    }
     of_inode(req, K_GETATTR, ino);
 }
 
@@ -619,11 +712,13 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup",
-                            "read_cache", NULL};
+                            "read_cache", "entry_cache", "cache_below", NULL};
     const char *mountpoint, *options;
-    Py_ssize_t read_cache = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|n", names, &mountpoint, &options,
-                                     &s->writeback, &s->acl, &s->dot_lookup, &read_cache))
+    Py_ssize_t read_cache = 0, entry_cache = 0;
+    unsigned long long cache_below = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nnK", names, &mountpoint, &options,
+                                     &s->writeback, &s->acl, &s->dot_lookup, &read_cache,
+                                     &entry_cache, &cache_below))
         return -1;
     if (s->se != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
@@ -633,6 +728,11 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
         PyErr_NoMemory();
         return -1;
     }
+    if (entry_cache > 0 && (s->entries = ec_new((size_t)entry_cache)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->cache_below = cache_below;
     char *argv[] = {"dwfs", "-o", (char *)options, NULL};
     struct fuse_args fargs = FUSE_ARGS_INIT(3, argv);
     s->se = fuse_session_new(&fargs, &OPS, sizeof OPS, s);
@@ -873,15 +973,39 @@ static PyObject *as_tuple(Session *s, item *it) {
     }
 }
 
+/* ("looked", [ino, ...]) for the lookups answered in C since the last fetch
+ * (lock held), or NULL with no exception when there were none. It comes
+ * before the requests fetched with it: a forget among them may be of a
+ * reference one of these lookups took. */
+static PyObject *take_looked(Session *s) {
+    if (s->n_looked == 0) return NULL;
+    PyObject *inos = PyList_New((Py_ssize_t)s->n_looked);
+    if (inos == NULL) return NULL;
+    for (size_t i = 0; i < s->n_looked; i++) {
+        PyObject *ino = PyLong_FromUnsignedLongLong(s->looked[i]);
+        if (ino == NULL) { Py_DECREF(inos); return NULL; }
+        PyList_SET_ITEM(inos, (Py_ssize_t)i, ino);
+    }
+    s->n_looked = 0;
+    return Py_BuildValue("(OsN)", Py_None, "looked", inos);
+}
+
 static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     (void)noargs;
     release_dead(s);
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
+    PyObject *looked = take_looked(s);
     pthread_mutex_unlock(&s->lock);
+    if (looked == NULL && PyErr_Occurred()) return NULL;
     PyObject *out = PyList_New(0);
-    if (out == NULL) return NULL;
+    if (out == NULL || (looked != NULL && PyList_Append(out, looked) < 0)) {
+        Py_XDECREF(looked);
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_XDECREF(looked);
     while (it != NULL) {
         item *next = it->next;
         it->next = NULL;
@@ -898,11 +1022,53 @@ static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     return out;
 }
 
+static void forget_name_in_c(Session *s, uint64_t parent, const char *name, size_t len) {
+    if (s->entries == NULL) return;
+    pthread_mutex_lock(&s->lock);
+    uint64_t ino = ec_drop_name(s->entries, parent, name, len);
+    if (ino) ec_drop_attr(s->entries, ino);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void forget_attr_in_c(Session *s, uint64_t ino) {
+    if (s->entries == NULL) return;
+    pthread_mutex_lock(&s->lock);
+    ec_drop_attr(s->entries, ino);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static PyObject *Session_drop_attr(Session *s, PyObject *arg) {
+    unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
+    if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    forget_attr_in_c(s, ino);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_drop_name(Session *s, PyObject *args) {
+    unsigned long long parent;
+    const char *name;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "Ky#", &parent, &name, &len)) return NULL;
+    forget_name_in_c(s, parent, name, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_drop_all(Session *s, PyObject *noargs) {
+    (void)noargs;
+    if (s->entries != NULL) {
+        pthread_mutex_lock(&s->lock);
+        ec_clear(s->entries);
+        pthread_mutex_unlock(&s->lock);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Session_inval_entry(Session *s, PyObject *args) {
     unsigned long long parent;
     const char *name;
     Py_ssize_t len;
     if (!PyArg_ParseTuple(args, "Ky#", &parent, &name, &len)) return NULL;
+    forget_name_in_c(s, parent, name, (size_t)len);
     if (s->se == NULL || !s->started || s->notifier_stop) Py_RETURN_NONE;
     notice *n = calloc(1, sizeof *n);
     if (n == NULL) return PyErr_NoMemory();
@@ -946,6 +1112,7 @@ static PyObject *Session_keep(Session *s, PyObject *args) {
 static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
     unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
     if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    forget_attr_in_c(s, ino);
     if (s->se == NULL || !s->started) Py_RETURN_NONE;
     Py_BEGIN_ALLOW_THREADS
     fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
@@ -1080,6 +1247,8 @@ static void Session_dealloc(Session *s) {
     Py_END_ALLOW_THREADS
     clear_reads(s);
     rc_free(s->reads);
+    ec_free(s->entries);
+    free(s->looked);
     free(s->buf.mem);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->notice_cond);
@@ -1102,6 +1271,12 @@ static PyMethodDef Session_methods[] = {
      "until the file changes; whether it was kept."},
     {"inval_inode", (PyCFunction)Session_inval_inode, METH_O,
      "Have the kernel forget an inode's attributes."},
+    {"drop_attr", (PyCFunction)Session_drop_attr, METH_O,
+     "Stop answering getattr and lookups of an inode in C (its attributes changed)."},
+    {"drop_name", (PyCFunction)Session_drop_name, METH_VARARGS,
+     "drop_name(parent, name): stop answering lookups of that name in C."},
+    {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
+     "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,
      "Stop serving, unmount (unless told not to) and free the session."},
     {NULL, NULL, 0, NULL},
@@ -1139,11 +1314,41 @@ static PyTypeObject SessionType = {
 /* Before the reply to a request that may have changed a file's content: what
  * the read cache kept of it meanwhile goes. */
 static void settle(Request *r) {
+    Session *s = (Session *)r->session;
     uint64_t ino = changes_content(r->it);
     if (ino) {
-        Session *s = (Session *)r->session;
         drop_reads(s, ino);
         release_dead(s);
+    }
+    if (s->entries != NULL) {
+        pthread_mutex_lock(&s->lock);
+        drop_entries(s, r->it);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* After a reply Python gave (and settle()): the attributes it carried, and for
+ * an entry the name, are cached for lookup and getattr to be answered in C. */
+static void remember(Request *r, const struct stat *st, double timeout, int with_name) {
+    Session *s = (Session *)r->session;
+    const item *it = r->it;
+    uint64_t ino = (uint64_t)st->st_ino;
+    if (s->entries == NULL || ino == 0 || ino >= s->cache_below) return;
+    uint64_t parent = it->kind == K_LINK ? it->ino2 : it->ino;
+    if (with_name && (parent >= s->cache_below || it->name == NULL || is_dot(it->name))) return;
+    pthread_mutex_lock(&s->lock);
+    if (ec_put_attr(s->entries, st, timeout) == 0 && with_name)
+        ec_put_name(s->entries, parent, it->name, strlen(it->name), ino, timeout);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether a reply of this kind carries the entry of (it->ino or ino2, name). */
+static int names_entry(int kind) {
+    switch (kind) {
+    case K_LOOKUP: case K_MKNOD: case K_MKDIR: case K_SYMLINK: case K_LINK: case K_CREATE:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -1210,6 +1415,7 @@ static PyObject *Request_entry(Request *r, PyObject *arg) {
     struct fuse_entry_param e;
     if (parse_entry(arg, &e) < 0) return NULL;
     if (claim(r) < 0) return NULL;
+    if (names_entry(r->it->kind)) remember(r, &e.attr, e.attr_timeout, 1);
     SEND(r, fuse_reply_entry(r->it->req, &e));
 }
 
@@ -1228,6 +1434,7 @@ static PyObject *Request_attr(Request *r, PyObject *arg) {
     double timeout;
     if (parse_attr(arg, &st, &timeout) < 0) return NULL;
     if (claim(r) < 0) return NULL;
+    if (r->it->kind == K_GETATTR) remember(r, &st, timeout, 0);
     SEND(r, fuse_reply_attr(r->it->req, &st, timeout));
 }
 
@@ -1254,6 +1461,7 @@ static PyObject *Request_create(Request *r, PyObject *args) {
     fi.keep_cache = 1;
     fi.direct_io = 0;
     if (claim(r) < 0) return NULL;
+    remember(r, &e.attr, e.attr_timeout, 1);
     SEND(r, fuse_reply_create(r->it->req, &e, &fi));
 }
 

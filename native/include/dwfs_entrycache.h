@@ -1,0 +1,53 @@
+/* dwfs entry cache: inodes' attributes and directories' names, from which the
+ * native FUSE front end answers getattr and lookup without Python.
+ *
+ * Pure C with no Python.h and no libfuse, so the C tests can drive it. It
+ * holds what Python last answered; the binding drops what a request or a
+ * change of the tree may have made stale (docs/design.md, "Attributes and
+ * names answered in C"). Bounded: a put into a full cache empties it first,
+ * as the tree's own row cache does. Not thread-safe: callers lock.
+ */
+#ifndef DWFS_ENTRYCACHE_H
+#define DWFS_ENTRYCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+typedef struct ec_cache ec_cache;
+
+/* A cache of at most `max` attributes and at most `max` names (max >= 1). */
+ec_cache *ec_new(size_t max);
+void ec_free(ec_cache *c);
+
+/* Drops everything. */
+void ec_clear(ec_cache *c);
+
+/* Caches the attributes of inode st->st_ino, replacing any. 0, or -1 when out
+ * of memory (then the inode has none cached). */
+int ec_put_attr(ec_cache *c, const struct stat *st, double timeout);
+
+/* 1 and the attributes of ino (and how long the kernel may keep them) when
+ * cached, else 0. */
+int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeout);
+
+/* Drops the attributes of ino. */
+void ec_drop_attr(ec_cache *c, uint64_t ino);
+
+/* Caches that `name` (len bytes) in directory `parent` is inode ino, replacing
+ * any. 0, or -1 when out of memory (then the name has none cached). */
+int ec_put_name(ec_cache *c, uint64_t parent, const char *name, size_t len, uint64_t ino,
+                double timeout);
+
+/* The inode a cached name is (and how long the kernel may keep the entry), or 0. */
+uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_t len,
+                     double *timeout);
+
+/* Drops a name; the inode it was, or 0 when it was not cached. */
+uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len);
+
+/* Attributes and names cached now. */
+size_t ec_attrs(const ec_cache *c);
+size_t ec_names(const ec_cache *c);
+
+#endif

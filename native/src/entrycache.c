@@ -1,0 +1,167 @@
+/* The entry cache (dwfs_entrycache.h): two chained hash tables, one of
+ * attributes by inode and one of names by (directory, name), each with as
+ * many buckets as it may hold entries. */
+#include "dwfs_entrycache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct attr_node {
+    struct attr_node *next;
+    struct stat st;
+    double timeout;
+} attr_node;
+
+typedef struct name_node {
+    struct name_node *next;
+    uint64_t parent, ino;
+    double timeout;
+    size_t len;
+    char name[];
+} name_node;
+
+struct ec_cache {
+    attr_node **attrs;
+    name_node **names;
+    size_t max, mask, n_attrs, n_names;
+};
+
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static size_t attr_bucket(const ec_cache *c, uint64_t ino) { return (size_t)(mix(ino) & c->mask); }
+
+static size_t name_bucket(const ec_cache *c, uint64_t parent, const char *name, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ mix(parent); /* FNV-1a over the name */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 0x100000001b3ULL;
+    return (size_t)(mix(h) & c->mask);
+}
+
+ec_cache *ec_new(size_t max) {
+    if (max == 0) return NULL;
+    size_t buckets = 1;
+    while (buckets < max) buckets <<= 1;
+    ec_cache *c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->attrs = calloc(buckets, sizeof *c->attrs);
+    c->names = calloc(buckets, sizeof *c->names);
+    if (c->attrs == NULL || c->names == NULL) {
+        free(c->attrs);
+        free(c->names);
+        free(c);
+        return NULL;
+    }
+    c->max = max;
+    c->mask = buckets - 1;
+    return c;
+}
+
+void ec_clear(ec_cache *c) {
+    for (size_t b = 0; b <= c->mask; b++) {
+        for (attr_node *a = c->attrs[b], *next; a; a = next) { next = a->next; free(a); }
+        for (name_node *n = c->names[b], *next; n; n = next) { next = n->next; free(n); }
+        c->attrs[b] = NULL;
+        c->names[b] = NULL;
+    }
+    c->n_attrs = c->n_names = 0;
+}
+
+void ec_free(ec_cache *c) {
+    if (c == NULL) return;
+    ec_clear(c);
+    free(c->attrs);
+    free(c->names);
+    free(c);
+}
+
+static attr_node **find_attr(ec_cache *c, uint64_t ino) {
+    attr_node **at = &c->attrs[attr_bucket(c, ino)];
+    while (*at && (uint64_t)(*at)->st.st_ino != ino) at = &(*at)->next;
+    return at;
+}
+
+static name_node **find_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {
+    name_node **at = &c->names[name_bucket(c, parent, name, len)];
+    while (*at && !((*at)->parent == parent && (*at)->len == len && memcmp((*at)->name, name, len) == 0))
+        at = &(*at)->next;
+    return at;
+}
+
+void ec_drop_attr(ec_cache *c, uint64_t ino) {
+    attr_node **at = find_attr(c, ino);
+    attr_node *a = *at;
+    if (a == NULL) return;
+    *at = a->next;
+    free(a);
+    c->n_attrs--;
+}
+
+int ec_put_attr(ec_cache *c, const struct stat *st, double timeout) {
+    attr_node **at = find_attr(c, (uint64_t)st->st_ino);
+    if (*at == NULL && c->n_attrs >= c->max) {
+        ec_clear(c);
+        at = find_attr(c, (uint64_t)st->st_ino);
+    }
+    if (*at == NULL) {
+        attr_node *a = malloc(sizeof *a);
+        if (a == NULL) return -1;
+        a->next = NULL;
+        *at = a;
+        c->n_attrs++;
+    }
+    (*at)->st = *st;
+    (*at)->timeout = timeout;
+    return 0;
+}
+
+int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeout) {
+    attr_node *const *at = find_attr((ec_cache *)c, ino);
+    if (*at == NULL) return 0;
+    *st = (*at)->st;
+    *timeout = (*at)->timeout;
+    return 1;
+}
+
+uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {
+    name_node **at = find_name(c, parent, name, len);
+    name_node *n = *at;
+    if (n == NULL) return 0;
+    uint64_t ino = n->ino;
+    *at = n->next;
+    free(n);
+    c->n_names--;
+    return ino;
+}
+
+int ec_put_name(ec_cache *c, uint64_t parent, const char *name, size_t len, uint64_t ino,
+                double timeout) {
+    ec_drop_name(c, parent, name, len);
+    if (c->n_names >= c->max) ec_clear(c);
+    name_node *n = malloc(sizeof *n + len);
+    if (n == NULL) return -1;
+    n->parent = parent;
+    n->ino = ino;
+    n->timeout = timeout;
+    n->len = len;
+    memcpy(n->name, name, len);
+    name_node **head = &c->names[name_bucket(c, parent, name, len)];
+    n->next = *head;
+    *head = n;
+    c->n_names++;
+    return 0;
+}
+
+uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_t len,
+                     double *timeout) {
+    name_node *const *at = find_name((ec_cache *)c, parent, name, len);
+    if (*at == NULL) return 0;
+    *timeout = (*at)->timeout;
+    return (*at)->ino;
+}
+
+size_t ec_attrs(const ec_cache *c) { return c->n_attrs; }
+size_t ec_names(const ec_cache *c) { return c->n_names; }

@@ -1,0 +1,128 @@
+/* C tests of the entry cache: random operations against a model, with a
+ * bound small enough that putting into a full cache (which empties it) is
+ * exercised too, and names that share prefixes, lengths and directories. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dwfs_entrycache.h"
+
+static int failures = 0;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+#define INODES 80
+#define DIRS 4
+#define NAMES 12
+#define MAX 40
+#define STEPS 200000
+
+static const char *const NAME_OF[NAMES] = {"a", "b", "ab", "ba", "abc", "a\xff", "long-name-0",
+                                           "long-name-1", "x", "y", "..", "z z"};
+
+/* The model: an inode's size (-1: not cached); a name's inode (0: not cached). */
+static long long attr_model[INODES];
+static uint64_t name_model[DIRS][NAMES];
+
+static size_t model_attrs(void) {
+    size_t n = 0;
+    for (int i = 0; i < INODES; i++) n += attr_model[i] >= 0;
+    return n;
+}
+
+static size_t model_names(void) {
+    size_t n = 0;
+    for (int d = 0; d < DIRS; d++)
+        for (int k = 0; k < NAMES; k++) n += name_model[d][k] != 0;
+    return n;
+}
+
+static void model_clear(void) {
+    for (int i = 0; i < INODES; i++) attr_model[i] = -1;
+    memset(name_model, 0, sizeof name_model);
+}
+
+int main(void) {
+    ec_cache *c = ec_new(MAX);
+    CHECK(c != NULL, "ec_new failed");
+    CHECK(ec_new(0) == NULL, "a cache of nothing was made");
+    model_clear();
+    srand(12345);
+    for (int step = 0; step < STEPS; step++) {
+        int op = rand() % 8, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
+        const char *name = NAME_OF[k];
+        size_t len = strlen(name);
+        struct stat st;
+        double timeout = 0;
+        switch (op) {
+        case 0: {
+            memset(&st, 0, sizeof st);
+            st.st_ino = (ino_t)ino;
+            st.st_size = rand();
+            if (attr_model[ino] < 0 && model_attrs() >= MAX) model_clear();
+            CHECK(ec_put_attr(c, &st, 1.5) == 0, "put_attr failed");
+            attr_model[ino] = st.st_size;
+            break;
+        }
+        case 1:
+            ec_drop_attr(c, (uint64_t)ino);
+            attr_model[ino] = -1;
+            break;
+        case 2: case 3: {
+            int got = ec_get_attr(c, (uint64_t)ino, &st, &timeout);
+            CHECK(got == (attr_model[ino] >= 0), "step %d: attr of %d cached %d, model %lld", step,
+                  ino, got, attr_model[ino]);
+            if (got) {
+                CHECK(st.st_size == attr_model[ino] && (int)st.st_ino == ino && timeout == 1.5,
+                      "step %d: wrong attributes of %d", step, ino);
+            }
+            break;
+        }
+        case 4: {
+            uint64_t to = (uint64_t)(ino + 1);
+            if (name_model[d][k] == 0 && model_names() >= MAX) model_clear();
+            CHECK(ec_put_name(c, (uint64_t)d, name, len, to, 2.5) == 0, "put_name failed");
+            name_model[d][k] = to;
+            break;
+        }
+        case 5: {
+            uint64_t was = ec_drop_name(c, (uint64_t)d, name, len);
+            CHECK(was == name_model[d][k], "step %d: drop of %d/%s gave %llu, model %llu", step,
+                  d, name, (unsigned long long)was, (unsigned long long)name_model[d][k]);
+            name_model[d][k] = 0;
+            break;
+        }
+        case 6: {
+            uint64_t got = ec_get_name(c, (uint64_t)d, name, len, &timeout);
+            CHECK(got == name_model[d][k], "step %d: %d/%s is %llu, model %llu", step, d, name,
+                  (unsigned long long)got, (unsigned long long)name_model[d][k]);
+            CHECK(got == 0 || timeout == 2.5, "step %d: wrong timeout", step);
+            /* a prefix of the name, or the name in another directory, is another entry */
+            if (len > 1) {
+                uint64_t prefix = ec_get_name(c, (uint64_t)d, name, len - 1, &timeout);
+                int expect_k = -1;
+                for (int j = 0; j < NAMES; j++)
+                    if (strlen(NAME_OF[j]) == len - 1 && memcmp(NAME_OF[j], name, len - 1) == 0) expect_k = j;
+                CHECK(prefix == (expect_k < 0 ? 0 : name_model[d][expect_k]),
+                      "step %d: the prefix of %s answered", step, name);
+            }
+            break;
+        }
+        default:
+            if (rand() % 100 == 0) {
+                ec_clear(c);
+                model_clear();
+            }
+        }
+        CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names(),
+              "step %d: counts %zu/%zu, model %zu/%zu", step, ec_attrs(c), ec_names(c),
+              model_attrs(), model_names());
+        if (failures > 10) break;
+    }
+    ec_free(c);
+    if (failures) {
+        fprintf(stderr, "entrycache: %d failures\n", failures);
+        return 1;
+    }
+    printf("entrycache: ok\n");
+    return 0;
+}
