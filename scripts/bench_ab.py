@@ -11,7 +11,8 @@ copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
 untar_stdlib, bench_mount's untar of Python's standard library, small_files,
 creates of 10 KB files, stat_loop, stats of 10,000 files after dropping caches,
-and rand_read, bench_mount's random 4 KiB reads).
+xattr_loop, getxattrs of a name those files lack, and rand_read, bench_mount's
+random 4 KiB reads).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_mount import drop_caches, fio, stdlib_tarball, stored, untar
+from bench_mount import drop_caches, fio, missing_xattr, stdlib_tarball, stored, untar
 
 BLOCK = os.urandom(4096)
 
@@ -122,20 +123,35 @@ def small_files(directory: Path, n: int = 1000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def stat_loop(directory: Path, n: int = 10_000) -> float:
-    """Stats per second of n small files after dropping the kernel's caches
-    (each stat a lookup), as bench_mount's small-file stats; the files are made
-    in the first round."""
-    target = directory / "stat-loop"
+def small_tree(directory: Path, n: int) -> list[Path]:
+    """n files of 100 bytes, made the first time."""
+    target = directory / "small-tree"
+    files = [target / f"f{i}" for i in range(n)]
     if not target.exists():
         target.mkdir()
-        for i in range(n):
-            (target / f"f{i}").write_bytes(b"x" * 100)
+        for path in files:
+            path.write_bytes(b"x" * 100)
         stored(target)
+    return files
+
+
+def stat_loop(directory: Path, n: int = 10_000) -> float:
+    """Stats per second of n small files after dropping the kernel's caches
+    (each stat a lookup), as bench_mount's small-file stats."""
+    files = small_tree(directory, n)
     drop_caches()
     start = time.perf_counter()
-    for i in range(n):
-        os.stat(target / f"f{i}")
+    for path in files:
+        os.stat(path)
+    return n / (time.perf_counter() - start)
+
+
+def xattr_loop(directory: Path, n: int = 10_000) -> float:
+    """getxattrs per second of a name n small files lack, as bench_mount's."""
+    files = small_tree(directory, n)
+    start = time.perf_counter()
+    for path in files:
+        missing_xattr(path)
     return n / (time.perf_counter() - start)
 
 
@@ -170,6 +186,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "untar s": untar_stdlib,
     "small file us": small_files,
     "stats/s": stat_loop,
+    "getxattrs/s": xattr_loop,
     "rand read IOPS": rand_read,
 }
 LOOPS = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import mmap
 import os
@@ -135,6 +136,15 @@ def fio(directory: Path, name: str, rw: str, bs: str, size: str, runtime: int = 
     return {"MB/s": side["bw_bytes"] / 1e6, "IOPS": side["iops"]}
 
 
+def missing_xattr(path: Path) -> None:
+    """getxattr of a name the file lacks, as ls, cp -a and rsync -X ask."""
+    try:
+        os.getxattr(path, "user.bench")
+    except OSError as exc:
+        if exc.errno != errno.ENODATA:
+            raise
+
+
 def small_files(directory: Path, count: int) -> dict[str, float]:
     target = directory / "small"
     target.mkdir()
@@ -142,6 +152,7 @@ def small_files(directory: Path, count: int) -> dict[str, float]:
     steps: list[tuple[str, Callable[[Path], object]]] = [
         ("create", lambda p: p.write_bytes(b"x" * 100)),
         ("stat", lambda p: p.stat()),
+        ("getxattr", missing_xattr),
         ("delete", lambda p: p.unlink()),
     ]
     for label, step in steps:

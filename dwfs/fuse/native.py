@@ -26,11 +26,11 @@ from typing import Any
 
 import trio
 
-from dwfs.errors import NotFound
+from dwfs.errors import NoAttribute, NotFound
 from dwfs.fuse.errnos import errno_of
 from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.types import Plain
-from dwfs.vfs import SNAPSHOT_INODES, Attr, AttrChanges, Volume
+from dwfs.vfs import COMPUTED_XATTRS, SNAPSHOT_INODES, Attr, AttrChanges, Volume
 
 _fuse: types.ModuleType | None
 try:
@@ -102,9 +102,11 @@ class Dispatcher:
         self.keep: Callable[[int, int, Plain, int, int], bool] = lambda *span: False
         """Hands a span of a file's plaintext to the C side, which answers reads
         of it until the file changes (set by NativeSession)."""
+        self.bare: Callable[[int], bool] = lambda ino: False
+        """Tells the C side an inode has no stored xattr, so it answers getxattr
+        and listxattr of it until it changes (set by NativeSession)."""
         self._inline: dict[str, Callable[..., None]] = {
             "init": self.init,
-            "looked": self.looked,
             "forget": self.forget,
             "lookup": self.lookup,
             "getattr": self.getattr,
@@ -200,7 +202,7 @@ class Dispatcher:
     def init(self, req: Any) -> None:
         self.initialised.set()
 
-    def looked(self, req: None, inodes: list[int]) -> None:
+    def looked(self, inodes: list[int]) -> None:
         """Lookups the C side answered: the kernel took a reference to each."""
         for ino in inodes:
             self.volume.count_lookup(ino)
@@ -285,10 +287,19 @@ class Dispatcher:
         req.err(0)
 
     def getxattr(self, req: Any, ino: int, name: bytes) -> None:
-        req.xattr(self.volume.getxattr(ino, name))
+        try:
+            value = self.volume.getxattr(ino, name)
+        except NoAttribute:
+            if self.volume.bare(ino):
+                self.bare(ino)
+            raise
+        req.xattr(value)
 
     def listxattr(self, req: Any, ino: int) -> None:
-        req.xattr(b"".join(name + b"\0" for name in self.volume.listxattr(ino)))
+        names = self.volume.listxattr(ino)
+        if not names:
+            self.bare(ino)
+        req.xattr(b"".join(name + b"\0" for name in names))
 
     def removexattr(self, req: Any, ino: int, name: bytes) -> None:
         self.volume.removexattr(ino, name)
@@ -439,8 +450,10 @@ class NativeSession:
             READ_CACHE_BYTES,
             ENTRY_CACHE,
             SNAPSHOT_INODES,
+            COMPUTED_XATTRS,
         )
         self.dispatcher.keep = self._session.keep
+        self.dispatcher.bare = self._session.bare
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
         watcher.renamed = self._session.drop_name
@@ -478,6 +491,7 @@ class NativeSession:
                 while not self._session.ended:
                     wait = 0 if self.dispatcher.in_flight else WAIT_US
                     self._session.receive(RECEIVE_AT_ONCE, wait)
+                    self.dispatcher.looked(self._session.looked())
                     batch = self._session.fetch()
                     if not batch:
                         await self._park(fd)

@@ -56,9 +56,11 @@ AUTO_SYNC_EVERY = 600.0
 """A mounted pool with a remote makes the remote a complete copy (as `dwfsctl sync`
 does) at most this often, whenever the metadata changed since the last one."""
 BACKOFF_MAX = 300.0
-STATE = b"user.dwfs.state"
-LOCAL_BYTES = b"user.dwfs.local_bytes"
-PINNED = b"user.dwfs.pinned"
+COMPUTED = b"user.dwfs."
+"""What the names of the xattrs computed rather than stored begin with."""
+STATE = COMPUTED + b"state"
+LOCAL_BYTES = COMPUTED + b"local_bytes"
+PINNED = COMPUTED + b"pinned"
 NAMES = (STATE, LOCAL_BYTES, PINNED)
 EVICT_SLACK = 0.1
 """Eviction frees this share of the cache's size beyond what it must, so it does

@@ -49,7 +49,7 @@ class TreeWatcher:
 
     def __init__(self) -> None:
         self.changed: Callable[[int], None] = lambda ino: None
-        """An inode's row changed (or went)."""
+        """An inode's row or its xattrs changed (or it went)."""
         self.renamed: Callable[[int, bytes], None] = lambda parent, name: None
         """A name in a directory came, went or names another inode now."""
         self.reset: Callable[[], None] = lambda: None
@@ -376,6 +376,7 @@ class Tree:
         if name in (_acl.ACCESS, _acl.DEFAULT):
             self._acls_seen[name] = True
         self.rows.insert_xattr(ino, name, value)
+        self.watcher.changed(ino)
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         self.attr(ino)
@@ -425,6 +426,7 @@ class Tree:
         access = self._acl_of(ino, _acl.ACCESS)
         if access is not None:
             self.rows.update_xattr(ino, _acl.ACCESS, _acl.chmod(access, mode))
+            self.watcher.changed(ino)
 
     def removexattr(self, ino: int, name: bytes) -> None:
         with self.db.transaction():

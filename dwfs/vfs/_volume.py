@@ -813,6 +813,11 @@ class Volume:
             raise NotPermitted(f"{name.decode()} is read-only: dwfs keeps it")
         self.tree.setxattr(ino, name, value, flags)
 
+    def bare(self, ino: int) -> bool:
+        """Whether a live inode has no stored xattr: then only the computed names
+        (COMPUTED_XATTRS) can have a value."""
+        return not is_snapshot_ino(ino) and not self.tree.listxattr(ino)
+
     def listxattr(self, ino: int) -> list[bytes]:
         if is_snapshot_ino(ino):
             return self.snapshot_tree.xattr_names(ino)

@@ -114,8 +114,11 @@ typedef struct {
      * of inodes below cache_below only (the snapshots' are derived, not stored) */
     ec_cache *entries;
     uint64_t cache_below;
-    /* inodes whose lookups were answered here since Python last fetched: the
-     * kernel took a reference that Python must count (Session.fetch) */
+    /* xattr names Python computes rather than stores (the remote tier's): an
+     * inode without stored xattrs may still answer them */
+    char computed_xattrs[32];
+    /* inodes whose lookups were answered here since Python last asked: the
+     * kernel took a reference that Python must count (Session.looked) */
     uint64_t *looked;
     size_t n_looked, cap_looked;
     struct fuse_buf buf; /* the receive buffer */
@@ -560,10 +563,26 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     push(of(req), it);
 }
 
+/* Whether ino is known to have no stored xattr (so any name but a computed
+ * one has no value), from the entry cache. */
+static int is_bare(Session *s, fuse_ino_t ino) {
+    if (s->entries == NULL || ino >= s->cache_below) return 0;
+    pthread_mutex_lock(&s->lock);
+    int bare = ec_is_bare(s->entries, ino);
+    if (bare) s->answered_in_c++;
+    pthread_mutex_unlock(&s->lock);
+    return bare;
+}
+
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
     Session *s = of(req);
     if (s->no_capabilities && strcmp(name, "security.capability") == 0) {
         s->answered_in_c++;
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    size_t computed = strlen(s->computed_xattrs);
+    if ((computed == 0 || strncmp(name, s->computed_xattrs, computed) != 0) && is_bare(s, ino)) {
         fuse_reply_err(req, ENODATA);
         return;
     }
@@ -576,6 +595,11 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 }
 
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    if (is_bare(of(req), ino)) {
+        if (size == 0) fuse_reply_xattr(req, 0);
+        else fuse_reply_buf(req, NULL, 0);
+        return;
+    }
     item *it = new_item(req, K_LISTXATTR);
     if (!it) return;
     it->ino = ino;
@@ -712,14 +736,19 @@ static PyObject *Session_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"mountpoint", "options", "writeback", "acl", "dot_lookup",
-                            "read_cache", "entry_cache", "cache_below", NULL};
-    const char *mountpoint, *options;
-    Py_ssize_t read_cache = 0, entry_cache = 0;
+                            "read_cache", "entry_cache", "cache_below", "computed_xattrs", NULL};
+    const char *mountpoint, *options, *computed = "";
+    Py_ssize_t read_cache = 0, entry_cache = 0, computed_len = 0;
     unsigned long long cache_below = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nnK", names, &mountpoint, &options,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssppp|nnKy#", names, &mountpoint, &options,
                                      &s->writeback, &s->acl, &s->dot_lookup, &read_cache,
-                                     &entry_cache, &cache_below))
+                                     &entry_cache, &cache_below, &computed, &computed_len))
         return -1;
+    if ((size_t)computed_len >= sizeof s->computed_xattrs || strlen(computed) != (size_t)computed_len) {
+        PyErr_SetString(PyExc_ValueError, "computed_xattrs: a short prefix without NUL");
+        return -1;
+    }
+    memcpy(s->computed_xattrs, computed, (size_t)computed_len + 1);
     if (s->se != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "session already made");
         return -1;
@@ -973,21 +1002,21 @@ static PyObject *as_tuple(Session *s, item *it) {
     }
 }
 
-/* ("looked", [ino, ...]) for the lookups answered in C since the last fetch
- * (lock held), or NULL with no exception when there were none. It comes
- * before the requests fetched with it: a forget among them may be of a
- * reference one of these lookups took. */
-static PyObject *take_looked(Session *s) {
-    if (s->n_looked == 0) return NULL;
+/* The inodes of the lookups answered in C since the last call, one per
+ * lookup: Python counts them before it handles the requests received with
+ * them, since a forget among those may be of a reference one took. */
+static PyObject *Session_looked(Session *s, PyObject *noargs) {
+    (void)noargs;
+    pthread_mutex_lock(&s->lock);
     PyObject *inos = PyList_New((Py_ssize_t)s->n_looked);
-    if (inos == NULL) return NULL;
-    for (size_t i = 0; i < s->n_looked; i++) {
+    for (size_t i = 0; inos != NULL && i < s->n_looked; i++) {
         PyObject *ino = PyLong_FromUnsignedLongLong(s->looked[i]);
-        if (ino == NULL) { Py_DECREF(inos); return NULL; }
+        if (ino == NULL) { Py_CLEAR(inos); break; }
         PyList_SET_ITEM(inos, (Py_ssize_t)i, ino);
     }
-    s->n_looked = 0;
-    return Py_BuildValue("(OsN)", Py_None, "looked", inos);
+    if (inos != NULL) s->n_looked = 0;
+    pthread_mutex_unlock(&s->lock);
+    return inos;
 }
 
 static PyObject *Session_fetch(Session *s, PyObject *noargs) {
@@ -996,16 +1025,9 @@ static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
-    PyObject *looked = take_looked(s);
     pthread_mutex_unlock(&s->lock);
-    if (looked == NULL && PyErr_Occurred()) return NULL;
     PyObject *out = PyList_New(0);
-    if (out == NULL || (looked != NULL && PyList_Append(out, looked) < 0)) {
-        Py_XDECREF(looked);
-        Py_XDECREF(out);
-        return NULL;
-    }
-    Py_XDECREF(looked);
+    if (out == NULL) return NULL;
     while (it != NULL) {
         item *next = it->next;
         it->next = NULL;
@@ -1051,6 +1073,18 @@ static PyObject *Session_drop_name(Session *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Ky#", &parent, &name, &len)) return NULL;
     forget_name_in_c(s, parent, name, (size_t)len);
     Py_RETURN_NONE;
+}
+
+static PyObject *Session_bare(Session *s, PyObject *arg) {
+    unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
+    if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    int noted = 0;
+    if (s->entries != NULL && ino < s->cache_below) {
+        pthread_mutex_lock(&s->lock);
+        noted = ec_set_bare(s->entries, ino);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return PyBool_FromLong(noted);
 }
 
 static PyObject *Session_drop_all(Session *s, PyObject *noargs) {
@@ -1262,6 +1296,9 @@ static PyMethodDef Session_methods[] = {
     {"receive", (PyCFunction)Session_receive, METH_VARARGS,
      "Receive up to n requests on this thread; if none is there, wait up to\n"
      "wait_us microseconds for one (GIL released); how many."},
+    {"looked", (PyCFunction)Session_looked, METH_NOARGS,
+     "The inodes of the lookups answered in C since the last call (the kernel\n"
+     "took a reference to each)."},
     {"fetch", (PyCFunction)Session_fetch, METH_NOARGS,
      "The requests queued since the last fetch, as (Request, kind, *args) tuples."},
     {"inval_entry", (PyCFunction)Session_inval_entry, METH_VARARGS,
@@ -1275,6 +1312,9 @@ static PyMethodDef Session_methods[] = {
      "Stop answering getattr and lookups of an inode in C (its attributes changed)."},
     {"drop_name", (PyCFunction)Session_drop_name, METH_VARARGS,
      "drop_name(parent, name): stop answering lookups of that name in C."},
+    {"bare", (PyCFunction)Session_bare, METH_O,
+     "Note that an inode has no stored xattr: its getxattrs (but of computed names)\n"
+     "and listxattrs are answered in C while its attributes are cached; whether noted."},
     {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
      "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,

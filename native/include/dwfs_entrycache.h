@@ -23,16 +23,25 @@ void ec_free(ec_cache *c);
 /* Drops everything. */
 void ec_clear(ec_cache *c);
 
-/* Caches the attributes of inode st->st_ino, replacing any. 0, or -1 when out
- * of memory (then the inode has none cached). */
+/* Caches the attributes of inode st->st_ino, replacing any (and keeping what
+ * ec_set_bare said). 0, or -1 when out of memory (then the inode has none
+ * cached). */
 int ec_put_attr(ec_cache *c, const struct stat *st, double timeout);
 
 /* 1 and the attributes of ino (and how long the kernel may keep them) when
  * cached, else 0. */
 int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeout);
 
-/* Drops the attributes of ino. */
+/* Drops the attributes of ino (and what ec_set_bare said of it). */
 void ec_drop_attr(ec_cache *c, uint64_t ino);
+
+/* Notes that ino, whose attributes are cached, has no stored xattr; whether it
+ * could (0 when its attributes are not cached). Kept while its attributes are:
+ * a put of new ones keeps it, a drop ends it. */
+int ec_set_bare(ec_cache *c, uint64_t ino);
+
+/* Whether ino is noted as having no stored xattr. */
+int ec_is_bare(const ec_cache *c, uint64_t ino);
 
 /* Caches that `name` (len bytes) in directory `parent` is inode ino, replacing
  * any. 0, or -1 when out of memory (then the name has none cached). */

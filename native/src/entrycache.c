@@ -10,6 +10,7 @@ typedef struct attr_node {
     struct attr_node *next;
     struct stat st;
     double timeout;
+    int bare; /* no stored xattr */
 } attr_node;
 
 typedef struct name_node {
@@ -110,6 +111,7 @@ int ec_put_attr(ec_cache *c, const struct stat *st, double timeout) {
         attr_node *a = malloc(sizeof *a);
         if (a == NULL) return -1;
         a->next = NULL;
+        a->bare = 0;
         *at = a;
         c->n_attrs++;
     }
@@ -124,6 +126,18 @@ int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeou
     *st = (*at)->st;
     *timeout = (*at)->timeout;
     return 1;
+}
+
+int ec_set_bare(ec_cache *c, uint64_t ino) {
+    attr_node *a = *find_attr(c, ino);
+    if (a == NULL) return 0;
+    a->bare = 1;
+    return 1;
+}
+
+int ec_is_bare(const ec_cache *c, uint64_t ino) {
+    attr_node *const *at = find_attr((ec_cache *)c, ino);
+    return *at != NULL && (*at)->bare;
 }
 
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {

@@ -21,6 +21,7 @@ static const char *const NAME_OF[NAMES] = {"a", "b", "ab", "ba", "abc", "a\xff",
 
 /* The model: an inode's size (-1: not cached); a name's inode (0: not cached). */
 static long long attr_model[INODES];
+static int bare_model[INODES];
 static uint64_t name_model[DIRS][NAMES];
 
 static size_t model_attrs(void) {
@@ -38,6 +39,7 @@ static size_t model_names(void) {
 
 static void model_clear(void) {
     for (int i = 0; i < INODES; i++) attr_model[i] = -1;
+    memset(bare_model, 0, sizeof bare_model);
     memset(name_model, 0, sizeof name_model);
 }
 
@@ -48,7 +50,7 @@ int main(void) {
     model_clear();
     srand(12345);
     for (int step = 0; step < STEPS; step++) {
-        int op = rand() % 8, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
+        int op = rand() % 10, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
         const char *name = NAME_OF[k];
         size_t len = strlen(name);
         struct stat st;
@@ -66,6 +68,16 @@ int main(void) {
         case 1:
             ec_drop_attr(c, (uint64_t)ino);
             attr_model[ino] = -1;
+            bare_model[ino] = 0;
+            break;
+        case 7:
+            CHECK(ec_set_bare(c, (uint64_t)ino) == (attr_model[ino] >= 0),
+                  "step %d: set_bare of %d", step, ino);
+            if (attr_model[ino] >= 0) bare_model[ino] = 1;
+            break;
+        case 8:
+            CHECK(ec_is_bare(c, (uint64_t)ino) == bare_model[ino], "step %d: %d bare %d, model %d",
+                  step, ino, ec_is_bare(c, (uint64_t)ino), bare_model[ino]);
             break;
         case 2: case 3: {
             int got = ec_get_attr(c, (uint64_t)ino, &st, &timeout);

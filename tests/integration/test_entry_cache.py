@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import errno
 import json
 import os
 import random
@@ -105,6 +106,7 @@ class Node:
     """Wall time before the last change that moved its mtime (when not known)."""
     changed_after: int = 0
     """Wall time before the last change that moved its ctime."""
+    xattrs: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     def modified(self, before: int) -> None:
         self.mtime_ns, self.modified_after, self.changed_after = None, before, before
@@ -170,6 +172,7 @@ def change(model: Model) -> None:
             "mkdir",
             "rmdir",
             "xattr",
+            "unxattr",
             "hold",
             "release",
         ]
@@ -260,9 +263,19 @@ def change(model: Model) -> None:
             del model.paths[path]
             model.touch_parent(path, before)
     elif op == "xattr":
-        path = rng.choice(files)
-        os.setxattr(model.real(path), "user.tag", rng.randbytes(8))
+        path = rng.choice(files + dirs)
+        name, value = rng.choice(["user.tag", "user.other"]), rng.randbytes(8)
+        os.setxattr(model.real(path), name, value)
+        model.paths[path].xattrs[name] = value
         model.paths[path].changed_after = before
+    elif op == "unxattr":
+        tagged = [p for p in files + dirs if model.paths[p].xattrs]
+        if tagged:
+            path = rng.choice(tagged)
+            name = rng.choice(sorted(model.paths[path].xattrs))
+            os.removexattr(model.real(path), name)
+            del model.paths[path].xattrs[name]
+            model.paths[path].changed_after = before
     elif op == "hold" and len(model.held) < 4:
         path = rng.choice(files)
         if path not in model.held:
@@ -294,10 +307,28 @@ def check(model: Model, got: os.stat_result | Statx, path: str) -> None:
     assert ctime >= node.changed_after - SLACK_NS, f"{where}: the ctime is from before a change"
 
 
+def check_xattrs(model: Model, path: str) -> None:
+    """The xattrs a path shows, twice: the first ENODATA or empty list may tell C
+    the inode has none, which it then answers itself. The computed ones stay."""
+    real, node = model.real(path), model.paths[path]
+    for _ in range(2):
+        assert sorted(os.listxattr(real)) == sorted(node.xattrs), f"{path}: stale xattr names"
+        for name in ("user.tag", "user.other"):
+            try:
+                value = os.getxattr(real, name)
+            except OSError as exc:
+                assert exc.errno == errno.ENODATA
+                value = None
+            assert value == node.xattrs.get(name), f"{path}: stale {name}"
+    if node.kind == stat.S_IFREG:
+        assert os.getxattr(real, "user.dwfs.state") in (b"local", b"pending")
+
+
 def check_all(model: Model) -> None:
     drop_kernel_entries()
     for path in sorted(model.paths):
         check(model, os.lstat(model.real(path)), path)
+        check_xattrs(model, path)
     for path, fd in model.held.items():
         check(model, forced_stat(fd), path)
 
@@ -359,7 +390,9 @@ def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None
         model.held.clear()
         check_all(model)
         mounted.ctl("snapshot", "create", mounted.mnt, "base")
-        snapshot = {p: dataclasses.replace(n) for p, n in model.paths.items()}
+        snapshot = {
+            p: dataclasses.replace(n, xattrs=dict(n.xattrs)) for p, n in model.paths.items()
+        }
         links = {
             p: next(q for q, m in model.paths.items() if m is n) for p, n in model.paths.items()
         }
@@ -391,3 +424,40 @@ def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None
         os.umask(umask)
         for fd in model.held.values():
             os.close(fd)
+
+
+def inodes(pool: LivePool) -> int:
+    """Live inodes in the pool (statfs's file count is those plus the free ones)."""
+    st = os.statvfs(pool.mnt)
+    return st.f_files - st.f_ffree
+
+
+def test_references_lookups_in_c_took_keep_and_free_an_unlinked_file(mounted: LivePool) -> None:
+    """Each lookup answered in C is a reference the kernel holds until it forgets
+    the inode: counted too few, an unlinked file the kernel still holds (an
+    O_PATH descriptor, a working directory) would be purged under it; too many,
+    it would never be."""
+    before = inodes(mounted)
+    path = mounted.mnt / "counted"
+    data = os.urandom(200_000)
+    path.write_bytes(data)
+    first = answered_in_c(mounted)
+    for _ in range(5):
+        drop_kernel_entries()
+        assert os.stat(path).st_size == len(data)
+    # the first goes to Python (the writes dropped the file's attributes); the rest not
+    assert answered_in_c(mounted) - first >= 4, "the lookups were not answered in C"
+    fd = os.open(path, os.O_PATH)  # a reference of the kernel's, no open file of ours
+    try:
+        path.unlink()
+        drop_kernel_entries()
+        mounted.stored()
+        time.sleep(1.5)  # commits come after the write-behind
+        assert forced_stat(fd).nlink == 0, "the unlinked file went while the kernel held it"
+    finally:
+        os.close(fd)
+    drop_kernel_entries()
+    deadline = time.monotonic() + 30
+    while inodes(mounted) != before:
+        assert time.monotonic() < deadline, "the unlinked file was never purged"
+        time.sleep(0.1)
