@@ -179,17 +179,30 @@ def notify_systemd(state: str) -> None:
             log.warning("could not tell systemd %s: %s", state, exc)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _OneLine(logging.Formatter):
+    """The log's lines as a terminal shows them (a mount in the foreground):
+    without tracebacks, which stay in mount.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
 def _log_to(path: Path, foreground: bool) -> None:
     stream = open(append_private(path), "a", encoding="utf-8")  # noqa: SIM115 (logging owns it)
     handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
     if foreground:
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+        terminal = logging.StreamHandler()
+        terminal.setFormatter(_OneLine(LOG_FORMAT))
+        handlers.append(terminal)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
 
 
 def _control(volume: Volume, mountpoint: Path) -> _mounts.Handler:
@@ -246,6 +259,7 @@ def _scrub(volume: Volume, request: dict[str, Any]) -> dict[str, Any]:
 async def _serve(args: argparse.Namespace, options: set[str]) -> None:
     mountpoint = args.mountpoint.resolve()
     credential = _secrets.credential(args)
+    logging_to_file = False
     try:
         degraded = "degraded" in options
         accept_rollback = "accept_rollback" in options
@@ -265,6 +279,7 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
             volume.pool.events.hook = event_hook(args.event_hook)
             pool_dir = private_dir(state_root() / volume.pool.id)
             _log_to(pool_dir / "mount.log", args.ready_fd is None)
+            logging_to_file = True
             log.info("pool %s mounted at %s", volume.pool.id, mountpoint)
             sock = pool_dir / "control.sock"
             listener = None if metrics is None else await _metrics.bind(metrics)
@@ -288,6 +303,8 @@ async def _serve(args: argparse.Namespace, options: set[str]) -> None:
         known = find_dwfs_error(exc)
         if known is not None:
             _report(args.ready_fd, f"error {int(known.exit_code)} {known}")
+        if logging_to_file:  # the mount log, not the terminal, gets the traceback
+            log.error("the mount ended on an error: %s", known or exc, exc_info=exc)
         raise
     finally:
         credential.wipe()

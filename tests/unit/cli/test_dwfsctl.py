@@ -4,6 +4,7 @@ one-line errors and no tracebacks."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from dwfs.cli.cmd_mount import LOG_FORMAT, _OneLine
 
 PASS = "correct horse battery staple\n"
 
@@ -227,3 +230,18 @@ def test_dwfsctl_makes_no_core_dumps_and_cannot_be_traced() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.split("\n")[0] == "(0, 0) 0", result.stderr
+
+
+def test_a_mount_in_the_foreground_shows_log_lines_without_tracebacks() -> None:
+    """A traceback goes to mount.log, never to the terminal of `mount --foreground`
+    (whichever handler formats the record first)."""
+    try:
+        raise RuntimeError("deep inside")
+    except RuntimeError as exc:
+        record = logging.LogRecord(
+            "dwfs", logging.ERROR, __file__, 1, "the mount ended: %s", (exc,), sys.exc_info()
+        )
+    assert "Traceback" in logging.Formatter(LOG_FORMAT).format(record), "mount.log keeps it"
+    terminal = _OneLine(LOG_FORMAT).format(record)
+    assert terminal.endswith("the mount ended: deep inside") and "Traceback" not in terminal
+    assert "Traceback" in logging.Formatter(LOG_FORMAT).format(record)
