@@ -102,6 +102,9 @@ class Dispatcher:
         self.keep: Callable[[int, int, Plain, int, int], bool] = lambda *span: False
         """Hands a span of a file's plaintext to the C side, which answers reads
         of it until the file changes (set by NativeSession)."""
+        self.put_attr: Callable[[tuple[Any, ...]], None] = lambda attr: None
+        """Hands the C side an inode's attributes as they stand, for it to answer
+        getattr and lookups of it until they change (set by NativeSession)."""
         self.bare: Callable[[int], bool] = lambda ino: False
         """Tells the C side an inode has no stored xattr, so it answers getxattr
         and listxattr of it until it changes (set by NativeSession)."""
@@ -337,9 +340,11 @@ class Dispatcher:
         return done
 
     def release_now(self, req: Any, fh: int) -> bool:
+        ino = self.volume.inode_of(fh)
         done = self.volume.release_now(fh)
         if done:
             req.err(0)
+            self._closed(ino)
         return done
 
     def fsync_now(self, req: Any, fh: int, datasync: int) -> bool:
@@ -375,8 +380,22 @@ class Dispatcher:
         req.err(0)
 
     async def release(self, req: Any, fh: int) -> None:
+        ino = self.volume.inode_of(fh)
         await self.volume.release(fh)
         req.err(0)
+        self._closed(ino)
+
+    def _closed(self, ino: int | None) -> None:
+        """After a release's reply (which dropped the file's attributes in C):
+        the attributes as they stand now, for C to answer the stats that follow a
+        write and close (ls -l, make, an untar's own checks) itself."""
+        if ino is None:
+            return
+        try:
+            attr = self.volume.attr(ino)
+        except NotFound:
+            return
+        self.put_attr(attr_tuple(attr))
 
     async def fsync(self, req: Any, fh: int, datasync: int) -> None:
         await self.volume.fsync(fh)
@@ -454,6 +473,7 @@ class NativeSession:
         )
         self.dispatcher.keep = self._session.keep
         self.dispatcher.bare = self._session.bare
+        self.dispatcher.put_attr = self._session.put_attr
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
         watcher.renamed = self._session.drop_name

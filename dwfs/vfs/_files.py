@@ -354,10 +354,13 @@ class FileData:
 
     def _record_size(self, ino: int, state: FileState) -> None:
         """Put the file's size and mtime in its row. Its ctime moves up to the
-        mtime, never back: a change after the write (a chmod) made it later."""
+        mtime, never back: a change after the write (a chmod) made it later.
+        What a stat shows does not change (Volume.attr answers an open or
+        unstored file's size and times from its state, and its ctime as the later
+        of the row's and the mtime), so the tree's watcher is not told."""
         mtime = state.mtime_ns
         ctime = max(mtime, self.tree.attr(ino).ctime_ns)
-        self.tree.set_fields(ino, size=state.size, mtime=mtime, ctime=ctime)
+        self.tree.record_fields(ino, size=state.size, mtime=mtime, ctime=ctime)
 
     # -- the intent log -----------------------------------------------------------
 

@@ -142,10 +142,17 @@ class Tree:
     def set_fields(self, ino: int, **fields: int | bytes | None) -> None:
         """Assign columns of one inode row; a cached row takes the same values, so
         the getattr that follows (a setattr's reply, say) reads no row again."""
+        self.record_fields(ino, **fields)
+        self.watcher.changed(ino)
+
+    def record_fields(self, ino: int, **fields: int | bytes | None) -> None:
+        """set_fields() of values a stat of the inode already shows, so the
+        watcher is not told: the write-behind recording a file's size and times
+        from the file's state in memory, which attributes are answered from
+        meanwhile."""
         row = self._rows.pop(ino, None)
         self.rows.set_inode(ino, fields)
         self._write_through(ino, row, fields)
-        self.watcher.changed(ino)
 
     def _add_links(self, ino: int, delta: int) -> None:
         row = self._rows.pop(ino, None)

@@ -381,6 +381,11 @@ class Volume:
         self._files[attr.ino].new = True
         return fh, attr
 
+    def inode_of(self, fh: int) -> int | None:
+        """The inode an open handle is of (None: no such handle)."""
+        handle = self._handles.get(fh)
+        return None if handle is None else handle.ino
+
     def _handle(self, fh: int) -> Handle:
         try:
             return self._handles[fh]

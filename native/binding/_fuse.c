@@ -1087,6 +1087,22 @@ static PyObject *Session_bare(Session *s, PyObject *arg) {
     return PyBool_FromLong(noted);
 }
 
+static int parse_attr(PyObject *t, struct stat *st, double *timeout);
+
+/* Session.put_attr(attr): getattr and lookups of the inode may be answered from
+ * these attributes (Python's, as of now) until something drops them. */
+static PyObject *Session_put_attr(Session *s, PyObject *arg) {
+    struct stat st;
+    double timeout;
+    if (parse_attr(arg, &st, &timeout) < 0) return NULL;
+    if (s->entries != NULL && (uint64_t)st.st_ino != 0 && (uint64_t)st.st_ino < s->cache_below) {
+        pthread_mutex_lock(&s->lock);
+        ec_put_attr(s->entries, &st, timeout);
+        pthread_mutex_unlock(&s->lock);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Session_drop_all(Session *s, PyObject *noargs) {
     (void)noargs;
     if (s->entries != NULL) {
@@ -1315,6 +1331,9 @@ static PyMethodDef Session_methods[] = {
     {"bare", (PyCFunction)Session_bare, METH_O,
      "Note that an inode has no stored xattr: its getxattrs (but of computed names)\n"
      "and listxattrs are answered in C while its attributes are cached; whether noted."},
+    {"put_attr", (PyCFunction)Session_put_attr, METH_O,
+     "Answer getattr and lookups of an inode from these attributes (as now) until\n"
+     "something drops them."},
     {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
      "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,
