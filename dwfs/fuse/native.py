@@ -476,6 +476,8 @@ class NativeSession:
         self.dispatcher.put_attr = self._session.put_attr
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
+        watcher.xattrs_changed = self._session.drop_xattrs
+        watcher.born_bare = self._session.bare
         watcher.renamed = self._session.drop_name
         watcher.reset = self._session.drop_all
         volume.front_end = self.figures

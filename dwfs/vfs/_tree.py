@@ -49,7 +49,11 @@ class TreeWatcher:
 
     def __init__(self) -> None:
         self.changed: Callable[[int], None] = lambda ino: None
-        """An inode's row or its xattrs changed (or it went)."""
+        """An inode's row changed (or it went)."""
+        self.xattrs_changed: Callable[[int], None] = lambda ino: None
+        """An inode's xattrs changed (its row may have too)."""
+        self.born_bare: Callable[[int], object] = lambda ino: None
+        """A new inode has no xattr (none inherited), until xattrs_changed."""
         self.renamed: Callable[[int, bytes], None] = lambda parent, name: None
         """A name in a directory came, went or names another inode now."""
         self.reset: Callable[[], None] = lambda: None
@@ -226,9 +230,13 @@ class Tree:
             self._rows[ino] = row
             self._add_entry(parent, name, ino)  # Exists when the name is taken
             self._touch_dir(parent, 1 if is_dir else 0)
+            inherited = False
             for key, value in acls.items():
                 if value is not None:
                     self._insert_xattr(ino, key, value)
+                    inherited = True
+            if not inherited:
+                self.watcher.born_bare(ino)
             return self.attr(ino)
 
     def link(self, ino: int, parent: int, name: bytes) -> Attr:
@@ -383,7 +391,7 @@ class Tree:
         if name in (_acl.ACCESS, _acl.DEFAULT):
             self._acls_seen[name] = True
         self.rows.insert_xattr(ino, name, value)
-        self.watcher.changed(ino)
+        self.watcher.xattrs_changed(ino)
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         self.attr(ino)
@@ -411,6 +419,7 @@ class Tree:
             if flags & XATTR_REPLACE and not exists:
                 raise NoAttribute("no such attribute")
             self.rows.delete_xattr(ino, name)
+            self.watcher.xattrs_changed(ino)
             keep = True
             if name in (_acl.ACCESS, _acl.DEFAULT):
                 try:
@@ -433,13 +442,14 @@ class Tree:
         access = self._acl_of(ino, _acl.ACCESS)
         if access is not None:
             self.rows.update_xattr(ino, _acl.ACCESS, _acl.chmod(access, mode))
-            self.watcher.changed(ino)
+            self.watcher.xattrs_changed(ino)
 
     def removexattr(self, ino: int, name: bytes) -> None:
         with self.db.transaction():
             self.attr(ino)
             if not self.rows.delete_xattr(ino, name):
                 raise NoAttribute("no such attribute")
+            self.watcher.xattrs_changed(ino)
             self.set_fields(ino, ctime=now_ns())
 
     # -- removal ------------------------------------------------------------------

@@ -192,6 +192,9 @@ static void drop_entries(Session *s, const item *it) {
     case K_COPY_FILE_RANGE:
         ec_drop_attr(c, it->ino2);
         break;
+    case K_SETXATTR: case K_REMOVEXATTR:
+        ec_drop_bare(c, it->ino);
+        break;
     default:
         break;
     }
@@ -1052,17 +1055,18 @@ static void forget_name_in_c(Session *s, uint64_t parent, const char *name, size
     pthread_mutex_unlock(&s->lock);
 }
 
-static void forget_attr_in_c(Session *s, uint64_t ino) {
+static void forget_attr_in_c(Session *s, uint64_t ino, int xattrs) {
     if (s->entries == NULL) return;
     pthread_mutex_lock(&s->lock);
     ec_drop_attr(s->entries, ino);
+    if (xattrs) ec_drop_bare(s->entries, ino);
     pthread_mutex_unlock(&s->lock);
 }
 
 static PyObject *Session_drop_attr(Session *s, PyObject *arg) {
     unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
     if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-    forget_attr_in_c(s, ino);
+    forget_attr_in_c(s, ino, 0);
     Py_RETURN_NONE;
 }
 
@@ -1081,10 +1085,22 @@ static PyObject *Session_bare(Session *s, PyObject *arg) {
     int noted = 0;
     if (s->entries != NULL && ino < s->cache_below) {
         pthread_mutex_lock(&s->lock);
-        noted = ec_set_bare(s->entries, ino);
+        noted = ec_set_bare(s->entries, ino) == 0;
         pthread_mutex_unlock(&s->lock);
     }
     return PyBool_FromLong(noted);
+}
+
+static PyObject *Session_drop_xattrs(Session *s, PyObject *arg) {
+    unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
+    if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (s->entries != NULL) {
+        pthread_mutex_lock(&s->lock);
+        ec_drop_bare(s->entries, ino);
+        ec_drop_attr(s->entries, ino);
+        pthread_mutex_unlock(&s->lock);
+    }
+    Py_RETURN_NONE;
 }
 
 static int parse_attr(PyObject *t, struct stat *st, double *timeout);
@@ -1162,7 +1178,7 @@ static PyObject *Session_keep(Session *s, PyObject *args) {
 static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
     unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
     if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-    forget_attr_in_c(s, ino);
+    forget_attr_in_c(s, ino, 1);
     if (s->se == NULL || !s->started) Py_RETURN_NONE;
     Py_BEGIN_ALLOW_THREADS
     fuse_lowlevel_notify_inval_inode(s->se, ino, -1, 0);
@@ -1330,7 +1346,9 @@ static PyMethodDef Session_methods[] = {
      "drop_name(parent, name): stop answering lookups of that name in C."},
     {"bare", (PyCFunction)Session_bare, METH_O,
      "Note that an inode has no stored xattr: its getxattrs (but of computed names)\n"
-     "and listxattrs are answered in C while its attributes are cached; whether noted."},
+     "and listxattrs are answered in C until its xattrs change; whether noted."},
+    {"drop_xattrs", (PyCFunction)Session_drop_xattrs, METH_O,
+     "An inode's xattrs changed: drop its attributes, and that it had none."},
     {"put_attr", (PyCFunction)Session_put_attr, METH_O,
      "Answer getattr and lookups of an inode from these attributes (as now) until\n"
      "something drops them."},

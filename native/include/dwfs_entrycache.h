@@ -16,32 +16,34 @@
 
 typedef struct ec_cache ec_cache;
 
-/* A cache of at most `max` attributes and at most `max` names (max >= 1). */
+/* A cache of at most `max` attributes, `max` names and `max` inodes noted as
+ * having no xattr (max >= 1). */
 ec_cache *ec_new(size_t max);
 void ec_free(ec_cache *c);
 
 /* Drops everything. */
 void ec_clear(ec_cache *c);
 
-/* Caches the attributes of inode st->st_ino, replacing any (and keeping what
- * ec_set_bare said). 0, or -1 when out of memory (then the inode has none
- * cached). */
+/* Caches the attributes of inode st->st_ino, replacing any. 0, or -1 when out
+ * of memory (then the inode has none cached). */
 int ec_put_attr(ec_cache *c, const struct stat *st, double timeout);
 
 /* 1 and the attributes of ino (and how long the kernel may keep them) when
  * cached, else 0. */
 int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeout);
 
-/* Drops the attributes of ino (and what ec_set_bare said of it). */
+/* Drops the attributes of ino. */
 void ec_drop_attr(ec_cache *c, uint64_t ino);
 
-/* Notes that ino, whose attributes are cached, has no stored xattr; whether it
- * could (0 when its attributes are not cached). Kept while its attributes are:
- * a put of new ones keeps it, a drop ends it. */
+/* Notes that ino has no stored xattr, until ec_drop_bare (its attributes may
+ * come and go meanwhile). 0, or -1 when out of memory (then it is not noted). */
 int ec_set_bare(ec_cache *c, uint64_t ino);
 
 /* Whether ino is noted as having no stored xattr. */
 int ec_is_bare(const ec_cache *c, uint64_t ino);
+
+/* Ends what ec_set_bare noted of ino. */
+void ec_drop_bare(ec_cache *c, uint64_t ino);
 
 /* Caches that `name` (len bytes) in directory `parent` is inode ino, replacing
  * any. 0, or -1 when out of memory (then the name has none cached). */
@@ -55,8 +57,9 @@ uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_
 /* Drops a name; the inode it was, or 0 when it was not cached. */
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len);
 
-/* Attributes and names cached now. */
+/* Attributes, names and inodes without xattrs cached now. */
 size_t ec_attrs(const ec_cache *c);
 size_t ec_names(const ec_cache *c);
+size_t ec_bare(const ec_cache *c);
 
 #endif

@@ -1,6 +1,6 @@
-/* The entry cache (dwfs_entrycache.h): two chained hash tables, one of
- * attributes by inode and one of names by (directory, name), each with as
- * many buckets as it may hold entries. */
+/* The entry cache (dwfs_entrycache.h): three chained hash tables, of
+ * attributes by inode, of names by (directory, name) and of inodes without
+ * xattrs, each with as many buckets as it may hold entries. */
 #include "dwfs_entrycache.h"
 
 #include <stdlib.h>
@@ -10,8 +10,12 @@ typedef struct attr_node {
     struct attr_node *next;
     struct stat st;
     double timeout;
-    int bare; /* no stored xattr */
 } attr_node;
+
+typedef struct bare_node {
+    struct bare_node *next;
+    uint64_t ino;
+} bare_node;
 
 typedef struct name_node {
     struct name_node *next;
@@ -24,7 +28,8 @@ typedef struct name_node {
 struct ec_cache {
     attr_node **attrs;
     name_node **names;
-    size_t max, mask, n_attrs, n_names;
+    bare_node **bares;
+    size_t max, mask, n_attrs, n_names, n_bare;
 };
 
 static uint64_t mix(uint64_t h) {
@@ -50,9 +55,11 @@ ec_cache *ec_new(size_t max) {
     if (c == NULL) return NULL;
     c->attrs = calloc(buckets, sizeof *c->attrs);
     c->names = calloc(buckets, sizeof *c->names);
-    if (c->attrs == NULL || c->names == NULL) {
+    c->bares = calloc(buckets, sizeof *c->bares);
+    if (c->attrs == NULL || c->names == NULL || c->bares == NULL) {
         free(c->attrs);
         free(c->names);
+        free(c->bares);
         free(c);
         return NULL;
     }
@@ -65,10 +72,12 @@ void ec_clear(ec_cache *c) {
     for (size_t b = 0; b <= c->mask; b++) {
         for (attr_node *a = c->attrs[b], *next; a; a = next) { next = a->next; free(a); }
         for (name_node *n = c->names[b], *next; n; n = next) { next = n->next; free(n); }
+        for (bare_node *n = c->bares[b], *next; n; n = next) { next = n->next; free(n); }
         c->attrs[b] = NULL;
         c->names[b] = NULL;
+        c->bares[b] = NULL;
     }
-    c->n_attrs = c->n_names = 0;
+    c->n_attrs = c->n_names = c->n_bare = 0;
 }
 
 void ec_free(ec_cache *c) {
@@ -76,6 +85,7 @@ void ec_free(ec_cache *c) {
     ec_clear(c);
     free(c->attrs);
     free(c->names);
+    free(c->bares);
     free(c);
 }
 
@@ -111,7 +121,6 @@ int ec_put_attr(ec_cache *c, const struct stat *st, double timeout) {
         attr_node *a = malloc(sizeof *a);
         if (a == NULL) return -1;
         a->next = NULL;
-        a->bare = 0;
         *at = a;
         c->n_attrs++;
     }
@@ -128,16 +137,34 @@ int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeou
     return 1;
 }
 
-int ec_set_bare(ec_cache *c, uint64_t ino) {
-    attr_node *a = *find_attr(c, ino);
-    if (a == NULL) return 0;
-    a->bare = 1;
-    return 1;
+static bare_node **find_bare(ec_cache *c, uint64_t ino) {
+    bare_node **at = &c->bares[attr_bucket(c, ino)];
+    while (*at && (*at)->ino != ino) at = &(*at)->next;
+    return at;
 }
 
-int ec_is_bare(const ec_cache *c, uint64_t ino) {
-    attr_node *const *at = find_attr((ec_cache *)c, ino);
-    return *at != NULL && (*at)->bare;
+int ec_set_bare(ec_cache *c, uint64_t ino) {
+    if (*find_bare(c, ino) != NULL) return 0;
+    if (c->n_bare >= c->max) ec_clear(c);
+    bare_node *n = malloc(sizeof *n);
+    if (n == NULL) return -1;
+    n->ino = ino;
+    bare_node **head = &c->bares[attr_bucket(c, ino)];
+    n->next = *head;
+    *head = n;
+    c->n_bare++;
+    return 0;
+}
+
+int ec_is_bare(const ec_cache *c, uint64_t ino) { return *find_bare((ec_cache *)c, ino) != NULL; }
+
+void ec_drop_bare(ec_cache *c, uint64_t ino) {
+    bare_node **at = find_bare(c, ino);
+    bare_node *n = *at;
+    if (n == NULL) return;
+    *at = n->next;
+    free(n);
+    c->n_bare--;
 }
 
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {
@@ -179,3 +206,4 @@ uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_
 
 size_t ec_attrs(const ec_cache *c) { return c->n_attrs; }
 size_t ec_names(const ec_cache *c) { return c->n_names; }
+size_t ec_bare(const ec_cache *c) { return c->n_bare; }

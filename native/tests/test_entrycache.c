@@ -30,6 +30,12 @@ static size_t model_attrs(void) {
     return n;
 }
 
+static size_t model_bare(void) {
+    size_t n = 0;
+    for (int i = 0; i < INODES; i++) n += bare_model[i];
+    return n;
+}
+
 static size_t model_names(void) {
     size_t n = 0;
     for (int d = 0; d < DIRS; d++)
@@ -68,12 +74,16 @@ int main(void) {
         case 1:
             ec_drop_attr(c, (uint64_t)ino);
             attr_model[ino] = -1;
-            bare_model[ino] = 0;
             break;
         case 7:
-            CHECK(ec_set_bare(c, (uint64_t)ino) == (attr_model[ino] >= 0),
-                  "step %d: set_bare of %d", step, ino);
-            if (attr_model[ino] >= 0) bare_model[ino] = 1;
+            if (rand() % 3 == 0) {
+                ec_drop_bare(c, (uint64_t)ino);
+                bare_model[ino] = 0;
+                break;
+            }
+            if (!bare_model[ino] && model_bare() >= MAX) model_clear();
+            CHECK(ec_set_bare(c, (uint64_t)ino) == 0, "step %d: set_bare of %d", step, ino);
+            bare_model[ino] = 1;
             break;
         case 8:
             CHECK(ec_is_bare(c, (uint64_t)ino) == bare_model[ino], "step %d: %d bare %d, model %d",
@@ -125,9 +135,10 @@ int main(void) {
                 model_clear();
             }
         }
-        CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names(),
-              "step %d: counts %zu/%zu, model %zu/%zu", step, ec_attrs(c), ec_names(c),
-              model_attrs(), model_names());
+        CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names() &&
+                  ec_bare(c) == model_bare(),
+              "step %d: counts %zu/%zu/%zu, model %zu/%zu/%zu", step, ec_attrs(c), ec_names(c),
+              ec_bare(c), model_attrs(), model_names(), model_bare());
         if (failures > 10) break;
     }
     ec_free(c);
