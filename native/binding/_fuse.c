@@ -1094,12 +1094,7 @@ static PyObject *Session_bare(Session *s, PyObject *arg) {
 static PyObject *Session_drop_xattrs(Session *s, PyObject *arg) {
     unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
     if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-    if (s->entries != NULL) {
-        pthread_mutex_lock(&s->lock);
-        ec_drop_bare(s->entries, ino);
-        ec_drop_attr(s->entries, ino);
-        pthread_mutex_unlock(&s->lock);
-    }
+    forget_attr_in_c(s, ino, 1);
     Py_RETURN_NONE;
 }
 
