@@ -110,6 +110,10 @@ class ChunkStore(Protocol):
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""
 
+    async def loaded(self, cid: ChunkId) -> Plain | None:
+        """A chunk's plaintext once a load of it under way is done, without
+        starting one: None when it is neither cached nor loading, or its load failed."""
+
     async def prefetch(self, cids: list[ChunkId]) -> None:
         """Load chunks into the cache ahead of need."""
 

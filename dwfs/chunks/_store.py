@@ -461,6 +461,16 @@ class BlockStore:
         """Whether a get() of cid would find it cached or join a load under way."""
         return cid in self._loading or self.cache.contains(cid)
 
+    async def loaded(self, cid: ChunkId) -> Plain | None:
+        """A chunk's plaintext once a load of it under way is done, without
+        starting one: None when it is neither cached nor loading, or its load failed."""
+        while (data := self.cache.get(cid, count=False)) is None:
+            loading = self._loading.get(cid)
+            if loading is None:
+                return None
+            await loading.wait()
+        return data
+
     async def read(self, refs: list[ChunkRef]) -> bytes:
         """The concatenated plaintext of refs, fetched concurrently."""
         parts: list[Plain] = [b""] * len(refs)

@@ -105,6 +105,9 @@ class Dispatcher:
         self.put_attr: Callable[[tuple[Any, ...]], None] = lambda attr: None
         """Hands the C side an inode's attributes as they stand, for it to answer
         getattr and lookups of it until they change (set by NativeSession)."""
+        self.settle: Callable[[], None] = lambda: None
+        """Answers the reads waiting in C that spans just kept complete (set by
+        NativeSession)."""
         self.bare: Callable[[int], bool] = lambda ino: False
         """Tells the C side an inode has no stored xattr, so it answers getxattr
         and listxattr of it until it changes (set by NativeSession)."""
@@ -156,6 +159,9 @@ class Dispatcher:
 
     def handle(self, request: tuple[Any, ...]) -> None:
         req, kind, *args = request
+        if kind == "read_seen":  # not a request: a read C answered from bytes read ahead
+            self.volume.note_read(*args)
+            return
         began = time.perf_counter()
         inline = self._inline.get(kind)
         if inline is not None:
@@ -371,6 +377,7 @@ class Dispatcher:
         req.data(await self.volume.read_pieces(fh, off, size))
         for at, data, start, length in self.volume.stable_extents(fh, off, off + size):
             self.keep(ino, at, data, start, length)
+        self.settle()
 
     async def write(self, req: Any, fh: int, off: int, data: memoryview) -> None:
         req.written(await self.volume.write(fh, off, data))  # type: ignore[arg-type]
@@ -472,6 +479,7 @@ class NativeSession:
             COMPUTED_XATTRS,
         )
         self.dispatcher.keep = self._session.keep
+        self.dispatcher.settle = lambda: self._came(0, []) if self._session.waiting else None
         self.dispatcher.bare = self._session.bare
         self.dispatcher.put_attr = self._session.put_attr
         watcher = volume.tree_watcher
@@ -480,6 +488,8 @@ class NativeSession:
         watcher.born_bare = self._session.bare
         watcher.renamed = self._session.drop_name
         watcher.reset = self._session.drop_all
+        volume.ahead_watcher.coming = self._session.promise
+        volume.ahead_watcher.came = self._came
         volume.front_end = self.figures
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode
@@ -487,12 +497,19 @@ class NativeSession:
         volume.capability_set = lambda: self._session.set_no_capabilities(False)
         self._reading = trio.CancelScope()
 
+    def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
+        """Read-ahead is in: the reads waiting in C for it are answered, or handed
+        to Python, which the serve loop must not sleep through."""
+        if self._session.fulfil(ino, spans) and self.dispatcher.parked is not None:
+            self.dispatcher.parked.cancel()
+
     def figures(self) -> dict[str, Any]:
         """What the C side answered without Python, for status."""
         return {
             "name": "native",
             "answered_in_c": self._session.answered_in_c,
-            "reads_in_c": self._session.reads_in_c,
+            "reads_in_c": self._session.reads_in_c + self._session.reads_waited,
+            "reads_waited": self._session.reads_waited,
             "rejected": self._session.rejected,
             "kernel": self._session.kernel,
         }
@@ -511,7 +528,8 @@ class NativeSession:
                 fd = self._session.fuse_fd
                 streak, since = 0, time.monotonic()
                 while not self._session.ended:
-                    wait = 0 if self.dispatcher.in_flight else WAIT_US
+                    busy = self.dispatcher.in_flight or self._session.waiting
+                    wait = 0 if busy else WAIT_US
                     self._session.receive(RECEIVE_AT_ONCE, wait)
                     self.dispatcher.looked(self._session.looked())
                     batch = self._session.fetch()

@@ -272,16 +272,6 @@ class TreeRows:
         )
         return [(int(o), int(n), bytes(c), int(co)) for o, n, c, co in rows]
 
-    def chunks_from(self, ino: int, start: int, end: int, view: View = LIVE) -> list[bytes]:
-        """The chunks of the extents that start in [start, end), in order."""
-        rows = self._all(
-            "SELECT chunk FROM extents WHERE {seen} AND ino = ? AND off >= ? AND off < ? "
-            "ORDER BY off",
-            (ino, start, end),
-            view,
-        )
-        return [bytes(r[0]) for r in rows]
-
     def has_extents(self, ino: int, view: View = LIVE) -> bool:
         return self._one("SELECT 1 FROM extents WHERE {seen} AND ino = ?", (ino,), view) is not None
 

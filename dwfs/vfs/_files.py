@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import trio
 
@@ -121,6 +121,24 @@ class FileState:
                 self.unlogged = None
 
 
+class AheadWatcher:
+    """Who is told of read-ahead into live files without unstored writes, for a
+    front end that answers the reads of it itself: does nothing until one sets it."""
+
+    def __init__(self) -> None:
+        self.coming: Callable[[int, list[tuple[int, int]]], None] = lambda ino, ranges: None
+        """A batch of read-ahead is loading the chunks of these (offset, length)
+        ranges of a file's bytes."""
+        self.came: Callable[[int, list[tuple[int, Plain | None, int, int]]], None] = (
+            lambda ino, spans: None
+        )
+        """The batch is done, whatever happened to it: for each range it was told
+        of, (offset, plaintext, offset in it, length), the plaintext None when its
+        chunk did not load. Called once for every `coming`. The bytes are the
+        file's as they were at `coming`: a front end must not use them if a
+        request changed the file since."""
+
+
 class FileData:
     def __init__(self, tree: Tree, store: ChunkStore) -> None:
         self.tree = tree
@@ -131,6 +149,7 @@ class FileData:
         """Flushes under way: garbage collection waits until there are none."""
         self.background: trio.Nursery | None = None
         """Where read-ahead runs; set while the volume is open."""
+        self.ahead = AheadWatcher()
 
     def extents(self, ino: int, start: int, end: int, view: View = LIVE) -> list[Extent]:
         rows = self.rows.extents(ino, start, end, view)
@@ -179,15 +198,18 @@ class FileData:
         end = min(off + length, size)
         if off >= end:
             return []
+        noted = False
         while True:
             stored = state.stored if state else 0
             flushing = state.flushing if state else None
             extents = self._read_extents(ino, state, off, end, view)
             pieces = _clipped(extents, off, end)
+            if not noted:  # before waiting: the reads behind this one need read-ahead now
+                self.note_read(ino, state, off, end)
+                noted = True
             views = await self._gather(pieces)
             if state is None or state.stored == stored:
                 break
-        self._note_read(ino, state, off, end)
         clean = state is None or not (flushing or state.flushing or state.dirty)
         if clean and _covers(pieces, off, end):
             return list(views)
@@ -244,7 +266,9 @@ class FileData:
         window = state.window = ExtentWindow.of(self.extents(ino, start, hi), start, hi)
         return window.overlapping(start, end)
 
-    def _note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
+    def note_read(self, ino: int, state: FileState | None, off: int, end: int) -> None:
+        """A read of [off, end) of the file, answered here or by the front end
+        itself: sequential readers get read-ahead."""
         if state is not None:
             if _sequential(state, off):
                 self._read_ahead(ino, state, end)
@@ -271,10 +295,10 @@ class FileData:
         if self.background is None:
             return
         window, reach = state.window, end + state.ahead
-        if window is not None and window.covers(end, reach):
-            ahead = [e.chunk for e in window.starting_in(end, reach)]
-        else:
-            ahead = [ChunkId(chunk) for chunk in self.rows.chunks_from(ino, end, reach)]
+        if window is None or not window.covers(end, reach):
+            hi = max(reach, end + EXTENT_WINDOW)
+            window = state.window = ExtentWindow.of(self.extents(ino, end, hi), end, hi)
+        ahead = [e.chunk for e in window.starting_in(end, reach)]
         wanted = [c for c in ahead if not self.store.has_or_loading(c)]
         far = [c for c in ahead if not self.store.is_local(c)]
         remote = [c for c in wanted if not self.store.is_local(c)]
@@ -285,8 +309,57 @@ class FileData:
             self.background.start_soon(self.store.prefetch, remote)
             state.ahead = min(state.ahead * 2, REMOTE_AHEAD_MAX)
         wanted = [c for c in wanted if self.store.is_local(c)]
-        for i in range(0, len(wanted), READ_AHEAD_BATCH):
-            self.background.start_soon(self.store.prefetch, wanted[i : i + READ_AHEAD_BATCH])
+        step = READ_AHEAD_BATCH
+        batches = [wanted[i : i + step] for i in range(0, len(wanted), step)]
+        promised = self._promise(ino, state, window.overlapping(end, reach), batches)
+        for batch, told in zip(batches, promised, strict=True):
+            self.background.start_soon(self._load_ahead, ino, batch, told)
+
+    def _promise(
+        self, ino: int, state: FileState, extents: list[Extent], batches: list[list[ChunkId]]
+    ) -> list[list[Extent]]:
+        """Tell the watcher of the bytes read-ahead brings, if the file has no
+        unstored write (its stored bytes are its bytes): for each batch, the
+        extents (cut at the file's size) of its chunks, and with the first, those
+        of chunks another read is loading; the extents whose chunks are cached
+        already come at once. The extent a read ends in is among them, so the
+        next read, which starts in it, finds all its bytes told of."""
+        told: list[list[Extent]] = [[] for _ in batches]
+        if state.dirty or state.flushing:
+            return told
+        batch_of = {chunk: i for i, batch in enumerate(batches) for chunk in batch}
+        cached: list[tuple[Extent, Plain]] = []
+        for e in extents:
+            piece = clip(e, e.off, state.size)
+            if piece is None:
+                continue
+            i = batch_of.get(e.chunk)
+            if i is not None:
+                told[i].append(piece)
+            elif (data := self.store.cached(e.chunk, count=False)) is not None:
+                cached.append((piece, data))
+            elif told:
+                told[0].append(piece)
+        for pieces in told:
+            if pieces:
+                self.ahead.coming(ino, [(e.off, e.len) for e in pieces])
+        if cached:
+            self.ahead.coming(ino, [(e.off, e.len) for e, _ in cached])
+            self.ahead.came(ino, [(e.off, data, e.chunk_off, e.len) for e, data in cached])
+        return told
+
+    async def _load_ahead(self, ino: int, batch: list[ChunkId], promised: list[Extent]) -> None:
+        """Load a batch of read-ahead; then hand the watcher the bytes it was told
+        of, once their chunks are in (some another read or batch was loading)."""
+        spans: list[tuple[int, Plain | None, int, int]] = []
+        try:
+            await self.store.prefetch(batch)
+            for e in promised:
+                spans.append((e.off, await self.store.loaded(e.chunk), e.chunk_off, e.len))
+        finally:
+            if promised:
+                spans += [(e.off, None, e.chunk_off, e.len) for e in promised[len(spans) :]]
+                self.ahead.came(ino, spans)
 
     async def flush(self, ino: int, state: FileState) -> None:
         """Store the unstored writes of one file (not yet durable: commit does that)."""

@@ -122,6 +122,10 @@ class Volume:
         keeps its own copy of names and attributes (the native front end answers
         lookups in C). Only inodes below SNAPSHOT_INODES are stored: the snapshots'
         attributes derive from the live root's, so no such copy may keep them."""
+        self.ahead_watcher = self.data.ahead
+        """Told of read-ahead into live files; its hooks are set by an adapter that
+        answers the reads of those bytes itself, waiting for them if they are
+        still loading (the native front end's reads waiting in C)."""
         self._lookups: dict[int, int] = {}
         self._forgotten: set[int] = set()
         self._files: dict[int, FileState] = {}
@@ -419,6 +423,16 @@ class Volume:
         if handle.state is None or is_snapshot_ino(handle.ino):
             return []
         return self.data.stable_extents(handle.ino, handle.state, start, end)
+
+    def note_read(self, fh: int, off: int, length: int) -> None:
+        """A read the adapter answered itself (from bytes read ahead): a
+        sequential reader's read-ahead goes on from it."""
+        handle = self._handles.get(fh)
+        if handle is None or handle.state is None or is_snapshot_ino(handle.ino):
+            return
+        end = min(off + length, handle.state.size)
+        if off < end:
+            self.data.note_read(handle.ino, handle.state, off, end)
 
     async def write(self, fh: int, off: int, data: bytes) -> int:
         taken = self.write_now(fh, off, data)

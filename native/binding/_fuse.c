@@ -21,7 +21,15 @@
  * fallocate, copy_file_range into it, an open with O_TRUNC) and again when
  * that request is answered, so no span kept before the change outlives its
  * reply; and when the kernel forgets the inode. Inode numbers are never
- * reused, and nothing else changes a live file's bytes (docs/design.md). */
+ * reused, and nothing else changes a live file's bytes (docs/design.md).
+ *
+ * Read-ahead promises spans (Session.promise) before it loads their chunks.
+ * A read of bytes promised or cached waits here, not in Python: when the
+ * chunks are in, Python fills the promises (Session.fulfil, which takes only
+ * a promise that still stands, so a change of the file since makes it refuse)
+ * and the waiting reads are answered from them, or handed to Python when what
+ * they wait for is no longer promised. The first read of bytes read ahead is
+ * told to Python (a read_seen item) so its read-ahead keeps going. */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -55,7 +63,7 @@ enum kind {
     K_MKDIR, K_UNLINK, K_RMDIR, K_SYMLINK, K_RENAME, K_LINK, K_OPEN, K_READ,
     K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
     K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
-    K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_COUNT
+    K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_READ_SEEN, K_COUNT
 };
 
 static const char *const KIND_NAMES[K_COUNT] = {
@@ -63,7 +71,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
     "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read",
     "write", "flush", "release", "fsync", "opendir", "readdirplus",
     "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
-    "removexattr", "create", "fallocate", "lseek", "copy_file_range",
+    "removexattr", "create", "fallocate", "lseek", "copy_file_range", "read_seen",
 };
 
 /* One request as the kernel sent it, owned by the queue until Python takes it. */
@@ -106,10 +114,12 @@ typedef struct {
      * clears it before any is set): its getxattr, which the kernel asks before
      * every write, is answered ENODATA here without reaching Python. */
     int no_capabilities;
-    unsigned long long answered_in_c, reads_in_c, rejected;
+    unsigned long long answered_in_c, reads_in_c, reads_waited, rejected;
     /* what INIT settled with the kernel, for status */
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
+    item *waiting; /* reads waiting for promised spans (linked by next) */
+    size_t n_waiting;
     /* attributes and names lookup and getattr are answered from (NULL: none),
      * of inodes below cache_below only (the snapshots' are derived, not stored) */
     ec_cache *entries;
@@ -176,7 +186,7 @@ static void drop_entries(Session *s, const item *it) {
     switch (it->kind) {
     case K_INIT: case K_FORGET: case K_LOOKUP: case K_GETATTR: case K_READ: case K_READLINK:
     case K_OPENDIR: case K_READDIRPLUS: case K_RELEASEDIR: case K_STATFS: case K_GETXATTR:
-    case K_LISTXATTR:
+    case K_LISTXATTR: case K_READ_SEEN:
         return;
     case K_RENAME:
         drop_name(c, it->ino2, it->name2);
@@ -201,13 +211,19 @@ static void drop_entries(Session *s, const item *it) {
     ec_drop_attr(c, it->ino);
 }
 
+/* Appends to the queue for Python (lock held). */
+static void enqueue(Session *s, item *it) {
+    it->next = NULL;
+    if (s->tail) s->tail->next = it; else s->head = it;
+    s->tail = it;
+}
+
 static void push(Session *s, item *it) {
     pthread_mutex_lock(&s->lock);
     uint64_t changed = s->reads ? changes_content(it) : 0;
     if (changed) rc_drop(s->reads, changed);
     drop_entries(s, it);
-    if (s->tail) s->tail->next = it; else s->head = it;
-    s->tail = it;
+    enqueue(s, it);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -496,20 +512,48 @@ static void sized(fuse_req_t req, int kind, fuse_ino_t ino, size_t size, off_t o
     push(of(req), it);
 }
 
+/* A read's item, for the waiting list or a read_seen note (lock held); NULL
+ * when out of memory (nothing is answered: the caller falls back). */
+static item *read_item(int kind, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       const struct fuse_file_info *fi) {
+    item *it = calloc(1, sizeof *it);
+    if (it == NULL) return NULL;
+    it->kind = kind;
+    it->req = req;
+    it->ino = ino;
+    it->size = size;
+    it->off = off;
+    it->fh = fi->fh;
+    it->has_fh = 1;
+    return it;
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
     Session *s = of(req);
-    if (s->reads != NULL && size > 0 && off >= 0) {
+    if (s->reads != NULL && size > 0 && off >= 0 && fi != NULL) {
         struct iovec iov[READ_IOV];
+        int fresh = 0, done = 0;
         pthread_mutex_lock(&s->lock);
-        int n = rc_get(s->reads, ino, (uint64_t)off, size, iov, READ_IOV);
+        int n = rc_get(s->reads, ino, (uint64_t)off, size, iov, READ_IOV, &fresh);
         if (n > 0) {
             /* under the lock: the spans' buffers cannot be released meanwhile */
             fuse_reply_iov(req, iov, n);
             s->reads_in_c++;
+            done = 1;
+        } else if (rc_covered(s->reads, ino, (uint64_t)off, size)) {
+            item *it = read_item(K_READ, req, ino, size, off, fi);
+            if (it != NULL) {
+                it->next = s->waiting;
+                s->waiting = it;
+                s->n_waiting++;
+                done = fresh = 1;
+            }
         }
+        item *seen = fresh ? read_item(K_READ_SEEN, NULL, ino, size, off, fi) : NULL;
+        if (seen) enqueue(s, seen);
         pthread_mutex_unlock(&s->lock);
-        if (n > 0) return;
+        if (done) return;
     }
     sized(req, K_READ, ino, size, off, fi);
 }
@@ -968,6 +1012,9 @@ static PyObject *as_tuple(Session *s, item *it) {
         return Py_BuildValue("(NsKLKK)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, (unsigned long long)it->size,
                              (unsigned long long)it->ino);
+    case K_READ_SEEN:
+        return Py_BuildValue("(NsKLK)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, (unsigned long long)it->size);
     case K_READDIRPLUS:
         return Py_BuildValue("(NsKLK)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, (unsigned long long)it->size);
@@ -1170,6 +1217,120 @@ static PyObject *Session_keep(Session *s, PyObject *args) {
     return PyBool_FromLong(kept);
 }
 
+/* Session.promise(ino, ranges): read-ahead is loading the bytes of each
+ * (off, length) of ino, which will come through fulfil (or be taken back);
+ * reads of them meanwhile wait here. */
+static PyObject *Session_promise(Session *s, PyObject *args) {
+    unsigned long long ino;
+    PyObject *ranges;
+    if (!PyArg_ParseTuple(args, "KO!", &ino, &PyList_Type, &ranges)) return NULL;
+    if (s->reads == NULL) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ranges); i++) {
+        unsigned long long off;
+        Py_ssize_t length;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(ranges, i), "Kn;a range is (off, length)", &off,
+                              &length))
+            return NULL;
+        if (length <= 0) continue;
+        pthread_mutex_lock(&s->lock);
+        rc_promise(s->reads, ino, off, (size_t)length);
+        pthread_mutex_unlock(&s->lock);
+    }
+    release_dead(s);
+    Py_RETURN_NONE;
+}
+
+/* Fills (or, data None, takes back) the promise of [off, off + length) of ino
+ * with data[start:start + length]; whether it stood. */
+static int fulfil_one(Session *s, unsigned long long ino, PyObject *span) {
+    unsigned long long off;
+    PyObject *data;
+    Py_ssize_t start, length;
+    if (!PyArg_ParseTuple(span, "KOnn;a span is (off, data, start, length)", &off, &data, &start,
+                          &length))
+        return -1;
+    if (length <= 0) return 0;
+    if (data == Py_None) {
+        pthread_mutex_lock(&s->lock);
+        rc_unpromise(s->reads, ino, off, (size_t)length);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
+    Py_buffer *view = PyMem_RawMalloc(sizeof *view);
+    if (view == NULL) { PyErr_NoMemory(); return -1; }
+    if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) { PyMem_RawFree(view); return -1; }
+    if (start < 0 || start > view->len || length > view->len - start) {
+        PyBuffer_Release(view);
+        PyMem_RawFree(view);
+        PyErr_SetString(PyExc_ValueError, "the span is not inside data");
+        return -1;
+    }
+    pthread_mutex_lock(&s->lock);
+    int filled = rc_fulfil(s->reads, ino, off, (const char *)view->buf + start, (size_t)length, view);
+    pthread_mutex_unlock(&s->lock);
+    if (!filled) { PyBuffer_Release(view); PyMem_RawFree(view); }
+    return filled;
+}
+
+/* Answers the waiting reads that promises filled, and hands to Python those
+ * whose bytes are no longer all promised or cached (lock held); how many went
+ * either way. */
+static long settle_waiting(Session *s) {
+    long settled = 0;
+    item **at = &s->waiting;
+    while (*at) {
+        item *it = *at;
+        struct iovec iov[READ_IOV];
+        int n = rc_get(s->reads, it->ino, (uint64_t)it->off, it->size, iov, READ_IOV, NULL);
+        if (n == 0 && rc_covered(s->reads, it->ino, (uint64_t)it->off, it->size)) {
+            at = &it->next;
+            continue;
+        }
+        *at = it->next;
+        s->n_waiting--;
+        settled++;
+        if (n > 0) {
+            fuse_reply_iov(it->req, iov, n);
+            s->reads_waited++;
+            item_free(it);
+        } else {
+            enqueue(s, it);
+        }
+    }
+    return settled;
+}
+
+/* Session.fulfil(ino, spans): the read-ahead of ino is in; each (off, data,
+ * start, length) fills the promise of [off, off + length), or takes it back
+ * when data is None. A promise that no longer stands (the file changed) is
+ * left unfilled. Then the waiting reads are answered, or handed to Python
+ * (Session.fetch) when what they wait for is gone: how many were. */
+static PyObject *Session_fulfil(Session *s, PyObject *args) {
+    unsigned long long ino;
+    PyObject *spans;
+    if (!PyArg_ParseTuple(args, "KO!", &ino, &PyList_Type, &spans)) return NULL;
+    if (s->reads == NULL) return PyLong_FromLong(0);
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spans) && !failed; i++)
+        failed = fulfil_one(s, ino, PyList_GET_ITEM(spans, i)) < 0;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    long settled;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&s->lock);
+    /* a span Python got wrong: no read may wait for promises left standing */
+    if (failed) rc_drop(s->reads, ino);
+    settled = settle_waiting(s);
+    pthread_mutex_unlock(&s->lock);
+    Py_END_ALLOW_THREADS
+    release_dead(s);
+    if (failed) {
+        PyErr_Restore(type, value, traceback);
+        return NULL;
+    }
+    return PyLong_FromLong(settled);
+}
+
 static PyObject *Session_inval_inode(Session *s, PyObject *arg) {
     unsigned long long ino = PyLong_AsUnsignedLongLong(arg);
     if (ino == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
@@ -1203,6 +1364,14 @@ static void session_stop(Session *s, int unmount) {
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
+    if (s->waiting) {
+        item *last = s->waiting;
+        while (last->next) last = last->next;
+        last->next = it;
+        it = s->waiting;
+        s->waiting = NULL;
+        s->n_waiting = 0;
+    }
     pthread_mutex_unlock(&s->lock);
     while (it) {
         item *next = it->next;
@@ -1245,6 +1414,16 @@ static PyObject *Session_get_answered_in_c(Session *s, void *c) {
 static PyObject *Session_get_reads_in_c(Session *s, void *c) {
     (void)c;
     return PyLong_FromUnsignedLongLong(s->reads_in_c);
+}
+
+static PyObject *Session_get_reads_waited(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromUnsignedLongLong(s->reads_waited);
+}
+
+static PyObject *Session_get_waiting(Session *s, void *c) {
+    (void)c;
+    return PyLong_FromSize_t(s->n_waiting);
 }
 
 static PyObject *Session_get_rejected(Session *s, void *c) {
@@ -1333,6 +1512,13 @@ static PyMethodDef Session_methods[] = {
     {"keep", (PyCFunction)Session_keep, METH_VARARGS,
      "keep(ino, off, data, start, length): answer reads of that span in C\n"
      "until the file changes; whether it was kept."},
+    {"promise", (PyCFunction)Session_promise, METH_VARARGS,
+     "promise(ino, ranges): read-ahead is loading these (off, length) of ino;\n"
+     "reads of them wait in C for fulfil."},
+    {"fulfil", (PyCFunction)Session_fulfil, METH_VARARGS,
+     "fulfil(ino, spans): fill each standing promise (off, data, start, length),\n"
+     "or take it back (data None); answer the reads waiting, or hand them to\n"
+     "fetch; how many went either way."},
     {"inval_inode", (PyCFunction)Session_inval_inode, METH_O,
      "Have the kernel forget an inode's attributes."},
     {"drop_attr", (PyCFunction)Session_drop_attr, METH_O,
@@ -1359,6 +1545,10 @@ static PyGetSetDef Session_getset[] = {
      "requests answered in C without Python", NULL},
     {"reads_in_c", (getter)Session_get_reads_in_c, NULL,
      "reads answered in C from the read cache", NULL},
+    {"reads_waited", (getter)Session_get_reads_waited, NULL,
+     "reads answered in C after waiting for read-ahead", NULL},
+    {"waiting", (getter)Session_get_waiting, NULL,
+     "reads waiting in C for read-ahead now", NULL},
     {"rejected", (getter)Session_get_rejected, NULL,
      "malformed requests answered EINVAL before libfuse saw them", NULL},
     {"kernel", (getter)Session_get_kernel, NULL,

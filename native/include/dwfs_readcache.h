@@ -26,12 +26,35 @@ void rc_free(rc_cache *c);
 
 /* Caches [off, off + len) of inode ino, whose bytes are at ptr and stay valid
  * until the span's owner comes back from rc_next_dead(). Spans it overlaps
- * go. 0, or -1 when out of memory (then owner is on the dead list). */
+ * go. 1, or 0 when refused (then the owner is not taken). */
 int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner);
 
-/* When [off, off + len) of ino is wholly cached, in at most `max` contiguous
- * spans: fills iov with it and returns how many entries; else 0. len > 0. */
-int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *iov, int max);
+/* Promises [off, off + len) of ino: its bytes are on their way (read-ahead)
+ * and will come through rc_fulfil or be taken back through rc_unpromise. A
+ * promise holds no bytes and counts none; spans it overlaps go, as with
+ * rc_put, and it goes as a span does (overlapped, dropped, cleared). A range
+ * already wholly covered by spans and promises is left as it is. 1, or 0 when
+ * refused. */
+int rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+
+/* Fills the promise of exactly [off, off + len) of ino with bytes at ptr,
+ * owned as with rc_put: 1, or 0 when no such promise stands (it was
+ * overlapped or dropped since: the file changed) and the owner is not taken. */
+int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner);
+
+/* Takes back the promise of exactly [off, off + len) of ino, if it stands. */
+void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+
+/* Whether [off, off + len) of ino is wholly covered by spans and promises. */
+int rc_covered(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+
+/* When [off, off + len) of ino is wholly cached (no promise in it), in at
+ * most `max` contiguous spans: fills iov with it and returns how many entries;
+ * else 0. len > 0. When fresh is not NULL, sets *fresh if any of those spans
+ * was filled from a promise and not read since (the first read of bytes read
+ * ahead, which the reader's read-ahead must hear of). */
+int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *iov, int max,
+           int *fresh);
 
 /* Drops every span of ino (its content changed or the kernel forgot it). */
 void rc_drop(rc_cache *c, uint64_t ino);

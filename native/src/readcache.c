@@ -1,6 +1,8 @@
 /* The read cache (dwfs_readcache.h): per inode, a sorted array of
  * non-overlapping spans, found by binary search; across inodes, one
- * least-recently-used list that bounds the bytes held. */
+ * least-recently-used list that bounds the bytes held. A promised span has no
+ * bytes yet (ptr NULL): it is in its inode's array but not in the LRU list,
+ * and counts no bytes. */
 #include "dwfs_readcache.h"
 
 #include <stdlib.h>
@@ -15,6 +17,7 @@ typedef struct span {
     size_t len;
     const unsigned char *ptr;
     void *owner;
+    int fresh; /* filled from a promise and not yet read */
 } span;
 
 typedef struct node {
@@ -99,6 +102,11 @@ static void kill(rc_cache *c, span *s) {
     c->dead = s;
 }
 
+/* Removes a span that overlaps new ones or whose inode is dropped. */
+static void discard(rc_cache *c, span *s) {
+    if (s->ptr == NULL) free(s); else kill(c, s);
+}
+
 static void remove_at(node *n, size_t i) {
     memmove(&n->v[i], &n->v[i + 1], (n->n - i - 1) * sizeof *n->v);
     n->n--;
@@ -113,8 +121,18 @@ static void evict_one(rc_cache *c) {
     if (n->n == 0) forget_node(c, n);
 }
 
-int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
-    if (len == 0 || len > c->budget) return 0;
+int rc_covered(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+
+/* Gives a span its bytes' place in the LRU list and the budget. */
+static void fill(rc_cache *c, span *s) {
+    lru_push(c, s);
+    c->bytes += s->len;
+    while (c->bytes > c->budget) evict_one(c);
+}
+
+/* Places a span over [off, off + len) of ino, removing the spans it
+ * overlaps; the span is a promise when ptr is NULL. */
+static int place(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
     span *s = calloc(1, sizeof *s);
     if (s == NULL) return 0;
     node *n = find_or_add(c, ino);
@@ -130,7 +148,7 @@ int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len,
     }
     size_t i = first_ending_after(n, off);
     while (i < n->n && n->v[i]->off < off + len) {
-        kill(c, n->v[i]);
+        discard(c, n->v[i]);
         remove_at(n, i);
     }
     memmove(&n->v[i + 1], &n->v[i], (n->n - i) * sizeof *n->v);
@@ -141,13 +159,71 @@ int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len,
     s->len = len;
     s->ptr = ptr;
     s->owner = owner;
-    lru_push(c, s);
-    c->bytes += len;
-    while (c->bytes > c->budget) evict_one(c);
+    if (ptr != NULL) fill(c, s);
     return 1;
 }
 
-int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *iov, int max) {
+int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
+    if (len == 0 || len > c->budget || ptr == NULL) return 0;
+    return place(c, ino, off, ptr, len, owner);
+}
+
+int rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
+    if (len == 0 || len > c->budget) return 0;
+    if (rc_covered(c, ino, off, len)) return 1;
+    return place(c, ino, off, NULL, len, NULL);
+}
+
+/* The promised span of ino that is exactly [off, off + len), or NULL. */
+static span *promised(rc_cache *c, uint64_t ino, uint64_t off, size_t len, node **in, size_t *at) {
+    node *n = find(c, ino);
+    if (n == NULL) return NULL;
+    size_t i = first_ending_after(n, off);
+    if (i == n->n) return NULL;
+    span *s = n->v[i];
+    if (s->ptr != NULL || s->off != off || s->len != len) return NULL;
+    *in = n;
+    *at = i;
+    return s;
+}
+
+int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
+    node *n;
+    size_t i;
+    span *s = ptr ? promised(c, ino, off, len, &n, &i) : NULL;
+    if (s == NULL) return 0;
+    s->ptr = ptr;
+    s->owner = owner;
+    s->fresh = 1;
+    fill(c, s);
+    return 1;
+}
+
+void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
+    node *n;
+    size_t i;
+    span *s = promised(c, ino, off, len, &n, &i);
+    if (s == NULL) return;
+    remove_at(n, i);
+    free(s);
+    if (n->n == 0) forget_node(c, n);
+}
+
+int rc_covered(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
+    node *n = find(c, ino);
+    if (n == NULL || len == 0) return 0;
+    size_t i = first_ending_after(n, off);
+    uint64_t pos = off, end = off + len;
+    while (pos < end) {
+        if (i >= n->n || n->v[i]->off > pos) return 0;
+        pos = n->v[i]->off + n->v[i]->len;
+        i++;
+    }
+    return 1;
+}
+
+int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *iov, int max,
+           int *fresh) {
     node *n = find(c, ino);
     if (n == NULL || len == 0 || max <= 0) return 0;
     size_t i = first_ending_after(n, off), first = i;
@@ -156,7 +232,7 @@ int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *io
     while (pos < end) {
         if (i >= n->n || k == max) return 0;
         span *s = n->v[i];
-        if (s->off > pos) return 0;
+        if (s->off > pos || s->ptr == NULL) return 0;
         uint64_t stop = s->off + s->len < end ? s->off + s->len : end;
         iov[k].iov_base = (void *)(s->ptr + (pos - s->off));
         iov[k].iov_len = (size_t)(stop - pos);
@@ -167,6 +243,8 @@ int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *io
     for (size_t j = first; j < i; j++) {
         lru_unlink(c, n->v[j]);
         lru_push(c, n->v[j]);
+        if (n->v[j]->fresh && fresh) *fresh = 1;
+        n->v[j]->fresh = 0;
     }
     return k;
 }
@@ -174,7 +252,7 @@ int rc_get(rc_cache *c, uint64_t ino, uint64_t off, size_t len, struct iovec *io
 void rc_drop(rc_cache *c, uint64_t ino) {
     node *n = find(c, ino);
     if (n == NULL) return;
-    for (size_t i = 0; i < n->n; i++) kill(c, n->v[i]);
+    for (size_t i = 0; i < n->n; i++) discard(c, n->v[i]);
     forget_node(c, n);
 }
 

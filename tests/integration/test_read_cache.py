@@ -12,6 +12,7 @@ import json
 import mmap
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,14 @@ def reads_in_c(pool: LivePool) -> int:
 class Checked:
     """A file on the mount, its model, and the descriptors changes go through."""
 
-    def __init__(self, path: Path, rng: random.Random) -> None:
+    def __init__(self, path: Path, rng: random.Random, model: bytearray | None = None) -> None:
+        """The file at path, written with random bytes unless it holds model already."""
         self.path = path
         self.rng = rng
-        self.model = bytearray(rng.randbytes(3 * MiB + 12345))
-        path.write_bytes(self.model)
+        if model is None:
+            model = bytearray(rng.randbytes(3 * MiB + 12345))
+            path.write_bytes(model)
+        self.model = model
         self.fd = os.open(path, os.O_RDWR)
         self.direct = os.open(path, os.O_RDWR | os.O_DIRECT)
 
@@ -210,3 +214,76 @@ def test_reads_across_many_chunks_arrive_whole(make_pool: PoolFactory) -> None:
                 assert direct_read(fd, off, length) == expected, (off, length)
         finally:
             os.close(fd)
+
+
+def front_end(pool: LivePool) -> dict[str, int]:
+    status = json.loads(pool.ctl("status", "--json", pool.mnt).stdout)
+    return dict(status["mount"]["front_end"])
+
+
+def test_reads_waiting_for_read_ahead_see_every_change(mounted: LivePool) -> None:
+    """Sequential reads of a cold file wait in C for read-ahead's bytes. Changes
+    made just ahead of the reader, inside what read-ahead has promised or
+    already brought (buffered and direct writes, hole punching, truncation,
+    stored or not), must show in every later read; and most reads must have
+    been answered in C, some after waiting, or the test proves nothing."""
+    rng = random.Random(20261205)
+    path = mounted.mnt / "big"
+    model = bytearray(rng.randbytes(24 * MiB + 777))
+    path.write_bytes(model)
+    waited = 0
+    for _ in range(3):
+        mounted.remount()  # the chunks are cold again
+        before = front_end(mounted)
+        checked = Checked(path, rng, model)
+        try:
+            pos = 0
+            with ThreadPoolExecutor(4) as readers:
+                while pos < len(model):
+                    # four reads at once, as the kernel's read-ahead sends them
+                    n = rng.choice([256 * KiB, MiB])
+                    offs = [pos + i * n for i in range(4)]
+                    got = list(readers.map(direct_read, [checked.direct] * 4, offs, [n] * 4))
+                    pos += 4 * n
+                    if rng.random() < 0.5:
+                        # at once, while the read-ahead those reads started is loading
+                        change_ahead(checked, pos, rng)
+                        if rng.random() < 0.8:
+                            os.fsync(checked.fd)  # stored: read-ahead promises its bytes again
+                    for off, data in zip(offs, got, strict=True):  # the change came after them
+                        assert data == bytes(model[off : off + n]), f"bytes at {off}+{n} differ"
+            checked.check_all()
+        finally:
+            checked.close()
+        after = front_end(mounted)
+        waited += after["reads_waited"] - before["reads_waited"]
+        assert after["reads_in_c"] - before["reads_in_c"] > 20, "too few reads were answered in C"
+    assert waited >= 5, "too few reads waited in C for read-ahead to test it"
+
+
+def change_ahead(checked: Checked, pos: int, rng: random.Random) -> None:
+    """A change within the 4 MiB after pos, where read-ahead is at work."""
+    off = pos + rng.randrange(0, 4 * MiB)
+    n = rng.randrange(1, 300 * KiB)
+    kind = rng.randrange(5)
+    if kind == 0:
+        data = rng.randbytes(n)
+        assert os.pwrite(checked.fd, data, off) == n
+        checked.put(off, data)
+    elif kind == 1:
+        off, n = off // BLOCK * BLOCK, max(BLOCK, n // BLOCK * BLOCK)
+        data = rng.randbytes(n)
+        direct_write(checked.direct, off, data)
+        checked.put(off, data)
+    elif kind == 2:
+        fallocate(checked.fd, PUNCH_HOLE_KEEP_SIZE, off, n)
+        end = min(off + n, len(checked.model))
+        if end > off:
+            checked.put(off, bytes(end - off))
+    elif kind == 3:
+        size = max(len(checked.model) - rng.randrange(0, 64 * KiB), pos)
+        os.ftruncate(checked.fd, size)
+        del checked.model[size:]
+    else:
+        os.ftruncate(checked.fd, len(checked.model) + n)
+        checked.model.extend(bytes(n))
