@@ -106,15 +106,15 @@ def _versioning() -> dict[str, str]:
             f"DELETE FROM {table} WHERE ino = ?1 AND death IS NULL AND {_UNPINNED}"
         )
         ops[f"{kind}.end_all"] = f"UPDATE {table} SET death = ?2 WHERE ino = ?1 AND death IS NULL"
-    ops["extent.unref_unpinned"] = _unref(f"ino = ?1 AND death IS NULL AND {_UNPINNED}")
-    ops["extent.unref_between"] = _unref(
+    ops["extent.unref_unpinned"] = _count_refs(f"ino = ?1 AND death IS NULL AND {_UNPINNED}")
+    ops["extent.unref_between"] = _count_refs(
         "death IS NOT NULL AND death > ?2 AND death <= ?3 AND birth > ?1 AND birth <= ?2"
     )
     return ops
 
 
-def _unref(extents: str, sign: str = "-") -> str:
-    """Drop one reference to each chunk per extent row that `extents` selects
+def _count_refs(extents: str, sign: str = "-") -> str:
+    """Take one reference from each chunk per extent row that `extents` selects
     (with sign "+", add one)."""
     return (
         f"UPDATE chunks SET refs = refs {sign} (SELECT count(*) FROM extents "
@@ -202,8 +202,8 @@ def _rolling_back() -> dict[str, str]:
         ops[f"{table}.end_older"] = (
             f"UPDATE {table} SET death = ?1 WHERE death IS NULL AND birth < ?1{root}"
         )
-    ops["extents.unref_unseen"] = _unref("death IS NULL AND birth > ?2 AND birth < ?1")
-    ops["extent.ref_kept"] = _unref("ino = ?3 AND death = ?1", "+")
+    ops["extents.unref_unseen"] = _count_refs("death IS NULL AND birth > ?2 AND birth < ?1")
+    ops["extent.ref_kept"] = _count_refs("ino = ?3 AND death = ?1", "+")
     directory = "({0}mode & 61440) = 16384"
     ops["inodes.recount"] = (
         f"UPDATE inodes SET nlink = CASE WHEN {directory.format('')} THEN 2 + (SELECT count(*) "
@@ -232,7 +232,7 @@ def _repairing() -> dict[str, str]:
         f"{table}.drop_unseen_ended": f"DELETE FROM {table} WHERE {UNSEEN_ENDED.format(table)}"
         for table in VERSIONED_TABLES
     }
-    ops["extents.unref_unseen_ended"] = _unref(UNSEEN_ENDED.format("extents"))
+    ops["extents.unref_unseen_ended"] = _count_refs(UNSEEN_ENDED.format("extents"))
     ops["chunk.set_refs"] = "UPDATE chunks SET refs = ? WHERE id = ?"
     return ops
 

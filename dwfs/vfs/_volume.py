@@ -834,8 +834,9 @@ class Volume:
 
     def bare(self, ino: int) -> bool:
         """Whether a live inode has no stored xattr: then only the computed names
-        (COMPUTED_XATTRS) can have a value."""
-        return not is_snapshot_ino(ino) and not self.tree.listxattr(ino)
+        (COMPUTED_XATTRS) can have a value. True of one purged meanwhile, which
+        has none either: a getxattr that found no value then still says so."""
+        return not is_snapshot_ino(ino) and not self.tree.rows.xattr_names(ino)
 
     def listxattr(self, ino: int) -> list[bytes]:
         if is_snapshot_ino(ino):

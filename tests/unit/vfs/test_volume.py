@@ -117,3 +117,23 @@ async def test_each_read_of_a_chunk_counts_once_in_the_cache_hit_rate(tmp_path: 
         assert (cache.hits - hits, cache.misses - misses) == (0, chunks)
         assert await read_file(volume, ino) == data
         assert (cache.hits - hits, cache.misses - misses) == (chunks, chunks)
+
+
+async def test_an_inode_is_bare_until_it_has_an_xattr_and_after_it_is_purged(
+    tmp_path: Path,
+) -> None:
+    """bare() tells the native front end it may answer getxattr ENODATA itself;
+    an inode purged between a getxattr and that question has no xattr either."""
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.release(fh)
+        assert volume.bare(attr.ino)
+        volume.setxattr(attr.ino, b"user.a", b"1", 0)
+        assert not volume.bare(attr.ino)
+        volume.unlink(ROOT_INO, b"f")
+        volume.forget(attr.ino, 1)
+        await volume.sync_all()
+        with pytest.raises(NotFound):
+            volume.attr(attr.ino)
+        assert volume.bare(attr.ino)
