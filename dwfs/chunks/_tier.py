@@ -28,7 +28,7 @@ import trio
 from dwfs.chunks import _compress, crypto
 from dwfs.chunks.keys import Keys
 from dwfs.devices import DeviceArray
-from dwfs.errors import IntegrityError, RemoteError, TierUnavailable
+from dwfs.errors import DwfsError, IntegrityError, RemoteError, TierUnavailable
 from dwfs.tiers import (
     MAX_SUPERBLOCK,
     SUPERBLOCK,
@@ -174,14 +174,21 @@ class Tier:
             batches[-1].append((cid, addr))
             size += addr.sealed_len
         placed: list[tuple[ChunkId, RemoteAddr]] = []
+        failed: list[DwfsError] = []
 
         async def one(batch: list[tuple[ChunkId, StripeAddr]]) -> None:
-            placed.extend(await self._upload_pack(batch))
+            try:
+                placed.extend(await self._upload_pack(batch))
+            except DwfsError as exc:  # ends the other packs; raised as itself, not in a group
+                failed.append(exc)
+                nursery.cancel_scope.cancel()
 
         async with trio.open_nursery() as nursery:  # UPLOADS packs in flight (the limiter)
             for batch in batches:
                 if batch:
                     nursery.start_soon(one, batch)
+        if failed:
+            raise failed[0]
         return placed
 
     def _read_sealed(self, batch: list[tuple[ChunkId, StripeAddr]]) -> list[tuple[ChunkId, bytes]]:

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from dwfs.chunks import private_dir, read_private, state_root, write_private
-from dwfs.errors import Busy, DwfsError, ExitCode, NotFound
+from dwfs.errors import Busy, DwfsError, ExitCode, NotFound, find_dwfs_error
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +145,17 @@ async def _answer(stream: trio.SocketStream, handler: Handler) -> None:
             data += chunk
         try:
             reply = {"ok": True, "result": await handler(json.loads(data))}
-        except DwfsError as exc:
-            reply = {"ok": False, "error": str(exc), "exit": int(exc.exit_code)}
         except Exception as exc:
-            log.exception("control request failed")
-            reply = {"ok": False, "error": f"internal error: {exc}", "exit": int(ExitCode.FAILURE)}
+            known = find_dwfs_error(exc)  # also inside a nursery's exception group
+            if known is not None:
+                reply = {"ok": False, "error": str(known), "exit": int(known.exit_code)}
+            else:
+                log.exception("control request failed")
+                reply = {
+                    "ok": False,
+                    "error": f"internal error: {exc}",
+                    "exit": int(ExitCode.FAILURE),
+                }
         await stream.send_all(json.dumps(reply).encode() + b"\n")
 
 
