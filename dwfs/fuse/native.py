@@ -499,8 +499,15 @@ class NativeSession:
 
     def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
         """Read-ahead is in: the reads waiting in C for it are answered, or handed
-        to Python, which the serve loop must not sleep through."""
-        if self._session.fulfil(ino, spans) and self.dispatcher.parked is not None:
+        to Python, which the serve loop must not sleep through. A span outside its
+        chunk (a bug) is logged, not raised into read-ahead's task, which would end
+        the mount: C has dropped the file's spans and handed its reads to Python."""
+        try:
+            settled = self._session.fulfil(ino, spans)
+        except ValueError:
+            log.exception("read-ahead of inode %d handed over a span outside its chunk", ino)
+            settled = 1
+        if settled and self.dispatcher.parked is not None:
             self.dispatcher.parked.cancel()
 
     def figures(self) -> dict[str, Any]:
