@@ -33,6 +33,7 @@
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #define FUSE_USE_VERSION 312
 #define MAX_WAIT_US 1000 /* the most one receive() waits in all, so trio's other tasks run */
@@ -119,7 +120,7 @@ typedef struct {
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
     item *waiting; /* reads waiting for promised spans (linked by next) */
-    size_t n_waiting;
+    Py_ssize_t n_waiting;
     /* attributes and names lookup and getattr are answered from (NULL: none),
      * of inodes below cache_below only (the snapshots' are derived, not stored) */
     ec_cache *entries;
@@ -256,6 +257,12 @@ static void drop_reads(Session *s, uint64_t ino) {
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Gives back a span's buffer; needs the GIL. */
+static void drop_view(Py_buffer *view) {
+    PyBuffer_Release(view);
+    PyMem_RawFree(view);
+}
+
 /* Releases the buffers of spans that went; needs the GIL. */
 static void release_dead(Session *s) {
     if (s->reads == NULL) return;
@@ -264,8 +271,7 @@ static void release_dead(Session *s) {
         Py_buffer *view = rc_next_dead(s->reads);
         pthread_mutex_unlock(&s->lock);
         if (view == NULL) return;
-        PyBuffer_Release(view);
-        PyMem_RawFree(view);
+        drop_view(view);
     }
 }
 
@@ -1194,25 +1200,33 @@ static PyObject *Session_inval_entry(Session *s, PyObject *args) {
 /* Session.keep(ino, off, data, start, length): reads of [off, off + length)
  * of ino may be answered from data[start:start + length] until the file
  * changes. data is held (not copied) meanwhile. */
+/* A held buffer of data, whose [start, start + length) a span will point
+ * into; NULL with an exception set when that is not inside it. The read
+ * cache owns it once it takes the span (release_dead gives it back). */
+static Py_buffer *span_view(PyObject *data, Py_ssize_t start, Py_ssize_t length) {
+    Py_buffer *view = PyMem_RawMalloc(sizeof *view);
+    if (view == NULL) { PyErr_NoMemory(); return NULL; }
+    if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) { PyMem_RawFree(view); return NULL; }
+    if (start < 0 || length <= 0 || start > view->len || length > view->len - start) {
+        drop_view(view);
+        PyErr_SetString(PyExc_ValueError, "the span is not inside data");
+        return NULL;
+    }
+    return view;
+}
+
 static PyObject *Session_keep(Session *s, PyObject *args) {
     unsigned long long ino, off;
     PyObject *data;
     Py_ssize_t start, length;
     if (!PyArg_ParseTuple(args, "KKOnn", &ino, &off, &data, &start, &length)) return NULL;
     if (s->reads == NULL) Py_RETURN_FALSE;
-    Py_buffer *view = PyMem_RawMalloc(sizeof *view);
-    if (view == NULL) return PyErr_NoMemory();
-    if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) { PyMem_RawFree(view); return NULL; }
-    if (start < 0 || length <= 0 || start > view->len || length > view->len - start) {
-        PyBuffer_Release(view);
-        PyMem_RawFree(view);
-        PyErr_SetString(PyExc_ValueError, "the span is not inside data");
-        return NULL;
-    }
+    Py_buffer *view = span_view(data, start, length);
+    if (view == NULL) return NULL;
     pthread_mutex_lock(&s->lock);
     int kept = rc_put(s->reads, ino, off, (const char *)view->buf + start, (size_t)length, view);
     pthread_mutex_unlock(&s->lock);
-    if (!kept) { PyBuffer_Release(view); PyMem_RawFree(view); }
+    if (!kept) drop_view(view);
     release_dead(s);
     return PyBool_FromLong(kept);
 }
@@ -1256,19 +1270,12 @@ static int fulfil_one(Session *s, unsigned long long ino, PyObject *span) {
         pthread_mutex_unlock(&s->lock);
         return 0;
     }
-    Py_buffer *view = PyMem_RawMalloc(sizeof *view);
-    if (view == NULL) { PyErr_NoMemory(); return -1; }
-    if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) { PyMem_RawFree(view); return -1; }
-    if (start < 0 || start > view->len || length > view->len - start) {
-        PyBuffer_Release(view);
-        PyMem_RawFree(view);
-        PyErr_SetString(PyExc_ValueError, "the span is not inside data");
-        return -1;
-    }
+    Py_buffer *view = span_view(data, start, length);
+    if (view == NULL) return -1;
     pthread_mutex_lock(&s->lock);
     int filled = rc_fulfil(s->reads, ino, off, (const char *)view->buf + start, (size_t)length, view);
     pthread_mutex_unlock(&s->lock);
-    if (!filled) { PyBuffer_Release(view); PyMem_RawFree(view); }
+    if (!filled) drop_view(view);
     return filled;
 }
 
@@ -1406,31 +1413,6 @@ static PyObject *Session_set_no_capabilities(Session *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Session_get_answered_in_c(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromUnsignedLongLong(s->answered_in_c);
-}
-
-static PyObject *Session_get_reads_in_c(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromUnsignedLongLong(s->reads_in_c);
-}
-
-static PyObject *Session_get_reads_waited(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromUnsignedLongLong(s->reads_waited);
-}
-
-static PyObject *Session_get_waiting(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromSize_t(s->n_waiting);
-}
-
-static PyObject *Session_get_rejected(Session *s, void *c) {
-    (void)c;
-    return PyLong_FromUnsignedLongLong(s->rejected);
-}
-
 static const struct { unsigned bit; const char *name; } CAPABILITIES[] = {
     {FUSE_CAP_ASYNC_READ, "async_read"}, {FUSE_CAP_POSIX_LOCKS, "posix_locks"},
     {FUSE_CAP_ATOMIC_O_TRUNC, "atomic_o_trunc"}, {FUSE_CAP_EXPORT_SUPPORT, "export_support"},
@@ -1540,17 +1522,23 @@ static PyMethodDef Session_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Counters Python reads as they stand (the trio thread, which alone changes
+ * them, is the one reading). */
+static PyMemberDef Session_members[] = {
+    {"answered_in_c", T_ULONGLONG, offsetof(Session, answered_in_c), READONLY,
+     "requests answered in C without Python"},
+    {"reads_in_c", T_ULONGLONG, offsetof(Session, reads_in_c), READONLY,
+     "reads answered in C from the read cache"},
+    {"reads_waited", T_ULONGLONG, offsetof(Session, reads_waited), READONLY,
+     "reads answered in C after waiting for read-ahead"},
+    {"waiting", T_PYSSIZET, offsetof(Session, n_waiting), READONLY,
+     "reads waiting in C for read-ahead now"},
+    {"rejected", T_ULONGLONG, offsetof(Session, rejected), READONLY,
+     "malformed requests answered EINVAL before libfuse saw them"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyGetSetDef Session_getset[] = {
-    {"answered_in_c", (getter)Session_get_answered_in_c, NULL,
-     "requests answered in C without Python", NULL},
-    {"reads_in_c", (getter)Session_get_reads_in_c, NULL,
-     "reads answered in C from the read cache", NULL},
-    {"reads_waited", (getter)Session_get_reads_waited, NULL,
-     "reads answered in C after waiting for read-ahead", NULL},
-    {"waiting", (getter)Session_get_waiting, NULL,
-     "reads waiting in C for read-ahead now", NULL},
-    {"rejected", (getter)Session_get_rejected, NULL,
-     "malformed requests answered EINVAL before libfuse saw them", NULL},
     {"kernel", (getter)Session_get_kernel, NULL,
      "what INIT settled: capabilities asked for, max_write, max_readahead, max_background",
      NULL},
@@ -1569,6 +1557,7 @@ static PyTypeObject SessionType = {
     .tp_dealloc = (destructor)Session_dealloc,
     .tp_methods = Session_methods,
     .tp_getset = Session_getset,
+    .tp_members = Session_members,
 };
 
 /* ---- Request (Python) ---------------------------------------------------- */

@@ -121,8 +121,6 @@ static void evict_one(rc_cache *c) {
     if (n->n == 0) forget_node(c, n);
 }
 
-int rc_covered(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
-
 /* Gives a span its bytes' place in the LRU list and the budget. */
 static void fill(rc_cache *c, span *s) {
     lru_push(c, s);
