@@ -30,7 +30,7 @@ from dwfs.errors import NoAttribute, NotFound
 from dwfs.fuse.errnos import errno_of
 from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.types import Plain
-from dwfs.vfs import COMPUTED_XATTRS, SNAPSHOT_INODES, Attr, AttrChanges, Volume
+from dwfs.vfs import COMPUTED_XATTRS, SNAPSHOT_INODES, Attr, AttrChanges, Volume, now_ns
 
 _fuse: types.ModuleType | None
 try:
@@ -440,7 +440,7 @@ def _changes(
 ) -> AttrChanges:
     """A setattr request's fields, as the Volume takes them."""
     assert _fuse is not None
-    now = time.time_ns()
+    now = now_ns()
     return AttrChanges(
         mode=mode if to_set & _fuse.SET_ATTR_MODE else None,
         uid=uid if to_set & _fuse.SET_ATTR_UID else None,
