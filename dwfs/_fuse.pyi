@@ -9,6 +9,7 @@ SET_ATTR_ATIME: int
 SET_ATTR_MTIME: int
 SET_ATTR_ATIME_NOW: int
 SET_ATTR_MTIME_NOW: int
+SET_ATTR_CTIME: int
 
 class Request:
     answered: bool

@@ -436,6 +436,7 @@ def _changes(
     size: int,
     atime_ns: int,
     mtime_ns: int,
+    ctime_ns: int,
     fh: int | None,
 ) -> AttrChanges:
     """A setattr request's fields, as the Volume takes them."""
@@ -448,6 +449,7 @@ def _changes(
         size=size if to_set & _fuse.SET_ATTR_SIZE else None,
         atime_ns=_time(to_set, _fuse.SET_ATTR_ATIME, _fuse.SET_ATTR_ATIME_NOW, atime_ns, now),
         mtime_ns=_time(to_set, _fuse.SET_ATTR_MTIME, _fuse.SET_ATTR_MTIME_NOW, mtime_ns, now),
+        ctime_ns=ctime_ns if to_set & _fuse.SET_ATTR_CTIME else None,
     )
 
 
@@ -491,6 +493,7 @@ class NativeSession:
         volume.ahead_watcher.coming = self._session.promise
         volume.ahead_watcher.came = self._came
         volume.front_end = self.figures
+        volume.kernel_keeps_times = True
         volume.forget_name = self._session.inval_entry
         volume.forget_inode = self._session.inval_inode
         self._session.set_no_capabilities(not volume.capabilities_possible())

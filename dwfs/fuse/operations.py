@@ -85,6 +85,7 @@ class Operations(pyfuse3.Operations):
         self.volume = volume
         volume.forget_name = _forget_name
         volume.forget_inode = _forget_inode
+        volume.kernel_keeps_times = self.enable_writeback_cache
         self.initialised = trio.Event()
         """Set once the kernel's INIT request is answered."""
 
@@ -123,6 +124,7 @@ class Operations(pyfuse3.Operations):
             size=attr.st_size if fields.update_size else None,
             atime_ns=attr.st_atime_ns if fields.update_atime else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            ctime_ns=attr.st_ctime_ns if fields.update_ctime else None,
         )
         return entry(await self.volume.setattr(inode, changes))
 

@@ -93,6 +93,8 @@ class AttrChanges:
     size: int | None = None
     atime_ns: int | None = None
     mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    """Given by a kernel that keeps the file's times itself (kernel_keeps_times)."""
 
 
 class Volume:
@@ -114,6 +116,11 @@ class Volume:
         before every write, with ENODATA itself)."""
         self.front_end: Callable[[], dict[str, Any]] = lambda: {}
         """Set by the adapter: its name and what it answered without the vfs, for status."""
+        self.kernel_keeps_times = False
+        """Set by the adapter: the kernel stamps a regular file's mtime and ctime
+        itself and sends them in a setattr (FUSE's writeback cache), so a write
+        does not stamp them here; stamping its arrival, later than the write(),
+        would store a time the kernel never showed."""
         self.forget_inode: Callable[[int], None] = lambda ino: None
         """Set by the adapter: tell the kernel to drop a directory's cached attributes
         (a directory's: a file's could wait on its dirty pages)."""
@@ -321,7 +328,7 @@ class Volume:
             fields["mtime"] = changes.mtime_ns
             if ino in self._files:
                 self._files[ino].mtime_ns = changes.mtime_ns
-        fields["ctime"] = now_ns()
+        fields["ctime"] = now_ns() if changes.ctime_ns is None else changes.ctime_ns
         if changes.mode is None:
             self.tree.set_fields(ino, **fields)
         else:
@@ -474,7 +481,8 @@ class Volume:
         state.write(off, data)
         self._count(handle.ino, state)
         state.size = max(state.size, off + len(data))
-        state.mtime_ns = now_ns()
+        if not self.kernel_keeps_times:
+            state.mtime_ns = now_ns()
         state.changed = True
 
     def _can_flush_behind(self, state: FileState) -> bool:

@@ -992,10 +992,10 @@ static PyObject *as_tuple(Session *s, item *it) {
         PyObject *fh = attr_or_none((uint64_t)it->has_fh, it->fh);
         if (fh == NULL) { Py_DECREF(req); return NULL; }
         return Py_BuildValue(
-            "(NsKiIIIKLLN)", req, kind, (unsigned long long)it->ino, it->to_set,
+            "(NsKiIIIKLLLN)", req, kind, (unsigned long long)it->ino, it->to_set,
             (unsigned)it->st.st_mode, (unsigned)it->st.st_uid, (unsigned)it->st.st_gid,
             (unsigned long long)it->st.st_size,
-            ns_of(&it->st.st_atim), ns_of(&it->st.st_mtim), fh);
+            ns_of(&it->st.st_atim), ns_of(&it->st.st_mtim), ns_of(&it->st.st_ctim), fh);
     }
     case K_MKNOD: case K_MKDIR:
         return Py_BuildValue("(NsKyIKIII)", req, kind, (unsigned long long)it->ino, it->name,
@@ -1950,7 +1950,8 @@ PyMODINIT_FUNC PyInit__fuse(void) {
         PyModule_AddIntConstant(m, "SET_ATTR_ATIME", FUSE_SET_ATTR_ATIME) < 0 ||
         PyModule_AddIntConstant(m, "SET_ATTR_MTIME", FUSE_SET_ATTR_MTIME) < 0 ||
         PyModule_AddIntConstant(m, "SET_ATTR_ATIME_NOW", FUSE_SET_ATTR_ATIME_NOW) < 0 ||
-        PyModule_AddIntConstant(m, "SET_ATTR_MTIME_NOW", FUSE_SET_ATTR_MTIME_NOW) < 0)
+        PyModule_AddIntConstant(m, "SET_ATTR_MTIME_NOW", FUSE_SET_ATTR_MTIME_NOW) < 0 ||
+        PyModule_AddIntConstant(m, "SET_ATTR_CTIME", FUSE_SET_ATTR_CTIME) < 0)
         return NULL;
     return m;
 }

@@ -137,3 +137,28 @@ async def test_an_inode_is_bare_until_it_has_an_xattr_and_after_it_is_purged(
         with pytest.raises(NotFound):
             volume.attr(attr.ino)
         assert volume.bare(attr.ino)
+
+
+async def test_the_times_a_kernel_keeps_are_the_times_stored(tmp_path: Path) -> None:
+    """With the writeback cache the kernel stamps a file's mtime and ctime and
+    sends them in a setattr: a write arriving later stamps nothing, and what
+    the kernel sent is what is stored. Without it, a write stamps the mtime."""
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        fh, plain = volume.create(ROOT_INO, b"plain", 0o644, os.O_RDWR, 0, 0)
+        await trio.sleep(0.01)
+        await volume.write(fh, 0, os.urandom(1000))
+        assert volume.attr(plain.ino).mtime_ns > plain.mtime_ns
+        await volume.release(fh)
+
+        volume.kernel_keeps_times = True
+        fh, attr = volume.create(ROOT_INO, b"kept", 0o644, os.O_RDWR, 0, 0)
+        await trio.sleep(0.01)
+        await volume.write(fh, 0, os.urandom(100_000))
+        assert volume.attr(attr.ino).mtime_ns == attr.mtime_ns, "the write stamped its arrival"
+        sent = attr.mtime_ns + 5_000_000
+        volume.setattr_now(attr.ino, AttrChanges(mtime_ns=sent, ctime_ns=sent))
+        await volume.release(fh)
+    async with open_volume(device, credential()) as volume:
+        seen = volume.attr(attr.ino)
+        assert (seen.mtime_ns, seen.ctime_ns, seen.size) == (sent, sent, 100_000)
