@@ -20,7 +20,7 @@ FUZZ_SECONDS ?= 20
 
 setup: $(STAMP)
 
-$(STAMP): setup.cfg setup.py pyproject.toml $(NATIVE)
+$(STAMP): Makefile setup.cfg setup.py pyproject.toml $(NATIVE)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
