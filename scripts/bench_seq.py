@@ -10,7 +10,11 @@ read-ahead does (batches of READ_AHEAD_BATCH chunks, one or two batches at once)
 this process. The store's rate is what the mount could reach if its request
 path cost nothing.
 
-    python scripts/bench_seq.py [--warm GIB] [--rounds N]
+    python scripts/bench_seq.py [--warm GIB] [--rounds N] [--disk]
+
+--disk puts the devices and gocryptfs's directory on the disk-backed
+filesystem (DWFS_BENCH_DISK, /var/tmp by default) instead of tmpfs; every
+read, the store's too, starts with the page cache dropped.
 
 --warm touches and frees GIB of memory before each measure. This project's
 machines report free pages to their host (virtio-balloon free page reporting),
@@ -29,7 +33,17 @@ import time
 from pathlib import Path
 
 import trio
-from bench_mount import BASE, cpu_seconds, drop_caches, fio, proc_stat, server_of, targets, warm
+from bench_mount import (
+    BASE,
+    DISK_BASE,
+    cpu_seconds,
+    drop_caches,
+    fio,
+    proc_stat,
+    server_of,
+    targets,
+    warm,
+)
 
 from dwfs import Credential, PoolOptions, create_pool, open_pool
 from dwfs.chunks import PASSPHRASE
@@ -43,9 +57,9 @@ def faults(pid: int | None) -> int:
     return 0 if pid is None else int(proc_stat(pid)[7])
 
 
-def through_mounts(root: Path, gib: int) -> None:
+def through_mounts(root: Path, gib: int, raw_name: str) -> None:
     megabytes = SIZE / 1e6
-    for name, target in targets("raw tmpfs"):
+    for name, target in targets(raw_name):
         if name not in ("gocryptfs", "dwfs native"):
             continue
         with target(root) as directory:
@@ -80,6 +94,7 @@ def store_alone(root: Path, gib: int) -> None:
             step = READ_AHEAD_BATCH
             batches = [ids[i : i + step] for i in range(0, len(ids), step)]
             for at_once in (1, 2):  # cold both times: loading the first 3/4 evicts the rest
+                drop_caches()
                 warm(gib)
                 start, cpu = time.perf_counter(), time.process_time()
                 minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -107,14 +122,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warm", type=int, default=0, metavar="GIB")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--disk", action="store_true")
     args = parser.parse_args()
     print("| what | I/O | MB/s | CPU ms per MB | of it, main thread | minor faults per MB |")
     print("|---|---|---|---|---|---|")
     for _ in range(args.rounds):
-        root = BASE / f"dwfs-bench-seq-{os.getpid()}"
+        root = (DISK_BASE if args.disk else BASE) / f"dwfs-bench-seq-{os.getpid()}"
         root.mkdir()
         try:
-            through_mounts(root, args.warm)
+            through_mounts(root, args.warm, "raw disk" if args.disk else "raw tmpfs")
             store_alone(root / "store", args.warm)
         finally:
             shutil.rmtree(root, ignore_errors=True)
