@@ -457,6 +457,10 @@ class BlockStore:
             self._touch(cid)
         return data
 
+    def loading(self) -> bool:
+        """Whether any chunk is being loaded."""
+        return bool(self._loading)
+
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""
         return cid in self._loading or self.cache.contains(cid)

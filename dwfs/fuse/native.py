@@ -48,6 +48,13 @@ in C (GIL released) for the next request before it parks in epoll: a lone
 caller's next request usually comes sooner, and parking and waking cost about
 half of a small request (docs/performance.md). At most 1 ms in all per pass,
 so trio's other tasks still run."""
+SPIN_US = 50
+"""How long the trio thread retries a receive that found nothing before it
+sleeps in ppoll, while no chunk is being loaded or stored: a lone caller's next
+request (a stat loop, a random read) comes 10-15 us after the reply on one
+machine kind and 20-50 us on another, and sleeping until then costs a vCPU's
+wake-up; 20 us halved a stat loop's rate on the second (docs/performance.md).
+While the store works, spinning would take a core from it, so none."""
 YIELD_EVERY = 16
 """Batches handled in a row without parking before one checkpoint, so a steady
 stream of requests cannot starve trio's other tasks."""
@@ -540,7 +547,8 @@ class NativeSession:
                 while not self._session.ended:
                     busy = self.dispatcher.in_flight or self._session.waiting
                     wait = 0 if busy else WAIT_US
-                    self._session.receive(RECEIVE_AT_ONCE, wait)
+                    spin = 0 if busy or self.dispatcher.volume.store_busy() else SPIN_US
+                    self._session.receive(RECEIVE_AT_ONCE, wait, spin)
                     self.dispatcher.looked(self._session.looked())
                     batch = self._session.fetch()
                     if not batch:

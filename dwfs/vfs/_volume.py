@@ -339,6 +339,11 @@ class Volume:
 
     # -- open files ---------------------------------------------------------------------
 
+    def store_busy(self) -> bool:
+        """Whether chunks are being loaded or stored: work that needs the CPU a
+        front end could otherwise spend waiting for the next request."""
+        return self.data.active > 0 or self.pool.store.loading()
+
     def has_unstored_writes(self, ino: int) -> bool:
         """Whether an open file holds writes not stored as chunks yet."""
         state = self._files.get(ino)

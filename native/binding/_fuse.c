@@ -37,7 +37,6 @@
 
 #define FUSE_USE_VERSION 312
 #define MAX_WAIT_US 1000 /* the most one receive() waits in all, so trio's other tasks run */
-#define SPIN_NS 20000 /* how long receive() retries before it sleeps in ppoll (see spin()) */
 #define READ_IOV 32 /* the most spans one read answered in C is made of */
 #include <fuse_lowlevel.h>
 
@@ -863,14 +862,12 @@ static void reject(Session *s, const void *msg) {
     (void)written; /* the kernel refusing it is all that could happen */
 }
 
-/* Retries a receive that found nothing for up to SPIN_NS: a lone caller's
- * next request usually comes 10-15 us after our reply, and sleeping in ppoll
+/* Retries a receive that found nothing for up to spin_ns: a lone caller's
+ * next request usually comes soon after our reply, and sleeping in ppoll
  * until then costs more than the wait (a timer armed and cancelled, a
  * context switch each way, and on a virtual machine a wake-up of an idle
- * vCPU): measured with fio's random 4 KiB reads, 19-20k IOPS at 28-29 us of
- * the daemon's CPU per read without it, 42-47k at 20-22 us with it
- * (docs/performance.md). */
-static int spin(Session *s) {
+ * vCPU). The caller chooses how long (docs/performance.md). */
+static int spin(Session *s, long long spin_ns) {
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -878,7 +875,7 @@ static int spin(Session *s) {
         if (res != -EAGAIN) return res;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long long ns = (now.tv_sec - start.tv_sec) * 1000000000LL + (now.tv_nsec - start.tv_nsec);
-        if (ns > SPIN_NS) return res;
+        if (ns > spin_ns) return res;
     }
 }
 
@@ -886,17 +883,17 @@ static int spin(Session *s) {
  * without blocking and without the GIL; how many. Sets ended when the kernel
  * ends the session. */
 static PyObject *Session_receive(Session *s, PyObject *args) {
-    long limit, wait_us = 0;
-    if (!PyArg_ParseTuple(args, "l|l", &limit, &wait_us)) return NULL;
+    long limit, wait_us = 0, spin_us = 0;
+    if (!PyArg_ParseTuple(args, "l|ll", &limit, &wait_us, &spin_us)) return NULL;
     if (s->se == NULL || !s->started) return PyLong_FromLong(0);
     long got = 0, waited_us = 0;
     int ended = 0, spun = 0;
     Py_BEGIN_ALLOW_THREADS
     while (got < limit && !fuse_session_exited(s->se)) {
         int res = fuse_session_receive_buf(s->se, &s->buf);
-        if (res == -EAGAIN && wait_us > 0 && s->head == NULL && !spun) {
+        if (res == -EAGAIN && wait_us > 0 && spin_us > 0 && s->head == NULL && !spun) {
             spun = 1; /* once per request received: a mount gone quiet spins once */
-            res = spin(s);
+            res = spin(s, spin_us * 1000LL);
         }
         if (res == -EINTR) continue;
         if (res == -EAGAIN && wait_us > 0 && s->head == NULL && waited_us + wait_us <= MAX_WAIT_US) {
