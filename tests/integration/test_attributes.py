@@ -14,12 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dwfs.vfs import now_ns
 from tests.integration.conftest import LivePool
 
 NAMES = ["a", "b", "d", "e", "d/a", "d/b", "e/a"]
-REALTIME_COARSE = 5
-"""CLOCK_REALTIME_COARSE: with the writeback cache the kernel stamps a regular
-file's ctime itself from this clock, and the vfs stamps from it too."""
 CTIME_CHANGES = (6, 8, 9)
 """The steps that must move their path's ctime: chmod, chown, setxattr (a truncate
 moves it only if the size changes)."""
@@ -42,7 +40,7 @@ def ctime(path: Path) -> tuple[int, int]:
 
 def past_a_tick(stamp: int) -> None:
     """Waits until the clock changes are stamped with has moved past a stamp."""
-    while time.clock_gettime_ns(REALTIME_COARSE) <= stamp:
+    while now_ns() <= stamp:
         time.sleep(0.001)
 
 
