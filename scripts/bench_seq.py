@@ -5,10 +5,11 @@ tmpfs), with the serving process's CPU time and minor page faults per MB
 that takes every request and sends every reply; the rest is the store's
 worker threads), reading twice (the first read after a mount fills the chunk
 cache with memory the process never touched before); then
-the block store alone loading every chunk of 1 GiB the way the mount's
-read-ahead does (batches of READ_AHEAD_BATCH chunks, one or two batches at once), cold, in
-this process. The store's rate is what the mount could reach if its request
-path cost nothing.
+the block store alone, in this process: putting 1 GiB in one call and syncing
+it, and loading every chunk of it the way the mount's read-ahead does
+(batches of READ_AHEAD_BATCH chunks, one or two batches at once), cold. The
+store's rates are what the mount could reach if its request path cost
+nothing.
 
     python scripts/bench_seq.py [--warm GIB] [--rounds N] [--disk]
 
@@ -80,6 +81,16 @@ def through_mounts(root: Path, gib: int, raw_name: str) -> None:
                 )
 
 
+def report(what: str, io: str, start: float, cpu: float, minflt: int) -> None:
+    """One table row for work this process did since start (wall and CPU clocks)
+    and minflt (its minor faults then)."""
+    megabytes = SIZE / 1e6
+    rate = megabytes / (time.perf_counter() - start)
+    cpu_ms = (time.process_time() - cpu) * 1000 / megabytes
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt) / megabytes
+    print(f"| {what} | {io} | {rate:,.0f} | {cpu_ms:.2f} | - | {faults:.0f} |", flush=True)
+
+
 def store_alone(root: Path, gib: int) -> None:
     root.mkdir()
     paths = [root / f"d{i}" for i in range(3)]
@@ -89,8 +100,15 @@ def store_alone(root: Path, gib: int) -> None:
     async def run() -> None:
         async with open_pool(paths[0], Credential(PASSPHRASE, bytearray(b"bench"))) as pool:
             store = pool.store
-            ids = [ref.chunk_id for ref in await store.put(os.urandom(SIZE))]
+            data = os.urandom(SIZE)
+            drop_caches()
+            warm(gib)
+            start, cpu = time.perf_counter(), time.process_time()
+            minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            ids = [ref.chunk_id for ref in await store.put(data)]
             await store.sync()
+            report("store alone, one put of 1 GiB and a sync", "store", start, cpu, minflt)
+            del data
             step = READ_AHEAD_BATCH
             batches = [ids[i : i + step] for i in range(0, len(ids), step)]
             for at_once in (1, 2):  # cold both times: loading the first 3/4 evicts the rest
@@ -106,14 +124,7 @@ def store_alone(root: Path, gib: int) -> None:
                 async with trio.open_nursery() as nursery:
                     for first in range(at_once):
                         nursery.start_soon(loader, first, at_once)
-                rate = SIZE / 1e6 / (time.perf_counter() - start)
-                cpu_ms = (time.process_time() - cpu) * 1000 / (SIZE / 1e6)
-                minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt
-                print(
-                    f"| store alone, {at_once} batch(es) at once | load | {rate:,.0f} "
-                    f"| {cpu_ms:.2f} | - | {minflt / (SIZE / 1e6):.0f} |",
-                    flush=True,
-                )
+                report(f"store alone, {at_once} batch(es) at once", "load", start, cpu, minflt)
 
     trio.run(run)
 
