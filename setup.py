@@ -39,6 +39,7 @@ extensions = [
             "native/src/gf256.c",
             "native/src/chunker.c",
             "native/src/flush.c",
+            "native/src/direct.c",
         ],
         include_dirs=["native/include"],
         extra_compile_args=CFLAGS,

@@ -9,7 +9,9 @@ usable (tens of MB/s); the chunker loop is slow and exists for correctness.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
+import threading
 from collections.abc import Sequence
 
 from dwfs._accel import _gf
@@ -17,6 +19,9 @@ from dwfs.types import Buffer
 
 _MUL_TABLES = [bytes(_gf.mul(c, x) for x in range(256)) for c in range(256)]
 _MASK64 = (1 << 64) - 1
+DIRECT_ALIGN = 4096
+"""The alignment a direct read's offset, length and buffer are given: the
+largest logical block size in common use."""
 
 
 def gf_matmul(matrix: bytes, rows: int, cols: int, inputs: Sequence[Buffer]) -> list[bytes]:
@@ -111,3 +116,43 @@ def _write_whole(fd: int, data: Buffer, offset: int) -> int:
 
 def uninitialized(size: int) -> bytearray:
     return bytearray(size)
+
+
+class _Scratch(threading.local):
+    """Each thread's page-aligned buffer for direct reads, grown as needed."""
+
+    def __init__(self) -> None:
+        self.buffer = mmap.mmap(-1, 64 * 1024)
+
+    def take(self, size: int) -> memoryview:
+        if len(self.buffer) < size:
+            self.buffer = mmap.mmap(-1, 1 << (size - 1).bit_length())
+        return memoryview(self.buffer)[:size]
+
+
+_scratch = _Scratch()
+
+
+def read_direct_into(fd: int, offset: int, buffers: Sequence[bytearray | memoryview]) -> int:
+    """Fill buffers in order from offset of a file opened with O_DIRECT: the
+    aligned range around them is read into this thread's scratch buffer and the
+    bytes asked for copied out; how many were read (fewer where the file ends)."""
+    want = sum(len(b) for b in buffers)
+    if not want:
+        return 0
+    lo = offset - offset % DIRECT_ALIGN
+    hi = -(-(offset + want) // DIRECT_ALIGN) * DIRECT_ALIGN
+    with _scratch.take(hi - lo) as span:
+        got = 0
+        while got < len(span):
+            n = os.preadv(fd, [span[got:]], lo + got)
+            got += n
+            if n == 0 or got % DIRECT_ALIGN:
+                break
+        avail = min(max(got - (offset - lo), 0), want)
+        at, end = offset - lo, offset - lo + avail
+        for buffer in buffers:
+            take = min(len(buffer), end - at)
+            buffer[:take] = span[at : at + take]
+            at += take
+    return avail

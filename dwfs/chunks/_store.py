@@ -269,14 +269,14 @@ class BlockStore:
 
     # -- reading --------------------------------------------------------------
 
-    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
+    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None, direct: bool = False) -> Plain:
         addr = addr or self.index.get(cid)
         if addr is None:
             raise IntegrityError(
                 f"chunk {cid.hex()[:16]} is referenced but not in the pool: run `dwfsctl scrub`"
             )
         opened = None
-        sealed = self.array.read_data_shards(addr, cid)
+        sealed = self.array.read_data_shards(addr, cid, direct)
         if sealed is not None:
             with contextlib.suppress(IntegrityError):  # a damaged shard: the full read finds it
                 opened = crypto.open_(self._keys.chunk_data, cid, sealed)
@@ -304,9 +304,10 @@ class BlockStore:
             cached = self.cache.get(cid, count=False)
         return cached
 
-    def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
-        """Load a chunk into the cache and count it (either thread)."""
-        data = self._load_chunk(cid, addr)
+    def _fetch(self, cid: ChunkId, addr: StripeAddr | None, direct: bool = False) -> Plain:
+        """Load a chunk into the cache and count it (either thread); `direct`:
+        its device reads around the page cache (read-ahead's loads)."""
+        data = self._load_chunk(cid, addr, direct)
         self.cache.put(cid, data)
         with self._stats_lock:
             self.stats.chunks_loaded += 1
@@ -383,8 +384,9 @@ class BlockStore:
         call: a thread round trip per chunk cost more than the loads it overlapped.
         The batch's chunks are announced to get()s waiting for them together,
         once it is in: waking the trio thread for each chunk cost more than the
-        wait it saved (docs/performance.md). A chunk that fails to load is left
-        for a reader to meet the error itself."""
+        wait it saved (docs/performance.md). The devices are read around the
+        page cache (the chunk cache keeps what is loaded). A chunk that fails
+        to load is left for a reader to meet the error itself."""
         wanted = [cid for cid in dict.fromkeys(cids) if not self.has_or_loading(cid)]
         if not wanted:
             return
@@ -407,7 +409,7 @@ class BlockStore:
         def load_all() -> None:
             for cid in local:
                 try:
-                    self._fetch(cid, None)
+                    self._fetch(cid, None, direct=True)
                 except Exception as exc:
                     log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
 

@@ -9,7 +9,9 @@ traceback reaches the user only when DWFS_DEBUG=1 asks for it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
 import sys
 import traceback
 from typing import NoReturn
@@ -82,9 +84,21 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _raise_open_files() -> None:
+    """Lift the soft limit of open files to the hard one, as Go programs do at
+    start: a device keeps two descriptors per segment it has read (one for
+    writes, one for direct reads), so a pool of a few hundred GiB outgrows the
+    usual soft limit of 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _accel.tune_allocator()
+    _raise_open_files()
     _secrets.protect_process()
     try:
         result: int = trio.run(args.run, args)

@@ -344,7 +344,9 @@ class DeviceArray:
                 good[shard_index] = payload
         return good, bad
 
-    def read_data_shards(self, addr: StripeAddr, chunk_id: ChunkId) -> memoryview | None:
+    def read_data_shards(
+        self, addr: StripeAddr, chunk_id: ChunkId, direct: bool = False
+    ) -> memoryview | None:
         """The sealed chunk from its k data shards, for a caller that authenticates
         the whole of it (an AEAD tag) before using any of it.
 
@@ -354,6 +356,7 @@ class DeviceArray:
         copy holds the GIL). None when a data shard is offline, unreadable, short
         or not the one its header must name; then, or when the caller's check
         fails, read_stripe() finds the bad shard by its MAC and rebuilds and heals it.
+        `direct`: read around the page cache (DirDevice.read_into).
         """
         sealed = memoryview(uninitialized(self.layout.k * addr.shard_len))
         for device_index, shard_index in shards_on(self.layout, addr.seq).items():
@@ -366,7 +369,9 @@ class DeviceArray:
             head = bytearray(_shard.HEADER_SIZE)
             place = sealed[shard_index * addr.shard_len : (shard_index + 1) * addr.shard_len]
             try:
-                got = member.device.read_into(addr.segment, addr.offset, [memoryview(head), place])
+                got = member.device.read_into(
+                    addr.segment, addr.offset, [memoryview(head), place], direct
+                )
             except DwfsError:
                 return None
             header = _shard.parse_header(self._shard_key, bytes(head))

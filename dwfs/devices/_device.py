@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from dwfs._accel import write_flush
+from dwfs._accel import read_direct_into, write_flush
 from dwfs.devices import _superblock
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer
@@ -38,6 +39,11 @@ JOURNAL_EXTENT = 1024 * 1024
 record overwrites allocated blocks and its fdatasync changes no metadata (an
 append that grows the file costs a filesystem journal commit: 0.36 vs 0.14 ms on
 ext4 here). Replay stops at the zeros, as at any torn record."""
+
+log = logging.getLogger(__name__)
+
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -108,6 +114,11 @@ class DirDevice:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fds: dict[int, int] = {}
+        self._direct_fds: dict[int, int] = {}
+        self.direct_reads: bool | None = None
+        """Whether direct reads (read-ahead's) bypass the page cache (O_DIRECT):
+        None until the first tells; False where the filesystem refuses direct reads or
+        keeps its files in memory anyway (tmpfs)."""
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
@@ -119,6 +130,8 @@ class DirDevice:
         """Segments written since then (None: look at them all)."""
         self._dir = _open_dir(path, path, None)
         self._filesystem = os.fstat(self._dir).st_dev
+        if not _O_DIRECT or _in_memory(self._filesystem):
+            self.direct_reads = False
         self._subdirs: dict[str, int] = {}
         try:
             self._audit()
@@ -198,6 +211,8 @@ class DirDevice:
         except (FileNotFoundError, FileExistsError):
             raise
         except OSError as exc:
+            if exc.errno == errno.EINVAL and flags & _O_DIRECT:
+                raise  # no direct I/O here: the caller reads through the page cache
             if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
                 self._check_entry(dir_fd, name, label, stat.S_IFREG)
                 raise _unsafe(self.path, label, "is not a regular file") from None
@@ -228,6 +243,28 @@ class DirDevice:
             self._fds[segment] = fd
             return fd
 
+    def _direct_fd(self, segment: int) -> int | None:
+        """A descriptor for direct reads of a segment, or None: the segment is
+        missing, or this device's reads go through the page cache."""
+        directory = self._subdir(SEGMENTS, create=False)
+        if directory is None:
+            return None
+        with self._lock:
+            fd = self._direct_fds.get(segment)
+            if fd is not None or self.direct_reads is False:
+                return fd
+            name = _segment_name(segment)
+            try:
+                fd = self._open(directory, name, f"{SEGMENTS}/{name}", os.O_RDONLY | _O_DIRECT)
+            except FileNotFoundError:
+                return None
+            except OSError:  # EINVAL: the filesystem has no direct I/O
+                self.direct_reads = False
+                return None
+            self.direct_reads = True
+            self._direct_fds[segment] = fd
+            return fd
+
     def read(self, segment: int, offset: int, length: int) -> bytes:
         """Up to `length` bytes; short or empty where the segment ends or is missing."""
         try:
@@ -236,10 +273,29 @@ class DirDevice:
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
-    def read_into(self, segment: int, offset: int, buffers: Sequence[memoryview]) -> int:
-        """Fill buffers, in order, from one place in a segment without another copy;
-        the number of bytes read (short where the segment ends or is missing)."""
+    def read_into(
+        self, segment: int, offset: int, buffers: Sequence[memoryview], direct: bool = False
+    ) -> int:
+        """Fill buffers, in order, from one place in a segment, the copy without the
+        GIL; the number of bytes read (short where the segment ends or is missing).
+
+        `direct`: around the page cache where the filesystem allows, for a read
+        whose bytes the chunk cache will keep (read-ahead's): no page cache is
+        allocated for them, nor are they copied out of it (docs/design.md,
+        "Reading devices around the page cache"). Such a read still sees writes not yet synced: the
+        kernel writes a range back before it reads it directly.
+        """
         try:
+            if direct and self.direct_reads is not False:
+                fd = self._direct_fd(segment)
+                if fd is not None:
+                    try:
+                        return read_direct_into(fd, offset, buffers)
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:
+                            raise
+                        log.info("device %s: direct reads refused; reading cached", self.path)
+                        self.direct_reads = False  # it wants a larger alignment than ours
             fd = self._fd(segment, create=False)
             return 0 if fd is None else os.preadv(fd, buffers, offset)
         except OSError as exc:
@@ -469,11 +525,12 @@ class DirDevice:
 
     def remove_segment(self, segment: int) -> None:
         with self._lock:
-            fd = self._fds.pop(segment, None)
+            fds = [self._fds.pop(segment, None), self._direct_fds.pop(segment, None)]
             self._dirty.discard(segment)
             self._allocated.pop(segment, None)
-        if fd is not None:
-            os.close(fd)
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
         directory = self._subdir(SEGMENTS, create=False)
         if directory is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -520,11 +577,33 @@ class DirDevice:
             os.close(self._journal[1])
             self._journal = None
         with self._lock:
-            for fd in [*self._fds.values(), *self._subdirs.values(), self._dir]:
+            for fd in [
+                *self._fds.values(),
+                *self._direct_fds.values(),
+                *self._subdirs.values(),
+                self._dir,
+            ]:
                 os.close(fd)
             self._fds.clear()
+            self._direct_fds.clear()
             self._subdirs.clear()
             self._dir = -1
+
+
+def _in_memory(dev: int) -> bool:
+    """Whether the filesystem with this device number keeps its files in memory
+    (tmpfs), where a direct read would only add a copy: its type from the
+    kernel's table of this process's mounts."""
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == want and "-" in fields:
+                    return fields[fields.index("-") + 1] in MEMORY_FILESYSTEMS
+    except OSError:
+        pass
+    return False
 
 
 def _grow(fd: int, size: int, needed: int) -> int:

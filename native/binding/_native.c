@@ -1,8 +1,11 @@
 /* CPython binding for dwfs's native kernels: takes buffers, releases the GIL
- * around the arithmetic, long copies and flushes, and returns new objects. The
- * only importer is dwfs._accel. */
+ * around the arithmetic, long copies, flushes and direct reads, and returns new
+ * objects. The only importer is dwfs._accel. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include <errno.h>
+#include <limits.h>
 
 #include "dwfs_native.h"
 
@@ -220,6 +223,51 @@ done:
     return result;
 }
 
+static PyObject *direct_error(ssize_t got) {
+    errno = (int)-got;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* read_direct_into(fd, offset, buffers): fill the buffers in order from offset
+ * of a file opened with O_DIRECT, without the GIL; the bytes read. */
+static PyObject *py_read_direct_into(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd;
+    long long offset;
+    PyObject *buffers;
+    if (!PyArg_ParseTuple(args, "iLO", &fd, &offset, &buffers)) return NULL;
+    if (fd < 0 || offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "a read needs a descriptor and an offset, not negative");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(buffers, "buffers must be a sequence of writable buffers");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    Py_ssize_t held = 0;
+    Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
+    struct dwfs_part *parts = PyMem_Calloc((size_t)n + 1, sizeof(struct dwfs_part));
+    if (views == NULL || parts == NULL) { PyErr_NoMemory(); goto done; }
+    if (n > INT_MAX) { PyErr_SetString(PyExc_ValueError, "too many buffers"); goto done; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+            goto done;
+        held++;
+        parts[i] = (struct dwfs_part){views[i].buf, (size_t)views[i].len};
+    }
+    ssize_t got;
+    Py_BEGIN_ALLOW_THREADS
+    got = dwfs_read_direct(fd, (uint64_t)offset, parts, (int)n);
+    Py_END_ALLOW_THREADS
+    result = got < 0 ? direct_error(got) : PyLong_FromSsize_t(got);
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    PyMem_Free(parts);
+    Py_DECREF(seq);
+    return result;
+}
+
 /* Keep freed stripe-sized buffers in the heap instead of returning them to the
  * kernel: glibc otherwise mmaps each buffer over 128 KiB afresh and every page
  * of it faults on first touch, which costs more than the coding itself. */
@@ -242,6 +290,7 @@ static PyMethodDef methods[] = {
     {"join", py_join, METH_O, "Concatenate buffers into new bytes, long copies without the GIL."},
     {"uninitialized", py_uninitialized, METH_O, "A bytearray whose bytes the caller overwrites before reading."},
     {"write_flush", py_write_flush, METH_O, "pwrite each (fd, data, offset, flush), then fdatasync the marked ones at once; their errnos."},
+    {"read_direct_into", py_read_direct_into, METH_VARARGS, "Fill buffers from offset of a file opened with O_DIRECT; the bytes read."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
-/* dwfs native kernels: GF(2^8) matrix coding, the FastCDC cut loop, and
- * writing and flushing several files at once.
+/* dwfs native kernels: GF(2^8) matrix coding, the FastCDC cut loop,
+ * writing and flushing several files at once, and direct reads at any offset.
  *
  * Pure C with no Python.h, so the C tests and any other binding can reuse it
  * (the zfec pattern). Every function is reentrant after dwfs_gf_init().
@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define DWFS_MAX_SHARDS 64
 
@@ -55,5 +56,22 @@ struct dwfs_write {
  * flush's) or 0. Returns what dwfs_flush_together returned. Safe from any
  * thread. */
 int dwfs_write_flush(const struct dwfs_write *writes, int n, int *errs);
+
+/* The alignment a direct read's offset, length and buffer are given: the
+ * largest logical block size in common use. */
+#define DWFS_DIRECT_ALIGN 4096
+
+/* One place a read fills. */
+struct dwfs_part {
+    void *data;
+    size_t len;
+};
+
+/* Reads [offset, offset + the parts' total length) of fd, opened with
+ * O_DIRECT, into parts in order: the aligned range around it goes into a
+ * scratch buffer this thread keeps, and the bytes asked for are copied out.
+ * Returns how many were read (fewer where the file ends), or -errno (EINVAL
+ * when the file wants a larger alignment). Safe from any thread. */
+ssize_t dwfs_read_direct(int fd, uint64_t offset, const struct dwfs_part *parts, int n);
 
 #endif

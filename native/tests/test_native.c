@@ -1,5 +1,8 @@
-/* C tests of the native kernels: field axioms, and every vector path against
- * the portable one on random shapes and lengths. */
+/* C tests of the native kernels: field axioms, every vector path against
+ * the portable one on random shapes and lengths, flushes, and direct reads
+ * against buffered ones. */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +112,44 @@ static void test_write_flush(void) {
     close(fd);
 }
 
+/* Direct reads of random ranges, split in random parts, give what pread gives,
+ * short at the end of the file; a bad descriptor is -EBADF. */
+static void test_read_direct(void) {
+    char name[] = "/tmp/dwfs-direct-XXXXXX";
+    int fd = mkstemp(name);
+    CHECK(fd >= 0, "mkstemp failed");
+    enum { SIZE = 3 * 1024 * 1024 + 777 };
+    unsigned char *data = malloc(SIZE), *got = malloc(SIZE + 9000);
+    for (size_t i = 0; i < SIZE; i++) data[i] = (unsigned char)rand();
+    CHECK(pwrite(fd, data, SIZE, 0) == SIZE, "short write");
+    fsync(fd);
+    int direct = open(name, O_RDONLY | O_DIRECT);
+    unlink(name);
+    CHECK(direct >= 0, "no O_DIRECT on /tmp: %d", errno);
+    for (int round = 0; round < 300 && direct >= 0; round++) {
+        uint64_t offset = (uint64_t)rand() % (SIZE + 5000);
+        struct dwfs_part parts[3];
+        size_t total = 0;
+        for (int i = 0; i < 3; i++) {
+            parts[i].len = (size_t)rand() % 3000;
+            parts[i].data = got + total;
+            total += parts[i].len;
+        }
+        memset(got, 0xee, total);
+        size_t want = offset >= SIZE ? 0 : (SIZE - offset < total ? SIZE - offset : total);
+        ssize_t n = dwfs_read_direct(direct, offset, parts, 3);
+        CHECK(n == (ssize_t)want, "read %zd of %zu at %llu", n, want, (unsigned long long)offset);
+        CHECK(want == 0 || memcmp(got, data + offset, want) == 0, "bytes differ at %llu", (unsigned long long)offset);
+        for (size_t i = want; i < total; i++) CHECK(got[i] == 0xee, "written past the end at %zu", i);
+    }
+    struct dwfs_part one = {got, 10};
+    CHECK(dwfs_read_direct(100000, 0, &one, 1) == -EBADF, "a bad descriptor read");
+    close(direct);
+    close(fd);
+    free(data);
+    free(got);
+}
+
 int main(void) {
     dwfs_gf_init();
     test_field();
@@ -116,6 +157,7 @@ int main(void) {
     test_chunker_bounds();
     test_flush_together();
     test_write_flush();
+    test_read_direct();
     printf("native: simd level %d, %s\n", dwfs_gf_simd_level(), failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }
