@@ -156,3 +156,18 @@ def read_direct_into(fd: int, offset: int, buffers: Sequence[bytearray | memoryv
             buffer[:take] = span[at : at + take]
             at += take
     return avail
+
+
+def read_direct_many(
+    reads: Sequence[tuple[int, int, Sequence[bytearray | memoryview]]],
+) -> list[int]:
+    """Each (descriptor, offset, buffers) as read_direct_into does it, one after
+    another (the native twin has them all in flight at once); each one's bytes
+    read, or its errno negated."""
+    results = []
+    for fd, offset, buffers in reads:
+        try:
+            results.append(read_direct_into(fd, offset, buffers))
+        except OSError as exc:
+            results.append(-(exc.errno or errno.EIO))
+    return results

@@ -40,6 +40,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+LOAD_TOGETHER = 16
+"""The most chunks whose shard reads are in flight at once: a read-ahead batch
+(8) whole, and a bound on the scratch memory a worker thread keeps for them."""
 INLINE_BYTES = 64 * 1024
 CUT_WINDOW = 4 * 1024 * 1024
 LRU_TRACKED = 1 << 18
@@ -269,14 +272,22 @@ class BlockStore:
 
     # -- reading --------------------------------------------------------------
 
-    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None, direct: bool = False) -> Plain:
+    def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
+        addr = self._address(cid, addr)
+        return self._open_chunk(cid, addr, self.array.read_data_shards(addr, cid))
+
+    def _address(self, cid: ChunkId, addr: StripeAddr | None) -> StripeAddr:
         addr = addr or self.index.get(cid)
         if addr is None:
             raise IntegrityError(
                 f"chunk {cid.hex()[:16]} is referenced but not in the pool: run `dwfsctl scrub`"
             )
+        return addr
+
+    def _open_chunk(self, cid: ChunkId, addr: StripeAddr, sealed: memoryview | None) -> Plain:
+        """A chunk's plaintext from its data shards as read (None: one was missing
+        or bad), or, where they fail, from the full read that heals them."""
         opened = None
-        sealed = self.array.read_data_shards(addr, cid, direct)
         if sealed is not None:
             with contextlib.suppress(IntegrityError):  # a damaged shard: the full read finds it
                 opened = crypto.open_(self._keys.chunk_data, cid, sealed)
@@ -304,14 +315,30 @@ class BlockStore:
             cached = self.cache.get(cid, count=False)
         return cached
 
-    def _fetch(self, cid: ChunkId, addr: StripeAddr | None, direct: bool = False) -> Plain:
-        """Load a chunk into the cache and count it (either thread); `direct`:
-        its device reads around the page cache (read-ahead's loads)."""
-        data = self._load_chunk(cid, addr, direct)
+    def _fetch(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
+        """Load a chunk into the cache and count it (either thread)."""
+        return self._keep(cid, self._load_chunk(cid, addr))
+
+    def _keep(self, cid: ChunkId, data: Plain) -> Plain:
         self.cache.put(cid, data)
         with self._stats_lock:
             self.stats.chunks_loaded += 1
         return data
+
+    def _fetch_many(self, cids: list[ChunkId]) -> None:
+        """Load chunks into the cache with all their shard reads in flight at once
+        (read-ahead's batches); one that fails is left for its reader to meet."""
+        known = [(cid, addr) for cid in cids if (addr := self.index.get(cid)) is not None]
+        for start in range(0, len(known), LOAD_TOGETHER):
+            self._fetch_together(known[start : start + LOAD_TOGETHER])
+
+    def _fetch_together(self, known: list[tuple[ChunkId, StripeAddr]]) -> None:
+        sealed = self.array.read_data_shards_many([(addr, cid) for cid, addr in known])
+        for (cid, addr), one in zip(known, sealed, strict=True):
+            try:
+                self._keep(cid, self._open_chunk(cid, addr, one))
+            except Exception as exc:
+                log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
 
     async def _load(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
         """Load a chunk into the cache; concurrent get()s of it wait for this one."""
@@ -384,9 +411,10 @@ class BlockStore:
         call: a thread round trip per chunk cost more than the loads it overlapped.
         The batch's chunks are announced to get()s waiting for them together,
         once it is in: waking the trio thread for each chunk cost more than the
-        wait it saved (docs/performance.md). The devices are read around the
-        page cache (the chunk cache keeps what is loaded). A chunk that fails
-        to load is left for a reader to meet the error itself."""
+        wait it saved (docs/performance.md). Every shard read of the batch is
+        in flight at once, around the page cache (the chunk cache keeps what is
+        loaded). A chunk that fails to load is left for a reader to meet the
+        error itself."""
         wanted = [cid for cid in dict.fromkeys(cids) if not self.has_or_loading(cid)]
         if not wanted:
             return
@@ -406,13 +434,6 @@ class BlockStore:
         far = {cid for cid, _ in remote}
         local = [cid for cid in wanted if cid not in far]
 
-        def load_all() -> None:
-            for cid in local:
-                try:
-                    self._fetch(cid, None, direct=True)
-                except Exception as exc:
-                    log.debug("read-ahead of chunk %s failed: %s", cid.hex()[:16], exc)
-
         try:
             if remote:
                 async with trio.open_nursery() as nursery:
@@ -420,7 +441,7 @@ class BlockStore:
                         nursery.start_soon(self._prefetch_range, group, announce)
             epoch = self._begin_load()
             try:
-                await trio.to_thread.run_sync(load_all, limiter=self._limiter)
+                await trio.to_thread.run_sync(self._fetch_many, local, limiter=self._limiter)
             finally:
                 self._end_load(epoch)
         finally:

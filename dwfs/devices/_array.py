@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from dwfs._accel import uninitialized, write_flush
 from dwfs.devices import _parity, _shard
-from dwfs.devices._device import DirDevice
+from dwfs.devices._device import DirDevice, read_many
 from dwfs.devices._layout import Layout, shards_on
 from dwfs.devices._superblock import RING, Member, Superblock, encode
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
@@ -344,9 +344,7 @@ class DeviceArray:
                 good[shard_index] = payload
         return good, bad
 
-    def read_data_shards(
-        self, addr: StripeAddr, chunk_id: ChunkId, direct: bool = False
-    ) -> memoryview | None:
+    def read_data_shards(self, addr: StripeAddr, chunk_id: ChunkId) -> memoryview | None:
         """The sealed chunk from its k data shards, for a caller that authenticates
         the whole of it (an AEAD tag) before using any of it.
 
@@ -356,34 +354,81 @@ class DeviceArray:
         copy holds the GIL). None when a data shard is offline, unreadable, short
         or not the one its header must name; then, or when the caller's check
         fails, read_stripe() finds the bad shard by its MAC and rebuilds and heals it.
-        `direct`: read around the page cache (DirDevice.read_into).
         """
+        planned = self._data_shard_reads(addr)
+        if planned is None:
+            return None
+        sealed, reads = planned
+        for device, index, head, place in reads:
+            try:
+                got = device.read_into(addr.segment, addr.offset, [head, place])
+            except DwfsError:
+                return None
+            if not self._shard_ok(addr, chunk_id, index, head, got):
+                return None
+        return sealed[: addr.sealed_len]
+
+    def read_data_shards_many(
+        self, wanted: Sequence[tuple[StripeAddr, ChunkId]]
+    ) -> list[memoryview | None]:
+        """read_data_shards of many chunks, with every shard read in flight at once
+        and around the page cache where the devices allow (`_device.read_many`):
+        read-ahead's batches, whose chunks the chunk cache keeps."""
+        plans = [self._data_shard_reads(addr) for addr, _ in wanted]
+        reads = [
+            (i, device, index, head, place)
+            for i, plan in enumerate(plans)
+            if plan is not None
+            for device, index, head, place in plan[1]
+        ]
+        got = read_many(
+            [
+                (device, wanted[i][0].segment, wanted[i][0].offset, [head, place])
+                for i, device, _, head, place in reads
+            ]
+        )
+        good = [plan is not None for plan in plans]
+        for (i, _, index, head, _), n in zip(reads, got, strict=True):
+            addr, chunk_id = wanted[i]
+            good[i] = good[i] and self._shard_ok(addr, chunk_id, index, head, n)
+        return [
+            plan[0][: addr.sealed_len] if plan is not None and ok else None
+            for (addr, _), plan, ok in zip(wanted, plans, good, strict=True)
+        ]
+
+    def _data_shard_reads(
+        self, addr: StripeAddr
+    ) -> tuple[memoryview, list[tuple[DirDevice, int, memoryview, memoryview]]] | None:
+        """One buffer for a stripe's sealed chunk, and the reads that fill it: for
+        each data shard its device, index, header buffer and place. None when a
+        data shard's device is offline."""
         sealed = memoryview(uninitialized(self.layout.k * addr.shard_len))
+        reads = []
         for device_index, shard_index in shards_on(self.layout, addr.seq).items():
             if shard_index >= self.layout.k:
                 continue
             member = self.members[device_index]
-            if not member.online:
+            if not member.online or member.device is None:
                 return None
-            assert member.device is not None
-            head = bytearray(_shard.HEADER_SIZE)
             place = sealed[shard_index * addr.shard_len : (shard_index + 1) * addr.shard_len]
-            try:
-                got = member.device.read_into(
-                    addr.segment, addr.offset, [memoryview(head), place], direct
-                )
-            except DwfsError:
-                return None
-            header = _shard.parse_header(self._shard_key, bytes(head))
-            if (
-                got != len(head) + len(place)
-                or header is None
-                or header.addr != addr
-                or header.index != shard_index
-                or header.chunk_id != chunk_id
-            ):
-                return None
-        return sealed[: addr.sealed_len]
+            head = memoryview(bytearray(_shard.HEADER_SIZE))
+            reads.append((member.device, shard_index, head, place))
+        return sealed, reads
+
+    def _shard_ok(
+        self, addr: StripeAddr, chunk_id: ChunkId, index: int, head: memoryview, got: int | None
+    ) -> bool:
+        """Whether a data shard's read came whole, under the authentic header its
+        stripe's shard `index` must have."""
+        if got != _shard.HEADER_SIZE + addr.shard_len:
+            return False
+        header = _shard.parse_header(self._shard_key, bytes(head))
+        return (
+            header is not None
+            and header.addr == addr
+            and header.index == index
+            and header.chunk_id == chunk_id
+        )
 
     def read_stripe(self, addr: StripeAddr, chunk_id: ChunkId) -> bytes:
         """The sealed chunk stored at addr, rebuilt from redundancy where needed.

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from dwfs._accel import read_direct_into, write_flush
+from dwfs._accel import read_direct_many, write_flush
 from dwfs.devices import _superblock
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer
@@ -116,8 +116,8 @@ class DirDevice:
         self._fds: dict[int, int] = {}
         self._direct_fds: dict[int, int] = {}
         self.direct_reads: bool | None = None
-        """Whether direct reads (read-ahead's) bypass the page cache (O_DIRECT):
-        None until the first tells; False where the filesystem refuses direct reads or
+        """Whether read_many bypasses the page cache (O_DIRECT) here: None until
+        it first tries; False where the filesystem refuses direct reads or
         keeps its files in memory anyway (tmpfs)."""
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
@@ -243,9 +243,9 @@ class DirDevice:
             self._fds[segment] = fd
             return fd
 
-    def _direct_fd(self, segment: int) -> int | None:
-        """A descriptor for direct reads of a segment, or None: the segment is
-        missing, or this device's reads go through the page cache."""
+    def direct_fd(self, segment: int) -> int | None:
+        """A descriptor for direct reads of a segment (read_many), or None: the
+        segment is missing, or this device's reads go through the page cache."""
         directory = self._subdir(SEGMENTS, create=False)
         if directory is None:
             return None
@@ -273,29 +273,10 @@ class DirDevice:
         except OSError as exc:
             raise _io_error(self.path, exc) from None
 
-    def read_into(
-        self, segment: int, offset: int, buffers: Sequence[memoryview], direct: bool = False
-    ) -> int:
-        """Fill buffers, in order, from one place in a segment, the copy without the
-        GIL; the number of bytes read (short where the segment ends or is missing).
-
-        `direct`: around the page cache where the filesystem allows, for a read
-        whose bytes the chunk cache will keep (read-ahead's): no page cache is
-        allocated for them, nor are they copied out of it (docs/design.md,
-        "Reading devices around the page cache"). Such a read still sees writes not yet synced: the
-        kernel writes a range back before it reads it directly.
-        """
+    def read_into(self, segment: int, offset: int, buffers: Sequence[memoryview]) -> int:
+        """Fill buffers, in order, from one place in a segment without another copy;
+        the number of bytes read (short where the segment ends or is missing)."""
         try:
-            if direct and self.direct_reads is not False:
-                fd = self._direct_fd(segment)
-                if fd is not None:
-                    try:
-                        return read_direct_into(fd, offset, buffers)
-                    except OSError as exc:
-                        if exc.errno != errno.EINVAL:
-                            raise
-                        log.info("device %s: direct reads refused; reading cached", self.path)
-                        self.direct_reads = False  # it wants a larger alignment than ours
             fd = self._fd(segment, create=False)
             return 0 if fd is None else os.preadv(fd, buffers, offset)
         except OSError as exc:
@@ -588,6 +569,48 @@ class DirDevice:
             self._direct_fds.clear()
             self._subdirs.clear()
             self._dir = -1
+
+
+def read_many(
+    reads: Sequence[tuple[DirDevice, int, int, Sequence[memoryview]]],
+) -> list[int | None]:
+    """Each (device, segment, offset, buffers) as read_into does it, but around
+    the page cache where the device's filesystem allows and with every such
+    read in flight at once (read-ahead's loads: docs/design.md, "Reading
+    devices around the page cache"); each one's bytes read, or None where it
+    failed. Direct reads see writes not yet synced: the kernel writes a range
+    back before it reads it directly."""
+    results: list[int | None] = [None] * len(reads)
+    cached = set(range(len(reads)))
+    direct_ones = [
+        (i, fd)
+        for i, (device, segment, _, _) in enumerate(reads)
+        if (fd := _direct_fd(device, segment)) is not None
+    ]
+    got = read_direct_many([(fd, reads[i][2], reads[i][3]) for i, fd in direct_ones])
+    for (i, _), n in zip(direct_ones, got, strict=True):
+        device = reads[i][0]
+        if n == -errno.EINVAL:  # it wants a larger alignment than ours
+            if device.direct_reads:
+                log.info("device %s: direct reads refused; reading cached", device.path)
+            device.direct_reads = False
+            continue
+        cached.discard(i)
+        results[i] = n if n >= 0 else None
+    for i in sorted(cached):
+        device, segment, offset, buffers = reads[i]
+        with contextlib.suppress(DwfsError):
+            results[i] = device.read_into(segment, offset, buffers)
+    return results
+
+
+def _direct_fd(device: DirDevice, segment: int) -> int | None:
+    """The device's direct descriptor of a segment; None where it has none, or
+    where opening it failed (the cached read then meets the error itself)."""
+    try:
+        return device.direct_fd(segment)
+    except DwfsError:
+        return None
 
 
 def _in_memory(dev: int) -> bool:

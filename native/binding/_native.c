@@ -268,6 +268,73 @@ done:
     return result;
 }
 
+/* read_direct_many(reads): each (fd, offset, buffers) as read_direct_into
+ * does it, all in flight at once where the kernel can, without the GIL; each
+ * one's bytes read, or its -errno. */
+static PyObject *py_read_direct_many(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "reads must be a sequence of (fd, offset, buffers)");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    PyObject **lists = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
+    struct dwfs_read *reads = PyMem_Calloc((size_t)n + 1, sizeof(struct dwfs_read));
+    Py_ssize_t parts_total = 0, held = 0;
+    Py_buffer *views = NULL;
+    struct dwfs_part *parts = NULL;
+    if (lists == NULL || reads == NULL) { PyErr_NoMemory(); goto done; }
+    if (n > INT_MAX) { PyErr_SetString(PyExc_ValueError, "too many reads"); goto done; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int fd;
+        long long offset;
+        PyObject *buffers;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iLO;a read is (fd, offset, buffers)", &fd, &offset, &buffers))
+            goto done;
+        if (fd < 0 || offset < 0) {
+            PyErr_SetString(PyExc_ValueError, "a read needs a descriptor and an offset, not negative");
+            goto done;
+        }
+        lists[i] = PySequence_Fast(buffers, "buffers must be a sequence of writable buffers");
+        if (lists[i] == NULL) goto done;
+        reads[i].fd = fd;
+        reads[i].offset = (uint64_t)offset;
+        parts_total += PySequence_Fast_GET_SIZE(lists[i]);
+    }
+    views = PyMem_Calloc((size_t)parts_total + 1, sizeof(Py_buffer));
+    parts = PyMem_Calloc((size_t)parts_total + 1, sizeof(struct dwfs_part));
+    if (views == NULL || parts == NULL) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(lists[i]);
+        reads[i].parts = parts + held;
+        reads[i].n = (int)count;
+        for (Py_ssize_t j = 0; j < count; j++) {
+            if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(lists[i], j), &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+                goto done;
+            parts[held] = (struct dwfs_part){views[held].buf, (size_t)views[held].len};
+            held++;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    dwfs_read_direct_many(reads, (int)n);
+    Py_END_ALLOW_THREADS
+    result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *got = PyLong_FromSsize_t(reads[i].result);
+        if (got == NULL) { Py_CLEAR(result); goto done; }
+        PyList_SET_ITEM(result, i, got);
+    }
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    for (Py_ssize_t i = 0; lists != NULL && i < n; i++) Py_XDECREF(lists[i]);
+    PyMem_Free(lists);
+    PyMem_Free(reads);
+    PyMem_Free(views);
+    PyMem_Free(parts);
+    Py_DECREF(seq);
+    return result;
+}
+
 /* Keep freed stripe-sized buffers in the heap instead of returning them to the
  * kernel: glibc otherwise mmaps each buffer over 128 KiB afresh and every page
  * of it faults on first touch, which costs more than the coding itself. */
@@ -290,6 +357,7 @@ static PyMethodDef methods[] = {
     {"join", py_join, METH_O, "Concatenate buffers into new bytes, long copies without the GIL."},
     {"uninitialized", py_uninitialized, METH_O, "A bytearray whose bytes the caller overwrites before reading."},
     {"write_flush", py_write_flush, METH_O, "pwrite each (fd, data, offset, flush), then fdatasync the marked ones at once; their errnos."},
+    {"read_direct_many", py_read_direct_many, METH_O, "Each (fd, offset, buffers) read directly, all in flight at once; bytes read or -errno each."},
     {"read_direct_into", py_read_direct_into, METH_VARARGS, "Fill buffers from offset of a file opened with O_DIRECT; the bytes read."},
     {NULL, NULL, 0, NULL},
 };

@@ -74,4 +74,18 @@ struct dwfs_part {
  * when the file wants a larger alignment). Safe from any thread. */
 ssize_t dwfs_read_direct(int fd, uint64_t offset, const struct dwfs_part *parts, int n);
 
+/* One read of a batch: as dwfs_read_direct's arguments, and its result. */
+struct dwfs_read {
+    int fd;
+    uint64_t offset;
+    const struct dwfs_part *parts;
+    int n;
+    ssize_t result;
+};
+
+/* Every read of reads[0..n) as dwfs_read_direct does it, all in flight at once
+ * where the kernel can (Linux AIO), else one after another; each result set.
+ * Returns 1 when they went together. Safe from any thread. */
+int dwfs_read_direct_many(struct dwfs_read *reads, int n);
+
 #endif

@@ -144,6 +144,25 @@ static void test_read_direct(void) {
     }
     struct dwfs_part one = {got, 10};
     CHECK(dwfs_read_direct(100000, 0, &one, 1) == -EBADF, "a bad descriptor read");
+    /* A batch larger than one AIO submission, each read into its own place,
+     * with a bad descriptor failing alone. */
+    enum { MANY = 100, PIECE = 5000 };
+    unsigned char *many = malloc(MANY * PIECE);
+    struct dwfs_part pieces[MANY];
+    struct dwfs_read reads[MANY + 1];
+    for (int i = 0; i < MANY; i++) {
+        pieces[i] = (struct dwfs_part){many + i * PIECE, PIECE};
+        reads[i] = (struct dwfs_read){direct, (uint64_t)rand() % SIZE, &pieces[i], 1, 0};
+    }
+    reads[MANY] = (struct dwfs_read){100000, 0, &one, 1, 0};
+    dwfs_read_direct_many(reads, MANY + 1);
+    for (int i = 0; i < MANY && direct >= 0; i++) {
+        size_t want = SIZE - reads[i].offset < PIECE ? SIZE - reads[i].offset : PIECE;
+        CHECK(reads[i].result == (ssize_t)want, "batch read %d: %zd of %zu", i, reads[i].result, want);
+        CHECK(memcmp(many + i * PIECE, data + reads[i].offset, want) == 0, "batch read %d differs", i);
+    }
+    CHECK(reads[MANY].result == -EBADF, "a bad descriptor in a batch: %zd", reads[MANY].result);
+    free(many);
     close(direct);
     close(fd);
     free(data);

@@ -85,3 +85,28 @@ def test_a_bad_descriptor_is_an_os_error(read_into: ReadInto) -> None:
         read_into(9999, 0, [bytearray(10)])
     assert bad.value.errno == errno.EBADF
     assert read_into(9999, 0, []) == 0
+
+
+ReadMany = Callable[[Sequence[tuple[int, int, Sequence[bytearray | memoryview]]]], list[int]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reads=st.lists(st.tuples(st.integers(0, SIZE + 5000), st.integers(0, 30_000)), max_size=70),
+    read_many=st.sampled_from([_accel.read_direct_many, _pure.read_direct_many]),
+)
+def test_a_batch_of_direct_reads_gives_each_its_own_bytes(
+    direct_fd: int, reads: list[tuple[int, int]], read_many: ReadMany
+) -> None:
+    """More reads than one AIO submission takes (64), with a bad descriptor
+    among them that fails alone."""
+    buffers = [bytearray(b"\xee" * length) for _, length in reads]
+    batch = [
+        (direct_fd, offset, [memoryview(b)]) for (offset, _), b in zip(reads, buffers, strict=True)
+    ]
+    results = read_many([*batch, (9999, 0, [bytearray(8)])])
+    assert results[-1] == -errno.EBADF
+    for (offset, length), buffer, got in zip(reads, buffers, results, strict=False):
+        want = DATA[offset : offset + length]
+        assert got == len(want)
+        assert buffer[: len(want)] == want

@@ -345,12 +345,19 @@ def test_stripes_after_a_failed_write_in_mid_segment_are_still_found(tmp_path: P
     "spec,n", [("raid1", 2), ("raid5", 3), ("raidz2", 6), ("raid10", 4), ("4+2", 6)]
 )
 def test_the_data_shards_give_the_sealed_chunk_or_none(tmp_path: Path, spec: str, n: int) -> None:
+    """One at a time and in a batch (read-ahead's, with direct reads on the disk)."""
     paths = make(tmp_path, spec, n)
     array = reopen(paths)
     stored = fill(array, 12, seed=n)
     for addr, cid, payload in stored:
         assert bytes(array.read_data_shards(addr, cid) or b"") == payload
         assert array.read_data_shards(addr, ChunkId(os.urandom(32))) is None, "wrong header"
+    batch = [(addr, cid) for addr, cid, _ in stored] + [(stored[0][0], ChunkId(os.urandom(32)))]
+    together = array.read_data_shards_many(batch)
+    assert [bytes(one) if one is not None else None for one in together] == [
+        *(payload for _, _, payload in stored),
+        None,
+    ]
     layout = array.layout
     array.close()
     addr, cid, payload = next(s for s in stored if shards_on(layout, s[0].seq)[0] < layout.k)
@@ -358,5 +365,9 @@ def test_the_data_shards_give_the_sealed_chunk_or_none(tmp_path: Path, spec: str
         f.truncate(addr.offset + HEADER_SIZE + 100)  # its header whole, its payload short
     array = reopen(paths)
     assert array.read_data_shards(addr, cid) is None
+    together = array.read_data_shards_many([(a, c) for a, c, _ in stored])
+    alone = [array.read_data_shards(a, c) for a, c, _ in stored]
+    assert [one is None for one in together] == [one is None for one in alone]
+    assert together[stored.index((addr, cid, payload))] is None
     assert array.read_stripe(addr, cid) == payload, "the full read rebuilds the short shard"
     array.close()

@@ -1,7 +1,7 @@
-"""A device's direct reads (read-ahead's) go around the page cache where the
-filesystem allows (the disk), and through it where it does not or where files
-are memory anyway (tmpfs); either way a read gives what was written, unsynced
-writes too."""
+"""Devices' batched reads (read_many, read-ahead's) go around the page cache
+where the filesystem allows (the disk), and through it where it does not or
+where files are memory anyway (tmpfs); either way a read gives what was
+written, unsynced writes too, and a batch of many gives each its own bytes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dwfs.devices._device import DirDevice
+from dwfs.devices._device import DirDevice, read_many
 
 SHM = Path("/dev/shm")
 SEGMENT = 300_000
@@ -90,7 +90,10 @@ def check_reads(
         for direct in (False, True):
             head, rest = bytearray(length // 3), bytearray(length - length // 3)
             parts = [memoryview(head), memoryview(rest)]
-            assert device.read_into(segment, offset, parts, direct) == len(want)
+            if direct:
+                assert read_many([(device, segment, offset, parts)]) == [len(want)]
+            else:
+                assert device.read_into(segment, offset, parts) == len(want)
             assert (head + rest)[: len(want)] == want
     assert device.direct_reads in (None, not on_tmpfs(device))
 
@@ -115,8 +118,11 @@ def check_page_cache(device: DirDevice) -> None:
     finally:
         os.close(fd)
     got = bytearray(len(data))
-    for at in range(0, len(data), 1 << 20):
-        assert device.read_into(0, at, [memoryview(got)[at : at + (1 << 20)]], direct=True)
+    pieces = [
+        (device, 0, at, [memoryview(got)[at : at + (1 << 20)]])
+        for at in range(0, len(data), 1 << 20)
+    ]
+    assert read_many(pieces) == [1 << 20] * len(pieces)
     assert got == data
     cached = subprocess.run(
         ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
