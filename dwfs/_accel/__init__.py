@@ -22,7 +22,6 @@ try:
     from dwfs._native import cdc_cuts as cdc_cuts
     from dwfs._native import gf_matmul as gf_matmul
     from dwfs._native import join as join
-    from dwfs._native import read_direct_into as read_direct_into
     from dwfs._native import read_direct_many as read_direct_many
     from dwfs._native import uninitialized as uninitialized
     from dwfs._native import write_flush as write_flush
@@ -33,7 +32,6 @@ except ImportError:  # the extension was not built: stay correct, only slower
     gf_matmul = _pure.gf_matmul
     cdc_cuts = _pure.cdc_cuts
     join = _pure.join
-    read_direct_into = _pure.read_direct_into
     read_direct_many = _pure.read_direct_many
     uninitialized = _pure.uninitialized
     write_flush = _pure.write_flush
@@ -70,7 +68,6 @@ __all__ = [
     "gf",
     "gf_matmul",
     "implementation",
-    "read_direct_into",
     "read_direct_many",
     "tune_allocator",
     "uninitialized",

@@ -133,7 +133,7 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def read_direct_into(fd: int, offset: int, buffers: Sequence[bytearray | memoryview]) -> int:
+def _read_direct(fd: int, offset: int, buffers: Sequence[bytearray | memoryview]) -> int:
     """Fill buffers in order from offset of a file opened with O_DIRECT: the
     aligned range around them is read into this thread's scratch buffer and the
     bytes asked for copied out; how many were read (fewer where the file ends)."""
@@ -161,13 +161,14 @@ def read_direct_into(fd: int, offset: int, buffers: Sequence[bytearray | memoryv
 def read_direct_many(
     reads: Sequence[tuple[int, int, Sequence[bytearray | memoryview]]],
 ) -> list[int]:
-    """Each (descriptor, offset, buffers) as read_direct_into does it, one after
-    another (the native twin has them all in flight at once); each one's bytes
-    read, or its errno negated."""
+    """Fill each (descriptor, offset, buffers) in order from offset of a file
+    opened with O_DIRECT, one after another (the native twin has them all in
+    flight at once); each one's bytes read (fewer where the file ends), or its
+    errno negated."""
     results = []
     for fd, offset, buffers in reads:
         try:
-            results.append(read_direct_into(fd, offset, buffers))
+            results.append(_read_direct(fd, offset, buffers))
         except OSError as exc:
             results.append(-(exc.errno or errno.EIO))
     return results

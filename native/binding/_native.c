@@ -4,7 +4,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <errno.h>
 #include <limits.h>
 
 #include "dwfs_native.h"
@@ -223,54 +222,9 @@ done:
     return result;
 }
 
-static PyObject *direct_error(ssize_t got) {
-    errno = (int)-got;
-    return PyErr_SetFromErrno(PyExc_OSError);
-}
-
-/* read_direct_into(fd, offset, buffers): fill the buffers in order from offset
- * of a file opened with O_DIRECT, without the GIL; the bytes read. */
-static PyObject *py_read_direct_into(PyObject *self, PyObject *args) {
-    (void)self;
-    int fd;
-    long long offset;
-    PyObject *buffers;
-    if (!PyArg_ParseTuple(args, "iLO", &fd, &offset, &buffers)) return NULL;
-    if (fd < 0 || offset < 0) {
-        PyErr_SetString(PyExc_ValueError, "a read needs a descriptor and an offset, not negative");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(buffers, "buffers must be a sequence of writable buffers");
-    if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject *result = NULL;
-    Py_ssize_t held = 0;
-    Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
-    struct dwfs_part *parts = PyMem_Calloc((size_t)n + 1, sizeof(struct dwfs_part));
-    if (views == NULL || parts == NULL) { PyErr_NoMemory(); goto done; }
-    if (n > INT_MAX) { PyErr_SetString(PyExc_ValueError, "too many buffers"); goto done; }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-            goto done;
-        held++;
-        parts[i] = (struct dwfs_part){views[i].buf, (size_t)views[i].len};
-    }
-    ssize_t got;
-    Py_BEGIN_ALLOW_THREADS
-    got = dwfs_read_direct(fd, (uint64_t)offset, parts, (int)n);
-    Py_END_ALLOW_THREADS
-    result = got < 0 ? direct_error(got) : PyLong_FromSsize_t(got);
-done:
-    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
-    PyMem_Free(views);
-    PyMem_Free(parts);
-    Py_DECREF(seq);
-    return result;
-}
-
-/* read_direct_many(reads): each (fd, offset, buffers) as read_direct_into
- * does it, all in flight at once where the kernel can, without the GIL; each
- * one's bytes read, or its -errno. */
+/* read_direct_many(reads): fill each (fd, offset, buffers) in order from
+ * offset of a file opened with O_DIRECT, all in flight at once where the
+ * kernel can, without the GIL; each one's bytes read, or its -errno. */
 static PyObject *py_read_direct_many(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *seq = PySequence_Fast(arg, "reads must be a sequence of (fd, offset, buffers)");
@@ -358,7 +312,6 @@ static PyMethodDef methods[] = {
     {"uninitialized", py_uninitialized, METH_O, "A bytearray whose bytes the caller overwrites before reading."},
     {"write_flush", py_write_flush, METH_O, "pwrite each (fd, data, offset, flush), then fdatasync the marked ones at once; their errnos."},
     {"read_direct_many", py_read_direct_many, METH_O, "Each (fd, offset, buffers) read directly, all in flight at once; bytes read or -errno each."},
-    {"read_direct_into", py_read_direct_into, METH_VARARGS, "Fill buffers from offset of a file opened with O_DIRECT; the bytes read."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,14 +67,10 @@ struct dwfs_part {
     size_t len;
 };
 
-/* Reads [offset, offset + the parts' total length) of fd, opened with
- * O_DIRECT, into parts in order: the aligned range around it goes into a
- * scratch buffer this thread keeps, and the bytes asked for are copied out.
- * Returns how many were read (fewer where the file ends), or -errno (EINVAL
- * when the file wants a larger alignment). Safe from any thread. */
-ssize_t dwfs_read_direct(int fd, uint64_t offset, const struct dwfs_part *parts, int n);
-
-/* One read of a batch: as dwfs_read_direct's arguments, and its result. */
+/* One read of a batch: [offset, offset + the parts' total length) of fd,
+ * opened with O_DIRECT, into parts in order; its result is how many bytes were
+ * read (fewer where the file ends), or -errno (EINVAL when the file wants a
+ * larger alignment than DWFS_DIRECT_ALIGN). */
 struct dwfs_read {
     int fd;
     uint64_t offset;
@@ -83,9 +79,11 @@ struct dwfs_read {
     ssize_t result;
 };
 
-/* Every read of reads[0..n) as dwfs_read_direct does it, all in flight at once
- * where the kernel can (Linux AIO), else one after another; each result set.
- * Returns 1 when they went together. Safe from any thread. */
+/* Every read of reads[0..n), all in flight at once where the kernel can
+ * (Linux AIO), else one after another; each result set. The aligned range
+ * around each read goes into a scratch buffer this thread keeps, and the
+ * bytes asked for are copied out. Returns 1 when they went together. Safe
+ * from any thread. */
 int dwfs_read_direct_many(struct dwfs_read *reads, int n);
 
 #endif

@@ -135,12 +135,6 @@ static ssize_t scatter(const struct dwfs_read *r, const char *buf, uint64_t lo, 
     return (ssize_t)avail;
 }
 
-ssize_t dwfs_read_direct(int fd, uint64_t offset, const struct dwfs_part *parts, int n) {
-    struct dwfs_read r = {fd, offset, parts, n, 0};
-    dwfs_read_direct_many(&r, 1);
-    return r.result;
-}
-
 #if defined(__linux__)
 static int ring_ready(struct thread_state *s) {
     if (s->ring_state == 0) {

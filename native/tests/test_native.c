@@ -112,6 +112,13 @@ static void test_write_flush(void) {
     close(fd);
 }
 
+/* One direct read, as a batch of one. */
+static ssize_t read_direct(int fd, uint64_t offset, const struct dwfs_part *parts, int n) {
+    struct dwfs_read r = {fd, offset, parts, n, 0};
+    dwfs_read_direct_many(&r, 1);
+    return r.result;
+}
+
 /* Direct reads of random ranges, split in random parts, give what pread gives,
  * short at the end of the file; a bad descriptor is -EBADF. */
 static void test_read_direct(void) {
@@ -137,13 +144,13 @@ static void test_read_direct(void) {
         }
         memset(got, 0xee, total);
         size_t want = offset >= SIZE ? 0 : (SIZE - offset < total ? SIZE - offset : total);
-        ssize_t n = dwfs_read_direct(direct, offset, parts, 3);
+        ssize_t n = read_direct(direct, offset, parts, 3);
         CHECK(n == (ssize_t)want, "read %zd of %zu at %llu", n, want, (unsigned long long)offset);
         CHECK(want == 0 || memcmp(got, data + offset, want) == 0, "bytes differ at %llu", (unsigned long long)offset);
         for (size_t i = want; i < total; i++) CHECK(got[i] == 0xee, "written past the end at %zu", i);
     }
     struct dwfs_part one = {got, 10};
-    CHECK(dwfs_read_direct(100000, 0, &one, 1) == -EBADF, "a bad descriptor read");
+    CHECK(read_direct(100000, 0, &one, 1) == -EBADF, "a bad descriptor read");
     /* A batch larger than one AIO submission, each read into its own place,
      * with a bad descriptor failing alone. */
     enum { MANY = 100, PIECE = 5000 };

@@ -1,7 +1,7 @@
-"""Direct reads at any offset and length (the native twin and the pure one):
-the same bytes a buffered read gives, split across buffers, short where the
-file ends, on the disk-backed filesystem whose direct reads want alignment and
-on tmpfs, which takes any."""
+"""Direct reads at any offset and length (the native twin, with a batch's
+reads in flight at once, and the pure one): the same bytes a buffered read
+gives, split across buffers, short where the file ends, on the disk-backed
+filesystem whose direct reads want alignment and on tmpfs, which takes any."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dwfs._accel import _pure
 
 SIZE = 3 * 4096 * 5 + 1234
 DATA = os.urandom(SIZE)
-ReadInto = Callable[[int, int, Sequence[bytearray | memoryview]], int]
-TWINS: list[ReadInto] = [_accel.read_direct_into, _pure.read_direct_into]
+ReadMany = Callable[[Sequence[tuple[int, int, Sequence[bytearray | memoryview]]]], list[int]]
+TWINS: list[ReadMany] = [_accel.read_direct_many, _pure.read_direct_many]
 SHM = Path("/dev/shm")
 
 
@@ -53,47 +53,23 @@ def direct_fd(
 @given(
     offset=st.integers(0, SIZE + 5000),
     cuts=st.lists(st.integers(0, 20_000), min_size=1, max_size=4),
-    read_into=st.sampled_from(TWINS),
+    read_many=st.sampled_from(TWINS),
 )
 def test_a_direct_read_gives_the_bytes_a_buffered_one_does(
-    direct_fd: int, offset: int, cuts: list[int], read_into: ReadInto
+    direct_fd: int, offset: int, cuts: list[int], read_many: ReadMany
 ) -> None:
     want = DATA[offset : offset + sum(cuts)]
     buffers = [bytearray(b"\xee" * n) for n in cuts]
-    assert read_into(direct_fd, offset, [memoryview(b) for b in buffers]) == len(want)
+    assert read_many([(direct_fd, offset, [memoryview(b) for b in buffers])]) == [len(want)]
     joined = b"".join(buffers)
     assert joined[: len(want)] == want
     assert set(joined[len(want) :]) <= {0xEE}, "a buffer past the file's end was written"
 
 
-def test_the_disk_wants_alignment_and_the_twins_give_it(tmp_path: Path) -> None:
-    """Without the alignment the twins add, the disk-backed filesystem refuses
-    the read: so the reads above did go around the page cache."""
-    with _opened(tmp_path) as fd:
-        with pytest.raises(OSError) as refused:
-            os.pread(fd, 100, 1)
-        assert refused.value.errno == errno.EINVAL
-        for read_into in TWINS:
-            got = bytearray(100)
-            assert read_into(fd, 1, [got]) == 100
-            assert got == DATA[1:101]
-
-
-@pytest.mark.parametrize("read_into", TWINS)
-def test_a_bad_descriptor_is_an_os_error(read_into: ReadInto) -> None:
-    with pytest.raises(OSError) as bad:
-        read_into(9999, 0, [bytearray(10)])
-    assert bad.value.errno == errno.EBADF
-    assert read_into(9999, 0, []) == 0
-
-
-ReadMany = Callable[[Sequence[tuple[int, int, Sequence[bytearray | memoryview]]]], list[int]]
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     reads=st.lists(st.tuples(st.integers(0, SIZE + 5000), st.integers(0, 30_000)), max_size=70),
-    read_many=st.sampled_from([_accel.read_direct_many, _pure.read_direct_many]),
+    read_many=st.sampled_from(TWINS),
 )
 def test_a_batch_of_direct_reads_gives_each_its_own_bytes(
     direct_fd: int, reads: list[tuple[int, int]], read_many: ReadMany
@@ -110,3 +86,22 @@ def test_a_batch_of_direct_reads_gives_each_its_own_bytes(
         want = DATA[offset : offset + length]
         assert got == len(want)
         assert buffer[: len(want)] == want
+
+
+def test_the_disk_wants_alignment_and_the_twins_give_it(tmp_path: Path) -> None:
+    """Without the alignment the twins add, the disk-backed filesystem refuses
+    the read: so the reads above did go around the page cache."""
+    with _opened(tmp_path) as fd:
+        with pytest.raises(OSError) as refused:
+            os.pread(fd, 100, 1)
+        assert refused.value.errno == errno.EINVAL
+        for read_many in TWINS:
+            got = bytearray(100)
+            assert read_many([(fd, 1, [got])]) == [100]
+            assert got == DATA[1:101]
+
+
+@pytest.mark.parametrize("read_many", TWINS)
+def test_nothing_to_read_reads_nothing(read_many: ReadMany) -> None:
+    assert read_many([]) == []
+    assert read_many([(9999, 0, [])]) == [0]
