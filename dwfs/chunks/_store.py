@@ -273,16 +273,12 @@ class BlockStore:
     # -- reading --------------------------------------------------------------
 
     def _load_chunk(self, cid: ChunkId, addr: StripeAddr | None) -> Plain:
-        addr = self._address(cid, addr)
-        return self._open_chunk(cid, addr, self.array.read_data_shards(addr, cid))
-
-    def _address(self, cid: ChunkId, addr: StripeAddr | None) -> StripeAddr:
         addr = addr or self.index.get(cid)
         if addr is None:
             raise IntegrityError(
                 f"chunk {cid.hex()[:16]} is referenced but not in the pool: run `dwfsctl scrub`"
             )
-        return addr
+        return self._open_chunk(cid, addr, self.array.read_data_shards(addr, cid))
 
     def _open_chunk(self, cid: ChunkId, addr: StripeAddr, sealed: memoryview | None) -> Plain:
         """A chunk's plaintext from its data shards as read (None: one was missing
