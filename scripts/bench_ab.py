@@ -8,8 +8,9 @@ gocryptfs.
 Each TREE needs its native extension built in place (`make native` there, or a
 copy of dwfs/_native*.so). ROUNDS (default 8) and DWFS_BENCH_DISK (default
 /var/tmp) tune it; LOOPS picks the measures (default append,create,sqlite; also
-cold_read, a sequential read of READ_MIB, default 512, after dropping caches, and
-untar_stdlib, bench_mount's untar of Python's standard library, small_files,
+cold_read, a sequential read of READ_MIB, default 512, after dropping caches,
+seq_write, fio's sequential write of WRITE_MIB, default 1024, in 1 MiB blocks until
+it is stored, untar_stdlib, bench_mount's untar of Python's standard library, small_files,
 creates of 10 KB files, stat_loop, stats of 10,000 files after dropping caches,
 xattr_loop, getxattrs of a name those files lack, and rand_read, bench_mount's
 random 4 KiB reads).
@@ -108,6 +109,19 @@ def cold_read(directory: Path) -> float:
     return size / took / 1e6
 
 
+def seq_write(directory: Path) -> float:
+    """MB/s of fio writing a new file sequentially in 1 MiB blocks and fsyncing
+    it, until dwfs has stored it all (its write-behind done)."""
+    size = int(os.environ.get("WRITE_MIB", "1024"))
+    start = time.perf_counter()
+    fio(directory, "seqw", "write", "1M", f"{size}M")
+    stored(directory)
+    took = time.perf_counter() - start
+    for path in directory.glob("seqw.*"):
+        path.unlink()
+    return (size << 20) / took / 1e6
+
+
 def small_files(directory: Path, n: int = 1000) -> float:
     """Microseconds per create + write of 10 KB + close of a new file (what an
     untar or a build does most), no fsync, until all of them are stored."""
@@ -183,6 +197,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "create loop ms": create,
     "sqlite transaction ms": sqlite,
     "cold read MB/s": cold_read,
+    "seq write MB/s": seq_write,
     "untar s": untar_stdlib,
     "small file us": small_files,
     "stats/s": stat_loop,
