@@ -2,18 +2,97 @@
 
 Writes land here first and are cut into chunks only at flush, so many small
 writes to one region cost one re-chunking. Pure logic: no I/O.
+
+Each interval is a run of pieces. A long write whose bytes cannot change is
+kept as it came, by reference: copying a 1 MiB write, and regrowing the buffer
+it was appended to, cost the request thread about a fifth of a sequential
+write's time (docs/performance.md). Short writes are copied into a buffer the
+run owns, so a stream of them makes few pieces. Whoever needs the run as one
+buffer joins it (a flush, off the request thread).
 """
 
 from __future__ import annotations
 
 import bisect
 
+from dwfs.types import Buffer
+
+KEEP_MIN = 64 * 1024
+"""Writes of at least this many bytes are kept by reference when they cannot
+change: bytes, or a read-only memoryview (taken as a promise that the memory it
+shows does not change, as the native front end's requests promise)."""
+
+
+def _immutable(data: Buffer) -> bool:
+    return isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly)
+
+
+class _Run:
+    """One interval's bytes, in pieces: bytearrays it owns and may change, and
+    kept writes it never changes."""
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self, pieces: list[Buffer], size: int) -> None:
+        self.pieces = pieces
+        self.size = size
+
+    def extend(self, data: Buffer, keep_min: int) -> None:
+        if len(data) >= keep_min and _immutable(data):
+            self.pieces.append(data)
+        elif self.pieces and isinstance(self.pieces[-1], bytearray):
+            self.pieces[-1] += data
+        else:
+            self.pieces.append(bytearray(data))
+        self.size += len(data)
+
+    def overwrite(self, at: int, data: Buffer) -> None:
+        """Replace the bytes at [at, at + len(data)), which lie inside the run;
+        a kept piece it touches becomes a copy the run owns."""
+        src, end, pos = memoryview(data), at + len(data), 0
+        for k, piece in enumerate(self.pieces):
+            lo, hi = max(at, pos), min(end, pos + len(piece))
+            if lo < hi:
+                if not isinstance(piece, bytearray):
+                    piece = self.pieces[k] = bytearray(piece)
+                piece[lo - pos : hi - pos] = src[lo - at : hi - at]
+            pos += len(piece)
+            if pos >= end:
+                return
+
+    def copy_to(self, lo: int, hi: int, dst: bytearray, at: int) -> None:
+        """Copy the run's bytes [lo, hi) into dst at `at`."""
+        pos = 0
+        for piece in self.pieces:
+            a, b = max(lo, pos), min(hi, pos + len(piece))
+            if a < b:
+                dst[at + a - lo : at + b - lo] = memoryview(piece)[a - pos : b - pos]
+            pos += len(piece)
+            if pos >= hi:
+                return
+
+    def joined(self) -> bytes:
+        return b"".join(self.pieces)
+
+    def cut(self, size: int) -> None:
+        """Keep only the first size bytes."""
+        whole = bytearray().join(self.pieces)
+        del whole[size:]
+        self.pieces, self.size = [whole], size
+
+
+def _new_run(data: Buffer, keep_min: int) -> _Run:
+    run = _Run([], 0)
+    run.extend(data, keep_min)
+    return run
+
 
 class DirtyMap:
-    def __init__(self) -> None:
+    def __init__(self, keep_min: int = KEEP_MIN) -> None:
         self._starts: list[int] = []
-        self._data: list[bytearray] = []
+        self._runs: list[_Run] = []
         self._nbytes = 0
+        self._keep_min = keep_min
 
     def __bool__(self) -> bool:
         return bool(self._starts)
@@ -23,78 +102,94 @@ class DirtyMap:
         return self._nbytes
 
     def intervals(self) -> list[tuple[int, bytes]]:
-        return [(s, bytes(d)) for s, d in zip(self._starts, self._data, strict=True)]
+        return [(s, r.joined()) for s, r in zip(self._starts, self._runs, strict=True)]
 
     def spans(self) -> list[tuple[int, int]]:
         """(start, end) of each interval, without copying its bytes."""
-        return [(s, s + len(d)) for s, d in zip(self._starts, self._data, strict=True)]
+        return [(s, s + r.size) for s, r in zip(self._starts, self._runs, strict=True)]
 
     def end(self) -> int:
         """The end of the last interval (0 when empty)."""
-        return self._starts[-1] + len(self._data[-1]) if self._starts else 0
+        return self._starts[-1] + self._runs[-1].size if self._starts else 0
 
-    def write(self, offset: int, data: bytes) -> None:
-        """Record data at offset, merging with every interval it touches or abuts."""
+    def write(self, offset: int, data: Buffer) -> None:
+        """Record data at offset, merging with every interval it touches or abuts.
+        Data that cannot change may be kept by reference (see KEEP_MIN)."""
         if not data:
             return
         end = offset + len(data)
-        if self._starts and offset == self.end():
-            self._data[-1] += data  # appending, the common case: no copy of what is there
-            self._nbytes += len(data)
-            return
         i = bisect.bisect_left(self._starts, offset)
-        if i and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
+        if i and self._starts[i - 1] + self._runs[i - 1].size >= offset:
             i -= 1
         j = i
         while j < len(self._starts) and self._starts[j] <= end:
             j += 1
         if i == j:
             self._starts.insert(i, offset)
-            self._data.insert(i, bytearray(data))
+            self._runs.insert(i, _new_run(data, self._keep_min))
             self._nbytes += len(data)
-            return
-        start = min(offset, self._starts[i])
-        last_end = max(end, self._starts[j - 1] + len(self._data[j - 1]))
-        merged = bytearray(last_end - start)
-        for s, d in zip(self._starts[i:j], self._data[i:j], strict=True):
-            merged[s - start : s - start + len(d)] = d
-        merged[offset - start : end - start] = data
-        self._nbytes += len(merged) - sum(len(d) for d in self._data[i:j])
-        self._starts[i:j] = [start]
-        self._data[i:j] = [merged]
+        elif j == i + 1 and offset >= self._starts[i]:
+            self._write_in(self._runs[i], offset - self._starts[i], data)
+        else:
+            self._merge(i, j, offset, data)
 
-    def exactly(self, start: int, end: int) -> bytearray | None:
-        """The interval that covers exactly [start, end), if there is one (so a
-        caller can use it as it is instead of copying it out)."""
+    def _write_in(self, run: _Run, at: int, data: Buffer) -> None:
+        """A write that starts inside (or at the end of) one run and reaches no
+        other: overwrite what it covers, append the rest (appending, the common
+        case, copies nothing already there)."""
+        inside = min(len(data), run.size - at)
+        if inside:
+            run.overwrite(at, memoryview(data)[:inside])
+        if inside < len(data):
+            run.extend(data if not inside else memoryview(data)[inside:], self._keep_min)
+            self._nbytes += len(data) - inside
+
+    def _merge(self, i: int, j: int, offset: int, data: Buffer) -> None:
+        """Replace runs i..j-1, which the write at offset touches, by one."""
+        end = offset + len(data)
+        start = min(offset, self._starts[i])
+        last_end = max(end, self._starts[j - 1] + self._runs[j - 1].size)
+        merged = bytearray(last_end - start)
+        for s, run in zip(self._starts[i:j], self._runs[i:j], strict=True):
+            run.copy_to(0, run.size, merged, s - start)
+        merged[offset - start : end - start] = data
+        self._nbytes += len(merged) - sum(r.size for r in self._runs[i:j])
+        self._starts[i:j] = [start]
+        self._runs[i:j] = [_Run([merged], len(merged))]
+
+    def exactly(self, start: int, end: int) -> list[Buffer] | None:
+        """The pieces of the interval that covers exactly [start, end), if there
+        is one (so a caller can use them as they are instead of copying them out).
+        Kept writes among them must not be changed."""
         i = bisect.bisect_left(self._starts, start)
-        if i < len(self._starts) and self._starts[i] == start and len(self._data[i]) == end - start:
-            return self._data[i]
+        if i < len(self._starts) and self._starts[i] == start and self._runs[i].size == end - start:
+            return list(self._runs[i].pieces)
         return None
 
     def overlay(self, offset: int, base: bytearray) -> None:
         """Copy the dirty bytes that fall in [offset, offset + len(base)) into base."""
         end = offset + len(base)
         for k in range(max(bisect.bisect_right(self._starts, offset) - 1, 0), len(self._starts)):
-            s, d = self._starts[k], self._data[k]
+            s, run = self._starts[k], self._runs[k]
             if s >= end:
                 break
-            lo, hi = max(s, offset), min(s + len(d), end)
+            lo, hi = max(s, offset), min(s + run.size, end)
             if lo < hi:
-                base[lo - offset : hi - offset] = d[lo - s : hi - s]
+                run.copy_to(lo - s, hi - s, base, lo - offset)
 
     def truncate(self, size: int) -> None:
         """Drop everything at or beyond size."""
         while self._starts and self._starts[-1] >= size:
             self._starts.pop()
-            self._data.pop()
-        if self._starts and self._starts[-1] + len(self._data[-1]) > size:
-            del self._data[-1][size - self._starts[-1] :]
-        self._nbytes = sum(len(d) for d in self._data)
+            self._runs.pop()
+        if self._starts and self._starts[-1] + self._runs[-1].size > size:
+            self._runs[-1].cut(size - self._starts[-1])
+        self._nbytes = sum(r.size for r in self._runs)
 
     def merged_under(self, older: DirtyMap) -> DirtyMap:
         """A new map of older's bytes with this map's on top (used to put back data
         whose storing failed, under anything written since)."""
-        result = DirtyMap()
+        result = DirtyMap(self._keep_min)
         for source in (older, self):
             for start, data in source.intervals():
                 result.write(start, data)

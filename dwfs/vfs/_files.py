@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import trio
 
+from dwfs import _accel
 from dwfs.meta import LIVE, View
 from dwfs.types import Buffer, ChunkId, ChunkStore, Plain
 from dwfs.vfs._attrs import now_ns
@@ -539,11 +540,16 @@ class FileData:
     ) -> None:
         dirty = state.flushing
         old = self._stored_extents(ino, state, lo, hi)
-        region = None if old else dirty.exactly(lo, hi)  # appends: no copy
-        if region is None:
-            region = bytearray(hi - lo)
-            await self._fill(region, lo, old)
-            dirty.overlay(lo, region)
+        pieces = None if old else dirty.exactly(lo, hi)  # appends: no copy of the bytes
+        region: Buffer
+        if pieces is None:
+            region = filled = bytearray(hi - lo)
+            await self._fill(filled, lo, old)
+            dirty.overlay(lo, filled)
+        elif len(pieces) == 1:
+            region = pieces[0]
+        else:
+            region = await trio.to_thread.run_sync(_accel.join, pieces)
         refs = await self.store.put(region)
         state.window = None
         with self.db.transaction():

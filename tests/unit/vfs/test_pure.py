@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dwfs.types import ChunkId
+from dwfs.types import Buffer, ChunkId
 from dwfs.vfs import _acl
 from dwfs.vfs._dirty import DirtyMap
 from dwfs.vfs._extents import Extent, ExtentWindow, clip, cut_out, data_ranges, seek, span
 
 writes = st.lists(st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=300)), max_size=40)
+KINDS: dict[str, Callable[[bytes], Buffer]] = {
+    "bytes": bytes,
+    "bytearray": bytearray,
+    "view": lambda data: memoryview(bytearray(data)),
+    "read-only view": lambda data: memoryview(data).toreadonly(),
+}
+kinds = st.lists(st.sampled_from(sorted(KINDS)), min_size=40, max_size=40)
 
 
-@given(writes, st.integers(0, 3500))
-def test_dirty_map_matches_a_byte_array(ops: list[tuple[int, bytes]], cut: int) -> None:
-    dirty, model, mask = DirtyMap(), bytearray(3300), bytearray(3300)
-    for offset, data in ops:
-        dirty.write(offset, data)
+@given(writes, kinds, st.integers(0, 3500), st.sampled_from([1, 50, 1 << 20]))
+def test_dirty_map_matches_a_byte_array(
+    ops: list[tuple[int, bytes]], types: list[str], cut: int, keep_min: int
+) -> None:
+    """Whatever the writes' types and the size from which they are kept by
+    reference (1: all that cannot change; 1 MiB: none), the map holds the
+    latest bytes, and a buffer that can change, changed after its write, does
+    not change them."""
+    dirty, model, mask = DirtyMap(keep_min), bytearray(3300), bytearray(3300)
+    for (offset, data), kind in zip(ops, types, strict=False):
+        written = KINDS[kind](data)
+        dirty.write(offset, written)
+        if isinstance(written, bytearray) or (
+            isinstance(written, memoryview) and not written.readonly
+        ):
+            written[:] = bytes(len(written))
         model[offset : offset + len(data)] = data
         mask[offset : offset + len(data)] = b"\1" * len(data)
     assert dirty.nbytes == sum(mask)
@@ -29,12 +48,30 @@ def test_dirty_map_matches_a_byte_array(ops: list[tuple[int, bytes]], cut: int) 
     dirty.overlay(0, base)
     assert all(base[i] == (model[i] if mask[i] else 0xEE) for i in range(3300))
     for start, end in spans:
-        assert dirty.exactly(start, end) == model[start:end]
+        assert b"".join(dirty.exactly(start, end) or [b"?"]) == model[start:end]
         assert dirty.exactly(start, end + 1) is None
         assert end - start < 2 or dirty.exactly(start + 1, end) is None
     dirty.truncate(cut)
     assert dirty.nbytes == sum(mask[:cut])
     assert all(end <= cut for _, end in dirty.spans())
+
+
+def test_long_writes_that_cannot_change_are_kept_not_copied() -> None:
+    dirty = DirtyMap(keep_min=100)
+    kept = [bytes([i]) * 100 for i in range(3)]
+    view = memoryview(bytes(range(200))).toreadonly()
+    for i, piece in enumerate(kept):
+        dirty.write(100 * i, piece)
+    dirty.write(300, b"short")
+    dirty.write(305, view)
+    pieces = dirty.exactly(0, 505)
+    assert pieces is not None and [p is k for p, k in zip(pieces, kept, strict=False)] == [True] * 3
+    assert pieces[4] is view and pieces[3] == bytearray(b"short")
+    dirty.write(150, b"\xff" * 10)  # inside a kept piece: it is copied, not changed
+    assert kept[1] == b"\1" * 100
+    assert dirty.intervals() == [
+        (0, kept[0] + b"\1" * 50 + b"\xff" * 10 + b"\1" * 40 + kept[2] + b"short" + bytes(view))
+    ]
 
 
 @given(writes)
