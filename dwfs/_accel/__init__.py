@@ -54,6 +54,14 @@ def tune_allocator() -> bool:
     return _native.tune_allocator() if _native is not None else False
 
 
+def start_writeback(fd: int) -> int:
+    """Start writing a file's dirty pages to its disk without waiting (Linux's
+    sync_file_range): 0, or the errno of a refusal, which only means the
+    kernel's own writeback will write them. Without the native extension it
+    does nothing: a hint has no pure twin to fall back on."""
+    return _native.start_writeback(fd) if _native is not None else 0
+
+
 def force_simd_level(level: int) -> str:
     """Cap the native vector path (0 portable, 1 SSSE3, 2 AVX2); for tests and benchmarks."""
     if _native is not None:
@@ -69,6 +77,7 @@ __all__ = [
     "gf_matmul",
     "implementation",
     "read_direct_many",
+    "start_writeback",
     "tune_allocator",
     "uninitialized",
     "write_flush",

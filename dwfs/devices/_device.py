@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from dwfs._accel import read_direct_many, write_flush
+from dwfs._accel import read_direct_many, start_writeback, write_flush
 from dwfs.devices import _superblock
 from dwfs.errors import Busy, DeviceError, DwfsError, NoSpace
 from dwfs.types import Buffer
@@ -42,6 +42,11 @@ ext4 here). Replay stops at the zeros, as at any torn record."""
 
 log = logging.getLogger(__name__)
 
+WRITEBACK_EVERY = 8 * 1024 * 1024
+"""Bytes written to a segment after which its writeback is started (not waited
+for). The kernel writes dirty pages only once they are 30 s old or fill a tenth
+of memory, so a put's stripes all waited in the page cache for the sync after
+it, and the disk sat idle while the put computed (docs/performance.md)."""
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 
@@ -120,6 +125,8 @@ class DirDevice:
         it first tries; False where the filesystem refuses direct reads or
         keeps its files in memory anyway (tmpfs)."""
         self._dirty: set[int] = set()
+        self._unstarted: dict[int, int] = {}
+        """Bytes written to each segment since its writeback was last started."""
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
         self._journal: tuple[int, int, int, int] | None = None
@@ -295,6 +302,10 @@ class DirDevice:
             self._dirty.add(segment)
             if self._restat is not None:
                 self._restat.add(segment)
+            unstarted = self._unstarted.get(segment, 0) + total
+            self._unstarted[segment] = 0 if unstarted >= WRITEBACK_EVERY else unstarted
+        if unstarted >= WRITEBACK_EVERY:
+            start_writeback(fd)  # a refusal only leaves it to the kernel: sync() reports errors
 
     def mark_dirty(self, segment: int) -> None:
         """Have the next sync() fsync this segment (it may hold writes of a process
@@ -313,6 +324,8 @@ class DirDevice:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             fds = [self._fds[s] for s in dirty]
+            for segment in dirty:
+                self._unstarted.pop(segment, None)
         try:
             for fd in fds:
                 os.fsync(fd)
@@ -508,6 +521,7 @@ class DirDevice:
         with self._lock:
             fds = [self._fds.pop(segment, None), self._direct_fds.pop(segment, None)]
             self._dirty.discard(segment)
+            self._unstarted.pop(segment, None)
             self._allocated.pop(segment, None)
         for fd in fds:
             if fd is not None:

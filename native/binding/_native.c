@@ -4,6 +4,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 
 #include "dwfs_native.h"
@@ -302,7 +304,28 @@ static PyObject *py_tune_allocator(PyObject *self, PyObject *args) {
 #endif
 }
 
+/* Start writeback of a file's dirty pages without waiting for it, so the disk
+ * writes while the caller goes on computing, and a later fsync waits only for
+ * what was written since: the kernel itself writes dirty pages only once they
+ * are 30 s old or fill a tenth of memory, which left every put's writing to
+ * the commit's fsync. Returns 0 or the errno; where the platform cannot start
+ * writeback, 0 (the kernel's own writeback still runs). */
+static PyObject *py_start_writeback(PyObject *self, PyObject *arg) {
+    (void)self;
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    if (fd < 0 || fd > INT_MAX) { PyErr_SetString(PyExc_ValueError, "not a descriptor"); return NULL; }
+    int err = 0;
+#if defined(__linux__)
+    Py_BEGIN_ALLOW_THREADS
+    if (sync_file_range((int)fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) err = errno;
+    Py_END_ALLOW_THREADS
+#endif
+    return PyLong_FromLong(err);
+}
+
 static PyMethodDef methods[] = {
+    {"start_writeback", py_start_writeback, METH_O, "Start writeback of a file's dirty pages (sync_file_range); 0 or the errno."},
     {"tune_allocator", py_tune_allocator, METH_NOARGS, "Keep large freed buffers for reuse (glibc)."},
     {"simd_level", py_simd_level, METH_NOARGS, "The GF(2^8) vector path in use: 0, 1 or 2."},
     {"force_level", py_force_level, METH_O, "Cap the vector path (for tests and benchmarks)."},
