@@ -100,7 +100,7 @@ def seal(
     if flags & PADDED:
         plain = bytearray(length - OVERHEAD)
         _LENGTH.pack_into(plain, 0, size)
-        plain[_LENGTH.size : _LENGTH.size + size] = payload
+        memoryview(plain)[_LENGTH.size : _LENGTH.size + size] = memoryview(payload).cast("B")
         payload = plain
     nonce = os.urandom(12)
     header = _HEADER.pack(VERSION, cipher, compression, flags, nonce)
@@ -109,7 +109,7 @@ def seal(
     aead = _AEADS[cipher](_chunk_key(data_key, chunk_id))
     target = memoryview(out)[_HEADER.size : length]
     aead.encrypt_into(nonce, payload, _ad(header, chunk_id), target)
-    out[length:] = bytes(len(out) - length)
+    memoryview(out)[length:] = bytes(len(out) - length)
     return out
 
 

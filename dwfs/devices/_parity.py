@@ -24,9 +24,8 @@ def encode(layout: Layout, sealed: Buffer) -> list[Buffer]:
     size = shard_length(layout, len(sealed))
     pad = size * layout.k - len(sealed)
     if pad:
-        buffer = bytearray(size * layout.k)
-        buffer[: len(sealed)] = sealed
-        padded = memoryview(buffer)
+        padded = memoryview(bytearray(size * layout.k))
+        padded[: len(sealed)] = sealed  # via a view: bytearray slice assignment copies twice
     else:
         padded = memoryview(sealed)
     data: list[Buffer] = [padded[i * size : (i + 1) * size] for i in range(layout.k)]

@@ -181,7 +181,7 @@ class FileData:
         """Copy the extents' bytes that fall in buf's range into buf."""
         pieces = _clipped(extents, offset, offset + len(buf))
         for piece, view in zip(pieces, await self._gather(pieces), strict=True):
-            buf[piece.off - offset : piece.end - offset] = view
+            memoryview(buf)[piece.off - offset : piece.end - offset] = view
 
     async def read(
         self,
@@ -215,8 +215,9 @@ class FileData:
         if clean and _covers(pieces, off, end):
             return list(views)
         buf = bytearray(end - off)
+        into = memoryview(buf)
         for piece, got in zip(pieces, views, strict=True):
-            buf[piece.off - off : piece.end - off] = got
+            into[piece.off - off : piece.end - off] = got
         if not extents:
             self._copy_inline(ino, buf, off, view)
         if state is not None:
