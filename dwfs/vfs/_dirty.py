@@ -55,21 +55,32 @@ class _Run:
             if lo < hi:
                 if not isinstance(piece, bytearray):
                     piece = self.pieces[k] = bytearray(piece)
-                piece[lo - pos : hi - pos] = src[lo - at : hi - at]
+                memoryview(piece)[lo - pos : hi - pos] = src[lo - at : hi - at]
             pos += len(piece)
             if pos >= end:
                 return
 
     def copy_to(self, lo: int, hi: int, dst: bytearray, at: int) -> None:
         """Copy the run's bytes [lo, hi) into dst at `at`."""
+        into, pos = memoryview(dst), 0
+        for piece in self.section(lo, hi):
+            into[at + pos : at + pos + len(piece)] = piece
+            pos += len(piece)
+
+    def section(self, lo: int, hi: int) -> list[Buffer]:
+        """Pieces that show the run's bytes [lo, hi), without copying them: whole
+        pieces, and read-only views of the pieces cut at either end."""
+        out: list[Buffer] = []
         pos = 0
         for piece in self.pieces:
             a, b = max(lo, pos), min(hi, pos + len(piece))
             if a < b:
-                dst[at + a - lo : at + b - lo] = memoryview(piece)[a - pos : b - pos]
+                whole = a == pos and b == pos + len(piece)
+                out.append(piece if whole else memoryview(piece)[a - pos : b - pos].toreadonly())
             pos += len(piece)
             if pos >= hi:
-                return
+                break
+        return out
 
     def joined(self) -> bytes:
         return b"".join(self.pieces)
@@ -145,17 +156,21 @@ class DirtyMap:
             self._nbytes += len(data) - inside
 
     def _merge(self, i: int, j: int, offset: int, data: Buffer) -> None:
-        """Replace runs i..j-1, which the write at offset touches, by one."""
-        end = offset + len(data)
-        start = min(offset, self._starts[i])
-        last_end = max(end, self._starts[j - 1] + self._runs[j - 1].size)
-        merged = bytearray(last_end - start)
-        for s, run in zip(self._starts[i:j], self._runs[i:j], strict=True):
-            run.copy_to(0, run.size, merged, s - start)
-        merged[offset - start : end - start] = data
-        self._nbytes += len(merged) - sum(r.size for r in self._runs[i:j])
-        self._starts[i:j] = [start]
-        self._runs[i:j] = [_Run([merged], len(merged))]
+        """Replace runs i..j-1, which the write at offset touches, by one: what
+        run i holds before the write, the write, and what run j-1 holds after
+        it, as pieces (the kernel's writeback sends a file's pages in any order,
+        and rebuilding a run as one buffer copied all of it)."""
+        first, last = self._runs[i], self._runs[j - 1]
+        head = max(0, offset - self._starts[i])
+        merged = _Run(first.section(0, head), head)
+        merged.extend(data, self._keep_min)
+        tail = offset + len(data) - self._starts[j - 1]
+        for piece in last.section(tail, last.size) if tail < last.size else []:
+            merged.pieces.append(piece)
+            merged.size += len(piece)
+        self._nbytes += merged.size - sum(r.size for r in self._runs[i:j])
+        self._starts[i:j] = [min(offset, self._starts[i])]
+        self._runs[i:j] = [merged]
 
     def exactly(self, start: int, end: int) -> list[Buffer] | None:
         """The pieces of the interval that covers exactly [start, end), if there
