@@ -83,6 +83,12 @@ class FileState:
     """Where the last read of the file ended, to tell sequential readers."""
     ahead: int = READ_AHEAD_BYTES
     """How far read-ahead reaches: grows while a sequential reader meets remote chunks."""
+    told_to: int = 0
+    """Where the bytes this sequential run of reads told the ahead watcher of end
+    (each extent before it was told of whole), while `stored` is `told_at`:
+    read-ahead tells only of the extents after it, not again of every extent in
+    reach at every read."""
+    told_at: int = -1
     unlogged: DirtyMap | None = dataclasses.field(default_factory=DirtyMap)
     """Writes since the last fsync logged them or a flush took them; None when
     more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
@@ -276,6 +282,7 @@ class FileData:
                 self._read_ahead(ino, state, end)
             else:
                 state.ahead = READ_AHEAD_BYTES
+                state.told_to = 0
             state.read_end = end
 
     def inline(self, ino: int) -> bytes | None:
@@ -324,17 +331,23 @@ class FileData:
         unstored write (its stored bytes are its bytes): for each batch, the
         extents (cut at the file's size) of its chunks, and with the first, those
         of chunks another read is loading; the extents whose chunks are cached
-        already come at once. The extent a read ends in is among them, so the
-        next read, which starts in it, finds all its bytes told of."""
+        already come at once. Only extents after those this run of reads told
+        of already (`told_to`), up to the first it cannot tell of. The extent a
+        read ends in is among them or was told of before, so the next read,
+        which starts in it, finds all its bytes told of."""
         told: list[list[Extent]] = [[] for _ in batches]
         if state.dirty or state.flushing:
+            state.told_to = 0
             return told
+        after = state.told_to if state.told_at == state.stored else 0
         batch_of = {chunk: i for i, batch in enumerate(batches) for chunk in batch}
         cached: list[tuple[Extent, Plain]] = []
         for e in extents:
+            if e.off < after:
+                continue
             piece = clip(e, e.off, state.size)
             if piece is None:
-                continue
+                break
             i = batch_of.get(e.chunk)
             if i is not None:
                 told[i].append(piece)
@@ -342,6 +355,10 @@ class FileData:
                 cached.append((piece, data))
             elif told:
                 told[0].append(piece)
+            else:
+                break
+            after = piece.end
+        state.told_to, state.told_at = after, state.stored
         for pieces in told:
             if pieces:
                 self.ahead.coming(ino, [(e.off, e.len) for e in pieces])

@@ -1,0 +1,107 @@
+"""What read-ahead tells a front end of (the ahead watcher), for it to answer
+reads itself: every byte a sequential reader will read next, each once per run
+of reads, and never bytes of a file with unstored writes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from pathlib import Path
+
+import trio
+
+from dwfs.types import Plain
+from dwfs.vfs import Volume, open_volume
+from dwfs.vfs._attrs import ROOT_INO
+from tests.unit.vfs.test_inline import credential, make
+
+MIB = 1 << 20
+
+
+class Told:
+    """The watcher's side: ranges told of, and the bytes that came for them."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.came: dict[int, bytes] = {}
+        volume.ahead_watcher.coming = lambda ino, ranges: self.ranges.extend(ranges)
+        volume.ahead_watcher.came = self._came
+
+    def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
+        for off, data, start, length in spans:
+            assert data is not None, "a chunk of read-ahead did not load"
+            self.came[off] = bytes(memoryview(data)[start : start + length])
+
+
+async def _sequential_read(volume: Volume, fh: int, size: int, block: int = MIB) -> None:
+    for off in range(0, size, block):
+        await volume.read(fh, off, block)
+        await trio.sleep(0.01)  # the read-ahead tasks run
+
+
+async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> None:
+    data = random.Random(1).randbytes(24 * MIB + 12345)
+    async with open_volume(make(tmp_path), credential()) as volume:
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.write(fh, 0, data)
+        await volume.release(fh)
+        await volume.sync_all()
+        told = Told(volume)
+        fh = await volume.open(attr.ino, os.O_RDONLY)
+        await _sequential_read(volume, fh, len(data))
+        ranges = sorted(told.ranges)
+        assert ranges, "nothing was told of"
+        for (a, alen), (b, _) in itertools.pairwise(ranges):
+            assert a + alen <= b, f"[{a}, {a + alen}) and a range from {b} told of twice"
+        assert ranges[-1][0] + ranges[-1][1] == len(data), "the file's end was not told of"
+        covered = sum(length for _, length in ranges)
+        assert covered >= len(data) - 2 * MIB, "a sequential reader's bytes were not told of"
+        assert sorted(told.came) == [off for off, _ in ranges]
+        for off, got in told.came.items():
+            assert got == data[off : off + len(got)]
+        await volume.release(fh)
+
+
+async def test_a_second_run_of_reads_is_told_again(tmp_path: Path) -> None:
+    """A reader that goes back to the start (a new run) is told of the bytes
+    again: the front end may have let them go meanwhile."""
+    data = random.Random(2).randbytes(12 * MIB)
+    async with open_volume(make(tmp_path), credential()) as volume:
+        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.write(fh, 0, data)
+        await volume.sync_all()
+        told = Told(volume)
+        await _sequential_read(volume, fh, len(data))
+        first = sorted(told.ranges)
+        told.ranges.clear()
+        await _sequential_read(volume, fh, len(data))
+        assert sorted(told.ranges) == first
+
+
+async def test_a_file_changed_between_reads_is_told_of_anew(tmp_path: Path) -> None:
+    """After an overwrite is stored, the bytes read-ahead tells of are the new
+    ones, also where it had told of the old ones before."""
+    rng = random.Random(3)
+    data = bytearray(rng.randbytes(16 * MIB))
+    async with open_volume(make(tmp_path), credential()) as volume:
+        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.write(fh, 0, bytes(data))
+        await volume.sync_all()
+        told = Told(volume)
+        for off in range(0, 4 * MIB, MIB):
+            await volume.read(fh, off, MIB)
+            await trio.sleep(0.01)
+        told.ranges.clear()
+        told.came.clear()
+        new = rng.randbytes(8 * MIB)
+        data[2 * MIB : 10 * MIB] = new
+        await volume.write(fh, 2 * MIB, new)
+        await volume.sync_all()
+        for off in range(4 * MIB, len(data), MIB):
+            await volume.read(fh, off, MIB)
+            await trio.sleep(0.01)
+        assert told.came, "nothing was told of after the change"
+        assert min(told.came) < 8 * MIB, "bytes told of before the change were not told again"
+        for off, got in told.came.items():
+            assert got == data[off : off + len(got)], f"stale bytes told of at {off}"
