@@ -435,10 +435,11 @@ class Tree:
                 self._insert_xattr(ino, name, value)
             self.set_fields(ino, ctime=now_ns())
 
-    def chmod(self, ino: int, mode: int) -> None:
-        """Set the mode's permission bits, and the access ACL's entries that follow them."""
+    def chmod(self, ino: int, mode: int, **fields: int | bytes | None) -> None:
+        """Set the mode's permission bits (with other fields of the row, in the
+        same statement), and the access ACL's entries that follow them."""
         attr = self.attr(ino)
-        self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode))
+        self.set_fields(ino, mode=stat.S_IFMT(attr.mode) | stat.S_IMODE(mode), **fields)
         access = self._acl_of(ino, _acl.ACCESS)
         if access is not None:
             self.rows.update_xattr(ino, _acl.ACCESS, _acl.chmod(access, mode))

@@ -333,8 +333,7 @@ class Volume:
             self.tree.set_fields(ino, **fields)
         else:
             with self.db.transaction():
-                self.tree.chmod(ino, changes.mode)
-                self.tree.set_fields(ino, **fields)
+                self.tree.chmod(ino, changes.mode, **fields)
         return self.attr(ino)
 
     # -- open files ---------------------------------------------------------------------
