@@ -92,6 +92,10 @@ class BlockStore:
         self._load_epoch = 0
         self._loads: collections.Counter[int] = collections.Counter()
         self._loads_ended = trio.Event()
+        self._batches: collections.deque[tuple[list[ChunkId], trio.Event]] = collections.deque()
+        """Read-ahead's batches waiting for a loader thread, oldest first."""
+        self._loaders = 0
+        self._loader_nursery: trio.Nursery | None = None
         self.tier: Tier | None = None
         """The remote tier, where the pool has one: chunks with no local copy
         come from it, and are kept locally once fetched."""
@@ -437,12 +441,66 @@ class BlockStore:
                         nursery.start_soon(self._prefetch_range, group, announce)
             epoch = self._begin_load()
             try:
-                await trio.to_thread.run_sync(self._fetch_many, local, limiter=self._limiter)
+                await self._load_batch(local)
             finally:
                 self._end_load(epoch)
         finally:
             for cid in local:  # in the cache now, or failed, or the call was cancelled
                 announce(cid)
+
+    async def serve_loaders(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Own the worker calls that load read-ahead's batches, for as long as it
+        runs (a mount's lifetime). Each call takes batch after batch until none
+        is left: between two batches of one call the trio thread is not asked,
+        where a call per batch left a thread's turn unused for as long as the
+        trio thread took to hand it the next (docs/performance.md)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._loader_nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._loader_nursery = None
+
+    async def _load_batch(self, cids: list[ChunkId]) -> None:
+        """_fetch_many(cids) in a worker thread: queued for the loaders while they
+        are served, else in a worker call of its own."""
+        nursery = self._loader_nursery
+        if nursery is None:
+            await trio.to_thread.run_sync(self._fetch_many, cids, limiter=self._limiter)
+            return
+        done = trio.Event()
+        self._batches.append((cids, done))
+        if self._loaders < self._limiter.total_tokens:
+            self._loaders += 1
+            nursery.start_soon(self._run_loader, trio.lowlevel.current_trio_token())
+        with trio.CancelScope(shield=True):  # a loader sets it, loaded or not
+            await done.wait()
+
+    async def _run_loader(self, token: trio.lowlevel.TrioToken) -> None:
+        try:
+            while self._batches:
+                await trio.to_thread.run_sync(self._take_batches, token, limiter=self._limiter)
+        finally:
+            self._loaders -= 1
+            if not self._loaders:  # cancelled: no loader is left to take these
+                while self._batches:
+                    self._batches.popleft()[1].set()
+
+    def _take_batches(self, token: trio.lowlevel.TrioToken) -> None:
+        """Worker-thread body of a loader: load the queued batches, telling each
+        batch's waiter (on the trio thread) as it is done."""
+        while True:
+            try:
+                cids, done = self._batches.popleft()
+            except IndexError:
+                return
+            try:
+                self._fetch_many(cids)
+            finally:
+                token.run_sync_soon(done.set)
 
     async def _prefetch_range(
         self, group: list[tuple[ChunkId, RemoteAddr]], announce: Callable[[ChunkId], None]

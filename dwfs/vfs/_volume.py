@@ -969,6 +969,7 @@ async def open_volume(
         await meta.commit()
         async with trio.open_nursery() as nursery:
             volume._background = volume.data.background = nursery
+            await nursery.start(pool.store.serve_loaders)
             await nursery.start(volume.run_committer)
             await nursery.start(volume.run_write_behind)
             await nursery.start(volume.remote.run_uploader)

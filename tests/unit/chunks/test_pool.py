@@ -257,6 +257,48 @@ async def test_prefetch_loads_each_chunk_once_and_leaves_failures_to_readers(
             await pool.store.get(unknown)
 
 
+async def test_served_loaders_load_every_batch_once(tmp_path: Path) -> None:
+    """Read-ahead's batches queued for the loaders (as a mount serves them),
+    many at once and some overlapping: each chunk is loaded once, and every
+    prefetch returns with its chunks cached."""
+    paths = make(tmp_path, compression="none")
+    data = random.Random(6).randbytes(3_000_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+        pool.store.cache = type(pool.store.cache)(1 << 26)
+        ids = [r.chunk_id for r in refs]
+        async with trio.open_nursery() as service:
+            await service.start(pool.store.serve_loaders)
+            async with trio.open_nursery() as nursery:
+                for i in range(0, len(ids), 2):
+                    nursery.start_soon(pool.store.prefetch, ids[i : i + 3])
+            assert all(pool.store.cache.get(c, count=False) is not None for c in ids)
+            assert pool.store.stats.chunks_loaded == len(set(ids))
+            service.cancel_scope.cancel()
+        assert await pool.store.read(refs) == data
+
+
+async def test_prefetches_queued_when_the_loaders_stop_return_and_leave_chunks_to_readers(
+    tmp_path: Path,
+) -> None:
+    """The loaders' service cancelled (an unmount) with batches still queued:
+    their prefetches return rather than wait for ever, and a reader loads what
+    they did not."""
+    paths = make(tmp_path, compression="none")
+    data = random.Random(7).randbytes(2_000_000)
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(data)
+        pool.store.cache.capacity = 0
+        ids = [r.chunk_id for r in refs]
+        async with trio.open_nursery() as outer, trio.open_nursery() as service:
+            await service.start(pool.store.serve_loaders)
+            for cid in ids:
+                outer.start_soon(pool.store.prefetch, [cid])
+            service.cancel_scope.cancel()
+        assert not pool.store.has_or_loading(ids[-1])
+        assert await pool.store.read(refs) == data
+
+
 async def test_a_padded_pool_round_trips_and_seals_padme_lengths(tmp_path: Path) -> None:
     paths = make(tmp_path, padding="padme", compression="none")
     data = random.Random(5).randbytes(900_000)
