@@ -50,6 +50,9 @@ LRU_TRACKED = 1 << 18
 chunks of 256 KiB on average, the last 64 GiB read)."""
 PUT_BUDGET = 16
 """Chunks a worker stores per thread call before it queues for the limiter again."""
+LOAD_BUDGET = 16
+"""Chunks of read-ahead a loader loads per thread call before it queues for the
+limiter again, so a long sequential read cannot keep puts from their turn."""
 
 
 @dataclasses.dataclass
@@ -452,10 +455,11 @@ class BlockStore:
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Own the worker calls that load read-ahead's batches, for as long as it
-        runs (a mount's lifetime). Each call takes batch after batch until none
-        is left: between two batches of one call the trio thread is not asked,
-        where a call per batch left a thread's turn unused for as long as the
-        trio thread took to hand it the next (docs/performance.md)."""
+        runs (a mount's lifetime). Each call takes batch after batch, until none
+        is left or it has loaded LOAD_BUDGET chunks: between two batches of one
+        call the trio thread is not asked, where a call per batch left a
+        thread's turn unused for as long as the trio thread took to hand it the
+        next (docs/performance.md)."""
         try:
             async with trio.open_nursery() as nursery:
                 self._loader_nursery = nursery
@@ -482,17 +486,20 @@ class BlockStore:
     async def _run_loader(self, token: trio.lowlevel.TrioToken) -> None:
         try:
             while self._batches:
-                await trio.to_thread.run_sync(self._take_batches, token, limiter=self._limiter)
+                await trio.to_thread.run_sync(
+                    self._take_batches, token, LOAD_BUDGET, limiter=self._limiter
+                )
         finally:
             self._loaders -= 1
             if not self._loaders:  # cancelled: no loader is left to take these
                 while self._batches:
                     self._batches.popleft()[1].set()
 
-    def _take_batches(self, token: trio.lowlevel.TrioToken) -> None:
-        """Worker-thread body of a loader: load the queued batches, telling each
-        batch's waiter (on the trio thread) as it is done."""
-        while True:
+    def _take_batches(self, token: trio.lowlevel.TrioToken, budget: int) -> None:
+        """Worker-thread body of a loader: load queued batches until none is left
+        or `budget` chunks are loaded, telling each batch's waiter (on the trio
+        thread) as it is done."""
+        while budget > 0:
             try:
                 cids, done = self._batches.popleft()
             except IndexError:
@@ -501,6 +508,7 @@ class BlockStore:
                 self._fetch_many(cids)
             finally:
                 token.run_sync_soon(done.set)
+            budget -= len(cids)
 
     async def _prefetch_range(
         self, group: list[tuple[ChunkId, RemoteAddr]], announce: Callable[[ChunkId], None]

@@ -20,6 +20,7 @@ from dwfs.chunks import (
     crypto,
     new_recovery_key,
 )
+from dwfs.chunks._store import LOAD_BUDGET
 from dwfs.devices import parse_layout
 from dwfs.devices._layout import shards_on
 from dwfs.errors import BadKey, IntegrityError, NotFound, UsageError
@@ -276,6 +277,37 @@ async def test_served_loaders_load_every_batch_once(tmp_path: Path) -> None:
             assert pool.store.stats.chunks_loaded == len(set(ids))
             service.cancel_scope.cancel()
         assert await pool.store.read(refs) == data
+
+
+async def test_a_put_takes_its_turn_during_a_long_read_ahead(tmp_path: Path) -> None:
+    """Loaders give their thread back every LOAD_BUDGET chunks: a put that
+    comes while a long queue of read-ahead is being loaded is stored before the
+    queue is done, not after it."""
+    paths = make(tmp_path, compression="none")
+    async with open_pool(paths[0], pw()) as pool:
+        refs = await pool.store.put(random.Random(8).randbytes(24_000_000))
+        pool.store.cache.capacity = 0
+        ids = [r.chunk_id for r in refs]
+        assert len(ids) > 4 * LOAD_BUDGET
+        finished: list[str] = []
+
+        async def prefetch(cid: ChunkId) -> None:
+            await pool.store.prefetch([cid])
+            finished.append("load")
+
+        async def put() -> None:
+            await pool.store.put(random.Random(9).randbytes(1_000_000))
+            finished.append("put")
+
+        async with trio.open_nursery() as service:
+            await service.start(pool.store.serve_loaders)
+            async with trio.open_nursery() as nursery:
+                for cid in ids:
+                    nursery.start_soon(prefetch, cid)
+                await trio.sleep(0.001)
+                nursery.start_soon(put)
+            service.cancel_scope.cancel()
+        assert finished.index("put") < len(ids), "the put waited for the whole queue"
 
 
 async def test_prefetches_queued_when_the_loaders_stop_return_and_leave_chunks_to_readers(
