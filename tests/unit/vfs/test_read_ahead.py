@@ -25,19 +25,42 @@ class Told:
     def __init__(self, volume: Volume) -> None:
         self.ranges: list[tuple[int, int]] = []
         self.came: dict[int, bytes] = {}
-        volume.ahead_watcher.coming = lambda ino, ranges: self.ranges.extend(ranges)
+        self.pending = 0
+        """Batches told of whose bytes have not come yet."""
+        self.none_pending = trio.Event()
+        volume.ahead_watcher.coming = self._coming
         volume.ahead_watcher.came = self._came
 
+    def _coming(self, ino: int, ranges: list[tuple[int, int]]) -> None:
+        self.ranges.extend(ranges)
+        if not self.pending:
+            self.none_pending = trio.Event()
+        self.pending += 1
+
     def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
+        self.pending -= 1
+        if not self.pending:
+            self.none_pending.set()
         for off, data, start, length in spans:
             assert data is not None, "a chunk of read-ahead did not load"
             self.came[off] = bytes(memoryview(data)[start : start + length])
 
+    async def settled(self) -> None:
+        """Wait until the bytes of every batch told of have come."""
+        with trio.fail_after(60):
+            if self.pending:
+                await self.none_pending.wait()
 
-async def _sequential_read(volume: Volume, fh: int, size: int, block: int = MIB) -> None:
-    for off in range(0, size, block):
+
+async def _sequential_read(
+    volume: Volume, told: Told, fh: int, start: int, end: int, block: int = MIB
+) -> None:
+    """Read [start, end) in blocks, letting read-ahead run between them; then
+    wait for every batch it started."""
+    for off in range(start, end, block):
         await volume.read(fh, off, block)
-        await trio.sleep(0.01)  # the read-ahead tasks run
+        await trio.sleep(0.01)
+    await told.settled()
 
 
 async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> None:
@@ -49,7 +72,7 @@ async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> 
         await volume.sync_all()
         told = Told(volume)
         fh = await volume.open(attr.ino, os.O_RDONLY)
-        await _sequential_read(volume, fh, len(data))
+        await _sequential_read(volume, told, fh, 0, len(data))
         ranges = sorted(told.ranges)
         assert ranges, "nothing was told of"
         for (a, alen), (b, _) in itertools.pairwise(ranges):
@@ -72,10 +95,10 @@ async def test_a_second_run_of_reads_is_told_again(tmp_path: Path) -> None:
         await volume.write(fh, 0, data)
         await volume.sync_all()
         told = Told(volume)
-        await _sequential_read(volume, fh, len(data))
+        await _sequential_read(volume, told, fh, 0, len(data))
         first = sorted(told.ranges)
         told.ranges.clear()
-        await _sequential_read(volume, fh, len(data))
+        await _sequential_read(volume, told, fh, 0, len(data))
         assert sorted(told.ranges) == first
 
 
@@ -89,18 +112,14 @@ async def test_a_file_changed_between_reads_is_told_of_anew(tmp_path: Path) -> N
         await volume.write(fh, 0, bytes(data))
         await volume.sync_all()
         told = Told(volume)
-        for off in range(0, 4 * MIB, MIB):
-            await volume.read(fh, off, MIB)
-            await trio.sleep(0.01)
+        await _sequential_read(volume, told, fh, 0, 4 * MIB)
         told.ranges.clear()
         told.came.clear()
         new = rng.randbytes(8 * MIB)
         data[2 * MIB : 10 * MIB] = new
         await volume.write(fh, 2 * MIB, new)
         await volume.sync_all()
-        for off in range(4 * MIB, len(data), MIB):
-            await volume.read(fh, off, MIB)
-            await trio.sleep(0.01)
+        await _sequential_read(volume, told, fh, 4 * MIB, len(data))
         assert told.came, "nothing was told of after the change"
         assert min(told.came) < 8 * MIB, "bytes told of before the change were not told again"
         for off, got in told.came.items():
