@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from dwfs.tiers._dir import STALE_TMP_SECONDS
 from tests.integration.conftest import LivePool, PoolFactory, dwfsctl, mounted_at
 from tests.servers import S3Server, rclone_s3
 
@@ -652,9 +653,13 @@ def test_kill_9_during_repacking_syncs_leaves_the_remote_copy_whole(
         pool.mount()
         for name, data in kept.items():
             assert (pool.mnt / name).read_bytes() == data, (round_, name)
+    cut_off = list((tmp_path / "remote").rglob(".tmp-*"))  # puts the crashes cut short
+    for leftover in cut_off:  # they go once an hour old (a put in flight is never that old)
+        os.utime(leftover, (0, time.time() - 2 * STALE_TMP_SECONDS))
     dwfsctl("sync", pool.mnt)  # finishes what a crash cut off
     again = json.loads(dwfsctl("sync", "--json", pool.mnt).stdout)
     assert again["packs_repacked"] == 0
+    assert not list((tmp_path / "remote").rglob(".tmp-*"))
     assert pack_bytes(tmp_path / "remote") < 8 * MiB  # 6 MiB live, and the metadata
 
 
