@@ -248,28 +248,36 @@ class Dispatcher:
         uid, gid, umask = who
         attr = self.volume.create_node(parent, name, mode, uid, gid, rdev, umask)
         req.entry(attr_tuple(attr))
+        self._settled(parent)
 
     def unlink(self, req: Any, parent: int, name: bytes) -> None:
         self.volume.unlink(parent, name)
         req.err(0)
+        self._settled(parent)
 
     def rmdir(self, req: Any, parent: int, name: bytes) -> None:
         self.volume.rmdir(parent, name)
         req.err(0)
+        self._settled(parent)
 
     def symlink(
         self, req: Any, parent: int, name: bytes, target: bytes, uid: int, gid: int
     ) -> None:
         req.entry(attr_tuple(self.volume.symlink(parent, name, target, uid, gid)))
+        self._settled(parent)
 
     def rename(
         self, req: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int
     ) -> None:
         self.volume.rename(parent, name, new_parent, new_name, flags)
         req.err(0)
+        self._settled(parent)
+        if new_parent != parent:
+            self._settled(new_parent)
 
     def link(self, req: Any, ino: int, new_parent: int, new_name: bytes) -> None:
         req.entry(attr_tuple(self.volume.link(ino, new_parent, new_name)))
+        self._settled(new_parent)
 
     def opendir(self, req: Any, ino: int, flags: int) -> None:
         req.open(self.volume.opendir(ino), False)
@@ -325,6 +333,7 @@ class Dispatcher:
         uid, gid, umask = who
         fh, attr = self.volume.create(parent, name, mode, open_flags(flags), uid, gid, umask)
         req.create(fh, attr_tuple(attr))
+        self._settled(parent)
 
     # -- answered inline when the Volume need not wait (True), else from tasks ---------
 
@@ -357,7 +366,7 @@ class Dispatcher:
         done = self.volume.release_now(fh)
         if done:
             req.err(0)
-            self._closed(ino)
+            self._settled(ino)
         return done
 
     def fsync_now(self, req: Any, fh: int, datasync: int) -> bool:
@@ -397,12 +406,15 @@ class Dispatcher:
         ino = self.volume.inode_of(fh)
         await self.volume.release(fh)
         req.err(0)
-        self._closed(ino)
+        self._settled(ino)
 
-    def _closed(self, ino: int | None) -> None:
-        """After a release's reply (which dropped the file's attributes in C):
-        the attributes as they stand now, for C to answer the stats that follow a
-        write and close (ls -l, make, an untar's own checks) itself."""
+    def _settled(self, ino: int | None) -> None:
+        """After the reply to a request that changed an inode (which dropped its
+        attributes in C): the attributes as they stand now, for C to answer the
+        getattr that follows itself. A release's file (the stats after a write
+        and close: ls -l, make, an untar's own checks), and the directory a
+        create, unlink, rename or link changed (the kernel asks for its
+        attributes again at the next path walk through it)."""
         if ino is None:
             return
         try:

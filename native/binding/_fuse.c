@@ -1706,7 +1706,7 @@ static PyObject *Request_attr(Request *r, PyObject *arg) {
     double timeout;
     if (parse_attr(arg, &st, &timeout) < 0) return NULL;
     if (claim(r) < 0) return NULL;
-    if (r->it->kind == K_GETATTR) remember(r, &st, timeout, 0);
+    if (r->it->kind == K_GETATTR || r->it->kind == K_SETATTR) remember(r, &st, timeout, 0);
     SEND(r, fuse_reply_attr(r->it->req, &st, timeout));
 }
 

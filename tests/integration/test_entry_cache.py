@@ -376,6 +376,52 @@ def test_a_stored_file_keeps_the_ctime_a_later_change_gave_it(mounted: LivePool)
     assert after.st_ctime_ns == seen.st_ctime_ns, "storing the file moved its ctime"
 
 
+def getattrs_in_python(pool: LivePool) -> int:
+    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
+    return int(requests.get("getattr", {}).get("count", 0))
+
+
+def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePool) -> None:
+    """An untar's steps per file (create, write, utime, chown, chmod, close, in one
+    directory), then deleting them all: the kernel asks for the directory's
+    attributes after each entry changed in it, and a file's after a chown. The
+    replies to those changes leave the attributes in C, which answers; what
+    stats show afterwards is what the changes made."""
+    folder = mounted.mnt / "untar"
+    folder.mkdir()
+    n = 200
+    before = getattrs_in_python(mounted)
+    for i in range(n):
+        started = time.time_ns()
+        fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"x" * 5000)
+        os.utime(fd, ns=(1, 10**18 + i))
+        os.fchown(fd, 1000 + i, 2000)
+        os.fchmod(fd, 0o640)
+        os.close(fd)
+    asked = getattrs_in_python(mounted) - before
+    assert asked < n // 10, f"{asked} getattrs of {n} files' untar went to Python"
+    for i in range(n):
+        seen = os.stat(folder / f"f{i}")
+        assert (seen.st_size, seen.st_mtime_ns, seen.st_uid, seen.st_gid) == (
+            5000,
+            10**18 + i,
+            1000 + i,
+            2000,
+        )
+        assert stat.S_IMODE(seen.st_mode) == 0o640
+    assert os.stat(folder).st_mtime_ns >= started - SLACK_NS
+    before = getattrs_in_python(mounted)
+    for i in range(n):
+        started = time.time_ns()
+        os.unlink(folder / f"f{i}")
+    asked = getattrs_in_python(mounted) - before
+    assert asked < n // 10, f"{asked} getattrs of {n} unlinks went to Python"
+    seen = os.stat(folder)
+    assert seen.st_mtime_ns >= started - SLACK_NS and seen.st_nlink == 2
+    assert not os.listdir(folder)
+
+
 def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None:
     """Changes the daemon makes itself, asked by dwfsctl: the names and inodes
     they replace must not be answered from what C kept of them."""
