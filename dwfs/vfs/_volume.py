@@ -74,6 +74,9 @@ DIRTY_LIMIT = 32 * 1024 * 1024
 """Unstored bytes one file may hold before a write stores them."""
 FREE_CHECK_EVERY = 0.5
 """Seconds the pool's free space is taken as known, for the write-behind's check."""
+BEHIND_AT_ONCE = 16
+"""Closed files the write-behind stores side by side: an untar closes hundreds a
+second, and each store waits on its own turns of the trio thread (docs/performance.md)."""
 
 
 @dataclasses.dataclass
@@ -144,7 +147,7 @@ class Volume:
         self._behind: dict[int, FileState] = {}
         """Closed files whose writes the write-behind stores, oldest first."""
         self._storing: dict[int, FileState] = {}
-        """The file the write-behind is storing now (taken from _behind)."""
+        """The files the write-behind is storing now (taken from _behind)."""
         self._behind_wake = trio.Event()
         self._roomy_until = 0.0
         """Until when the pool is known to have room for every unstored write."""
@@ -578,19 +581,27 @@ class Volume:
     async def run_write_behind(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Store closed files' writes, oldest first, while the writers go on."""
+        """Store closed files' writes, oldest first, while the writers go on:
+        up to BEHIND_AT_ONCE files side by side, so that one file's store
+        waiting for its turn does not keep the others waiting behind it."""
         task_status.started()
         while True:
             await self._behind_wake.wait()
             self._behind_wake = trio.Event()
             while self._behind:
-                ino = next(iter(self._behind))
-                state = self._storing[ino] = self._behind.pop(ino)
-                try:
-                    await self._flush_quietly(ino, state)
-                finally:
-                    del self._storing[ino]
-                self._settle(ino, state)
+                async with trio.open_nursery() as nursery:
+                    for _ in range(min(BEHIND_AT_ONCE, len(self._behind))):
+                        ino = next(iter(self._behind))
+                        self._storing[ino] = self._behind.pop(ino)
+                        nursery.start_soon(self._store_behind, ino)
+
+    async def _store_behind(self, ino: int) -> None:
+        state = self._storing[ino]
+        try:
+            await self._flush_quietly(ino, state)
+        finally:
+            del self._storing[ino]
+        self._settle(ino, state)
 
     async def _store_left_behind(self) -> None:
         """Store now what closes left to the write-behind, so that an fsync makes

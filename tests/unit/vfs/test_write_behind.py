@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 
 from dwfs import PoolOptions, create_pool
 from dwfs.errors import NoSpace, NotFound, find_dwfs_error
@@ -85,6 +87,33 @@ async def test_an_fsync_stores_what_closes_left_behind_so_a_crash_keeps_it(
         await volume.fsync(fh)
     assert await content(device, b"closed") == closed
     assert await content(device, b"synced") == synced
+
+
+async def test_files_closed_together_are_stored_side_by_side_and_whole(tmp_path: Path) -> None:
+    """An untar closes many files at once: the write-behind stores several at
+    a time (each store waits on its own turns, so one after another left most
+    of them waiting), and each file is stored whole; one opened, truncated and
+    closed again while the stores are under way, with its last bytes."""
+    device = make(tmp_path)
+    rng = random.Random(12)
+    files = {f"f{i}".encode(): rng.randbytes(rng.choice([5000, 20_000, 70_000])) for i in range(40)}
+    files[b"big"] = rng.randbytes(3 * MiB)
+    async with open_volume(device, credential()) as volume:
+        inos = {name: close_at_once(volume, data, name) for name, data in files.items()}
+        await trio.lowlevel.checkpoint()
+        fh = await volume.open(inos[b"f3"], os.O_WRONLY | os.O_TRUNC)
+        files[b"f3"] = rng.randbytes(20_000)
+        assert volume.write_now(fh, 0, files[b"f3"]) == 20_000
+        assert volume.flush_now(fh) and volume.release_now(fh)
+        most = 0
+        with trio.fail_after(30):
+            while any(volume.has_unstored_writes(ino) for ino in inos.values()):
+                most = max(most, volume.data.active)
+                await trio.lowlevel.checkpoint()
+        assert most > 1, "the write-behind stored one file at a time"
+    async with open_volume(device, credential()) as volume:
+        for name, data in files.items():
+            assert await read_file(volume, inos[name]) == data, name
 
 
 async def test_unmounting_stores_what_the_write_behind_had_not(tmp_path: Path) -> None:
