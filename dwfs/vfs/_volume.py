@@ -74,7 +74,7 @@ DIRTY_LIMIT = 32 * 1024 * 1024
 """Unstored bytes one file may hold before a write stores them."""
 FREE_CHECK_EVERY = 0.5
 """Seconds the pool's free space is taken as known, for the write-behind's check."""
-BEHIND_AT_ONCE = 16
+BEHIND_AT_ONCE = 64
 """Closed files the write-behind stores side by side: an untar closes hundreds a
 second, and each store waits on its own turns of the trio thread (docs/performance.md)."""
 
