@@ -112,6 +112,9 @@ class Dispatcher:
         self.put_attr: Callable[[tuple[Any, ...]], None] = lambda attr: None
         """Hands the C side an inode's attributes as they stand, for it to answer
         getattr and lookups of it until they change (set by NativeSession)."""
+        self.applied: Callable[[int, tuple[Any, ...] | None], None] = lambda ino, attr: None
+        """Tells the C side a setattr it answered is applied, with the inode's
+        attributes as they stand (None: it could not be; set by NativeSession)."""
         self.settle: Callable[[], None] = lambda: None
         """Answers the reads waiting in C that spans just kept complete (set by
         NativeSession)."""
@@ -168,6 +171,9 @@ class Dispatcher:
         req, kind, *args = request
         if kind == "read_seen":  # not a request: a read C answered from bytes read ahead
             self.volume.note_read(*args)
+            return
+        if kind == "setattr_seen":  # answered in C: its change is for the Volume to make
+            self.apply_setattr(*args)
             return
         began = time.perf_counter()
         inline = self._inline.get(kind)
@@ -343,6 +349,19 @@ class Dispatcher:
             req.attr(attr_tuple(attr))
         return attr is not None
 
+    def apply_setattr(self, ino: int, to_set: int, *values: Any) -> None:
+        """Make the change of a setattr C answered (the kernel has the new
+        attributes already), in order with the requests that came after it.
+        It cannot fail but for a bug or the metadata's own failure, which is
+        logged: the kernel was told of a change that is not kept."""
+        attr = None
+        try:
+            changed = self.volume.setattr_now(ino, _changes(to_set, *values))
+            attr = None if changed is None else attr_tuple(changed)
+        except Exception as exc:
+            log.error("inode %d: a change of its attributes was not kept: %s", ino, exc)
+        self.applied(ino, attr)
+
     def open_now(self, req: Any, ino: int, flags: int) -> bool:
         fh = self.volume.open_now(ino, open_flags(flags))
         if fh is not None:
@@ -503,6 +522,7 @@ class NativeSession:
         self.dispatcher.settle = lambda: self._came(0, []) if self._session.waiting else None
         self.dispatcher.bare = self._session.bare
         self.dispatcher.put_attr = self._session.put_attr
+        self.dispatcher.applied = self._session.applied
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
         watcher.xattrs_changed = self._session.drop_xattrs

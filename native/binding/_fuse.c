@@ -63,7 +63,8 @@ enum kind {
     K_MKDIR, K_UNLINK, K_RMDIR, K_SYMLINK, K_RENAME, K_LINK, K_OPEN, K_READ,
     K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
     K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
-    K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_READ_SEEN, K_COUNT
+    K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_READ_SEEN,
+    K_SETATTR_SEEN, K_COUNT
 };
 
 static const char *const KIND_NAMES[K_COUNT] = {
@@ -72,6 +73,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
     "write", "flush", "release", "fsync", "opendir", "readdirplus",
     "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
     "removexattr", "create", "fallocate", "lseek", "copy_file_range", "read_seen",
+    "setattr_seen",
 };
 
 /* One request as the kernel sent it, owned by the queue until Python takes it. */
@@ -404,8 +406,75 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { of_inode(req, K_READLI
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { of_inode(req, K_STATFS, ino); }
 
+/* The changes a setattr answered in C may make: all but a size, which Python
+ * must apply to the file's data first. */
+#define SET_IN_C                                                                          \
+    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME |    \
+     FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
+/* Makes a setattr's changes to st, at `now`, and writes them into the item
+ * for Python with every time explicit (no _NOW, and the ctime set), so that
+ * Python's row ends as st does. */
+static void change_attr(struct stat *st, item *it, const struct stat *to, int to_set,
+                        struct timespec now) {
+    it->st = *to;
+    it->to_set = to_set & ~(FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        it->st.st_atim = now;
+        it->to_set |= FUSE_SET_ATTR_ATIME;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        it->st.st_mtim = now;
+        it->to_set |= FUSE_SET_ATTR_MTIME;
+    }
+    if (!(to_set & FUSE_SET_ATTR_CTIME)) it->st.st_ctim = now;
+    it->to_set |= FUSE_SET_ATTR_CTIME;
+    if (to_set & FUSE_SET_ATTR_MODE) st->st_mode = (st->st_mode & S_IFMT) | (to->st_mode & 07777);
+    if (to_set & FUSE_SET_ATTR_UID) st->st_uid = to->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) st->st_gid = to->st_gid;
+    if (it->to_set & FUSE_SET_ATTR_ATIME) st->st_atim = it->st.st_atim;
+    if (it->to_set & FUSE_SET_ATTR_MTIME) st->st_mtim = it->st.st_mtim;
+    st->st_ctim = it->st.st_ctim;
+}
+
+/* Answers a setattr in C; whether it did. Only of an inode whose attributes
+ * are cached, with no size to set, and a mode only where no ACL can follow it
+ * (no stored xattr): the new attributes are cached, held against Python's
+ * older ones until Python has applied the change, which is queued for it in
+ * order with the requests that follow (docs/design.md). */
+static int setattr_in_c(Session *s, fuse_req_t req, fuse_ino_t ino, const struct stat *to,
+                        int to_set) {
+    if (s->entries == NULL || ino >= s->cache_below || (to_set & ~SET_IN_C)) return 0;
+    item *it = new_item(NULL, K_SETATTR_SEEN);
+    if (it == NULL) return 0;
+    it->ino = ino;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct stat st;
+    double timeout;
+    pthread_mutex_lock(&s->lock);
+    int done = ec_get_attr(s->entries, ino, &st, &timeout) &&
+               (!(to_set & FUSE_SET_ATTR_MODE) || ec_is_bare(s->entries, ino));
+    if (done) {
+        change_attr(&st, it, to, to_set, now);
+        done = ec_change_attr(s->entries, &st, timeout) == 0;
+    }
+    if (done) {
+        enqueue(s, it);
+        s->answered_in_c++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!done) {
+        item_free(it);
+        return 0;
+    }
+    fuse_reply_attr(req, &st, timeout);
+    return 1;
+}
+
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi) {
+    if (setattr_in_c(of(req), req, ino, attr, to_set)) return;
     item *it = new_item(req, K_SETATTR);
     if (!it) return;
     it->ino = ino;
@@ -1009,7 +1078,7 @@ static PyObject *as_tuple(Session *s, item *it) {
         return Py_BuildValue("(NsKy)", req, kind, (unsigned long long)it->ino, it->name);
     case K_GETATTR: case K_READLINK: case K_STATFS:
         return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->ino);
-    case K_SETATTR: {
+    case K_SETATTR: case K_SETATTR_SEEN: {
         PyObject *fh = attr_or_none((uint64_t)it->has_fh, it->fh);
         if (fh == NULL) { Py_DECREF(req); return NULL; }
         return Py_BuildValue(
@@ -1173,6 +1242,27 @@ static PyObject *Session_drop_xattrs(Session *s, PyObject *arg) {
 }
 
 static int parse_attr(PyObject *t, struct stat *st, double *timeout);
+
+/* Session.applied(ino, attr): Python applied a setattr C answered, and attr
+ * (None: it could not) is the inode's as they stand. Once every change C
+ * answered is applied, they are what C answers from. */
+static PyObject *Session_applied(Session *s, PyObject *args) {
+    unsigned long long ino;
+    PyObject *attr;
+    if (!PyArg_ParseTuple(args, "KO", &ino, &attr)) return NULL;
+    struct stat st;
+    double timeout;
+    if (attr != Py_None && parse_attr(attr, &st, &timeout) < 0) return NULL;
+    if (s->entries != NULL) {
+        pthread_mutex_lock(&s->lock);
+        if (ec_unhold(s->entries, ino) == 0) {
+            if (attr == Py_None || (uint64_t)st.st_ino != ino) ec_drop_attr(s->entries, ino);
+            else ec_put_attr(s->entries, &st, timeout);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    Py_RETURN_NONE;
+}
 
 /* Session.put_attr(attr): getattr and lookups of the inode may be answered from
  * these attributes (Python's, as of now) until something drops them. */
@@ -1536,6 +1626,9 @@ static PyMethodDef Session_methods[] = {
     {"put_attr", (PyCFunction)Session_put_attr, METH_O,
      "Answer getattr and lookups of an inode from these attributes (as now) until\n"
      "something drops them."},
+    {"applied", (PyCFunction)Session_applied, METH_VARARGS,
+     "applied(ino, attr): Python applied a setattr C answered; attr (None: it could\n"
+     "not) is the inode's now."},
     {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
      "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,

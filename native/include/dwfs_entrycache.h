@@ -24,9 +24,27 @@ void ec_free(ec_cache *c);
 /* Drops everything. */
 void ec_clear(ec_cache *c);
 
-/* Caches the attributes of inode st->st_ino, replacing any. 0, or -1 when out
- * of memory (then the inode has none cached). */
+/* Caches the attributes of inode st->st_ino, replacing any. 0; 1 when the
+ * inode is held (its attributes stay as they are: the caller's are older); or
+ * -1 when out of memory (then the inode has none cached). */
 int ec_put_attr(ec_cache *c, const struct stat *st, double timeout);
+
+/* How many inodes may be held at once. */
+#define EC_HOLDS_MAX 64
+
+/* Caches st as a change made here that the attributes' source has not made
+ * yet (a setattr answered in C, for Python to apply), and holds the inode:
+ * until as many ec_unhold as changes, ec_put_attr leaves its attributes as
+ * they are. 0, or -1 (and nothing changes) when out of memory or
+ * EC_HOLDS_MAX other inodes are held. Holds outlast ec_clear and
+ * ec_drop_attr, which may still drop the attributes. */
+int ec_change_attr(ec_cache *c, const struct stat *st, double timeout);
+
+/* The source made one of ino's held changes; how many remain. */
+unsigned ec_unhold(ec_cache *c, uint64_t ino);
+
+/* How many changes of ino are held. */
+unsigned ec_held(const ec_cache *c, uint64_t ino);
 
 /* 1 and the attributes of ino (and how long the kernel may keep them) when
  * cached, else 0. */

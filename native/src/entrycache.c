@@ -30,6 +30,10 @@ struct ec_cache {
     name_node **names;
     bare_node **bares;
     size_t max, mask, n_attrs, n_names, n_bare;
+    /* held inodes and their counts of changes, n_holds of them, unordered */
+    uint64_t hold_ino[EC_HOLDS_MAX];
+    unsigned hold_count[EC_HOLDS_MAX];
+    size_t n_holds;
 };
 
 static uint64_t mix(uint64_t h) {
@@ -111,7 +115,51 @@ void ec_drop_attr(ec_cache *c, uint64_t ino) {
     c->n_attrs--;
 }
 
+static size_t find_hold(const ec_cache *c, uint64_t ino) {
+    size_t i = 0;
+    while (i < c->n_holds && c->hold_ino[i] != ino) i++;
+    return i;
+}
+
+unsigned ec_held(const ec_cache *c, uint64_t ino) {
+    size_t i = find_hold(c, ino);
+    return i < c->n_holds ? c->hold_count[i] : 0;
+}
+
+unsigned ec_unhold(ec_cache *c, uint64_t ino) {
+    size_t i = find_hold(c, ino);
+    if (i == c->n_holds) return 0;
+    unsigned left = --c->hold_count[i];
+    if (left == 0) {
+        c->n_holds--;
+        c->hold_ino[i] = c->hold_ino[c->n_holds];
+        c->hold_count[i] = c->hold_count[c->n_holds];
+    }
+    return left;
+}
+
+static int put_attr(ec_cache *c, const struct stat *st, double timeout);
+
+int ec_change_attr(ec_cache *c, const struct stat *st, double timeout) {
+    uint64_t ino = (uint64_t)st->st_ino;
+    size_t i = find_hold(c, ino);
+    if (i == c->n_holds && c->n_holds == EC_HOLDS_MAX) return -1;
+    if (put_attr(c, st, timeout) < 0) return -1;
+    if (i == c->n_holds) {
+        c->hold_ino[i] = ino;
+        c->hold_count[i] = 0;
+        c->n_holds++;
+    }
+    c->hold_count[i]++;
+    return 0;
+}
+
 int ec_put_attr(ec_cache *c, const struct stat *st, double timeout) {
+    if (ec_held(c, (uint64_t)st->st_ino)) return 1;
+    return put_attr(c, st, timeout);
+}
+
+static int put_attr(ec_cache *c, const struct stat *st, double timeout) {
     attr_node **at = find_attr(c, (uint64_t)st->st_ino);
     if (*at == NULL && c->n_attrs >= c->max) {
         ec_clear(c);

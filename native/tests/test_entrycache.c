@@ -22,6 +22,7 @@ static const char *const NAME_OF[NAMES] = {"a", "b", "ab", "ba", "abc", "a\xff",
 /* The model: an inode's size (-1: not cached); a name's inode (0: not cached). */
 static long long attr_model[INODES];
 static int bare_model[INODES];
+static unsigned hold_model[INODES]; /* held changes, kept by model_clear */
 static uint64_t name_model[DIRS][NAMES];
 
 static size_t model_attrs(void) {
@@ -43,6 +44,12 @@ static size_t model_names(void) {
     return n;
 }
 
+static size_t model_holds(void) {
+    size_t n = 0;
+    for (int i = 0; i < INODES; i++) n += hold_model[i] > 0;
+    return n;
+}
+
 static void model_clear(void) {
     for (int i = 0; i < INODES; i++) attr_model[i] = -1;
     memset(bare_model, 0, sizeof bare_model);
@@ -56,7 +63,7 @@ int main(void) {
     model_clear();
     srand(12345);
     for (int step = 0; step < STEPS; step++) {
-        int op = rand() % 10, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
+        int op = rand() % 13, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
         const char *name = NAME_OF[k];
         size_t len = strlen(name);
         struct stat st;
@@ -66,11 +73,40 @@ int main(void) {
             memset(&st, 0, sizeof st);
             st.st_ino = (ino_t)ino;
             st.st_size = rand();
+            if (hold_model[ino]) {
+                CHECK(ec_put_attr(c, &st, 1.5) == 1, "step %d: put_attr of held %d", step, ino);
+                break;
+            }
             if (attr_model[ino] < 0 && model_attrs() >= MAX) model_clear();
             CHECK(ec_put_attr(c, &st, 1.5) == 0, "put_attr failed");
             attr_model[ino] = st.st_size;
             break;
         }
+        case 10: {
+            memset(&st, 0, sizeof st);
+            st.st_ino = (ino_t)ino;
+            st.st_size = rand();
+            if (!hold_model[ino] && model_holds() == EC_HOLDS_MAX) {
+                CHECK(ec_change_attr(c, &st, 1.5) == -1, "step %d: a hold past the most", step);
+                break;
+            }
+            if (attr_model[ino] < 0 && model_attrs() >= MAX) model_clear();
+            CHECK(ec_change_attr(c, &st, 1.5) == 0, "step %d: change_attr of %d", step, ino);
+            attr_model[ino] = st.st_size;
+            hold_model[ino]++;
+            break;
+        }
+        case 11: {
+            unsigned left = ec_unhold(c, (uint64_t)ino);
+            if (hold_model[ino]) hold_model[ino]--;
+            CHECK(left == hold_model[ino], "step %d: %d left %u held, model %u", step, ino, left,
+                  hold_model[ino]);
+            break;
+        }
+        case 12:
+            CHECK(ec_held(c, (uint64_t)ino) == hold_model[ino], "step %d: %d held %u, model %u",
+                  step, ino, ec_held(c, (uint64_t)ino), hold_model[ino]);
+            break;
         case 1:
             ec_drop_attr(c, (uint64_t)ino);
             attr_model[ino] = -1;

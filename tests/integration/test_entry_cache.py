@@ -17,6 +17,7 @@ import json
 import os
 import random
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -420,6 +421,75 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
     seen = os.stat(folder)
     assert seen.st_mtime_ns >= started - SLACK_NS and seen.st_nlink == 2
     assert not os.listdir(folder)
+
+
+def setattrs_in_python(pool: LivePool) -> int:
+    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
+    return int(requests.get("setattr", {}).get("count", 0))
+
+
+def test_setattrs_answered_in_c_are_kept(mounted: LivePool) -> None:
+    """chmod, chown and utime (given times and now) of files whose attributes C
+    holds are answered in C and applied by Python after: stats show each change
+    at once, with the ctime it made, and a remount (Python's record) the same."""
+    folder = mounted.mnt / "set"
+    folder.mkdir()
+    n = 100
+    for i in range(n):
+        (folder / f"f{i}").write_bytes(b"y" * i)
+    for i in range(n):
+        os.stat(folder / f"f{i}")
+    before = setattrs_in_python(mounted)
+    started = time.time_ns()
+    for i in range(n):
+        path = folder / f"f{i}"
+        os.chmod(path, 0o600 | (i % 64))
+        os.chown(path, 3000 + i, 4000 + i)
+        if i % 2:
+            os.utime(path, ns=(2 * 10**17 + i, 10**18 + i))
+        else:
+            os.utime(path)
+    asked = setattrs_in_python(mounted) - before
+    assert asked < n // 10, f"{asked} of {3 * n} setattrs went to Python"
+
+    def expected(i: int, seen: os.stat_result) -> None:
+        where = f"f{i}"
+        assert stat.S_IMODE(seen.st_mode) == 0o600 | (i % 64), where
+        assert (seen.st_uid, seen.st_gid, seen.st_size) == (3000 + i, 4000 + i, i), where
+        if i % 2:
+            assert (seen.st_atime_ns, seen.st_mtime_ns) == (2 * 10**17 + i, 10**18 + i), where
+        else:
+            assert seen.st_mtime_ns >= started - SLACK_NS, where
+        assert seen.st_ctime_ns >= started - SLACK_NS, where
+
+    shown = {}
+    for i in range(n):
+        shown[i] = os.stat(folder / f"f{i}")
+        expected(i, shown[i])
+    mounted.remount()
+    for i in range(n):
+        kept = os.stat(folder / f"f{i}")
+        expected(i, kept)
+        assert (kept.st_mode, kept.st_mtime_ns, kept.st_ctime_ns) == (
+            shown[i].st_mode,
+            shown[i].st_mtime_ns,
+            shown[i].st_ctime_ns,
+        ), f"f{i}: Python kept other attributes than C answered"
+
+
+def test_a_chmod_of_a_file_with_an_acl_moves_its_mask(mounted: LivePool) -> None:
+    """C answers a chmod only of an inode known to have no xattr: with an
+    access ACL, the chmod must reach Python, which moves the ACL's mask too."""
+    path = mounted.mnt / "shared"
+    path.write_bytes(b"z")
+    os.stat(path)
+    os.chmod(path, 0o600)
+    subprocess.run(["setfacl", "-m", "u:1234:rw", str(path)], check=True)
+    os.stat(path)
+    os.chmod(path, 0o640)
+    acl = subprocess.run(["getfacl", "-c", str(path)], capture_output=True, text=True, check=True)
+    assert "mask::r--" in acl.stdout.split(), acl.stdout
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
 def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None:
