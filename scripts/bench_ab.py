@@ -12,8 +12,8 @@ cold_read, a sequential read of READ_MIB, default 512, after dropping caches,
 seq_write, fio's sequential write of WRITE_MIB, default 1024, in 1 MiB blocks until
 it is stored, untar_stdlib, bench_mount's untar of Python's standard library, small_files,
 creates of 10 KB files, stat_loop, stats of 10,000 files after dropping caches,
-xattr_loop, getxattrs of a name those files lack, and rand_read, bench_mount's
-random 4 KiB reads).
+xattr_loop, getxattrs of a name those files lack, rand_read, bench_mount's
+random 4 KiB reads, and rand_write, its random 4 KiB writes).
 """
 
 from __future__ import annotations
@@ -178,6 +178,12 @@ def rand_read(directory: Path) -> float:
     return float(fio(directory, "rnd", "randread", "4k", "128M", 10)["IOPS"])
 
 
+def rand_write(directory: Path) -> float:
+    """IOPS of bench_mount's random 4 KiB writes (fio, psync, 10 s) into a 128
+    MiB file."""
+    return float(fio(directory, "rnd", "randwrite", "4k", "128M", 10)["IOPS"])
+
+
 TARBALL = Path(tempfile.gettempdir()) / f"dwfs-ab-{os.getpid()}-stdlib.tar"
 
 
@@ -203,6 +209,7 @@ ALL_LOOPS: dict[str, Callable[[Path], float]] = {
     "stats/s": stat_loop,
     "getxattrs/s": xattr_loop,
     "rand read IOPS": rand_read,
+    "rand write IOPS": rand_write,
 }
 LOOPS = {
     name: loop

@@ -372,6 +372,7 @@ class Dispatcher:
         taken = self.volume.write_now(fh, off, data)  # type: ignore[arg-type]
         if taken is not None:
             req.written(taken)
+            self._settled(self.volume.inode_of(fh))
         return taken is not None
 
     def flush_now(self, req: Any, fh: int) -> bool:
@@ -430,8 +431,9 @@ class Dispatcher:
     def _settled(self, ino: int | None) -> None:
         """After the reply to a request that changed an inode (which dropped its
         attributes in C): the attributes as they stand now, for C to answer the
-        getattr that follows itself. A release's file (the stats after a write
-        and close: ls -l, make, an untar's own checks), and the directory a
+        getattr that follows itself, and its setattrs. A release's file (the
+        stats after a write and close: ls -l, make, an untar's own checks), a
+        write's (tar sets the times, owner and mode after it), and the directory a
         create, unlink, rename or link changed (the kernel asks for its
         attributes again at the next path walk through it)."""
         if ino is None:

@@ -386,12 +386,13 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
     """An untar's steps per file (create, write, utime, chown, chmod, close, in one
     directory), then deleting them all: the kernel asks for the directory's
     attributes after each entry changed in it, and a file's after a chown. The
-    replies to those changes leave the attributes in C, which answers; what
-    stats show afterwards is what the changes made."""
+    replies to those changes leave the attributes in C, which answers them, and
+    the setattrs after the write; what stats show afterwards is what the
+    changes made."""
     folder = mounted.mnt / "untar"
     folder.mkdir()
     n = 200
-    before = getattrs_in_python(mounted)
+    before, set_before = getattrs_in_python(mounted), setattrs_in_python(mounted)
     for i in range(n):
         started = time.time_ns()
         fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -402,6 +403,8 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
         os.close(fd)
     asked = getattrs_in_python(mounted) - before
     assert asked < n // 10, f"{asked} getattrs of {n} files' untar went to Python"
+    asked = setattrs_in_python(mounted) - set_before
+    assert asked < n // 10, f"{asked} setattrs of {n} files' untar went to Python"
     for i in range(n):
         seen = os.stat(folder / f"f{i}")
         assert (seen.st_size, seen.st_mtime_ns, seen.st_uid, seen.st_gid) == (
