@@ -97,6 +97,18 @@ typedef struct item {
     size_t nforgets;
 } item;
 
+#define ADDING_MAX 64
+
+/* A request adding a name to a complete directory, while it is unanswered. The
+ * request is only its key, never read through: a request freed unanswered (out
+ * of memory, the session closing) leaves a note that ends no completeness. */
+typedef struct {
+    const void *key;
+    uint64_t dir;
+    size_t len;
+    char name[256];
+} adding;
+
 typedef struct notice {
     struct notice *next;
     uint64_t parent;
@@ -137,6 +149,10 @@ typedef struct {
      * kernel took a reference that Python must count (Session.looked) */
     uint64_t *looked;
     size_t n_looked, cap_looked;
+    /* unanswered requests that add a name to a directory noted complete: the
+     * drop Python's tree sends as it adds that name leaves it complete */
+    adding adding[ADDING_MAX];
+    size_t n_adding;
     struct fuse_buf buf; /* the receive buffer */
 } Session;
 
@@ -217,6 +233,69 @@ static void drop_entries(Session *s, const item *it) {
     ec_drop_attr(c, it->ino);
 }
 
+/* The directory a request adds a name to (it->name), or 0. */
+static uint64_t adds_to(const item *it) {
+    switch (it->kind) {
+    case K_CREATE: case K_MKNOD: case K_MKDIR: case K_SYMLINK: return it->ino;
+    case K_LINK: return it->ino2;
+    default: return 0;
+    }
+}
+
+/* A request arrived (lock held, before drop_entries): the directories it may
+ * change in a way C will not see stop being complete; one it adds a name to
+ * stays complete while it runs, its reply caching the name. */
+static void arrive_in_complete(Session *s, const item *it) {
+    ec_cache *c = s->entries;
+    switch (it->kind) {
+    case K_RENAME:
+        ec_drop_complete(c, it->ino2);
+        /* fall through */
+    case K_UNLINK: case K_RMDIR:
+        ec_drop_complete(c, it->ino);
+        return;
+    default:
+        break;
+    }
+    uint64_t dir = adds_to(it);
+    if (dir == 0 || !ec_is_complete(c, dir)) return;
+    double timeout;
+    size_t len = strlen(it->name);
+    if (ec_get_name(c, dir, it->name, len, &timeout) != 0 || s->n_adding == ADDING_MAX ||
+        len >= sizeof s->adding[0].name) {
+        ec_drop_complete(c, dir);
+        return;
+    }
+    adding *a = &s->adding[s->n_adding++];
+    a->key = it;
+    a->dir = dir;
+    a->len = len;
+    memcpy(a->name, it->name, len);
+}
+
+/* A request is answered (lock held); `entered`: with the entry it made, which
+ * remember() then caches. */
+static void depart_from_complete(Session *s, const item *it, int entered) {
+    uint64_t dir = adds_to(it);
+    if (dir == 0) return;
+    for (size_t i = 0; i < s->n_adding; i++) {
+        if (s->adding[i].key == (const void *)it) {
+            s->adding[i] = s->adding[--s->n_adding];
+            break;
+        }
+    }
+    if (!entered) ec_drop_complete(s->entries, dir);
+}
+
+/* Whether a request that adds `name` to dir is unanswered (lock held). */
+static int being_added(const Session *s, uint64_t dir, const char *name, size_t len) {
+    for (size_t i = 0; i < s->n_adding; i++) {
+        const adding *a = &s->adding[i];
+        if (a->dir == dir && a->len == len && memcmp(a->name, name, len) == 0) return 1;
+    }
+    return 0;
+}
+
 /* Appends to the queue for Python (lock held). */
 static void enqueue(Session *s, item *it) {
     it->next = NULL;
@@ -228,6 +307,7 @@ static void push(Session *s, item *it) {
     pthread_mutex_lock(&s->lock);
     uint64_t changed = s->reads ? changes_content(it) : 0;
     if (changed) rc_drop(s->reads, changed);
+    if (s->entries != NULL) arrive_in_complete(s, it);
     drop_entries(s, it);
     enqueue(s, it);
     pthread_mutex_unlock(&s->lock);
@@ -322,6 +402,12 @@ static int lookup_in_c(Session *s, fuse_req_t req, fuse_ino_t parent, const char
     pthread_mutex_lock(&s->lock);
     uint64_t ino = ec_get_name(s->entries, parent, name, strlen(name), &e.entry_timeout);
     int hit = ino != 0 && ec_get_attr(s->entries, ino, &e.attr, &e.attr_timeout);
+    if (ino == 0 && ec_is_complete(s->entries, parent)) {
+        s->answered_in_c++;
+        pthread_mutex_unlock(&s->lock);
+        fuse_reply_err(req, ENOENT); /* not cached by the kernel: C's answer may change */
+        return 1;
+    }
     if (hit && s->n_looked == s->cap_looked) {
         size_t cap = s->cap_looked ? 2 * s->cap_looked : 256;
         uint64_t *grown = realloc(s->looked, cap * sizeof *grown);
@@ -1190,10 +1276,14 @@ static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     return out;
 }
 
+/* Python's tree changed a name, or the kernel invalidated one: a complete
+ * directory stays so only when a request under way adds that name (its
+ * reply caches it). */
 static void forget_name_in_c(Session *s, uint64_t parent, const char *name, size_t len) {
     if (s->entries == NULL) return;
     pthread_mutex_lock(&s->lock);
     uint64_t ino = ec_drop_name(s->entries, parent, name, len);
+    if (ino != 0 || !being_added(s, parent, name, len)) ec_drop_complete(s->entries, parent);
     if (ino) ec_drop_attr(s->entries, ino);
     pthread_mutex_unlock(&s->lock);
 }
@@ -1678,7 +1768,7 @@ static PyTypeObject SessionType = {
 
 /* Before the reply to a request that may have changed a file's content: what
  * the read cache kept of it meanwhile goes. */
-static void settle(Request *r) {
+static void settle(Request *r, int entered) {
     Session *s = (Session *)r->session;
     uint64_t ino = changes_content(r->it);
     if (ino) {
@@ -1687,6 +1777,7 @@ static void settle(Request *r) {
     }
     if (s->entries != NULL) {
         pthread_mutex_lock(&s->lock);
+        depart_from_complete(s, r->it, entered);
         drop_entries(s, r->it);
         pthread_mutex_unlock(&s->lock);
     }
@@ -1698,12 +1789,19 @@ static void remember(Request *r, const struct stat *st, double timeout, int with
     Session *s = (Session *)r->session;
     const item *it = r->it;
     uint64_t ino = (uint64_t)st->st_ino;
-    if (s->entries == NULL || ino == 0 || ino >= s->cache_below) return;
-    uint64_t parent = it->kind == K_LINK ? it->ino2 : it->ino;
-    if (with_name && (parent >= s->cache_below || it->name == NULL || is_dot(it->name))) return;
+    if (s->entries == NULL) return;
+    uint64_t added_to = adds_to(it), parent = added_to ? added_to : it->ino;
+    int cacheable = ino != 0 && ino < s->cache_below &&
+                    !(with_name && (parent >= s->cache_below || it->name == NULL || is_dot(it->name)));
     pthread_mutex_lock(&s->lock);
-    if (ec_put_attr(s->entries, st, timeout) == 0 && with_name)
-        ec_put_name(s->entries, parent, it->name, strlen(it->name), ino, timeout);
+    int kept = cacheable && ec_put_attr(s->entries, st, timeout) == 0 &&
+               (!with_name || ec_put_name(s->entries, parent, it->name, strlen(it->name), ino,
+                                          timeout) == 0);
+    if (with_name && added_to) {
+        /* the directory is complete only with the name cached; a new one is */
+        if (!kept) ec_drop_complete(s->entries, added_to);
+        else if (it->kind == K_MKDIR) ec_set_complete(s->entries, ino);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1717,15 +1815,19 @@ static int names_entry(int kind) {
     }
 }
 
-static int claim(Request *r) {
+/* Marks a request answered, before its reply goes out (settle); `entered`:
+ * the reply carries the entry the request made. */
+static int claim_as(Request *r, int entered) {
     if (r->answered) {
         PyErr_SetString(PyExc_RuntimeError, "request already answered");
         return -1;
     }
     r->answered = 1;
-    settle(r);
+    settle(r, entered);
     return 0;
 }
+
+static int claim(Request *r) { return claim_as(r, 0); }
 
 static int parse_attr(PyObject *t, struct stat *st, double *timeout) {
     unsigned long long ino, nlink, rdev, size, blocks;
@@ -1779,7 +1881,7 @@ static PyObject *Request_err(Request *r, PyObject *arg) {
 static PyObject *Request_entry(Request *r, PyObject *arg) {
     struct fuse_entry_param e;
     if (parse_entry(arg, &e) < 0) return NULL;
-    if (claim(r) < 0) return NULL;
+    if (claim_as(r, 1) < 0) return NULL;
     if (names_entry(r->it->kind)) remember(r, &e.attr, e.attr_timeout, 1);
     SEND(r, fuse_reply_entry(r->it->req, &e));
 }
@@ -1825,7 +1927,7 @@ static PyObject *Request_create(Request *r, PyObject *args) {
     fi.fh = fh;
     fi.keep_cache = 1;
     fi.direct_io = 0;
-    if (claim(r) < 0) return NULL;
+    if (claim_as(r, 1) < 0) return NULL;
     remember(r, &e.attr, e.attr_timeout, 1);
     SEND(r, fuse_reply_create(r->it->req, &e, &fi));
 }
@@ -1993,7 +2095,7 @@ static int Request_getbuffer(Request *r, Py_buffer *view, int flags) {
 
 static void Request_dealloc(Request *r) {
     if (r->it != NULL) {
-        if (!r->answered) { settle(r); fuse_reply_err(r->it->req, EIO); }
+        if (!r->answered) { settle(r, 0); fuse_reply_err(r->it->req, EIO); }
         item_free(r->it);
     }
     Py_XDECREF(r->session);

@@ -63,6 +63,18 @@ int ec_is_bare(const ec_cache *c, uint64_t ino);
 /* Ends what ec_set_bare noted of ino. */
 void ec_drop_bare(ec_cache *c, uint64_t ino);
 
+/* Notes that every name directory `dir` has is cached (it was made empty, and
+ * every name added since was cached), so a lookup of any other name there
+ * finds nothing; until ec_drop_complete or ec_clear. 0, or -1 when out of
+ * memory (then it is not noted). */
+int ec_set_complete(ec_cache *c, uint64_t dir);
+
+/* Whether dir is noted as complete. */
+int ec_is_complete(const ec_cache *c, uint64_t dir);
+
+/* Ends what ec_set_complete noted of dir. */
+void ec_drop_complete(ec_cache *c, uint64_t dir);
+
 /* Caches that `name` (len bytes) in directory `parent` is inode ino, replacing
  * any. 0, or -1 when out of memory (then the name has none cached). */
 int ec_put_name(ec_cache *c, uint64_t parent, const char *name, size_t len, uint64_t ino,
@@ -75,9 +87,10 @@ uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_
 /* Drops a name; the inode it was, or 0 when it was not cached. */
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len);
 
-/* Attributes, names and inodes without xattrs cached now. */
+/* Attributes, names, inodes without xattrs and complete directories cached now. */
 size_t ec_attrs(const ec_cache *c);
 size_t ec_names(const ec_cache *c);
 size_t ec_bare(const ec_cache *c);
+size_t ec_complete(const ec_cache *c);
 
 #endif

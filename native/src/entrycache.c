@@ -1,6 +1,7 @@
-/* The entry cache (dwfs_entrycache.h): three chained hash tables, of
- * attributes by inode, of names by (directory, name) and of inodes without
- * xattrs, each with as many buckets as it may hold entries. */
+/* The entry cache (dwfs_entrycache.h): four chained hash tables, of
+ * attributes by inode, of names by (directory, name), of inodes without
+ * xattrs and of complete directories, each with as many buckets as it may
+ * hold entries. */
 #include "dwfs_entrycache.h"
 
 #include <stdlib.h>
@@ -12,6 +13,7 @@ typedef struct attr_node {
     double timeout;
 } attr_node;
 
+/* a member of a set of inodes: the bare ones, the complete directories */
 typedef struct bare_node {
     struct bare_node *next;
     uint64_t ino;
@@ -28,8 +30,8 @@ typedef struct name_node {
 struct ec_cache {
     attr_node **attrs;
     name_node **names;
-    bare_node **bares;
-    size_t max, mask, n_attrs, n_names, n_bare;
+    bare_node **bares, **completes;
+    size_t max, mask, n_attrs, n_names, n_bare, n_complete;
     /* held inodes and their counts of changes, n_holds of them, unordered */
     uint64_t hold_ino[EC_HOLDS_MAX];
     unsigned hold_count[EC_HOLDS_MAX];
@@ -60,10 +62,12 @@ ec_cache *ec_new(size_t max) {
     c->attrs = calloc(buckets, sizeof *c->attrs);
     c->names = calloc(buckets, sizeof *c->names);
     c->bares = calloc(buckets, sizeof *c->bares);
-    if (c->attrs == NULL || c->names == NULL || c->bares == NULL) {
+    c->completes = calloc(buckets, sizeof *c->completes);
+    if (c->attrs == NULL || c->names == NULL || c->bares == NULL || c->completes == NULL) {
         free(c->attrs);
         free(c->names);
         free(c->bares);
+        free(c->completes);
         free(c);
         return NULL;
     }
@@ -77,11 +81,13 @@ void ec_clear(ec_cache *c) {
         for (attr_node *a = c->attrs[b], *next; a; a = next) { next = a->next; free(a); }
         for (name_node *n = c->names[b], *next; n; n = next) { next = n->next; free(n); }
         for (bare_node *n = c->bares[b], *next; n; n = next) { next = n->next; free(n); }
+        for (bare_node *n = c->completes[b], *next; n; n = next) { next = n->next; free(n); }
         c->attrs[b] = NULL;
         c->names[b] = NULL;
         c->bares[b] = NULL;
+        c->completes[b] = NULL;
     }
-    c->n_attrs = c->n_names = c->n_bare = 0;
+    c->n_attrs = c->n_names = c->n_bare = c->n_complete = 0;
 }
 
 void ec_free(ec_cache *c) {
@@ -90,6 +96,7 @@ void ec_free(ec_cache *c) {
     free(c->attrs);
     free(c->names);
     free(c->bares);
+    free(c->completes);
     free(c);
 }
 
@@ -185,34 +192,53 @@ int ec_get_attr(const ec_cache *c, uint64_t ino, struct stat *st, double *timeou
     return 1;
 }
 
-static bare_node **find_bare(ec_cache *c, uint64_t ino) {
-    bare_node **at = &c->bares[attr_bucket(c, ino)];
+static bare_node **find_in(ec_cache *c, bare_node **set, uint64_t ino) {
+    bare_node **at = &set[attr_bucket(c, ino)];
     while (*at && (*at)->ino != ino) at = &(*at)->next;
     return at;
 }
 
-int ec_set_bare(ec_cache *c, uint64_t ino) {
-    if (*find_bare(c, ino) != NULL) return 0;
-    if (c->n_bare >= c->max) ec_clear(c);
-    bare_node *n = malloc(sizeof *n);
-    if (n == NULL) return -1;
-    n->ino = ino;
-    bare_node **head = &c->bares[attr_bucket(c, ino)];
-    n->next = *head;
-    *head = n;
-    c->n_bare++;
+/* Adds ino to a set (bare or complete) whose count is *n. */
+static int set_add(ec_cache *c, bare_node **set, size_t *n, uint64_t ino) {
+    if (*find_in(c, set, ino) != NULL) return 0;
+    if (*n >= c->max) ec_clear(c);
+    bare_node *node = malloc(sizeof *node);
+    if (node == NULL) return -1;
+    node->ino = ino;
+    bare_node **head = &set[attr_bucket(c, ino)];
+    node->next = *head;
+    *head = node;
+    (*n)++;
     return 0;
 }
 
-int ec_is_bare(const ec_cache *c, uint64_t ino) { return *find_bare((ec_cache *)c, ino) != NULL; }
+static void set_drop(ec_cache *c, bare_node **set, size_t *n, uint64_t ino) {
+    bare_node **at = find_in(c, set, ino);
+    bare_node *node = *at;
+    if (node == NULL) return;
+    *at = node->next;
+    free(node);
+    (*n)--;
+}
 
-void ec_drop_bare(ec_cache *c, uint64_t ino) {
-    bare_node **at = find_bare(c, ino);
-    bare_node *n = *at;
-    if (n == NULL) return;
-    *at = n->next;
-    free(n);
-    c->n_bare--;
+int ec_set_bare(ec_cache *c, uint64_t ino) { return set_add(c, c->bares, &c->n_bare, ino); }
+
+int ec_is_bare(const ec_cache *c, uint64_t ino) {
+    return *find_in((ec_cache *)c, c->bares, ino) != NULL;
+}
+
+void ec_drop_bare(ec_cache *c, uint64_t ino) { set_drop(c, c->bares, &c->n_bare, ino); }
+
+int ec_set_complete(ec_cache *c, uint64_t dir) {
+    return set_add(c, c->completes, &c->n_complete, dir);
+}
+
+int ec_is_complete(const ec_cache *c, uint64_t dir) {
+    return *find_in((ec_cache *)c, c->completes, dir) != NULL;
+}
+
+void ec_drop_complete(ec_cache *c, uint64_t dir) {
+    set_drop(c, c->completes, &c->n_complete, dir);
 }
 
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {
@@ -255,3 +281,4 @@ uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_
 size_t ec_attrs(const ec_cache *c) { return c->n_attrs; }
 size_t ec_names(const ec_cache *c) { return c->n_names; }
 size_t ec_bare(const ec_cache *c) { return c->n_bare; }
+size_t ec_complete(const ec_cache *c) { return c->n_complete; }

@@ -22,7 +22,8 @@ static const char *const NAME_OF[NAMES] = {"a", "b", "ab", "ba", "abc", "a\xff",
 /* The model: an inode's size (-1: not cached); a name's inode (0: not cached). */
 static long long attr_model[INODES];
 static int bare_model[INODES];
-static unsigned hold_model[INODES]; /* held changes, kept by model_clear */
+static unsigned hold_model[INODES];
+static int complete_model[INODES]; /* held changes, kept by model_clear */
 static uint64_t name_model[DIRS][NAMES];
 
 static size_t model_attrs(void) {
@@ -44,6 +45,12 @@ static size_t model_names(void) {
     return n;
 }
 
+static size_t model_complete(void) {
+    size_t n = 0;
+    for (int i = 0; i < INODES; i++) n += complete_model[i];
+    return n;
+}
+
 static size_t model_holds(void) {
     size_t n = 0;
     for (int i = 0; i < INODES; i++) n += hold_model[i] > 0;
@@ -53,6 +60,7 @@ static size_t model_holds(void) {
 static void model_clear(void) {
     for (int i = 0; i < INODES; i++) attr_model[i] = -1;
     memset(bare_model, 0, sizeof bare_model);
+    memset(complete_model, 0, sizeof complete_model);
     memset(name_model, 0, sizeof name_model);
 }
 
@@ -63,7 +71,7 @@ int main(void) {
     model_clear();
     srand(12345);
     for (int step = 0; step < STEPS; step++) {
-        int op = rand() % 13, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
+        int op = rand() % 14, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
         const char *name = NAME_OF[k];
         size_t len = strlen(name);
         struct stat st;
@@ -103,6 +111,19 @@ int main(void) {
                   hold_model[ino]);
             break;
         }
+        case 13:
+            if (rand() % 3 == 0) {
+                ec_drop_complete(c, (uint64_t)ino);
+                complete_model[ino] = 0;
+            } else if (rand() % 2) {
+                if (!complete_model[ino] && model_complete() >= MAX) model_clear();
+                CHECK(ec_set_complete(c, (uint64_t)ino) == 0, "step %d: set_complete", step);
+                complete_model[ino] = 1;
+            }
+            CHECK(ec_is_complete(c, (uint64_t)ino) == complete_model[ino],
+                  "step %d: %d complete %d, model %d", step, ino, ec_is_complete(c, (uint64_t)ino),
+                  complete_model[ino]);
+            break;
         case 12:
             CHECK(ec_held(c, (uint64_t)ino) == hold_model[ino], "step %d: %d held %u, model %u",
                   step, ino, ec_held(c, (uint64_t)ino), hold_model[ino]);
@@ -172,7 +193,7 @@ int main(void) {
             }
         }
         CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names() &&
-                  ec_bare(c) == model_bare(),
+                  ec_bare(c) == model_bare() && ec_complete(c) == model_complete(),
               "step %d: counts %zu/%zu/%zu, model %zu/%zu/%zu", step, ec_attrs(c), ec_names(c),
               ec_bare(c), model_attrs(), model_names(), model_bare());
         if (failures > 10) break;

@@ -495,6 +495,54 @@ def test_a_chmod_of_a_file_with_an_acl_moves_its_mask(mounted: LivePool) -> None
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
+def lookups_in_python(pool: LivePool) -> int:
+    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
+    return int(requests.get("lookup", {}).get("count", 0))
+
+
+def test_a_new_directorys_missing_names_are_answered_in_c_and_every_name_it_gets_is_found(
+    mounted: LivePool,
+) -> None:
+    """C knows every name of a directory made through the mount until something
+    it cannot follow changes it, and answers a lookup of any other name there
+    itself: the negative lookup before each create of an untar. Every way a name
+    comes into such a directory must then be found, after the kernel forgot
+    its dentries: a create, mkdir, mknod, symlink and link (cached from their
+    replies), a rename into it, and a create again after an unlink."""
+    folder = mounted.mnt / "new"
+    folder.mkdir()
+    before = lookups_in_python(mounted)
+    for i in range(50):
+        (folder / f"f{i}").write_bytes(b"f")
+    asked = lookups_in_python(mounted) - before
+    assert asked < 5, f"{asked} of 50 lookups of new names went to Python"
+    assert not (folder / "missing").exists()
+
+    outside = mounted.mnt / "outside"
+    outside.write_bytes(b"o")
+    (mounted.mnt / "other").write_bytes(b"t")
+    os.mkdir(folder / "sub")
+    os.mkfifo(folder / "fifo")
+    os.symlink("f0", folder / "link")
+    os.link(mounted.mnt / "other", folder / "hard")
+    os.rename(outside, folder / "moved")
+    drop_kernel_entries()
+    for name in ("sub", "fifo", "link", "hard", "moved", "f0", "f49"):
+        assert os.lstat(folder / name), name
+    assert (folder / "moved").read_bytes() == b"o"
+
+    os.mkdir(folder / "sub" / "deeper")
+    (folder / "sub" / "file").write_bytes(b"s")
+    os.rename(folder / "sub" / "file", folder / "sub" / "deeper" / "file")
+    os.unlink(folder / "f1")
+    (folder / "f1").write_bytes(b"again")
+    drop_kernel_entries()
+    assert (folder / "sub" / "deeper" / "file").read_bytes() == b"s"
+    assert not (folder / "sub" / "file").exists()
+    assert (folder / "f1").read_bytes() == b"again"
+    assert sorted(os.listdir(folder / "sub")) == ["deeper"]
+
+
 def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None:
     """Changes the daemon makes itself, asked by dwfsctl: the names and inodes
     they replace must not be answered from what C kept of them."""
