@@ -1132,12 +1132,27 @@ static PyObject *attr_or_none(uint64_t has, uint64_t fh) {
     return PyLong_FromUnsignedLongLong(fh);
 }
 
+/* Answers err to a request that will not reach Python (out of memory), and
+ * frees it: what C counted on its reply or its change being applied ends. */
+static void abandon(Session *s, item *it, int err) {
+    if (s->entries != NULL) {
+        pthread_mutex_lock(&s->lock);
+        depart_from_complete(s, it, 0);
+        if (it->kind == K_SETATTR_SEEN) {
+            ec_unhold(s->entries, it->ino);
+            ec_drop_attr(s->entries, it->ino);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (it->req) fuse_reply_err(it->req, err);
+    item_free(it);
+}
+
 /* The Python tuple for one request: (Request, kind, *arguments). */
 static PyObject *as_tuple(Session *s, item *it) {
     Request *r = PyObject_New(Request, &RequestType);
     if (r == NULL) {
-        if (it->req) fuse_reply_err(it->req, ENOMEM);
-        item_free(it);
+        abandon(s, it, ENOMEM);
         return NULL;
     }
     r->it = it;
@@ -1267,7 +1282,7 @@ static PyObject *Session_fetch(Session *s, PyObject *noargs) {
         if (t == NULL || PyList_Append(out, t) < 0) {
             Py_XDECREF(t);
             Py_DECREF(out);
-            while (next) { item *n = next->next; if (next->req) fuse_reply_err(next->req, EIO); item_free(next); next = n; }
+            while (next) { item *n = next->next; abandon(s, next, EIO); next = n; }
             return NULL;
         }
         Py_DECREF(t);
