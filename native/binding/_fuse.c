@@ -534,8 +534,10 @@ static int setattr_in_c(Session *s, fuse_req_t req, fuse_ino_t ino, const struct
     item *it = new_item(NULL, K_SETATTR_SEEN);
     if (it == NULL) return 0;
     it->ino = ino;
+    /* the clock the kernel stamps a cached file's times with, as Python's
+     * now_ns: a finer one may read past its next stamp, and a ctime go back */
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
     struct stat st;
     double timeout;
     pthread_mutex_lock(&s->lock);
