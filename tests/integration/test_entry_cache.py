@@ -94,6 +94,12 @@ def answered_in_c(pool: LivePool) -> int:
     return int(status["mount"]["front_end"]["answered_in_c"])
 
 
+def requests_in_python(pool: LivePool, kind: str) -> int:
+    """How many requests of this kind the mount's Python handlers answered."""
+    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
+    return int(requests.get(kind, {}).get("count", 0))
+
+
 @dataclasses.dataclass
 class Node:
     """An inode of the model: what a stat of any of its names must show."""
@@ -377,11 +383,6 @@ def test_a_stored_file_keeps_the_ctime_a_later_change_gave_it(mounted: LivePool)
     assert after.st_ctime_ns == seen.st_ctime_ns, "storing the file moved its ctime"
 
 
-def getattrs_in_python(pool: LivePool) -> int:
-    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
-    return int(requests.get("getattr", {}).get("count", 0))
-
-
 def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePool) -> None:
     """An untar's steps per file (create, write, utime, chown, chmod, close, in one
     directory), then deleting them all: the kernel asks for the directory's
@@ -392,7 +393,10 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
     folder = mounted.mnt / "untar"
     folder.mkdir()
     n = 200
-    before, set_before = getattrs_in_python(mounted), setattrs_in_python(mounted)
+    before, set_before = (
+        requests_in_python(mounted, "getattr"),
+        requests_in_python(mounted, "setattr"),
+    )
     for i in range(n):
         started = time.time_ns()
         fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -401,9 +405,9 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
         os.fchown(fd, 1000 + i, 2000)
         os.fchmod(fd, 0o640)
         os.close(fd)
-    asked = getattrs_in_python(mounted) - before
+    asked = requests_in_python(mounted, "getattr") - before
     assert asked < n // 10, f"{asked} getattrs of {n} files' untar went to Python"
-    asked = setattrs_in_python(mounted) - set_before
+    asked = requests_in_python(mounted, "setattr") - set_before
     assert asked < n // 10, f"{asked} setattrs of {n} files' untar went to Python"
     for i in range(n):
         seen = os.stat(folder / f"f{i}")
@@ -415,20 +419,15 @@ def test_the_getattrs_after_an_untars_changes_are_answered_in_c(mounted: LivePoo
         )
         assert stat.S_IMODE(seen.st_mode) == 0o640
     assert os.stat(folder).st_mtime_ns >= started - SLACK_NS
-    before = getattrs_in_python(mounted)
+    before = requests_in_python(mounted, "getattr")
     for i in range(n):
         started = time.time_ns()
         os.unlink(folder / f"f{i}")
-    asked = getattrs_in_python(mounted) - before
+    asked = requests_in_python(mounted, "getattr") - before
     assert asked < n // 10, f"{asked} getattrs of {n} unlinks went to Python"
     seen = os.stat(folder)
     assert seen.st_mtime_ns >= started - SLACK_NS and seen.st_nlink == 2
     assert not os.listdir(folder)
-
-
-def setattrs_in_python(pool: LivePool) -> int:
-    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
-    return int(requests.get("setattr", {}).get("count", 0))
 
 
 def test_setattrs_answered_in_c_are_kept(mounted: LivePool) -> None:
@@ -442,7 +441,7 @@ def test_setattrs_answered_in_c_are_kept(mounted: LivePool) -> None:
         (folder / f"f{i}").write_bytes(b"y" * i)
     for i in range(n):
         os.stat(folder / f"f{i}")
-    before = setattrs_in_python(mounted)
+    before = requests_in_python(mounted, "setattr")
     started = time.time_ns()
     for i in range(n):
         path = folder / f"f{i}"
@@ -452,7 +451,7 @@ def test_setattrs_answered_in_c_are_kept(mounted: LivePool) -> None:
             os.utime(path, ns=(2 * 10**17 + i, 10**18 + i))
         else:
             os.utime(path)
-    asked = setattrs_in_python(mounted) - before
+    asked = requests_in_python(mounted, "setattr") - before
     assert asked < n // 10, f"{asked} of {3 * n} setattrs went to Python"
 
     def expected(i: int, seen: os.stat_result) -> None:
@@ -495,11 +494,6 @@ def test_a_chmod_of_a_file_with_an_acl_moves_its_mask(mounted: LivePool) -> None
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
-def lookups_in_python(pool: LivePool) -> int:
-    requests = json.loads(pool.ctl("stats", "--json", pool.mnt).stdout)["requests"]
-    return int(requests.get("lookup", {}).get("count", 0))
-
-
 def test_a_new_directorys_missing_names_are_answered_in_c_and_every_name_it_gets_is_found(
     mounted: LivePool,
 ) -> None:
@@ -511,10 +505,10 @@ def test_a_new_directorys_missing_names_are_answered_in_c_and_every_name_it_gets
     replies), a rename into it, and a create again after an unlink."""
     folder = mounted.mnt / "new"
     folder.mkdir()
-    before = lookups_in_python(mounted)
+    before = requests_in_python(mounted, "lookup")
     for i in range(50):
         (folder / f"f{i}").write_bytes(b"f")
-    asked = lookups_in_python(mounted) - before
+    asked = requests_in_python(mounted, "lookup") - before
     assert asked < 5, f"{asked} of 50 lookups of new names went to Python"
     assert not (folder / "missing").exists()
 
