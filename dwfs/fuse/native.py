@@ -115,6 +115,9 @@ class Dispatcher:
         self.applied: Callable[[int, tuple[Any, ...] | None], None] = lambda ino, attr: None
         """Tells the C side a setattr it answered is applied, with the inode's
         attributes as they stand (None: it could not be; set by NativeSession)."""
+        self.answer_flushes: Callable[[float], None] = lambda until: None
+        """Tells the C side until when (time.monotonic()) it may answer flushes of
+        open files itself, as no flush could fail before then (set by NativeSession)."""
         self.settle: Callable[[], None] = lambda: None
         """Answers the reads waiting in C that spans just kept complete (set by
         NativeSession)."""
@@ -174,6 +177,9 @@ class Dispatcher:
             return
         if kind == "setattr_seen":  # answered in C: its change is for the Volume to make
             self.apply_setattr(*args)
+            return
+        if kind == "flush_seen":  # answered in C: the flush is for the Volume to make
+            self.apply_flush(*args)
             return
         began = time.perf_counter()
         inline = self._inline.get(kind)
@@ -379,7 +385,18 @@ class Dispatcher:
         done = self.volume.flush_now(fh)
         if done:
             req.err(0)
+            self.answer_flushes(self.volume.flushes_answerable_until())
         return done
+
+    def apply_flush(self, fh: int) -> None:
+        """Make a flush C answered (close() has returned), in order with the
+        requests that came after it. It cannot fail but for a bug or the
+        metadata's own failure, which is logged; the writes then stay unstored,
+        for the release or the next commit to store."""
+        try:
+            self.volume.flush_answered(fh)
+        except Exception as exc:
+            log.error("handle %d: a close's flush was not made: %s", fh, exc)
 
     def release_now(self, req: Any, fh: int) -> bool:
         ino = self.volume.inode_of(fh)
@@ -421,6 +438,7 @@ class Dispatcher:
     async def flush(self, req: Any, fh: int) -> None:
         await self.volume.flush(fh)
         req.err(0)
+        self.answer_flushes(self.volume.flushes_answerable_until())
 
     async def release(self, req: Any, fh: int) -> None:
         ino = self.volume.inode_of(fh)
@@ -525,6 +543,8 @@ class NativeSession:
         self.dispatcher.bare = self._session.bare
         self.dispatcher.put_attr = self._session.put_attr
         self.dispatcher.applied = self._session.applied
+        self.dispatcher.answer_flushes = self._session.answer_flushes
+        volume.flush_failed = lambda: self._session.answer_flushes(0.0)
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
         watcher.xattrs_changed = self._session.drop_xattrs
@@ -561,6 +581,7 @@ class NativeSession:
             "answered_in_c": self._session.answered_in_c,
             "reads_in_c": self._session.reads_in_c + self._session.reads_waited,
             "reads_waited": self._session.reads_waited,
+            "setattrs_merged": self._session.setattrs_merged,
             "rejected": self._session.rejected,
             "kernel": self._session.kernel,
         }

@@ -124,6 +124,9 @@ class Volume:
         itself and sends them in a setattr (FUSE's writeback cache), so a write
         does not stamp them here; stamping its arrival, later than the write(),
         would store a time the kernel never showed."""
+        self.flush_failed: Callable[[], None] = lambda: None
+        """Set by the adapter: a file's store in the background failed, so the
+        window flushes_answerable_until gave is over (its close must report)."""
         self.forget_inode: Callable[[int], None] = lambda ino: None
         """Set by the adapter: tell the kernel to drop a directory's cached attributes
         (a directory's: a file's could wait on its dirty pages)."""
@@ -344,7 +347,7 @@ class Volume:
     def store_busy(self) -> bool:
         """Whether chunks are being loaded or stored: work that needs the CPU a
         front end could otherwise spend waiting for the next request."""
-        return self.data.active > 0 or self.pool.store.loading()
+        return self.pool.store.loading()
 
     def has_unstored_writes(self, ino: int) -> bool:
         """Whether an open file holds writes not stored as chunks yet."""
@@ -530,6 +533,7 @@ class Volume:
                 raise
             log.warning("writes to inode %d not stored yet: %s", ino, exc)
             state.failed = True
+            self.flush_failed()
             return False
         finally:
             self._count(ino, state)
@@ -565,10 +569,38 @@ class Volume:
         them durable, and the next commit interval would store them anyway."""
         if state.failed or self._background is None or not self._roomy():
             return False
+        self._put_behind(ino, state)
+        return True
+
+    def _put_behind(self, ino: int, state: FileState) -> None:
         state.behind = True
         self._behind[ino] = state
         self._behind_wake.set()
-        return True
+
+    def flushes_answerable_until(self) -> float:
+        """Until when (time.monotonic()) flush_now would answer every flush at
+        once with success, so that an adapter may answer closes itself and hand
+        them to flush_answered: the pool has room for every unstored write (known
+        for FREE_CHECK_EVERY, as flush_now takes it) and no file's last store
+        failed (flush_failed ends the window early). 0 when that is not so."""
+        if self._background is None or not self._roomy():
+            return 0.0
+        if any(state.failed for state in self._files.values()):
+            return 0.0
+        return self._roomy_until
+
+    def flush_answered(self, fh: int) -> None:
+        """A flush the adapter answered with success inside a window
+        flushes_answerable_until gave: made as flush_now makes it. Should that
+        decline (the window closed, or a store of the file failed, while the
+        flush was on its way), the write-behind takes the writes all the same,
+        and a failure reaches the writer at its next fsync, as one of writes
+        left behind does."""
+        if self.flush_now(fh):
+            return
+        handle = self._handle(fh)
+        if handle.state is not None and self._background is not None:
+            self._put_behind(handle.ino, handle.state)
 
     def _roomy(self) -> bool:
         now = time.monotonic()

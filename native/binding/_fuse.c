@@ -64,7 +64,7 @@ enum kind {
     K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
     K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
     K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_READ_SEEN,
-    K_SETATTR_SEEN, K_COUNT
+    K_SETATTR_SEEN, K_FLUSH_SEEN, K_COUNT
 };
 
 static const char *const KIND_NAMES[K_COUNT] = {
@@ -73,7 +73,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
     "write", "flush", "release", "fsync", "opendir", "readdirplus",
     "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
     "removexattr", "create", "fallocate", "lseek", "copy_file_range", "read_seen",
-    "setattr_seen",
+    "setattr_seen", "flush_seen",
 };
 
 /* One request as the kernel sent it, owned by the queue until Python takes it. */
@@ -132,12 +132,16 @@ typedef struct {
      * clears it before any is set): its getxattr, which the kernel asks before
      * every write, is answered ENODATA here without reaching Python. */
     int no_capabilities;
-    unsigned long long answered_in_c, reads_in_c, reads_waited, rejected;
+    unsigned long long answered_in_c, reads_in_c, reads_waited, rejected, setattrs_merged;
     /* what INIT settled with the kernel, for status */
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
     item *waiting; /* reads waiting for promised spans (linked by next) */
     Py_ssize_t n_waiting;
+    size_t n_urgent; /* queued items but changes answered in C: Python must see them now */
+    /* until when (CLOCK_MONOTONIC seconds) flushes of open files are answered
+     * here: Python says no flush could fail before then (Session.answer_flushes) */
+    double flush_until;
     /* attributes and names lookup and getattr are answered from (NULL: none),
      * of inodes below cache_below only (the snapshots' are derived, not stored) */
     ec_cache *entries;
@@ -227,6 +231,9 @@ static void drop_entries(Session *s, const item *it) {
     case K_SETXATTR: case K_REMOVEXATTR:
         ec_drop_bare(c, it->ino);
         break;
+    case K_RELEASE:
+        ec_drop_handle(c, it->fh);
+        break;
     default:
         break;
     }
@@ -297,7 +304,14 @@ static int being_added(const Session *s, uint64_t dir, const char *name, size_t 
 }
 
 /* Appends to the queue for Python (lock held). */
+/* Whether an item is a change C answered, which Python applies in order but
+ * need not see at once: the inode or file is held or flushed as C answered. */
+static int answered_here(const item *it) {
+    return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN;
+}
+
 static void enqueue(Session *s, item *it) {
+    if (!answered_here(it)) s->n_urgent++;
     it->next = NULL;
     if (s->tail) s->tail->next = it; else s->head = it;
     s->tail = it;
@@ -523,6 +537,33 @@ static void change_attr(struct stat *st, item *it, const struct stat *to, int to
     st->st_ctim = it->st.st_ctim;
 }
 
+/* Folds a later change of the same inode into one queued for Python with
+ * nothing between them (an untar's futimens, fchown and fchmod), so Python
+ * applies them as one: what each sets, the later one's value. */
+static void merge_change(item *into, const item *it) {
+    if (it->to_set & FUSE_SET_ATTR_MODE) into->st.st_mode = it->st.st_mode;
+    if (it->to_set & FUSE_SET_ATTR_UID) into->st.st_uid = it->st.st_uid;
+    if (it->to_set & FUSE_SET_ATTR_GID) into->st.st_gid = it->st.st_gid;
+    if (it->to_set & FUSE_SET_ATTR_ATIME) into->st.st_atim = it->st.st_atim;
+    if (it->to_set & FUSE_SET_ATTR_MTIME) into->st.st_mtim = it->st.st_mtim;
+    into->st.st_ctim = it->st.st_ctim;
+    into->to_set |= it->to_set;
+}
+
+/* Queues a change answered in C (lock held); whether it was merged into the
+ * last one queued instead, whose hold it then shares. */
+static int queue_change(Session *s, item *it) {
+    item *last = s->tail;
+    if (last == NULL || last->kind != K_SETATTR_SEEN || last->ino != it->ino) {
+        enqueue(s, it);
+        return 0;
+    }
+    merge_change(last, it);
+    ec_unhold(s->entries, it->ino);
+    s->setattrs_merged++;
+    return 1;
+}
+
 /* Answers a setattr in C; whether it did. Only of an inode whose attributes
  * are cached, with no size to set, and a mode only where no ACL can follow it
  * (no stored xattr): the new attributes are cached, held against Python's
@@ -547,15 +588,14 @@ static int setattr_in_c(Session *s, fuse_req_t req, fuse_ino_t ino, const struct
         change_attr(&st, it, to, to_set, now);
         done = ec_change_attr(s->entries, &st, timeout) == 0;
     }
+    int merged = 0;
     if (done) {
-        enqueue(s, it);
+        merged = queue_change(s, it);
         s->answered_in_c++;
     }
     pthread_mutex_unlock(&s->lock);
-    if (!done) {
-        item_free(it);
-        return 0;
-    }
+    if (!done || merged) item_free(it);
+    if (!done) return 0;
     fuse_reply_attr(req, &st, timeout);
     return 1;
 }
@@ -655,7 +695,37 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     with_fi(req, K_OPENDIR, ino, fi);
 }
 
+/* Answers a flush (close) in C; whether it did. Only of a handle Python
+ * opened and has not released, and only while Python says no flush could fail
+ * (the pool has room for every unstored write, and no store failed): the flush
+ * is queued for Python to make in order, as a setattr answered here is. */
+static int flush_in_c(Session *s, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (s->entries == NULL || fi == NULL) return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    item *it = new_item(NULL, K_FLUSH_SEEN);
+    if (it == NULL) return 0;
+    it->ino = ino;
+    WITH_FH(it, fi)
+    pthread_mutex_lock(&s->lock);
+    int done = (double)now.tv_sec + (double)now.tv_nsec / 1e9 < s->flush_until &&
+               ec_has_handle(s->entries, fi->fh);
+    if (done) {
+        drop_entries(s, it);
+        enqueue(s, it);
+        s->answered_in_c++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!done) {
+        item_free(it);
+        return 0;
+    }
+    fuse_reply_err(req, 0);
+    return 1;
+}
+
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+    if (flush_in_c(of(req), req, ino, fi)) return;
     with_fi(req, K_FLUSH, ino, fi);
 }
 
@@ -1072,13 +1142,14 @@ static PyObject *Session_receive(Session *s, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     while (got < limit && !fuse_session_exited(s->se)) {
         int res = fuse_session_receive_buf(s->se, &s->buf);
-        if (res == -EAGAIN && wait_us > 0 && spin_us > 0 && s->head == NULL && !spun) {
+        if (res == -EAGAIN && wait_us > 0 && spin_us > 0 && s->n_urgent == 0 && !spun) {
             spun = 1; /* once per request received: a mount gone quiet spins once */
             res = spin(s, spin_us * 1000LL);
         }
         if (res == -EINTR) continue;
-        if (res == -EAGAIN && wait_us > 0 && s->head == NULL && waited_us + wait_us <= MAX_WAIT_US) {
-            /* nothing for Python yet (or only requests answered here): a lone
+        if (res == -EAGAIN && wait_us > 0 && s->n_urgent == 0 && waited_us + wait_us <= MAX_WAIT_US) {
+            /* nothing for Python yet (or only requests answered here, whose
+             * changes can wait for the next one, as they are held): a lone
              * caller's next request usually comes within microseconds of our
              * reply, and waiting for it here is cheaper than parking the trio
              * thread in epoll and waking it again */
@@ -1223,7 +1294,7 @@ static PyObject *as_tuple(Session *s, item *it) {
         return Py_BuildValue("(NsKLN)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, view);
     }
-    case K_FLUSH: case K_RELEASE: case K_RELEASEDIR:
+    case K_FLUSH: case K_RELEASE: case K_RELEASEDIR: case K_FLUSH_SEEN:
         return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->fh);
     case K_FSYNC: case K_FSYNCDIR:
         return Py_BuildValue("(NsKi)", req, kind, (unsigned long long)it->fh, it->flags);
@@ -1274,6 +1345,7 @@ static PyObject *Session_fetch(Session *s, PyObject *noargs) {
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
+    s->n_urgent = 0;
     pthread_mutex_unlock(&s->lock);
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
@@ -1368,6 +1440,17 @@ static PyObject *Session_applied(Session *s, PyObject *args) {
         }
         pthread_mutex_unlock(&s->lock);
     }
+    Py_RETURN_NONE;
+}
+
+/* Session.answer_flushes(until): flushes of open files are answered in C
+ * until then (time.monotonic(); 0: no more). */
+static PyObject *Session_answer_flushes(Session *s, PyObject *arg) {
+    double until = PyFloat_AsDouble(arg);
+    if (until == -1.0 && PyErr_Occurred()) return NULL;
+    pthread_mutex_lock(&s->lock);
+    s->flush_until = until;
+    pthread_mutex_unlock(&s->lock);
     Py_RETURN_NONE;
 }
 
@@ -1589,6 +1672,7 @@ static void session_stop(Session *s, int unmount) {
     pthread_mutex_lock(&s->lock);
     item *it = s->head;
     s->head = s->tail = NULL;
+    s->n_urgent = 0;
     if (s->waiting) {
         item *last = s->waiting;
         while (last->next) last = last->next;
@@ -1736,6 +1820,9 @@ static PyMethodDef Session_methods[] = {
     {"applied", (PyCFunction)Session_applied, METH_VARARGS,
      "applied(ino, attr): Python applied a setattr C answered; attr (None: it could\n"
      "not) is the inode's now."},
+    {"answer_flushes", (PyCFunction)Session_answer_flushes, METH_O,
+     "answer_flushes(until): answer flushes of open files in C until then (a\n"
+     "time.monotonic(); 0: from now on, none), queueing each for Python."},
     {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
      "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,
@@ -1752,6 +1839,8 @@ static PyMemberDef Session_members[] = {
      "reads answered in C from the read cache"},
     {"reads_waited", T_ULONGLONG, offsetof(Session, reads_waited), READONLY,
      "reads answered in C after waiting for read-ahead"},
+    {"setattrs_merged", T_ULONGLONG, offsetof(Session, setattrs_merged), READONLY,
+     "setattrs answered in C and applied by Python with the one queued before"},
     {"waiting", T_PYSSIZET, offsetof(Session, n_waiting), READONLY,
      "reads waiting in C for read-ahead now"},
     {"rejected", T_ULONGLONG, offsetof(Session, rejected), READONLY,
@@ -1922,6 +2011,16 @@ static PyObject *Request_attr(Request *r, PyObject *arg) {
     SEND(r, fuse_reply_attr(r->it->req, &st, timeout));
 }
 
+/* A file's handle is opened: its flushes may be answered in C, until its
+ * release arrives. */
+static void note_handle(Request *r, uint64_t fh) {
+    Session *s = (Session *)r->session;
+    if (s->entries == NULL) return;
+    pthread_mutex_lock(&s->lock);
+    ec_add_handle(s->entries, fh);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static PyObject *Request_open(Request *r, PyObject *args) {
     unsigned long long fh;
     int keep_cache;
@@ -1931,6 +2030,7 @@ static PyObject *Request_open(Request *r, PyObject *args) {
     fi.keep_cache = keep_cache ? 1 : 0;
     fi.direct_io = 0;
     if (claim(r) < 0) return NULL;
+    if (r->it->kind == K_OPEN) note_handle(r, fh);
     SEND(r, fuse_reply_open(r->it->req, &fi));
 }
 
@@ -1946,6 +2046,7 @@ static PyObject *Request_create(Request *r, PyObject *args) {
     fi.direct_io = 0;
     if (claim_as(r, 1) < 0) return NULL;
     remember(r, &e.attr, e.attr_timeout, 1);
+    note_handle(r, fh);
     SEND(r, fuse_reply_create(r->it->req, &e, &fi));
 }
 

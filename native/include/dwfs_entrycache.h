@@ -75,6 +75,16 @@ int ec_is_complete(const ec_cache *c, uint64_t dir);
 /* Ends what ec_set_complete noted of dir. */
 void ec_drop_complete(ec_cache *c, uint64_t dir);
 
+/* Notes that fh is a regular file's open handle, until ec_drop_handle or
+ * ec_clear. 0, or -1 when out of memory (then it is not noted). */
+int ec_add_handle(ec_cache *c, uint64_t fh);
+
+/* Whether fh is noted as an open handle. */
+int ec_has_handle(const ec_cache *c, uint64_t fh);
+
+/* Ends what ec_add_handle noted of fh. */
+void ec_drop_handle(ec_cache *c, uint64_t fh);
+
 /* Caches that `name` (len bytes) in directory `parent` is inode ino, replacing
  * any. 0, or -1 when out of memory (then the name has none cached). */
 int ec_put_name(ec_cache *c, uint64_t parent, const char *name, size_t len, uint64_t ino,
@@ -87,10 +97,12 @@ uint64_t ec_get_name(const ec_cache *c, uint64_t parent, const char *name, size_
 /* Drops a name; the inode it was, or 0 when it was not cached. */
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len);
 
-/* Attributes, names, inodes without xattrs and complete directories cached now. */
+/* Attributes, names, inodes without xattrs, complete directories and open
+ * handles cached now. */
 size_t ec_attrs(const ec_cache *c);
 size_t ec_names(const ec_cache *c);
 size_t ec_bare(const ec_cache *c);
 size_t ec_complete(const ec_cache *c);
+size_t ec_handles(const ec_cache *c);
 
 #endif

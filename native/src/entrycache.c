@@ -1,7 +1,7 @@
-/* The entry cache (dwfs_entrycache.h): four chained hash tables, of
+/* The entry cache (dwfs_entrycache.h): five chained hash tables, of
  * attributes by inode, of names by (directory, name), of inodes without
- * xattrs and of complete directories, each with as many buckets as it may
- * hold entries. */
+ * xattrs, of complete directories and of open file handles, each with as
+ * many buckets as it may hold entries. */
 #include "dwfs_entrycache.h"
 
 #include <stdlib.h>
@@ -13,7 +13,7 @@ typedef struct attr_node {
     double timeout;
 } attr_node;
 
-/* a member of a set of inodes: the bare ones, the complete directories */
+/* a member of a set: the bare inodes, the complete directories, the handles */
 typedef struct bare_node {
     struct bare_node *next;
     uint64_t ino;
@@ -30,8 +30,8 @@ typedef struct name_node {
 struct ec_cache {
     attr_node **attrs;
     name_node **names;
-    bare_node **bares, **completes;
-    size_t max, mask, n_attrs, n_names, n_bare, n_complete;
+    bare_node **bares, **completes, **handles;
+    size_t max, mask, n_attrs, n_names, n_bare, n_complete, n_handles;
     /* held inodes and their counts of changes, n_holds of them, unordered */
     uint64_t hold_ino[EC_HOLDS_MAX];
     unsigned hold_count[EC_HOLDS_MAX];
@@ -63,11 +63,14 @@ ec_cache *ec_new(size_t max) {
     c->names = calloc(buckets, sizeof *c->names);
     c->bares = calloc(buckets, sizeof *c->bares);
     c->completes = calloc(buckets, sizeof *c->completes);
-    if (c->attrs == NULL || c->names == NULL || c->bares == NULL || c->completes == NULL) {
+    c->handles = calloc(buckets, sizeof *c->handles);
+    if (c->attrs == NULL || c->names == NULL || c->bares == NULL || c->completes == NULL ||
+        c->handles == NULL) {
         free(c->attrs);
         free(c->names);
         free(c->bares);
         free(c->completes);
+        free(c->handles);
         free(c);
         return NULL;
     }
@@ -82,12 +85,14 @@ void ec_clear(ec_cache *c) {
         for (name_node *n = c->names[b], *next; n; n = next) { next = n->next; free(n); }
         for (bare_node *n = c->bares[b], *next; n; n = next) { next = n->next; free(n); }
         for (bare_node *n = c->completes[b], *next; n; n = next) { next = n->next; free(n); }
+        for (bare_node *n = c->handles[b], *next; n; n = next) { next = n->next; free(n); }
         c->attrs[b] = NULL;
         c->names[b] = NULL;
         c->bares[b] = NULL;
         c->completes[b] = NULL;
+        c->handles[b] = NULL;
     }
-    c->n_attrs = c->n_names = c->n_bare = c->n_complete = 0;
+    c->n_attrs = c->n_names = c->n_bare = c->n_complete = c->n_handles = 0;
 }
 
 void ec_free(ec_cache *c) {
@@ -97,6 +102,7 @@ void ec_free(ec_cache *c) {
     free(c->names);
     free(c->bares);
     free(c->completes);
+    free(c->handles);
     free(c);
 }
 
@@ -198,7 +204,7 @@ static bare_node **find_in(ec_cache *c, bare_node **set, uint64_t ino) {
     return at;
 }
 
-/* Adds ino to a set (bare or complete) whose count is *n. */
+/* Adds ino to a set (bare, complete or handles) whose count is *n. */
 static int set_add(ec_cache *c, bare_node **set, size_t *n, uint64_t ino) {
     if (*find_in(c, set, ino) != NULL) return 0;
     if (*n >= c->max) ec_clear(c);
@@ -241,6 +247,14 @@ void ec_drop_complete(ec_cache *c, uint64_t dir) {
     set_drop(c, c->completes, &c->n_complete, dir);
 }
 
+int ec_add_handle(ec_cache *c, uint64_t fh) { return set_add(c, c->handles, &c->n_handles, fh); }
+
+int ec_has_handle(const ec_cache *c, uint64_t fh) {
+    return *find_in((ec_cache *)c, c->handles, fh) != NULL;
+}
+
+void ec_drop_handle(ec_cache *c, uint64_t fh) { set_drop(c, c->handles, &c->n_handles, fh); }
+
 uint64_t ec_drop_name(ec_cache *c, uint64_t parent, const char *name, size_t len) {
     name_node **at = find_name(c, parent, name, len);
     name_node *n = *at;
@@ -282,3 +296,4 @@ size_t ec_attrs(const ec_cache *c) { return c->n_attrs; }
 size_t ec_names(const ec_cache *c) { return c->n_names; }
 size_t ec_bare(const ec_cache *c) { return c->n_bare; }
 size_t ec_complete(const ec_cache *c) { return c->n_complete; }
+size_t ec_handles(const ec_cache *c) { return c->n_handles; }

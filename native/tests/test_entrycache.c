@@ -23,7 +23,8 @@ static const char *const NAME_OF[NAMES] = {"a", "b", "ab", "ba", "abc", "a\xff",
 static long long attr_model[INODES];
 static int bare_model[INODES];
 static unsigned hold_model[INODES];
-static int complete_model[INODES]; /* held changes, kept by model_clear */
+static int complete_model[INODES];
+static int handle_model[INODES];
 static uint64_t name_model[DIRS][NAMES];
 
 static size_t model_attrs(void) {
@@ -51,6 +52,13 @@ static size_t model_complete(void) {
     return n;
 }
 
+static size_t model_handles(void) {
+    size_t n = 0;
+    for (int i = 0; i < INODES; i++) n += handle_model[i];
+    return n;
+}
+
+/* held changes are kept by a clear, and nothing else is */
 static size_t model_holds(void) {
     size_t n = 0;
     for (int i = 0; i < INODES; i++) n += hold_model[i] > 0;
@@ -61,6 +69,7 @@ static void model_clear(void) {
     for (int i = 0; i < INODES; i++) attr_model[i] = -1;
     memset(bare_model, 0, sizeof bare_model);
     memset(complete_model, 0, sizeof complete_model);
+    memset(handle_model, 0, sizeof handle_model);
     memset(name_model, 0, sizeof name_model);
 }
 
@@ -71,7 +80,7 @@ int main(void) {
     model_clear();
     srand(12345);
     for (int step = 0; step < STEPS; step++) {
-        int op = rand() % 14, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
+        int op = rand() % 15, ino = rand() % INODES, d = rand() % DIRS, k = rand() % NAMES;
         const char *name = NAME_OF[k];
         size_t len = strlen(name);
         struct stat st;
@@ -123,6 +132,19 @@ int main(void) {
             CHECK(ec_is_complete(c, (uint64_t)ino) == complete_model[ino],
                   "step %d: %d complete %d, model %d", step, ino, ec_is_complete(c, (uint64_t)ino),
                   complete_model[ino]);
+            break;
+        case 14:
+            if (rand() % 3 == 0) {
+                ec_drop_handle(c, (uint64_t)ino);
+                handle_model[ino] = 0;
+            } else if (rand() % 2) {
+                if (!handle_model[ino] && model_handles() >= MAX) model_clear();
+                CHECK(ec_add_handle(c, (uint64_t)ino) == 0, "step %d: add_handle", step);
+                handle_model[ino] = 1;
+            }
+            CHECK(ec_has_handle(c, (uint64_t)ino) == handle_model[ino],
+                  "step %d: handle %d noted %d, model %d", step, ino, ec_has_handle(c, (uint64_t)ino),
+                  handle_model[ino]);
             break;
         case 12:
             CHECK(ec_held(c, (uint64_t)ino) == hold_model[ino], "step %d: %d held %u, model %u",
@@ -193,7 +215,8 @@ int main(void) {
             }
         }
         CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names() &&
-                  ec_bare(c) == model_bare() && ec_complete(c) == model_complete(),
+                  ec_bare(c) == model_bare() && ec_complete(c) == model_complete() &&
+                  ec_handles(c) == model_handles(),
               "step %d: counts %zu/%zu/%zu, model %zu/%zu/%zu", step, ec_attrs(c), ec_names(c),
               ec_bare(c), model_attrs(), model_names(), model_bare());
         if (failures > 10) break;

@@ -30,7 +30,7 @@ def test_stats_and_metrics_of_a_mount(make_pool: PoolFactory) -> None:
     stats = pool.stored()
     assert stats["unstored"]["files"] == 0
     assert stats["bytes_written"] >= 21 * len(data)
-    for kind in ("create", "write", "flush", "lookup"):
+    for kind in ("create", "write", "release", "lookup"):
         assert stats["requests"][kind]["count"] >= 20, kind
         assert stats["requests"][kind]["p50"] is not None
     assert stats["store"]["compression_ratio"] > 2, "the data repeats"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,7 @@ async def test_close_returns_first_and_the_write_behind_stores_the_file(tmp_path
     async with open_volume(device, credential()) as volume:
         ino = close_at_once(volume, data)
         assert volume.has_unstored_writes(ino)
+        assert volume.flushes_answerable_until() > time.monotonic(), "closes could be answered"
         assert volume.pool.store.stats.chunks_written == 0
         assert await read_file(volume, ino) == data, "readable before it is stored"
         await drained(volume, ino)
@@ -144,6 +146,7 @@ async def test_without_room_for_every_unstored_write_close_stores_first(tmp_path
         volume.budget.limit = volume.statfs()["free"]  # twice that cannot fit
         fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_WRONLY, 0, 0)
         await volume.write(fh, 0, os.urandom(100_000))
+        assert volume.flushes_answerable_until() == 0, "no close may be answered for us"
         assert not volume.flush_now(fh)
         await volume.flush(fh)
         assert not volume.has_unstored_writes(attr.ino)
@@ -159,13 +162,23 @@ async def test_a_failed_store_keeps_the_writes_and_the_next_close_reports_it(
     data = os.urandom(2 * MiB)
     async with open_volume(paths[0], credential()) as volume:
         volume.budget.limit = 4 * MiB  # so a 64 MiB disk has room for it twice over
+        ended: list[bool] = []
+        volume.flush_failed = lambda: ended.append(True)
         ino = close_at_once(volume, data)
+        assert volume.flushes_answerable_until() > 0
         hog = fill_disk(disk)
         with trio.fail_after(30):
             while "not stored yet" not in caplog.text:  # noqa: ASYNC110
                 await trio.sleep(0.01)
+        assert ended, "the adapter was not told to stop answering closes"
+        assert volume.flushes_answerable_until() == 0
         assert volume.has_unstored_writes(ino), "kept, not dropped"
         assert await read_file(volume, ino) == data
+
+        answered = await volume.open(ino, os.O_WRONLY)
+        volume.flush_answered(answered)  # a close answered before the failure was known
+        assert volume.has_unstored_writes(ino), "a close answered for us dropped the writes"
+        await volume.release(answered)
 
         fh = await volume.open(ino, os.O_WRONLY)
         assert not volume.flush_now(fh), "after a failure, close stores the writes itself"
