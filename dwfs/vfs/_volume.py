@@ -344,8 +344,8 @@ class Volume:
 
     # -- open files ---------------------------------------------------------------------
 
-    def store_busy(self) -> bool:
-        """Whether chunks are being loaded or stored: work that needs the CPU a
+    def store_loading(self) -> bool:
+        """Whether chunks are being loaded: a read's work, which needs the CPU a
         front end could otherwise spend waiting for the next request."""
         return self.pool.store.loading()
 
