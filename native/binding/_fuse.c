@@ -303,13 +303,13 @@ static int being_added(const Session *s, uint64_t dir, const char *name, size_t 
     return 0;
 }
 
-/* Appends to the queue for Python (lock held). */
 /* Whether an item is a change C answered, which Python applies in order but
  * need not see at once: the inode or file is held or flushed as C answered. */
 static int answered_here(const item *it) {
     return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN;
 }
 
+/* Appends to the queue for Python (lock held). */
 static void enqueue(Session *s, item *it) {
     if (!answered_here(it)) s->n_urgent++;
     it->next = NULL;

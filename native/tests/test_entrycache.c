@@ -33,9 +33,10 @@ static size_t model_attrs(void) {
     return n;
 }
 
-static size_t model_bare(void) {
+/* Members of a modelled set of inodes (bare, complete, handles). */
+static size_t model_count(const int *model) {
     size_t n = 0;
-    for (int i = 0; i < INODES; i++) n += bare_model[i];
+    for (int i = 0; i < INODES; i++) n += model[i];
     return n;
 }
 
@@ -46,17 +47,6 @@ static size_t model_names(void) {
     return n;
 }
 
-static size_t model_complete(void) {
-    size_t n = 0;
-    for (int i = 0; i < INODES; i++) n += complete_model[i];
-    return n;
-}
-
-static size_t model_handles(void) {
-    size_t n = 0;
-    for (int i = 0; i < INODES; i++) n += handle_model[i];
-    return n;
-}
 
 /* held changes are kept by a clear, and nothing else is */
 static size_t model_holds(void) {
@@ -73,7 +63,33 @@ static void model_clear(void) {
     memset(name_model, 0, sizeof name_model);
 }
 
+/* One of the cache's sets of inodes, with its model. */
+typedef struct {
+    const char *name;
+    int (*add)(ec_cache *, uint64_t);
+    int (*has)(const ec_cache *, uint64_t);
+    void (*drop)(ec_cache *, uint64_t);
+    int *model;
+} set_ops;
+
+/* A random drop or add of ino in a set, then its membership against the model. */
+static void set_step(ec_cache *c, const set_ops *set, int ino, int step) {
+    if (rand() % 3 == 0) {
+        set->drop(c, (uint64_t)ino);
+        set->model[ino] = 0;
+    } else if (rand() % 2) {
+        if (!set->model[ino] && model_count(set->model) >= MAX) model_clear();
+        CHECK(set->add(c, (uint64_t)ino) == 0, "step %d: add to %s", step, set->name);
+        set->model[ino] = 1;
+    }
+    CHECK(set->has(c, (uint64_t)ino) == set->model[ino], "step %d: %d in %s %d, model %d", step,
+          ino, set->name, set->has(c, (uint64_t)ino), set->model[ino]);
+}
+
 int main(void) {
+    const set_ops completes = {"complete", ec_set_complete, ec_is_complete, ec_drop_complete,
+                               complete_model};
+    const set_ops handles = {"handles", ec_add_handle, ec_has_handle, ec_drop_handle, handle_model};
     ec_cache *c = ec_new(MAX);
     CHECK(c != NULL, "ec_new failed");
     CHECK(ec_new(0) == NULL, "a cache of nothing was made");
@@ -121,30 +137,10 @@ int main(void) {
             break;
         }
         case 13:
-            if (rand() % 3 == 0) {
-                ec_drop_complete(c, (uint64_t)ino);
-                complete_model[ino] = 0;
-            } else if (rand() % 2) {
-                if (!complete_model[ino] && model_complete() >= MAX) model_clear();
-                CHECK(ec_set_complete(c, (uint64_t)ino) == 0, "step %d: set_complete", step);
-                complete_model[ino] = 1;
-            }
-            CHECK(ec_is_complete(c, (uint64_t)ino) == complete_model[ino],
-                  "step %d: %d complete %d, model %d", step, ino, ec_is_complete(c, (uint64_t)ino),
-                  complete_model[ino]);
+            set_step(c, &completes, ino, step);
             break;
         case 14:
-            if (rand() % 3 == 0) {
-                ec_drop_handle(c, (uint64_t)ino);
-                handle_model[ino] = 0;
-            } else if (rand() % 2) {
-                if (!handle_model[ino] && model_handles() >= MAX) model_clear();
-                CHECK(ec_add_handle(c, (uint64_t)ino) == 0, "step %d: add_handle", step);
-                handle_model[ino] = 1;
-            }
-            CHECK(ec_has_handle(c, (uint64_t)ino) == handle_model[ino],
-                  "step %d: handle %d noted %d, model %d", step, ino, ec_has_handle(c, (uint64_t)ino),
-                  handle_model[ino]);
+            set_step(c, &handles, ino, step);
             break;
         case 12:
             CHECK(ec_held(c, (uint64_t)ino) == hold_model[ino], "step %d: %d held %u, model %u",
@@ -160,7 +156,7 @@ int main(void) {
                 bare_model[ino] = 0;
                 break;
             }
-            if (!bare_model[ino] && model_bare() >= MAX) model_clear();
+            if (!bare_model[ino] && model_count(bare_model) >= MAX) model_clear();
             CHECK(ec_set_bare(c, (uint64_t)ino) == 0, "step %d: set_bare of %d", step, ino);
             bare_model[ino] = 1;
             break;
@@ -215,10 +211,10 @@ int main(void) {
             }
         }
         CHECK(ec_attrs(c) == model_attrs() && ec_names(c) == model_names() &&
-                  ec_bare(c) == model_bare() && ec_complete(c) == model_complete() &&
-                  ec_handles(c) == model_handles(),
+                  ec_bare(c) == model_count(bare_model) && ec_complete(c) == model_count(complete_model) &&
+                  ec_handles(c) == model_count(handle_model),
               "step %d: counts %zu/%zu/%zu, model %zu/%zu/%zu", step, ec_attrs(c), ec_names(c),
-              ec_bare(c), model_attrs(), model_names(), model_bare());
+              ec_bare(c), model_attrs(), model_names(), model_count(bare_model));
         if (failures > 10) break;
     }
     ec_free(c);
