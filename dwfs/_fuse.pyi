@@ -35,11 +35,13 @@ class Session:
     reads_in_c: int
     reads_waited: int
     setattrs_merged: int
+    writes_in_c: int
     waiting: int
     rejected: int
     kernel: dict[str, Any]
     def set_no_capabilities(self, none: bool, /) -> None: ...
     def answer_flushes(self, until: float, /) -> None: ...
+    def answer_writes(self, nbytes: int, /) -> None: ...
     def receive(self, limit: int, wait_us: int = 0, spin_us: int = 0, /) -> int: ...
     ended: bool
     def __init__(

@@ -73,6 +73,11 @@ ENTRY_CACHE = 65536
 """Names, and as many inodes' attributes, the C side answers lookup and getattr
 from without Python (about 200 bytes each; a full cache empties, as the tree's
 row cache does)."""
+WRITES_IN_C_AT_ONCE = 8 * 1024 * 1024
+"""Bytes of writes the C side may answer itself between two batches Python
+handles (each under 512 KiB; larger ones keep their receive buffer and reach
+Python): what it holds copied until Python takes them, and what a file may pass
+its own limit of unstored bytes by."""
 
 
 def available() -> bool:
@@ -120,6 +125,9 @@ class Dispatcher:
         self.answer_flushes: Callable[[float], None] = lambda until: None
         """Tells the C side until when (time.monotonic()) it may answer flushes of
         open files itself, as no flush could fail before then (set by NativeSession)."""
+        self.answer_writes: Callable[[int], None] = lambda nbytes: None
+        """Tells the C side how many bytes of writes it may answer itself before it
+        is told again (set by NativeSession)."""
         self.settle: Callable[[], None] = lambda: None
         """Answers the reads waiting in C that spans just kept complete (set by
         NativeSession)."""
@@ -182,6 +190,9 @@ class Dispatcher:
             return
         if kind == "flush_seen":  # answered in C: the flush is for the Volume to make
             self.apply_flush(*args)
+            return
+        if kind == "write_seen":  # answered in C: the write is for the Volume to take
+            self.apply_write(*args)
             return
         began = time.perf_counter()
         inline = self._inline.get(kind)
@@ -383,6 +394,27 @@ class Dispatcher:
             self._settled(self.volume.inode_of(fh))
         return taken is not None
 
+    def apply_write(self, fh: int, off: int, data: memoryview, ino: int) -> None:
+        """Take a write C answered (the kernel was told it was taken), in order
+        with the requests that came after it, and tell C the inode's attributes
+        as they stand. It cannot fail but for a bug or running out of memory
+        (C answers only handles Python opened, within the budget's room), which
+        is logged: the kernel was told of a write that is not kept."""
+        attr = None
+        try:
+            self.volume.write_answered(fh, off, data)  # type: ignore[arg-type]
+            attr = attr_tuple(self.volume.attr(ino))
+        except Exception as exc:
+            log.error(
+                "handle %d: a write of %d bytes at %d was not kept: %s", fh, len(data), off, exc
+            )
+        self.applied(ino, attr)
+
+    def grant_writes(self) -> None:
+        """Tell C how many bytes of writes it may answer before the next batch:
+        the budget's room, up to WRITES_IN_C_AT_ONCE."""
+        self.answer_writes(min(WRITES_IN_C_AT_ONCE, self.volume.write_room()))
+
     def flush_now(self, req: Any, fh: int) -> bool:
         done = self.volume.flush_now(fh)
         if done:
@@ -546,6 +578,7 @@ class NativeSession:
         self.dispatcher.put_attr = self._session.put_attr
         self.dispatcher.applied = self._session.applied
         self.dispatcher.answer_flushes = self._session.answer_flushes
+        self.dispatcher.answer_writes = self._session.answer_writes
         volume.flush_failed = lambda: self._session.answer_flushes(0.0)
         watcher = volume.tree_watcher
         watcher.changed = self._session.drop_attr
@@ -584,6 +617,7 @@ class NativeSession:
             "reads_in_c": self._session.reads_in_c + self._session.reads_waited,
             "reads_waited": self._session.reads_waited,
             "setattrs_merged": self._session.setattrs_merged,
+            "writes_in_c": self._session.writes_in_c,
             "rejected": self._session.rejected,
             "kernel": self._session.kernel,
         }
@@ -614,6 +648,7 @@ class NativeSession:
                         continue
                     for request in batch:
                         self.dispatcher.handle(request)
+                    self.dispatcher.grant_writes()
                     streak += 1
                     if streak == YIELD_EVERY or time.monotonic() - since > YIELD_AFTER:
                         await trio.lowlevel.checkpoint()

@@ -478,6 +478,21 @@ class Volume:
             self._background_flush(handle.ino, state)
         return len(data)
 
+    def write_room(self) -> int:
+        """Bytes of writes the budget has room for now: what an adapter may
+        answer itself, handing each to write_answered, before it asks again."""
+        return max(0, self.budget.limit - self.budget.total)
+
+    def write_answered(self, fh: int, off: int, data: bytes) -> None:
+        """A write the adapter answered itself within the room write_room gave:
+        taken as write_now takes one, but never declined, so the file may pass
+        its own limit (DIRTY_LIMIT) by what the adapter answers before it asks
+        again; a store of the file starts behind it as soon as none runs."""
+        handle, state = self._file(fh)
+        self._take(handle, state, off, data)
+        if state.dirty.nbytes > DIRTY_LIMIT and self._can_flush_behind(state):
+            self._background_flush(handle.ino, state)
+
     def _file(self, fh: int) -> tuple[Handle, FileState]:
         handle = self._handle(fh)
         if handle.state is None:

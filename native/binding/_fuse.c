@@ -64,7 +64,7 @@ enum kind {
     K_WRITE, K_FLUSH, K_RELEASE, K_FSYNC, K_OPENDIR, K_READDIRPLUS,
     K_RELEASEDIR, K_FSYNCDIR, K_STATFS, K_SETXATTR, K_GETXATTR, K_LISTXATTR,
     K_REMOVEXATTR, K_CREATE, K_FALLOCATE, K_LSEEK, K_COPY_FILE_RANGE, K_READ_SEEN,
-    K_SETATTR_SEEN, K_FLUSH_SEEN, K_COUNT
+    K_SETATTR_SEEN, K_FLUSH_SEEN, K_WRITE_SEEN, K_COUNT
 };
 
 static const char *const KIND_NAMES[K_COUNT] = {
@@ -73,7 +73,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
     "write", "flush", "release", "fsync", "opendir", "readdirplus",
     "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr",
     "removexattr", "create", "fallocate", "lseek", "copy_file_range", "read_seen",
-    "setattr_seen", "flush_seen",
+    "setattr_seen", "flush_seen", "write_seen",
 };
 
 /* One request as the kernel sent it, owned by the queue until Python takes it. */
@@ -132,7 +132,8 @@ typedef struct {
      * clears it before any is set): its getxattr, which the kernel asks before
      * every write, is answered ENODATA here without reaching Python. */
     int no_capabilities;
-    unsigned long long answered_in_c, reads_in_c, reads_waited, rejected, setattrs_merged;
+    unsigned long long answered_in_c, reads_in_c, reads_waited, rejected, setattrs_merged,
+        writes_in_c;
     /* what INIT settled with the kernel, for status */
     unsigned wanted, max_write, max_readahead, max_background, congestion_threshold;
     rc_cache *reads; /* spans of plaintext reads are answered from; NULL: none */
@@ -142,6 +143,9 @@ typedef struct {
     /* until when (CLOCK_MONOTONIC seconds) flushes of open files are answered
      * here: Python says no flush could fail before then (Session.answer_flushes) */
     double flush_until;
+    /* bytes of writes still to be answered here before Python says again how
+     * many its budget has room for (Session.answer_writes) */
+    size_t write_room;
     /* attributes and names lookup and getattr are answered from (NULL: none),
      * of inodes below cache_below only (the snapshots' are derived, not stored) */
     ec_cache *entries;
@@ -306,8 +310,11 @@ static int being_added(const Session *s, uint64_t dir, const char *name, size_t 
 /* Whether an item is a change C answered, which Python applies in order but
  * need not see at once: the inode or file is held or flushed as C answered. */
 static int answered_here(const item *it) {
-    return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN;
+    return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN || it->kind == K_WRITE_SEEN;
 }
+
+/* Whether an item holds its inode in the entry cache until Python applies it. */
+static int holds(const item *it) { return it->kind == K_SETATTR_SEEN || it->kind == K_WRITE_SEEN; }
 
 /* Appends to the queue for Python (lock held). */
 static void enqueue(Session *s, item *it) {
@@ -811,6 +818,44 @@ static int takes_buffer(const Session *s, const char *data, size_t size) {
            data >= mem && size <= s->buf.size && (size_t)(data - mem) <= s->buf.size - size;
 }
 
+/* Answers a write whose data `it` holds in C; whether it did. Only of a handle
+ * Python opened and has not released, of a regular file whose attributes are
+ * cached, within the bytes Python's budget has room for (write_room): the
+ * write is queued for Python to take in order, as a setattr answered here is,
+ * and the inode held with its new size until Python has taken it. */
+static int write_in_c(Session *s, item *it) {
+    if (s->entries == NULL || !it->has_fh || it->ino >= s->cache_below || it->off < 0 ||
+        it->data_len == 0 || (uint64_t)it->off > (uint64_t)INT64_MAX - it->data_len)
+        return 0;
+    size_t size = it->data_len;
+    struct stat st;
+    double timeout;
+    pthread_mutex_lock(&s->lock);
+    int done = size <= s->write_room && ec_has_handle(s->entries, it->fh) &&
+               ec_get_attr(s->entries, it->ino, &st, &timeout) && S_ISREG(st.st_mode);
+    if (done) {
+        uint64_t end = (uint64_t)it->off + size;
+        if (end > (uint64_t)st.st_size) {
+            st.st_size = (off_t)end;
+            st.st_blocks = (blkcnt_t)((end + 511) / 512);
+        }
+        done = ec_change_attr(s->entries, &st, timeout) == 0;
+    }
+    fuse_req_t req = it->req;
+    if (done) {
+        if (s->reads) rc_drop(s->reads, it->ino);
+        it->kind = K_WRITE_SEEN;
+        it->req = NULL;
+        enqueue(s, it);
+        s->write_room -= size;
+        s->answered_in_c++;
+        s->writes_in_c++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (done) fuse_reply_write(req, size);
+    return done;
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi) {
     item *it = new_item(req, K_WRITE);
@@ -830,6 +875,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     it->data = malloc(size ? size : 1);
     if (it->data == NULL) { fuse_reply_err(req, ENOMEM); item_free(it); return; }
     memcpy(it->data, buf, size);
+    if (write_in_c(s, it)) return;
     push(s, it);
 }
 
@@ -1211,7 +1257,7 @@ static void abandon(Session *s, item *it, int err) {
     if (s->entries != NULL) {
         pthread_mutex_lock(&s->lock);
         depart_from_complete(s, it, 0);
-        if (it->kind == K_SETATTR_SEEN) {
+        if (holds(it)) {
             ec_unhold(s->entries, it->ino);
             ec_drop_attr(s->entries, it->ino);
         }
@@ -1293,6 +1339,12 @@ static PyObject *as_tuple(Session *s, item *it) {
         if (view == NULL) { Py_DECREF(req); return NULL; }
         return Py_BuildValue("(NsKLN)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, view);
+    }
+    case K_WRITE_SEEN: {
+        PyObject *view = PyMemoryView_FromObject(req);
+        if (view == NULL) { Py_DECREF(req); return NULL; }
+        return Py_BuildValue("(NsKLNK)", req, kind, (unsigned long long)it->fh,
+                             (long long)it->off, view, (unsigned long long)it->ino);
     }
     case K_FLUSH: case K_RELEASE: case K_RELEASEDIR: case K_FLUSH_SEEN:
         return Py_BuildValue("(NsK)", req, kind, (unsigned long long)it->fh);
@@ -1422,7 +1474,7 @@ static PyObject *Session_drop_xattrs(Session *s, PyObject *arg) {
 
 static int parse_attr(PyObject *t, struct stat *st, double *timeout);
 
-/* Session.applied(ino, attr): Python applied a setattr C answered, and attr
+/* Session.applied(ino, attr): Python applied a setattr or write C answered, and attr
  * (None: it could not) is the inode's as they stand. Once every change C
  * answered is applied, they are what C answers from. */
 static PyObject *Session_applied(Session *s, PyObject *args) {
@@ -1450,6 +1502,21 @@ static PyObject *Session_answer_flushes(Session *s, PyObject *arg) {
     if (until == -1.0 && PyErr_Occurred()) return NULL;
     pthread_mutex_lock(&s->lock);
     s->flush_until = until;
+    pthread_mutex_unlock(&s->lock);
+    Py_RETURN_NONE;
+}
+
+/* Session.answer_writes(nbytes): writes of open files are answered in C until
+ * they add up to nbytes, or Python says again. */
+static PyObject *Session_answer_writes(Session *s, PyObject *arg) {
+    Py_ssize_t nbytes = PyLong_AsSsize_t(arg);
+    if (nbytes == -1 && PyErr_Occurred()) return NULL;
+    if (nbytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative number of bytes");
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->write_room = (size_t)nbytes;
     pthread_mutex_unlock(&s->lock);
     Py_RETURN_NONE;
 }
@@ -1818,11 +1885,14 @@ static PyMethodDef Session_methods[] = {
      "Answer getattr and lookups of an inode from these attributes (as now) until\n"
      "something drops them."},
     {"applied", (PyCFunction)Session_applied, METH_VARARGS,
-     "applied(ino, attr): Python applied a setattr C answered; attr (None: it could\n"
-     "not) is the inode's now."},
+     "applied(ino, attr): Python applied a setattr or write C answered; attr (None:\n"
+     "it could not) is the inode's now."},
     {"answer_flushes", (PyCFunction)Session_answer_flushes, METH_O,
      "answer_flushes(until): answer flushes of open files in C until then (a\n"
      "time.monotonic(); 0: from now on, none), queueing each for Python."},
+    {"answer_writes", (PyCFunction)Session_answer_writes, METH_O,
+     "answer_writes(nbytes): answer writes of open files in C until they add up\n"
+     "to nbytes (0: none), queueing each for Python with its data."},
     {"drop_all", (PyCFunction)Session_drop_all, METH_NOARGS,
      "Stop answering lookups and getattr in C until Python answers them again."},
     {"close", (PyCFunction)Session_close, METH_VARARGS,
@@ -1841,6 +1911,8 @@ static PyMemberDef Session_members[] = {
      "reads answered in C after waiting for read-ahead"},
     {"setattrs_merged", T_ULONGLONG, offsetof(Session, setattrs_merged), READONLY,
      "setattrs answered in C and applied by Python with the one queued before"},
+    {"writes_in_c", T_ULONGLONG, offsetof(Session, writes_in_c), READONLY,
+     "writes answered in C and taken by Python after"},
     {"waiting", T_PYSSIZET, offsetof(Session, n_waiting), READONLY,
      "reads waiting in C for read-ahead now"},
     {"rejected", T_ULONGLONG, offsetof(Session, rejected), READONLY,

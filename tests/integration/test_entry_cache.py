@@ -577,6 +577,47 @@ def test_closes_answered_in_c_are_made(mounted: LivePool) -> None:
         assert (folder / name).read_bytes() == data, f"{name} after a remount"
 
 
+def test_writes_answered_in_c_are_kept(mounted: LivePool) -> None:
+    """C answers a file's writes under 512 KiB itself, and Python takes them
+    after, in order: an untar's small files, rewrites of their middles, and
+    appends through a second descriptor, each followed by the close's setattrs.
+    Sizes and bytes are right at once (as the daemon answers them, the kernel's
+    entries dropped), once stored, and after a remount."""
+    folder = mounted.mnt / "writes"
+    folder.mkdir()
+    n = 100
+    rng = random.Random(12)
+    expected = {f"f{i}": bytearray(rng.randbytes(1 + 4000 * (i % 11))) for i in range(n)}
+    python_before, c_before = requests_in_python(mounted, "write"), in_c(mounted, "writes_in_c")
+    for name, data in expected.items():
+        (folder / name).write_bytes(data)
+        os.utime(folder / name, ns=(1_000_000_000, 2_000_000_000))
+    asked = requests_in_python(mounted, "write") - python_before
+    assert asked < n // 10, f"{asked} of {n} files' writes went to Python"
+    assert in_c(mounted, "writes_in_c") - c_before >= n - asked
+
+    for name, data in list(expected.items())[::3]:
+        with open(folder / name, "r+b") as f, open(folder / name, "ab") as appender:
+            f.seek(len(data) // 2)
+            middle = rng.randbytes(len(data) // 3)
+            f.write(middle)
+            f.flush()
+            data[len(data) // 2 : len(data) // 2 + len(middle)] = middle
+            tail = rng.randbytes(rng.randrange(1, 9000))
+            appender.write(tail)
+            data.extend(tail)
+        os.chmod(folder / name, 0o600)
+    drop_kernel_entries()
+    for name, data in expected.items():
+        seen = os.stat(folder / name)
+        assert (seen.st_size, seen.st_blocks) == (len(data), -(-len(data) // 512)), name
+        assert (folder / name).read_bytes() == data, name
+    mounted.stored()
+    mounted.remount()
+    for name, data in expected.items():
+        assert (folder / name).read_bytes() == data, f"{name} after a remount"
+
+
 def test_a_restore_and_a_rollback_leave_nothing_stale(mounted: LivePool) -> None:
     """Changes the daemon makes itself, asked by dwfsctl: the names and inodes
     they replace must not be answered from what C kept of them."""

@@ -16,9 +16,10 @@ import trio
 import trio.lowlevel
 
 from dwfs import PoolOptions, create_pool
-from dwfs.errors import NoSpace, NotFound, find_dwfs_error
+from dwfs.errors import InvalidArgument, NoSpace, NotFound, find_dwfs_error
 from dwfs.vfs import AttrChanges, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
+from dwfs.vfs._volume import DIRTY_LIMIT
 from tests.conftest import FAST_KDF, fill_disk
 from tests.unit.vfs.test_inline import credential, make, read_file
 from tests.unit.vfs.test_intent_log import content, crashing
@@ -194,3 +195,31 @@ async def test_a_failed_store_keeps_the_writes_and_the_next_close_reports_it(
         assert not volume.has_unstored_writes(ino)
     async with open_volume(paths[0], credential()) as volume:
         assert await read_file(volume, ino) == data
+
+
+async def test_writes_answered_for_us_are_taken_within_the_room_given(tmp_path: Path) -> None:
+    """An adapter may answer writes itself up to write_room's bytes: each is
+    taken in order, counts against the budget, and a file past its own limit is
+    stored behind the writer rather than declined."""
+    device = make(tmp_path)
+    async with open_volume(device, credential()) as volume:
+        volume.budget.limit = 64 * MiB
+        assert volume.write_room() == 64 * MiB
+        fh, attr = volume.create(ROOT_INO, b"f", 0o644, os.O_WRONLY, 0, 0)
+        pieces = [os.urandom(100_000) for _ in range(4)]
+        for i, piece in enumerate(pieces):
+            volume.write_answered(fh, i * 100_000, piece)
+        assert volume.write_room() == 64 * MiB - 400_000
+        assert volume.attr(attr.ino).size == 400_000
+        assert await read_file(volume, attr.ino) == b"".join(pieces)
+
+        big = os.urandom(DIRTY_LIMIT + MiB)
+        volume.write_answered(fh, 0, big)
+        assert volume.has_unstored_writes(attr.ino)
+        await drained(volume, attr.ino)
+        assert volume.write_room() == 64 * MiB, "the store behind freed the budget"
+        await volume.release(fh)
+        with pytest.raises(InvalidArgument):
+            volume.write_answered(fh, 0, b"after the release")
+    async with open_volume(device, credential()) as volume:
+        assert await read_file(volume, attr.ino) == big
