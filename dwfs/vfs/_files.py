@@ -89,6 +89,12 @@ class FileState:
     read-ahead tells only of the extents after it, not again of every extent in
     reach at every read."""
     told_at: int = -1
+    asked_to: int = 0
+    """Where the reach of this sequential run's last read-ahead ended, while
+    `stored` is `asked_at`: read-ahead starts again only once a reader's reach
+    passes it by half of `ahead`, so each start asks for a batch's worth of
+    chunks, not the one or two each 1 MiB read moves the reach by."""
+    asked_at: int = -1
     unlogged: DirtyMap | None = dataclasses.field(default_factory=DirtyMap)
     """Writes since the last fsync logged them or a flush took them; None when
     more than LOG_LIMIT of them piled up (an fsync then stores the file)."""
@@ -282,7 +288,7 @@ class FileData:
                 self._read_ahead(ino, state, end)
             else:
                 state.ahead = READ_AHEAD_BYTES
-                state.told_to = 0
+                state.told_to = state.asked_to = 0
             state.read_end = end
 
     def inline(self, ino: int) -> bytes | None:
@@ -304,6 +310,9 @@ class FileData:
         if self.background is None:
             return
         window, reach = state.window, end + state.ahead
+        if state.asked_at == state.stored and reach < state.asked_to + state.ahead // 2:
+            return
+        state.asked_to, state.asked_at = reach, state.stored
         if window is None or not window.covers(end, reach):
             hi = max(reach, end + EXTENT_WINDOW)
             window = state.window = ExtentWindow.of(self.extents(ino, end, hi), end, hi)

@@ -14,6 +14,7 @@ import trio
 from dwfs.types import Plain
 from dwfs.vfs import Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
+from dwfs.vfs._files import READ_AHEAD_BYTES
 from tests.unit.vfs.test_inline import credential, make
 
 MIB = 1 << 20
@@ -27,12 +28,14 @@ class Told:
         self.came: dict[int, bytes] = {}
         self.pending = 0
         """Batches told of whose bytes have not come yet."""
+        self.batches = 0
         self.none_pending = trio.Event()
         volume.ahead_watcher.coming = self._coming
         volume.ahead_watcher.came = self._came
 
     def _coming(self, ino: int, ranges: list[tuple[int, int]]) -> None:
         self.ranges.extend(ranges)
+        self.batches += 1
         if not self.pending:
             self.none_pending = trio.Event()
         self.pending += 1
@@ -84,6 +87,23 @@ async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> 
         for off, got in told.came.items():
             assert got == data[off : off + len(got)]
         await volume.release(fh)
+
+
+async def test_read_ahead_starts_again_every_half_window(tmp_path: Path) -> None:
+    """A sequential reader's 1 MiB reads move read-ahead's reach by 1 MiB each;
+    it starts again only once the reach has moved by half a window, so each
+    start loads a batch's worth of chunks, and its batches hand their bytes
+    over half as often (each a turn of the trio thread)."""
+    data = random.Random(4).randbytes(32 * MIB)
+    async with open_volume(make(tmp_path), credential()) as volume:
+        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+        await volume.write(fh, 0, data)
+        await volume.sync_all()
+        told = Told(volume)
+        await _sequential_read(volume, told, fh, 0, len(data))
+        starts = len(data) // (READ_AHEAD_BYTES // 2)
+        assert starts // 2 <= told.batches <= starts + 2, f"{told.batches} batches"
+        assert sum(length for _, length in told.ranges) >= len(data) - 2 * MIB
 
 
 async def test_a_second_run_of_reads_is_told_again(tmp_path: Path) -> None:
