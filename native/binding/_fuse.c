@@ -308,9 +308,11 @@ static int being_added(const Session *s, uint64_t dir, const char *name, size_t 
 }
 
 /* Whether an item is a change C answered, which Python applies in order but
- * need not see at once: the inode or file is held or flushed as C answered. */
+ * need not see at once: the inode or file is held or flushed as C answered.
+ * Not a write answered here: Python takes it at once, while the kernel goes
+ * on, or the fsync the kernel sends right after it would wait for it. */
 static int answered_here(const item *it) {
-    return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN || it->kind == K_WRITE_SEEN;
+    return it->kind == K_SETATTR_SEEN || it->kind == K_FLUSH_SEEN;
 }
 
 /* Whether an item holds its inode in the entry cache until Python applies it. */
