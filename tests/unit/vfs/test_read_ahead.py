@@ -66,6 +66,15 @@ async def _sequential_read(
     await told.settled()
 
 
+async def _stored(volume: Volume, data: bytes) -> tuple[int, Told]:
+    """A new file holding data, stored and open to read and write: its handle,
+    and a watcher of what read-ahead tells of it from then on."""
+    fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
+    await volume.write(fh, 0, data)
+    await volume.sync_all()
+    return fh, Told(volume)
+
+
 async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> None:
     data = random.Random(1).randbytes(24 * MIB + 12345)
     async with open_volume(make(tmp_path), credential()) as volume:
@@ -96,10 +105,7 @@ async def test_read_ahead_starts_again_every_half_window(tmp_path: Path) -> None
     over half as often (each a turn of the trio thread)."""
     data = random.Random(4).randbytes(32 * MIB)
     async with open_volume(make(tmp_path), credential()) as volume:
-        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
-        await volume.write(fh, 0, data)
-        await volume.sync_all()
-        told = Told(volume)
+        fh, told = await _stored(volume, data)
         await _sequential_read(volume, told, fh, 0, len(data))
         starts = len(data) // (READ_AHEAD_BYTES // 2)
         assert starts // 2 <= told.batches <= starts + 2, f"{told.batches} batches"
@@ -111,10 +117,7 @@ async def test_a_second_run_of_reads_is_told_again(tmp_path: Path) -> None:
     again: the front end may have let them go meanwhile."""
     data = random.Random(2).randbytes(12 * MIB)
     async with open_volume(make(tmp_path), credential()) as volume:
-        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
-        await volume.write(fh, 0, data)
-        await volume.sync_all()
-        told = Told(volume)
+        fh, told = await _stored(volume, data)
         await _sequential_read(volume, told, fh, 0, len(data))
         first = sorted(told.ranges)
         told.ranges.clear()
@@ -128,10 +131,7 @@ async def test_a_file_changed_between_reads_is_told_of_anew(tmp_path: Path) -> N
     rng = random.Random(3)
     data = bytearray(rng.randbytes(16 * MIB))
     async with open_volume(make(tmp_path), credential()) as volume:
-        fh, _ = volume.create(ROOT_INO, b"f", 0o644, os.O_RDWR, 0, 0)
-        await volume.write(fh, 0, bytes(data))
-        await volume.sync_all()
-        told = Told(volume)
+        fh, told = await _stored(volume, bytes(data))
         await _sequential_read(volume, told, fh, 0, 4 * MIB)
         told.ranges.clear()
         told.came.clear()
