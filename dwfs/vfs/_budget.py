@@ -47,6 +47,10 @@ class WriteBudget:
         """Whether nbytes more fit (a write larger than the limit fits an empty budget)."""
         return self.total + nbytes <= self.limit or not self.total
 
+    def room(self) -> int:
+        """Bytes more that fit before the limit."""
+        return max(0, self.limit - self.total)
+
     def covered_by(self, free: int) -> bool:
         """Whether free bytes of pool hold every write the budget can let in twice
         over (sealing, padding and parity's rounding add to a write's size, never

@@ -473,15 +473,13 @@ class Volume:
             return None
         if state.dirty.nbytes + len(data) > DIRTY_LIMIT and not self._can_flush_behind(state):
             return None
-        self._take(handle, state, off, data)
-        if state.dirty.nbytes > DIRTY_LIMIT:
-            self._background_flush(handle.ino, state)
+        self._take_behind(handle, state, off, data)
         return len(data)
 
     def write_room(self) -> int:
         """Bytes of writes the budget has room for now: what an adapter may
         answer itself, handing each to write_answered, before it asks again."""
-        return max(0, self.budget.limit - self.budget.total)
+        return self.budget.room()
 
     def write_answered(self, fh: int, off: int, data: bytes) -> None:
         """A write the adapter answered itself within the room write_room gave:
@@ -489,6 +487,11 @@ class Volume:
         its own limit (DIRTY_LIMIT) by what the adapter answers before it asks
         again; a store of the file starts behind it as soon as none runs."""
         handle, state = self._file(fh)
+        self._take_behind(handle, state, off, data)
+
+    def _take_behind(self, handle: Handle, state: FileState, off: int, data: bytes) -> None:
+        """Take a write, and start storing the file behind the writer once it
+        holds more than DIRTY_LIMIT unstored, unless a store of it runs."""
         self._take(handle, state, off, data)
         if state.dirty.nbytes > DIRTY_LIMIT and self._can_flush_behind(state):
             self._background_flush(handle.ino, state)

@@ -1336,15 +1336,12 @@ static PyObject *as_tuple(Session *s, item *it) {
     case K_READDIRPLUS:
         return Py_BuildValue("(NsKLK)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, (unsigned long long)it->size);
-    case K_WRITE: {
+    case K_WRITE: case K_WRITE_SEEN: {
         PyObject *view = PyMemoryView_FromObject(req);
         if (view == NULL) { Py_DECREF(req); return NULL; }
-        return Py_BuildValue("(NsKLN)", req, kind, (unsigned long long)it->fh,
-                             (long long)it->off, view);
-    }
-    case K_WRITE_SEEN: {
-        PyObject *view = PyMemoryView_FromObject(req);
-        if (view == NULL) { Py_DECREF(req); return NULL; }
+        if (it->kind == K_WRITE)
+            return Py_BuildValue("(NsKLN)", req, kind, (unsigned long long)it->fh,
+                                 (long long)it->off, view);
         return Py_BuildValue("(NsKLNK)", req, kind, (unsigned long long)it->fh,
                              (long long)it->off, view, (unsigned long long)it->ino);
     }
