@@ -117,12 +117,24 @@ def statements_of(body: Any) -> list[Statement]:
 
 
 def _open_body(key: bytes, context: bytes, sealed: bytes) -> Any:
-    plain = open_record(key, context, sealed)
+    return parse_body(_decompressed(open_record(key, context, sealed), "record"))
+
+
+def _decompressed(data: bytes, what: str) -> bytes:
+    """A journal body's bytes, at most MAX_BODY: a frame that declares more is
+    refused before anything is allocated (the decompressor would allocate what
+    the frame declares, whatever bound it is given).
+
+    Raises:
+        IntegrityError: it does not decode, or to more than MAX_BODY bytes.
+    """
     try:
-        body = zstandard.ZstdDecompressor().decompress(plain, max_output_size=MAX_BODY)
+        if zstandard.frame_content_size(data) > MAX_BODY:
+            raise IntegrityError(f"an authentic journal {what} declares more than {MAX_BODY} bytes")
+        body: bytes = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_BODY)
     except zstandard.ZstdError as exc:
-        raise IntegrityError(f"an authentic journal record does not decode: {exc}") from None
-    return parse_body(body)
+        raise IntegrityError(f"an authentic journal {what} does not decode: {exc}") from None
+    return body
 
 
 def parse_body(body: bytes) -> Any:
@@ -186,11 +198,7 @@ def unpack_txgs(data: bytes) -> list[tuple[int, list[Statement]]]:
     Raises:
         IntegrityError: it does not decode or is not of that shape.
     """
-    try:
-        body = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_BODY)
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"an authentic journal segment does not decode: {exc}") from None
-    items = parse_body(body)
+    items = parse_body(_decompressed(data, "segment"))
     if not isinstance(items, list):
         raise IntegrityError("a journal segment is not a list of txgs")
     txgs: list[tuple[int, list[Statement]]] = []

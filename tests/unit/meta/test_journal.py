@@ -73,6 +73,15 @@ def test_a_segment_not_of_txgs_is_refused() -> None:
         _journal.unpack_txgs(b"not zstd")
 
 
+def test_a_body_declaring_more_than_the_bound_is_refused_before_it_is_allocated() -> None:
+    """A frame's header declares its size, and the decompressor allocates what it
+    declares whatever bound it is given: this one (found by the fuzz test)
+    declares 2 EiB, a MemoryError before."""
+    lying = b"(\xb5/\xfd\xe3" + bytes(9) + b" \x17\xb9\x00\x00\x92\x92\x05\x91\x92\xa9chunk.ref"
+    with pytest.raises(IntegrityError, match="declares more than"):
+        _journal.unpack_txgs(lying)
+
+
 def chain(*txgs: int, prev: bytes = b"", epoch: bytes = EPOCH) -> list[bytes]:
     records = []
     for txg in txgs:
