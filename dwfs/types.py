@@ -10,7 +10,7 @@ without those layers changing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NewType, Protocol, TypeAlias
 
@@ -114,8 +114,12 @@ class ChunkStore(Protocol):
         """A chunk's plaintext once a load of it under way is done, without
         starting one: None when it is neither cached nor loading, or its load failed."""
 
-    async def prefetch(self, cids: list[ChunkId]) -> None:
-        """Load chunks into the cache ahead of need."""
+    def peek(self, cid: ChunkId) -> Plain | None:
+        """A chunk's plaintext if it is in the cache, from any thread (not a read)."""
+
+    async def prefetch(self, cids: list[ChunkId], then: Callable[[], None] = ...) -> None:
+        """Load chunks into the cache ahead of need; then(), in the loading
+        thread, once those loaded from the devices are in."""
 
     async def sync(self) -> None:
         """Make every chunk stored so far durable."""

@@ -55,6 +55,10 @@ LOAD_BUDGET = 16
 limiter again, so a long sequential read cannot keep puts from their turn."""
 
 
+def _nothing() -> None:
+    """A batch's follow-up when its caller needs none."""
+
+
 @dataclasses.dataclass
 class StoreStats:
     chunks_written: int = 0
@@ -95,7 +99,9 @@ class BlockStore:
         self._load_epoch = 0
         self._loads: collections.Counter[int] = collections.Counter()
         self._loads_ended = trio.Event()
-        self._batches: collections.deque[tuple[list[ChunkId], trio.Event]] = collections.deque()
+        self._batches: collections.deque[tuple[list[ChunkId], Callable[[], None], trio.Event]] = (
+            collections.deque()
+        )
         """Read-ahead's batches waiting for a loader thread, oldest first."""
         self._loaders = 0
         self._loader_nursery: trio.Nursery | None = None
@@ -409,7 +415,7 @@ class BlockStore:
         while any(epoch <= before for epoch in self._loads):
             await self._loads_ended.wait()
 
-    async def prefetch(self, cids: list[ChunkId]) -> None:
+    async def prefetch(self, cids: list[ChunkId], then: Callable[[], None] = _nothing) -> None:
         """Load chunks into the cache ahead of need (read-ahead), all in one worker
         call: a thread round trip per chunk cost more than the loads it overlapped.
         The batch's chunks are announced to get()s waiting for them together,
@@ -417,7 +423,13 @@ class BlockStore:
         wait it saved (docs/performance.md). Every shard read of the batch is
         in flight at once, around the page cache (the chunk cache keeps what is
         loaded). A chunk that fails to load is left for a reader to meet the
-        error itself."""
+        error itself.
+
+        `then` is called in the worker thread as soon as the chunks it loaded
+        from the devices are in the cache (or failed), before this returns:
+        for a caller that hands them on without waiting for a turn of the trio
+        thread. It must be thread-safe, and is not called when nothing here
+        needed loading from the devices."""
         wanted = [cid for cid in dict.fromkeys(cids) if not self.has_or_loading(cid)]
         if not wanted:
             return
@@ -444,7 +456,7 @@ class BlockStore:
                         nursery.start_soon(self._prefetch_range, group, announce)
             epoch = self._begin_load()
             try:
-                await self._load_batch(local)
+                await self._load_batch(local, then)
             finally:
                 self._end_load(epoch)
         finally:
@@ -468,15 +480,15 @@ class BlockStore:
         finally:
             self._loader_nursery = None
 
-    async def _load_batch(self, cids: list[ChunkId]) -> None:
-        """_fetch_many(cids) in a worker thread: queued for the loaders while they
-        are served, else in a worker call of its own."""
+    async def _load_batch(self, cids: list[ChunkId], then: Callable[[], None]) -> None:
+        """_fetch_many(cids), then then(), in a worker thread: queued for the
+        loaders while they are served, else in a worker call of its own."""
         nursery = self._loader_nursery
         if nursery is None:
-            await trio.to_thread.run_sync(self._fetch_many, cids, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._fetch_then, cids, then, limiter=self._limiter)
             return
         done = trio.Event()
-        self._batches.append((cids, done))
+        self._batches.append((cids, then, done))
         if self._loaders < self._limiter.total_tokens:
             self._loaders += 1
             nursery.start_soon(self._run_loader, trio.lowlevel.current_trio_token())
@@ -493,7 +505,7 @@ class BlockStore:
             self._loaders -= 1
             if not self._loaders:  # cancelled: no loader is left to take these
                 while self._batches:
-                    self._batches.popleft()[1].set()
+                    self._batches.popleft()[2].set()
 
     def _take_batches(self, token: trio.lowlevel.TrioToken, budget: int) -> None:
         """Worker-thread body of a loader: load queued batches until none is left
@@ -501,14 +513,18 @@ class BlockStore:
         thread) as it is done."""
         while budget > 0:
             try:
-                cids, done = self._batches.popleft()
+                cids, then, done = self._batches.popleft()
             except IndexError:
                 return
             try:
-                self._fetch_many(cids)
+                self._fetch_then(cids, then)
             finally:
                 token.run_sync_soon(done.set)
             budget -= len(cids)
+
+    def _fetch_then(self, cids: list[ChunkId], then: Callable[[], None]) -> None:
+        self._fetch_many(cids)
+        then()
 
     async def _prefetch_range(
         self, group: list[tuple[ChunkId, RemoteAddr]], announce: Callable[[ChunkId], None]
@@ -545,6 +561,11 @@ class BlockStore:
     def loading(self) -> bool:
         """Whether any chunk is being loaded."""
         return bool(self._loading)
+
+    def peek(self, cid: ChunkId) -> Plain | None:
+        """A chunk's plaintext if it is in the cache, from any thread: not a read,
+        for eviction's order or the hit rate."""
+        return self.cache.get(cid, count=False)
 
     def has_or_loading(self, cid: ChunkId) -> bool:
         """Whether a get() of cid would find it cached or join a load under way."""

@@ -30,7 +30,7 @@ from dwfs.errors import NoAttribute, NotFound
 from dwfs.fuse.errnos import errno_of
 from dwfs.fuse.kernel import ATTR_TIMEOUT, open_flags
 from dwfs.types import Plain
-from dwfs.vfs import COMPUTED_XATTRS, SNAPSHOT_INODES, Attr, AttrChanges, Volume, now_ns
+from dwfs.vfs import COMPUTED_XATTRS, SNAPSHOT_INODES, Attr, AttrChanges, Span, Volume, now_ns
 
 _fuse: types.ModuleType | None
 try:
@@ -595,18 +595,28 @@ class NativeSession:
         self._session.set_no_capabilities(not volume.capabilities_possible())
         volume.capability_set = lambda: self._session.set_no_capabilities(False)
         self._reading = trio.CancelScope()
+        self._token = trio.lowlevel.current_trio_token()
 
-    def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
+    def _came(self, ino: int, spans: list[Span]) -> None:
         """Read-ahead is in: the reads waiting in C for it are answered, or handed
-        to Python, which the serve loop must not sleep through. A span outside its
-        chunk (a bug) is logged, not raised into read-ahead's task, which would end
-        the mount: C has dropped the file's spans and handed its reads to Python."""
+        to Python, which the serve loop must not sleep through. Called on the
+        trio thread or a loader's. A span outside its chunk (a bug) is logged,
+        not raised into read-ahead, which would end the mount: C has dropped
+        the file's spans and handed its reads to Python."""
         try:
             settled = self._session.fulfil(ino, spans)
         except ValueError:
             log.exception("read-ahead of inode %d handed over a span outside its chunk", ino)
             settled = 1
-        if settled and self.dispatcher.parked is not None:
+        if not settled:
+            return
+        if trio.lowlevel.in_trio_run():
+            self._unpark()
+        else:
+            self._token.run_sync_soon(self._unpark)
+
+    def _unpark(self) -> None:
+        if self.dispatcher.parked is not None:
             self.dispatcher.parked.cancel()
 
     def figures(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from dwfs.vfs._attrs import MAX_NAME as MAX_NAME
 from dwfs.vfs._attrs import ROOT_INO as ROOT_INO
 from dwfs.vfs._attrs import Attr as Attr
 from dwfs.vfs._attrs import now_ns as now_ns
+from dwfs.vfs._files import Span as Span
 from dwfs.vfs._remote_ops import COMPUTED as COMPUTED_XATTRS
 from dwfs.vfs._snapshot_tree import BASE as SNAPSHOT_INODES
 from dwfs.vfs._tree import RENAME_EXCHANGE as RENAME_EXCHANGE
@@ -19,6 +20,7 @@ __all__ = [
     "RENAME_NOREPLACE",
     "ROOT_INO",
     "SNAPSHOT_INODES",
+    "Span",
     "Attr",
     "AttrChanges",
     "Volume",

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeAlias
 
 import trio
 
@@ -134,22 +135,30 @@ class FileState:
                 self.unlogged = None
 
 
+Span: TypeAlias = tuple[int, Plain | None, int, int, int]
+"""Bytes read-ahead brings a front end: (offset in the file, plaintext of the
+chunk, offset in it, length, the ticket `coming` gave the range); plaintext
+None when the chunk did not load."""
+
+
 class AheadWatcher:
     """Who is told of read-ahead into live files without unstored writes, for a
     front end that answers the reads of it itself: does nothing until one sets it."""
 
     def __init__(self) -> None:
-        self.coming: Callable[[int, list[tuple[int, int]]], None] = lambda ino, ranges: None
+        self.coming: Callable[[int, list[tuple[int, int]]], list[int]] = lambda ino, ranges: [
+            0 for _ in ranges
+        ]
         """A batch of read-ahead is loading the chunks of these (offset, length)
-        ranges of a file's bytes."""
-        self.came: Callable[[int, list[tuple[int, Plain | None, int, int]]], None] = (
-            lambda ino, spans: None
-        )
-        """The batch is done, whatever happened to it: for each range it was told
-        of, (offset, plaintext, offset in it, length), the plaintext None when its
-        chunk did not load. Called once for every `coming`. The bytes are the
-        file's as they were at `coming`: a front end must not use them if a
-        request changed the file since."""
+        ranges of a file's bytes: a ticket for each, which its bytes come back with."""
+        self.came: Callable[[int, list[Span]], None] = lambda ino, spans: None
+        """Bytes of ranges told of are in, whatever happened to them: each range
+        comes back once, in this call or another. Called on the trio thread, or
+        in the worker thread that loaded them as soon as they are in (so it must
+        be thread-safe). The bytes are the file's as they were at `coming`: a
+        front end must not use them if a request changed the file since, even
+        when the same range was told of again after the change (its ticket
+        tells the two apart)."""
 
 
 class FileData:
@@ -335,19 +344,19 @@ class FileData:
 
     def _promise(
         self, ino: int, state: FileState, extents: list[Extent], batches: list[list[ChunkId]]
-    ) -> list[list[Extent]]:
+    ) -> list[list[tuple[Extent, int]]]:
         """Tell the watcher of the bytes read-ahead brings, if the file has no
         unstored write (its stored bytes are its bytes): for each batch, the
         extents (cut at the file's size) of its chunks, and with the first, those
-        of chunks another read is loading; the extents whose chunks are cached
-        already come at once. Only extents after those this run of reads told
-        of already (`told_to`), up to the first it cannot tell of. The extent a
-        read ends in is among them or was told of before, so the next read,
-        which starts in it, finds all its bytes told of."""
+        of chunks another read is loading, each with its ticket; the extents
+        whose chunks are cached already come at once. Only extents after those
+        this run of reads told of already (`told_to`), up to the first it cannot
+        tell of. The extent a read ends in is among them or was told of before,
+        so the next read, which starts in it, finds all its bytes told of."""
         told: list[list[Extent]] = [[] for _ in batches]
         if state.dirty or state.flushing:
             state.told_to = 0
-            return told
+            return [[] for _ in batches]
         after = state.told_to if state.told_at == state.stored else 0
         batch_of = {chunk: i for i, batch in enumerate(batches) for chunk in batch}
         cached: list[tuple[Extent, Plain]] = []
@@ -368,25 +377,54 @@ class FileData:
                 break
             after = piece.end
         state.told_to, state.told_at = after, state.stored
-        for pieces in told:
-            if pieces:
-                self.ahead.coming(ino, [(e.off, e.len) for e in pieces])
         if cached:
-            self.ahead.coming(ino, [(e.off, e.len) for e, _ in cached])
-            self.ahead.came(ino, [(e.off, data, e.chunk_off, e.len) for e, data in cached])
-        return told
+            tickets = self.ahead.coming(ino, [(e.off, e.len) for e, _ in cached])
+            self.ahead.came(
+                ino,
+                [
+                    (e.off, data, e.chunk_off, e.len, ticket)
+                    for (e, data), ticket in zip(cached, tickets, strict=True)
+                ],
+            )
+        promised: list[list[tuple[Extent, int]]] = []
+        for pieces in told:
+            tickets = self.ahead.coming(ino, [(e.off, e.len) for e in pieces]) if pieces else []
+            promised.append(list(zip(pieces, tickets, strict=True)))
+        return promised
 
-    async def _load_ahead(self, ino: int, batch: list[ChunkId], promised: list[Extent]) -> None:
+    async def _load_ahead(
+        self, ino: int, batch: list[ChunkId], promised: list[tuple[Extent, int]]
+    ) -> None:
         """Load a batch of read-ahead; then hand the watcher the bytes it was told
-        of, once their chunks are in (some another read or batch was loading)."""
-        spans: list[tuple[int, Plain | None, int, int]] = []
+        of: from the loading thread, those whose chunks are in as soon as they
+        are (a turn of the trio thread less between them and the reads waiting
+        for them); the rest once their chunks are in (another read or batch was
+        loading them)."""
+        left = promised
+
+        def hand_over() -> None:
+            nonlocal left
+            ready: list[Span] = []
+            rest: list[tuple[Extent, int]] = []
+            for e, ticket in left:
+                data = self.store.peek(e.chunk)
+                if data is None:
+                    rest.append((e, ticket))
+                else:
+                    ready.append((e.off, data, e.chunk_off, e.len, ticket))
+            left = rest
+            if ready:
+                self.ahead.came(ino, ready)
+
+        spans: list[Span] = []
         try:
-            await self.store.prefetch(batch)
-            for e in promised:
-                spans.append((e.off, await self.store.loaded(e.chunk), e.chunk_off, e.len))
+            await self.store.prefetch(batch, hand_over)
+            for e, ticket in left:
+                data = await self.store.loaded(e.chunk)
+                spans.append((e.off, data, e.chunk_off, e.len, ticket))
         finally:
-            if promised:
-                spans += [(e.off, None, e.chunk_off, e.len) for e in promised[len(spans) :]]
+            spans += [(e.off, None, e.chunk_off, e.len, t) for e, t in left[len(spans) :]]
+            if spans:
                 self.ahead.came(ino, spans)
 
     async def flush(self, ino: int, state: FileState) -> None:

@@ -26,7 +26,8 @@
  * Read-ahead promises spans (Session.promise) before it loads their chunks.
  * A read of bytes promised or cached waits here, not in Python: when the
  * chunks are in, Python fills the promises (Session.fulfil, which takes only
- * a promise that still stands, so a change of the file since makes it refuse)
+ * a promise that still stands, by its ticket, so a change of the file since
+ * makes it refuse, even when the same range was promised again after it)
  * and the waiting reads are answered from them, or handed to Python when what
  * they wait for is no longer promised. The first read of bytes read ahead is
  * told to Python (a read_seen item) so its read-ahead keeps going. */
@@ -1600,47 +1601,60 @@ static PyObject *Session_keep(Session *s, PyObject *args) {
 
 /* Session.promise(ino, ranges): read-ahead is loading the bytes of each
  * (off, length) of ino, which will come through fulfil (or be taken back);
- * reads of them meanwhile wait here. */
+ * reads of them meanwhile wait here. For each range, the ticket its bytes
+ * must come back with (0: no promise was made, nothing is to come back). */
 static PyObject *Session_promise(Session *s, PyObject *args) {
     unsigned long long ino;
     PyObject *ranges;
     if (!PyArg_ParseTuple(args, "KO!", &ino, &PyList_Type, &ranges)) return NULL;
-    if (s->reads == NULL) Py_RETURN_NONE;
+    PyObject *tickets = PyList_New(PyList_GET_SIZE(ranges));
+    if (tickets == NULL) return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ranges); i++) {
         unsigned long long off;
         Py_ssize_t length;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(ranges, i), "Kn;a range is (off, length)", &off,
-                              &length))
+                              &length)) {
+            Py_DECREF(tickets);
             return NULL;
-        if (length <= 0) continue;
-        pthread_mutex_lock(&s->lock);
-        rc_promise(s->reads, ino, off, (size_t)length);
-        pthread_mutex_unlock(&s->lock);
+        }
+        uint64_t ticket = 0;
+        if (s->reads != NULL && length > 0) {
+            pthread_mutex_lock(&s->lock);
+            ticket = rc_promise(s->reads, ino, off, (size_t)length);
+            pthread_mutex_unlock(&s->lock);
+        }
+        PyObject *t = PyLong_FromUnsignedLongLong(ticket);
+        if (t == NULL) {
+            Py_DECREF(tickets);
+            return NULL;
+        }
+        PyList_SET_ITEM(tickets, i, t);
     }
     release_dead(s);
-    Py_RETURN_NONE;
+    return tickets;
 }
 
-/* Fills (or, data None, takes back) the promise of [off, off + length) of ino
- * with data[start:start + length]; whether it stood. */
+/* Fills (or, data None, takes back) the promise `ticket` of [off, off +
+ * length) of ino with data[start:start + length]; whether it stood. */
 static int fulfil_one(Session *s, unsigned long long ino, PyObject *span) {
-    unsigned long long off;
+    unsigned long long off, ticket;
     PyObject *data;
     Py_ssize_t start, length;
-    if (!PyArg_ParseTuple(span, "KOnn;a span is (off, data, start, length)", &off, &data, &start,
-                          &length))
+    if (!PyArg_ParseTuple(span, "KOnnK;a span is (off, data, start, length, ticket)", &off, &data,
+                          &start, &length, &ticket))
         return -1;
-    if (length <= 0) return 0;
+    if (length <= 0 || ticket == 0) return 0;
     if (data == Py_None) {
         pthread_mutex_lock(&s->lock);
-        rc_unpromise(s->reads, ino, off, (size_t)length);
+        rc_unpromise(s->reads, ino, off, (size_t)length, ticket);
         pthread_mutex_unlock(&s->lock);
         return 0;
     }
     Py_buffer *view = span_view(data, start, length);
     if (view == NULL) return -1;
     pthread_mutex_lock(&s->lock);
-    int filled = rc_fulfil(s->reads, ino, off, (const char *)view->buf + start, (size_t)length, view);
+    int filled = rc_fulfil(s->reads, ino, off, (size_t)length, ticket,
+                           (const char *)view->buf + start, view);
     pthread_mutex_unlock(&s->lock);
     if (!filled) drop_view(view);
     return filled;
@@ -1675,9 +1689,9 @@ static long settle_waiting(Session *s) {
 }
 
 /* Session.fulfil(ino, spans): the read-ahead of ino is in; each (off, data,
- * start, length) fills the promise of [off, off + length), or takes it back
- * when data is None. A promise that no longer stands (the file changed) is
- * left unfilled. Then the waiting reads are answered, or handed to Python
+ * start, length, ticket) fills the promise `ticket` of [off, off + length), or
+ * takes it back when data is None. A promise that no longer stands (the file
+ * changed) is left unfilled. Python may call it from any thread. Then the waiting reads are answered, or handed to Python
  * (Session.fetch) when what they wait for is gone: how many were. */
 static PyObject *Session_fulfil(Session *s, PyObject *args) {
     unsigned long long ino;
@@ -1864,9 +1878,9 @@ static PyMethodDef Session_methods[] = {
      "until the file changes; whether it was kept."},
     {"promise", (PyCFunction)Session_promise, METH_VARARGS,
      "promise(ino, ranges): read-ahead is loading these (off, length) of ino;\n"
-     "reads of them wait in C for fulfil."},
+     "reads of them wait in C for fulfil. The ticket of each (0: none made)."},
     {"fulfil", (PyCFunction)Session_fulfil, METH_VARARGS,
-     "fulfil(ino, spans): fill each standing promise (off, data, start, length),\n"
+     "fulfil(ino, spans): fill each standing promise (off, data, start, length, ticket),\n"
      "or take it back (data None); answer the reads waiting, or hand them to\n"
      "fetch; how many went either way."},
     {"inval_inode", (PyCFunction)Session_inval_inode, METH_O,

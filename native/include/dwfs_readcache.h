@@ -32,18 +32,22 @@ int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len,
 /* Promises [off, off + len) of ino: its bytes are on their way (read-ahead)
  * and will come through rc_fulfil or be taken back through rc_unpromise. A
  * promise holds no bytes and counts none; spans it overlaps go, as with
- * rc_put, and it goes as a span does (overlapped, dropped, cleared). A range
- * already wholly covered by spans and promises is left as it is. 1, or 0 when
- * refused. */
-int rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+ * rc_put, and it goes as a span does (overlapped, dropped, cleared). Returns
+ * the promise's ticket, never 0 and never given twice, which its bytes must
+ * come back with: a promise of the same range made after the file changed
+ * is another promise, which the old bytes must not fill. 0 when no promise
+ * was made: refused, or the range is already wholly covered by spans and
+ * promises (left as it is). */
+uint64_t rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
 
-/* Fills the promise of exactly [off, off + len) of ino with bytes at ptr,
- * owned as with rc_put: 1, or 0 when no such promise stands (it was
+/* Fills the promise `ticket` of exactly [off, off + len) of ino with bytes at
+ * ptr, owned as with rc_put: 1, or 0 when no such promise stands (it was
  * overlapped or dropped since: the file changed) and the owner is not taken. */
-int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner);
+int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, size_t len, uint64_t ticket,
+              const void *ptr, void *owner);
 
-/* Takes back the promise of exactly [off, off + len) of ino, if it stands. */
-void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len);
+/* Takes back the promise `ticket` of exactly [off, off + len) of ino, if it stands. */
+void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len, uint64_t ticket);
 
 /* Whether [off, off + len) of ino is wholly covered by spans and promises. */
 int rc_covered(rc_cache *c, uint64_t ino, uint64_t off, size_t len);

@@ -18,6 +18,7 @@ typedef struct span {
     const unsigned char *ptr;
     void *owner;
     int fresh; /* filled from a promise and not yet read */
+    uint64_t ticket; /* a promise's (kept once filled; 0 for a put span) */
 } span;
 
 typedef struct node {
@@ -31,6 +32,7 @@ struct rc_cache {
     node *buckets[1 << BUCKET_BITS];
     span *head, *tail, *dead;
     size_t bytes, budget;
+    uint64_t tickets; /* the last promise's */
 };
 
 static size_t bucket_of(uint64_t ino) {
@@ -129,10 +131,11 @@ static void fill(rc_cache *c, span *s) {
 }
 
 /* Places a span over [off, off + len) of ino, removing the spans it
- * overlaps; the span is a promise when ptr is NULL. */
-static int place(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
+ * overlaps; the span is a promise when ptr is NULL. The span, or NULL when
+ * out of memory. */
+static span *place(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
     span *s = calloc(1, sizeof *s);
-    if (s == NULL) return 0;
+    if (s == NULL) return NULL;
     node *n = find_or_add(c, ino);
     if (n && n->n == n->cap) {
         size_t cap = n->cap ? n->cap * 2 : 8;
@@ -142,7 +145,7 @@ static int place(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_
     if (n == NULL || n->n == n->cap) {
         if (n && n->n == 0) forget_node(c, n);
         free(s);
-        return 0;
+        return NULL;
     }
     size_t i = first_ending_after(n, off);
     while (i < n->n && n->v[i]->off < off + len) {
@@ -158,37 +161,42 @@ static int place(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_
     s->ptr = ptr;
     s->owner = owner;
     if (ptr != NULL) fill(c, s);
-    return 1;
+    return s;
 }
 
 int rc_put(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
     if (len == 0 || len > c->budget || ptr == NULL) return 0;
-    return place(c, ino, off, ptr, len, owner);
+    return place(c, ino, off, ptr, len, owner) != NULL;
 }
 
-int rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
+uint64_t rc_promise(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
     if (len == 0 || len > c->budget) return 0;
-    if (rc_covered(c, ino, off, len)) return 1;
-    return place(c, ino, off, NULL, len, NULL);
+    if (rc_covered(c, ino, off, len)) return 0;
+    span *s = place(c, ino, off, NULL, len, NULL);
+    if (s == NULL) return 0;
+    s->ticket = ++c->tickets;
+    return s->ticket;
 }
 
-/* The promised span of ino that is exactly [off, off + len), or NULL. */
-static span *promised(rc_cache *c, uint64_t ino, uint64_t off, size_t len, node **in, size_t *at) {
+/* The promise `ticket` of ino that is exactly [off, off + len), or NULL. */
+static span *promised(rc_cache *c, uint64_t ino, uint64_t off, size_t len, uint64_t ticket,
+                      node **in, size_t *at) {
     node *n = find(c, ino);
     if (n == NULL) return NULL;
     size_t i = first_ending_after(n, off);
     if (i == n->n) return NULL;
     span *s = n->v[i];
-    if (s->ptr != NULL || s->off != off || s->len != len) return NULL;
+    if (s->ptr != NULL || s->off != off || s->len != len || s->ticket != ticket) return NULL;
     *in = n;
     *at = i;
     return s;
 }
 
-int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t len, void *owner) {
+int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, size_t len, uint64_t ticket,
+              const void *ptr, void *owner) {
     node *n;
     size_t i;
-    span *s = ptr ? promised(c, ino, off, len, &n, &i) : NULL;
+    span *s = ptr ? promised(c, ino, off, len, ticket, &n, &i) : NULL;
     if (s == NULL) return 0;
     s->ptr = ptr;
     s->owner = owner;
@@ -197,10 +205,10 @@ int rc_fulfil(rc_cache *c, uint64_t ino, uint64_t off, const void *ptr, size_t l
     return 1;
 }
 
-void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len) {
+void rc_unpromise(rc_cache *c, uint64_t ino, uint64_t off, size_t len, uint64_t ticket) {
     node *n;
     size_t i;
-    span *s = promised(c, ino, off, len, &n, &i);
+    span *s = promised(c, ino, off, len, ticket, &n, &i);
     if (s == NULL) return;
     remove_at(n, i);
     free(s);

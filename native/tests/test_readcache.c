@@ -75,7 +75,7 @@ static void drain(rc_cache *c) {
 static void test_against_model(void) {
     rc_cache *c = rc_new((size_t)1 << 40);
     srand(99);
-    int next_id = 1, next_promise = 1;
+    int next_id = 1, last_ticket = 0;
     for (int round = 0; round < PUTS; round++) {
         int ino = rand() % INODES, op = rand() % 10;
         int off = rand() % (SPACE - 1), len = 1 + rand() % 300;
@@ -88,25 +88,35 @@ static void test_against_model(void) {
                          (void *)(intptr_t)id) == 1, "put refused");
             model_put(ino, off, len, id);
         } else if (op < 5) {
-            CHECK(rc_promise(c, (uint64_t)ino + 7, (uint64_t)off, (size_t)len) == 1, "promise refused");
-            if (!model_covered(ino, off, len)) model_put(ino, off, len, -(next_promise++));
+            int covered = model_covered(ino, off, len);
+            uint64_t ticket = rc_promise(c, (uint64_t)ino + 7, (uint64_t)off, (size_t)len);
+            if (covered) {
+                CHECK(ticket == 0, "a covered range was promised again");
+            } else {
+                CHECK(ticket == (uint64_t)last_ticket + 1, "promise refused or its ticket reused");
+                last_ticket = (int)ticket;
+                model_put(ino, off, len, -last_ticket);
+            }
         } else if (op < 7 && next_id <= PUTS) {
-            /* fulfil (or take back) a promise: one that stands, or any range */
+            /* fulfil (or take back) a promise: one that stands, or any range;
+             * with its ticket, or another (one of a promise that went) */
             if (rand() % 2 && model[ino][off] != 0) {
                 off = span_start(ino, off);
                 len = 1;
                 while (off + len < SPACE && model[ino][off + len] == model[ino][off]) len++;
             }
-            int stands = model_promise(ino, off, len) != 0;
+            int held = model_promise(ino, off, len);
+            int ticket = held && rand() % 4 ? -held : 1 + rand() % (last_ticket + 1);
+            int stands = held != 0 && ticket == -held;
             if (rand() % 4 == 0) {
-                rc_unpromise(c, (uint64_t)ino + 7, (uint64_t)off, (size_t)len);
+                rc_unpromise(c, (uint64_t)ino + 7, (uint64_t)off, (size_t)len, (uint64_t)ticket);
                 if (stands) memset(&model[ino][off], 0, (size_t)len * sizeof model[ino][0]);
             } else {
                 int id = next_id++;
                 buffers[id] = malloc((size_t)len);
                 for (int i = 0; i < len; i++) buffers[id][i] = (unsigned char)(id * 31 + off + i);
-                int got = rc_fulfil(c, (uint64_t)ino + 7, (uint64_t)off, buffers[id], (size_t)len,
-                                    (void *)(intptr_t)id);
+                int got = rc_fulfil(c, (uint64_t)ino + 7, (uint64_t)off, (size_t)len,
+                                    (uint64_t)ticket, buffers[id], (void *)(intptr_t)id);
                 CHECK(got == stands, "fulfil of %d+%d: %d, the model says %d", off, len, got, stands);
                 if (got) { model_put(ino, off, len, id); fresh_ids[id] = 1; }
                 else returned[id]++; /* never taken: comes back at once */
@@ -180,7 +190,7 @@ static void test_promises_outlive_eviction(void) {
     static unsigned char data[1000];
     rc_cache *c = rc_new(10000);
     for (int i = 0; i < 50; i++)
-        CHECK(rc_promise(c, 99, (uint64_t)i * 1000, 1000) == 1, "promise refused");
+        CHECK(rc_promise(c, 99, (uint64_t)i * 1000, 1000) == (uint64_t)i + 1, "promise refused");
     CHECK(rc_bytes(c) == 0, "promises count %zu bytes", rc_bytes(c));
     for (int i = 0; i < 500; i++) {
         rc_put(c, (uint64_t)(i % 13), (uint64_t)i * 1000, data, 1000, (void *)1);
@@ -189,8 +199,9 @@ static void test_promises_outlive_eviction(void) {
     CHECK(rc_covered(c, 99, 0, 50000), "eviction took a promise");
     struct iovec iov[4];
     CHECK(rc_get(c, 99, 0, 1000, iov, 4, NULL) == 0, "a promise answered a read");
-    CHECK(rc_fulfil(c, 99, 0, data, 999, (void *)1) == 0, "a promise of another length was filled");
-    CHECK(rc_fulfil(c, 99, 0, data, 1000, (void *)1) == 1, "a standing promise was not filled");
+    CHECK(rc_fulfil(c, 99, 0, 999, 1, data, (void *)1) == 0, "a promise of another length was filled");
+    CHECK(rc_fulfil(c, 99, 0, 1000, 2, data, (void *)1) == 0, "another promise's bytes filled one");
+    CHECK(rc_fulfil(c, 99, 0, 1000, 1, data, (void *)1) == 1, "a standing promise was not filled");
     int fresh = 0;
     CHECK(rc_get(c, 99, 0, 1000, iov, 4, &fresh) == 1 && fresh, "a filled promise's first read");
     fresh = 0;
@@ -199,7 +210,14 @@ static void test_promises_outlive_eviction(void) {
     CHECK(rc_get(c, 99, 2000, 1000, iov, 4, &fresh) == 1 && !fresh, "a put span is fresh");
     rc_drop(c, 99);
     CHECK(!rc_covered(c, 99, 1000, 1000), "a promise outlived its file's drop");
-    CHECK(rc_fulfil(c, 99, 1000, data, 1000, (void *)1) == 0, "a dropped promise was filled");
+    CHECK(rc_fulfil(c, 99, 1000, 1000, 2, data, (void *)1) == 0, "a dropped promise was filled");
+    uint64_t again = rc_promise(c, 99, 1000, 1000);
+    CHECK(again == 51, "the same range promised again: ticket %llu", (unsigned long long)again);
+    CHECK(rc_fulfil(c, 99, 1000, 1000, 2, data, (void *)1) == 0,
+          "the bytes of a promise made before the file changed filled one made after");
+    rc_unpromise(c, 99, 1000, 1000, 2);
+    CHECK(rc_covered(c, 99, 1000, 1000), "taking back a promise that went took back its successor");
+    CHECK(rc_fulfil(c, 99, 1000, 1000, again, data, (void *)1) == 1, "a promise was not filled");
     rc_clear(c);
     while (rc_next_dead(c)) {}
     rc_free(c);

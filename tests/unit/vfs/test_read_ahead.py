@@ -7,12 +7,12 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import threading
 from pathlib import Path
 
 import trio
 
-from dwfs.types import Plain
-from dwfs.vfs import Volume, open_volume
+from dwfs.vfs import Span, Volume, open_volume
 from dwfs.vfs._attrs import ROOT_INO
 from dwfs.vfs._files import READ_AHEAD_BYTES
 from tests.unit.vfs.test_inline import credential, make
@@ -21,38 +21,58 @@ MIB = 1 << 20
 
 
 class Told:
-    """The watcher's side: ranges told of, and the bytes that came for them."""
+    """The watcher's side: ranges told of, and the bytes that came for them,
+    each range's once, by its ticket (from whatever thread brought them)."""
 
     def __init__(self, volume: Volume) -> None:
         self.ranges: list[tuple[int, int]] = []
         self.came: dict[int, bytes] = {}
-        self.pending = 0
-        """Batches told of whose bytes have not come yet."""
         self.batches = 0
-        self.none_pending = trio.Event()
+        self.in_loaders = 0
+        """Ranges whose bytes came from the thread that loaded them."""
+        self._pending: dict[int, tuple[int, int]] = {}
+        self._tickets = itertools.count(1)
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+        self._trio_thread = threading.get_ident()
+        self._token = trio.lowlevel.current_trio_token()
+        self._none_pending = trio.Event()
+        self._none_pending.set()
         volume.ahead_watcher.coming = self._coming
         volume.ahead_watcher.came = self._came
 
-    def _coming(self, ino: int, ranges: list[tuple[int, int]]) -> None:
-        self.ranges.extend(ranges)
-        self.batches += 1
-        if not self.pending:
-            self.none_pending = trio.Event()
-        self.pending += 1
+    def _coming(self, ino: int, ranges: list[tuple[int, int]]) -> list[int]:
+        with self._lock:
+            self.ranges.extend(ranges)
+            self.batches += 1
+            tickets = [next(self._tickets) for _ in ranges]
+            if not self._pending:
+                self._none_pending = trio.Event()
+            self._pending.update(zip(tickets, ranges, strict=True))
+            return tickets
 
-    def _came(self, ino: int, spans: list[tuple[int, Plain | None, int, int]]) -> None:
-        self.pending -= 1
-        if not self.pending:
-            self.none_pending.set()
-        for off, data, start, length in spans:
-            assert data is not None, "a chunk of read-ahead did not load"
-            self.came[off] = bytes(memoryview(data)[start : start + length])
+    def _came(self, ino: int, spans: list[Span]) -> None:
+        with self._lock:
+            for off, data, start, length, ticket in spans:
+                if self._pending.pop(ticket, None) != (off, length):
+                    self._errors.append(f"{off}+{length} came back but was not pending")
+                if data is None:
+                    self._errors.append(f"a chunk of read-ahead at {off} did not load")
+                    continue
+                self.came[off] = bytes(memoryview(data)[start : start + length])
+                if threading.get_ident() != self._trio_thread:
+                    self.in_loaders += 1
+            if not self._pending:
+                if threading.get_ident() == self._trio_thread:
+                    self._none_pending.set()
+                else:
+                    self._token.run_sync_soon(self._none_pending.set)
 
     async def settled(self) -> None:
-        """Wait until the bytes of every batch told of have come."""
+        """Wait until the bytes of every range told of have come."""
         with trio.fail_after(60):
-            if self.pending:
-                await self.none_pending.wait()
+            await self._none_pending.wait()
+        assert not self._errors, self._errors
 
 
 async def _sequential_read(
@@ -95,6 +115,7 @@ async def test_a_sequential_reader_is_told_of_each_byte_once(tmp_path: Path) -> 
         assert sorted(told.came) == [off for off, _ in ranges]
         for off, got in told.came.items():
             assert got == data[off : off + len(got)]
+        assert told.in_loaders >= len(ranges) // 2, "the loaders handed few bytes over themselves"
         await volume.release(fh)
 
 
