@@ -91,6 +91,9 @@ class ChunkStore(Protocol):
     async def put(self, data: Buffer) -> list[ChunkRef]:
         """Cut content into chunks and store those the pool lacks."""
 
+    async def put_pieces(self, pieces: Sequence[Buffer]) -> list[ChunkRef]:
+        """put() of the content the pieces make laid end to end, not joined first."""
+
     async def put_chunk(self, chunk: Buffer) -> ChunkRef:
         """Store one chunk as it is, uncut."""
 

@@ -19,7 +19,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -29,7 +29,7 @@ from dwfs.chunks._cache import ChunkCache
 from dwfs.chunks._chunker import Chunker
 from dwfs.chunks._id import chunk_id
 from dwfs.chunks._index import ChunkIndex
-from dwfs.chunks._putjob import PutJob
+from dwfs.chunks._putjob import Pieces, PutJob
 from dwfs.chunks._tier import Fetched, Tier, plan_ranges
 from dwfs.chunks.keys import Keys
 from dwfs.devices import COMPACTION_RESERVE, DeviceArray
@@ -166,23 +166,29 @@ class BlockStore:
         return ChunkRef(cid, len(chunk), addr)
 
     async def put(self, data: Buffer) -> list[ChunkRef]:
-        """Cut data into content-defined chunks and store each; their refs in order.
+        """Cut data into content-defined chunks and store each; their refs in order."""
+        return await self.put_pieces([data])
+
+    async def put_pieces(self, pieces: Sequence[Buffer]) -> list[ChunkRef]:
+        """put() of the content these pieces make laid end to end, without
+        joining them first (chunks are cut as they would be from the whole).
 
         The worker threads share one PutJob: each takes the next chunk itself,
         PUT_BUDGET chunks per thread call, so other work (reads) can take a turn
         with the limiter between calls.
         """
-        view = memoryview(data).cast("B")
-        if 0 < len(view) <= self.chunker.params.min_size:
-            return [await self.put_chunk(view)]  # one chunk however it cuts: no job to share
+        content = Pieces(pieces)
+        if 0 < content.size <= self.chunker.params.min_size:
+            # one chunk however it cuts: no job to share
+            return [await self.put_chunk(content.range(0, content.size))]
         window = max(CUT_WINDOW, 2 * self.chunker.params.max_size)
-        job = PutJob(view, self.chunker.cut, self._store_chunk, window)
+        job = PutJob(content, self.chunker.cut, self._store_chunk, window)
         self._inflight += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         try:
-            if len(view) <= INLINE_BYTES:
+            if content.size <= INLINE_BYTES:
                 await trio.lowlevel.checkpoint()
-                job.run(len(view))
+                job.run(content.size)
             else:
 
                 async def worker() -> None:
@@ -196,7 +202,7 @@ class BlockStore:
             self._inflight -= 1
             if not self._inflight:
                 self._idle.set()
-        self.stats.bytes_in += len(view)
+        self.stats.bytes_in += content.size
         return [ChunkRef(cid, n, addr) for _, (n, cid, addr) in sorted(job.stored.items())]
 
     async def wait_for_puts(self) -> None:

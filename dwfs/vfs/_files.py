@@ -27,7 +27,6 @@ from typing import TypeAlias
 
 import trio
 
-from dwfs import _accel
 from dwfs.meta import LIVE, View
 from dwfs.types import Buffer, ChunkId, ChunkStore, Plain
 from dwfs.vfs._attrs import now_ns
@@ -110,6 +109,9 @@ class FileState:
     behind: bool = False
     """A close left its writes to the write-behind, which keeps them for the
     next try if storing them fails: a release need not store (or drop) them."""
+    flush_queued: bool = False
+    """A store of the file behind its writer was started and has not yet begun:
+    the writes that come meanwhile are its to take, and start no other."""
 
     @property
     def busy(self) -> bool:
@@ -606,16 +608,12 @@ class FileData:
         dirty = state.flushing
         old = self._stored_extents(ino, state, lo, hi)
         pieces = None if old else dirty.exactly(lo, hi)  # appends: no copy of the bytes
-        region: Buffer
         if pieces is None:
-            region = filled = bytearray(hi - lo)
+            filled = bytearray(hi - lo)
             await self._fill(filled, lo, old)
             dirty.overlay(lo, filled)
-        elif len(pieces) == 1:
-            region = pieces[0]
-        else:
-            region = await trio.to_thread.run_sync(_accel.join, pieces)
-        refs = await self.store.put(region)
+            pieces = [filled]
+        refs = await self.store.put_pieces(pieces)
         state.window = None
         with self.db.transaction():
             if drop_inline:

@@ -514,11 +514,22 @@ class Volume:
         state.changed = True
 
     def _can_flush_behind(self, state: FileState) -> bool:
-        return not state.lock.locked() and self._background is not None
+        """Whether a store of the file behind its writer can start, or one that
+        will take the writes coming now is about to."""
+        free = not state.lock.locked() or state.flush_queued
+        return free and self._background is not None
 
     def _background_flush(self, ino: int, state: FileState) -> None:
+        """Start a store of the file behind its writer, unless one is starting."""
         assert self._background is not None
-        self._background.start_soon(self._flush_quietly, ino, state)
+        if state.flush_queued:
+            return
+        state.flush_queued = True
+        self._background.start_soon(self._flush_behind, ino, state)
+
+    async def _flush_behind(self, ino: int, state: FileState) -> None:
+        state.flush_queued = False
+        await self._flush_quietly(ino, state)
 
     async def _make_room(self, nbytes: int) -> None:
         """Store other writes until nbytes more fit the budget (back-pressure).
