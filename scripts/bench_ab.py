@@ -1,7 +1,7 @@
 """A/B the fsync loops and a SQLite workload of two or more source trees against
 gocryptfs, all mounted at once on one disk and alternated in short rounds, so
-the machine's drift hits every side alike; prints medians and ratios to
-gocryptfs.
+the machine's drift hits every side alike (each round in an order rotated by
+one); prints medians and ratios to gocryptfs.
 
     python scripts/bench_ab.py TREE [TREE...]     (e.g. a `git worktree` of main)
 
@@ -241,8 +241,10 @@ def main(trees: list[str]) -> None:
         subprocess.run(["gocryptfs", "-q", "-nosyslog", "-passfile", pw, cipher, plain], check=True)
         sides = [("gocryptfs", plain, root), *mounted]
         runs = {name: {loop: list[float]() for loop in LOOPS} for name, _, _ in sides}
-        for _ in range(int(os.environ.get("ROUNDS", "8"))):
-            for name, directory, state in sides:
+        for turn in range(int(os.environ.get("ROUNDS", "8"))):
+            # each round starts one side later, so no side always follows the same
+            # one (a dwfs mount reclaims what a loop deleted for seconds after it)
+            for name, directory, state in sides[turn % len(sides) :] + sides[: turn % len(sides)]:
                 os.environ["DWFS_STATE_DIR"] = str(state)  # where stored() finds the mount
                 for loop, measure in LOOPS.items():
                     runs[name][loop].append(measure(directory))
